@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages mailmover's tests and demo use (run as root on Debian 12).
+#   dovecot-imapd  real IMAP servers for the tests and the demo (started privately on loopback)
+#   openssl        test certificates
+set -euo pipefail
+PKGS="dovecot-imapd openssl ${EXTRA_PACKAGES:-}"
+missing=""
+for p in $PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -z "$missing" ]; then echo "system packages present:$PKGS"; exit 0; fi
+if [ "$(id -u)" != 0 ]; then
+  echo "missing Debian packages:$missing — run as root: apt-get update && apt-get install -y$missing" >&2
+  exit 1
+fi
+apt-get update -qq
+for i in $(seq 1 30); do  # the dpkg lock may be held by another apt run: wait and retry
+  if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing; then exit 0; fi
+  sleep 10
+done
+echo "apt-get install failed for:$missing" >&2
+exit 1

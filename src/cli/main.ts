@@ -1,0 +1,177 @@
+#!/usr/bin/env node
+/**
+ * The mailmover command line. Exit codes (README "Exit codes"):
+ *   0  everything is at the destination
+ *   1  the migration failed (connect, login, list, folders, ...)
+ *   2  usage or configuration error
+ *   3  finished, but some items were skipped (all listed in the report)
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { rename, writeFile } from 'node:fs/promises';
+import { pino, type Logger } from 'pino';
+import { parseEndpoint, redactUrl } from '../core/endpoint.js';
+import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
+import { migrate } from '../migrate.js';
+import type { MigrationReport } from '../report.js';
+import { VERSION } from '../version.js';
+import { createProgressPrinter, formatSummary } from './output.js';
+import { resolvePassword } from './passwords.js';
+
+/** Exit codes of the CLI. */
+export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
+
+interface MigrateFlags {
+  from: string;
+  to: string;
+  fromPasswordFile?: string;
+  toPasswordFile?: string;
+  fromTlsInsecure?: boolean;
+  toTlsInsecure?: boolean;
+  allowPlaintext?: boolean;
+  report?: string;
+  json?: boolean;
+  log?: string;
+  dryRun?: boolean;
+  connections: number;
+  mergeCollisions?: boolean;
+  timeout: number;
+  progress: boolean;
+}
+
+function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `${name} takes a whole number from ${min} to ${max} (got "${value}").`, { scope: 'config' });
+    }
+    return n;
+  };
+}
+
+function addEndpointOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption('--from <url>', 'source mailbox: imap://USER@HOST[:PORT] (STARTTLS when offered) or imaps://USER@HOST[:PORT]')
+    .requiredOption('--to <url>', 'destination mailbox, same form as --from')
+    .option('--from-password-file <file>', 'read the source password from FILE (else $MAILMOVER_FROM_PASSWORD, else a prompt)')
+    .option('--to-password-file <file>', 'read the destination password from FILE (else $MAILMOVER_TO_PASSWORD, else a prompt)')
+    .option('--from-tls-insecure', 'do not verify the source server certificate')
+    .option('--to-tls-insecure', 'do not verify the destination server certificate')
+    .option('--allow-plaintext', 'allow passwords to travel unencrypted to hosts that are not loopback')
+    .option('--report <file>', 'write the JSON report to FILE')
+    .option('--json', 'print the JSON report on stdout instead of the summary')
+    .option('--log <file>', 'write structured JSON logs (pino) to FILE')
+    .addOption(new Option('--connections <n>', 'folders copied at once, each with its own connection pair').default(2).argParser(intOption('--connections', 1, 16)))
+    .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
+    .addOption(new Option('--timeout <seconds>', 'seconds to wait for a server to accept and greet').default(20).argParser(intOption('--timeout', 1, 3600)))
+    .option('--no-progress', 'no live progress line on a terminal');
+}
+
+async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number> {
+  const from = parseEndpoint(flags.from, 'from');
+  const to = parseEndpoint(flags.to, 'to');
+  const fromPassword = await resolvePassword('from', flags.fromPasswordFile, process.env, from.user);
+  const toPassword = await resolvePassword('to', flags.toPasswordFile, process.env, to.user);
+  const logger: Logger | undefined = flags.log
+    ? pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, pino.destination({ dest: flags.log, sync: true, mkdir: true }))
+    : undefined;
+
+  const controller = new AbortController();
+  let interrupts = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    interrupts++;
+    if (interrupts > 1) process.exit(130);
+    process.stderr.write(`\n${sig}: stopping after the batch in flight (press Ctrl-C again to quit at once)\n`);
+    controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const interactive = !!process.stderr.isTTY && flags.progress;
+  const printer = flags.json ? undefined : createProgressPrinter(process.stderr, interactive, dryRun);
+  logger?.info({ from: from.display, to: to.display, dryRun, version: VERSION }, 'migration started');
+  let report: MigrationReport;
+  try {
+    report = await migrate({
+      from: { url: from, password: fromPassword, tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      to: { url: to, password: toPassword, tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      dryRun,
+      connections: flags.connections,
+      mergeCollisions: !!flags.mergeCollisions,
+      connectTimeoutSeconds: flags.timeout,
+      signal: controller.signal,
+      ...(logger ? { logger } : {}),
+      onEvent: (e) => {
+        printer?.onEvent(e);
+        if (logger && e.type !== 'progress') logger.info({ event: e }, e.type);
+      },
+    });
+  } finally {
+    printer?.finish();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  logger?.info({ status: report.status, totals: report.totals, error: report.error }, 'migration finished');
+  if (flags.report) await writeReport(flags.report, report);
+  if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else process.stdout.write(formatSummary(report));
+  logger?.flush();
+  return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
+}
+
+/** Writes the report atomically: a crash never leaves half a JSON file behind. */
+async function writeReport(file: string, report: MigrationReport): Promise<void> {
+  const tmp = `${file}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, JSON.stringify(report, null, 2) + '\n');
+    await rename(tmp, file);
+  } catch (err) {
+    throw new MigrateError(ERROR_CODES.REPORT_WRITE, `Cannot write the report to "${file}" (${(err as NodeJS.ErrnoException).code ?? err}).`, { scope: 'mailbox', cause: err });
+  }
+}
+
+/** Builds the program (exported for tests and for embedding). */
+export function buildProgram(setExit: (code: number) => void): Command {
+  const program = new Command('mailmover')
+    .description('Move mailboxes between IMAP servers: every folder, message, flag and date, exactly once.')
+    .version(VERSION)
+    .showHelpAfterError('(run with --help for usage)')
+    .configureOutput({ outputError: (text, write) => write(`mailmover: ${ERROR_CODES.USAGE}: ${text.replace(/^error: /, '')}`) })
+    .exitOverride();
+  addEndpointOptions(program.command('migrate').description('copy a whole mailbox; a rerun copies only what is missing'))
+    .option('--dry-run', 'plan and count only; change nothing (same as the plan command)')
+    .action(async (flags: MigrateFlags) => setExit(await runMigrate(flags, !!flags.dryRun)));
+  addEndpointOptions(program.command('plan').description('show the folder mapping and the counts without changing anything')).action(async (flags: MigrateFlags) =>
+    setExit(await runMigrate(flags, true)),
+  );
+  return program;
+}
+
+async function main(argv: string[]): Promise<number> {
+  let code: number = EXIT.OK;
+  const program = buildProgram((c) => (code = c));
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end here with exit code 0; every other parse error is a usage error.
+      return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
+    }
+    if (isMigrateError(err)) {
+      process.stderr.write(`mailmover: ${err.code}: ${redactUrl(err.message)}\n`);
+      return err.scope === 'config' ? EXIT.USAGE : EXIT.FAILED;
+    }
+    process.stderr.write(`mailmover: ${ERROR_CODES.INTERNAL}: ${(err as Error)?.stack ?? String(err)}\n`);
+    return EXIT.FAILED;
+  }
+  return code;
+}
+
+main(process.argv).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`mailmover: ${ERROR_CODES.INTERNAL}: ${String(err)}\n`);
+    process.exitCode = EXIT.FAILED;
+  },
+);

@@ -1,0 +1,128 @@
+/**
+ * What the CLI shows: a one-line live status on a terminal, plain lines otherwise, and the final
+ * summary. It consumes engine events; the engine itself never prints.
+ */
+import type { MigrationEvent, ProgressCounters } from '../events.js';
+import type { MigrationReport } from '../report.js';
+
+/** Formats bytes for people (binary units, one decimal). */
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+}
+
+function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) return '--';
+  const s = Math.round(seconds);
+  const h = Math.floor(s / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
+}
+
+/** A listener that renders events to a stream, live on a terminal, as lines otherwise. */
+export function createProgressPrinter(stream: NodeJS.WriteStream, interactive: boolean, dryRun = false): { onEvent: (e: MigrationEvent) => void; finish: () => void } {
+  const started = Date.now();
+  let last: ProgressCounters | undefined;
+  let lastDraw = 0;
+  let drawn = false;
+  const statusLine = (c: ProgressCounters): string => {
+    const secs = (Date.now() - started) / 1000;
+    const rate = secs > 0 ? c.copiedBytes / secs : 0;
+    const remaining = c.toCopyBytes - c.copiedBytes;
+    const eta = rate > 0 && c.foldersDone === c.foldersTotal ? formatDuration(remaining / rate) : rate > 0 ? `~${formatDuration(remaining / rate)}+` : '--';
+    return (
+      `folders ${c.foldersDone}/${c.foldersTotal}  messages ${c.copied}/${c.toCopy}` +
+      (c.skipped ? ` (${c.skipped} skipped)` : '') +
+      `  ${formatBytes(c.copiedBytes)}/${formatBytes(c.toCopyBytes)}  ${formatBytes(rate)}/s  ${(c.copied / Math.max(secs, 0.001)).toFixed(0)} msg/s  ETA ${eta}`
+    );
+  };
+  const draw = (force = false) => {
+    if (!last) return;
+    const now = Date.now();
+    if (!force && now - lastDraw < 200) return;
+    lastDraw = now;
+    const width = stream.columns || 120;
+    stream.write(`\r${statusLine(last).slice(0, width - 1).padEnd(Math.min(width - 1, 1))}\u001b[K`);
+    drawn = true;
+  };
+  const line = (text: string) => {
+    if (interactive && drawn) stream.write('\r\u001b[K');
+    stream.write(text + '\n');
+    if (interactive) draw(true);
+  };
+  return {
+    onEvent(e) {
+      switch (e.type) {
+        case 'connected':
+          if (!interactive) line(`connected to ${e.side} (${e.capabilities.join(' ') || 'no extensions'})`);
+          break;
+        case 'planned':
+          line(`plan: ${e.folders} folders, ${e.toCreate} to create${e.collisions ? `, ${e.collisions} name collisions` : ''}`);
+          break;
+        case 'folder-start':
+          break;
+        case 'item-skipped':
+          line(`skipped: folder "${e.item.folder}" UID ${e.item.uid}${e.item.messageId ? ` <${e.item.messageId}>` : ''}: ${e.item.code} ${e.item.reason}`);
+          break;
+        case 'folder-done':
+          if (e.folder.error) line(`folder "${e.folder.source}" failed: ${e.folder.error.code} ${e.folder.error.message}`);
+          else if (!interactive && !e.folder.noSelect && !dryRun) line(`folder "${e.folder.source}" -> "${e.folder.destination}": ${e.folder.copied} copied, ${e.folder.alreadyPresent} already present, ${e.folder.skipped} skipped`);
+          break;
+        case 'progress':
+          last = e.counters;
+          if (interactive) draw();
+          break;
+        case 'folder-created':
+          break;
+      }
+    },
+    finish() {
+      if (interactive && drawn) {
+        draw(true);
+        stream.write('\n');
+      }
+    },
+  };
+}
+
+/** The human summary printed at the end of a run (or of a plan). */
+export function formatSummary(report: MigrationReport): string {
+  const t = report.totals;
+  const out: string[] = [];
+  const rows = report.folders.map((f) => [
+    f.source,
+    f.destination + (f.renamed ? ' (renamed)' : '') + (report.dryRun && f.created ? ' (new)' : ''),
+    f.noSelect ? '-' : String(f.sourceCount),
+    report.dryRun ? String(Math.max(0, f.sourceCount - f.alreadyPresent)) : String(f.copied),
+    String(f.alreadyPresent),
+    String(f.skipped),
+    f.error ? f.error.code : f.noSelect ? 'parent only' : 'ok',
+  ]);
+  const header = ['SOURCE', 'DESTINATION', 'MESSAGES', report.dryRun ? 'TO COPY' : 'COPIED', 'PRESENT', 'SKIPPED', 'STATE'];
+  const widths = header.map((h, i) => Math.min(48, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
+  const fmt = (r: string[]) => r.map((c, i) => (i >= 2 && i <= 5 ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  out.push(fmt(header));
+  for (const r of rows) out.push(fmt(r));
+  out.push('');
+  if (report.collisions.length) {
+    for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${s}"`).join(' and ')} -> "${c.destination}"`);
+  }
+  if (report.error) out.push(`error: ${report.error.code}: ${report.error.message}`);
+  if (report.dryRun) {
+    const toCopy = report.folders.reduce((n, f) => n + Math.max(0, f.sourceCount - f.alreadyPresent), 0);
+    out.push(`plan: ${t.folders} folders (${report.folders.filter((f) => f.created).length} to create), ${t.messages} messages (${formatBytes(t.bytes)}) at the source, ${toCopy} to copy, ${t.alreadyPresent} already present. Nothing was changed.`);
+  } else if (report.status !== 'failed' && t.copied === 0 && t.skipped === 0) {
+    out.push(`Nothing to copy: all ${t.messages} messages in ${t.folders} folders are already at the destination (${t.seconds} s).`);
+  } else {
+    const rate = t.seconds > 0 ? ` (${(t.copied / t.seconds).toFixed(0)} msg/s, ${formatBytes(t.copiedBytes / t.seconds)}/s)` : '';
+    out.push(`${report.status}: ${t.copied} messages (${formatBytes(t.copiedBytes)}) copied, ${t.alreadyPresent} already present, ${t.skipped} skipped, in ${t.seconds} s${rate}.`);
+    if (t.skipped) out.push(`Every skipped message is listed above and in the report (--report FILE).`);
+  }
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,92 @@
+/**
+ * Endpoint URLs: `imap://USER@HOST[:PORT]` (STARTTLS when offered) and
+ * `imaps://USER@HOST[:PORT]` (implicit TLS, RFC 8314).
+ *
+ * A password inside the URL is refused: URLs end up in shell history, process listings and
+ * reports, so secrets travel separately (file, environment, prompt).
+ */
+import { ERROR_CODES, MigrateError } from './errors.js';
+
+/** Which side of the migration an endpoint is on; used in messages and option names. */
+export type Side = 'from' | 'to';
+
+/** A parsed, validated IMAP endpoint (without its password). */
+export interface Endpoint {
+  /** `imap` (plain, upgraded with STARTTLS when possible) or `imaps` (implicit TLS). */
+  protocol: 'imap' | 'imaps';
+  host: string;
+  port: number;
+  user: string;
+  /** The URL as shown to users: never contains a password. */
+  display: string;
+}
+
+/** Connection policy for one side. */
+export interface EndpointSecurity {
+  /** Skip certificate verification (self-signed test servers). */
+  tlsInsecure?: boolean;
+  /** Allow a password to travel unencrypted to a host that is not loopback. */
+  allowPlaintext?: boolean;
+}
+
+/** Credentials for one side. Only the password is secret. */
+export interface Credentials {
+  password: string;
+}
+
+/**
+ * Parses an endpoint URL. Throws {@link MigrateError} with a code that says what to fix.
+ *
+ * @param text the URL as the user typed it
+ * @param side which side it is for (used in messages only)
+ */
+export function parseEndpoint(text: string, side: Side): Endpoint {
+  const hint = `--${side} takes imap://USER@HOST[:PORT] or imaps://USER@HOST[:PORT]`;
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: "${redactUrl(text)}" is not a URL. ${hint}.`, { scope: 'config' });
+  }
+  const protocol = url.protocol.replace(/:$/, '').toLowerCase();
+  if (protocol !== 'imap' && protocol !== 'imaps') {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: unsupported scheme "${protocol}:". ${hint}.`, { scope: 'config' });
+  }
+  if (url.password) {
+    throw new MigrateError(
+      ERROR_CODES.CONFIG_PASSWORD_IN_URL,
+      `--${side}: the URL contains a password. Remove it from the URL and pass it with --${side}-password-file FILE ` +
+        `or the environment variable MAILMOVER_${side.toUpperCase()}_PASSWORD.`,
+      { scope: 'config' },
+    );
+  }
+  const user = decodeURIComponent(url.username);
+  if (!user) {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: the URL names no user. ${hint}.`, { scope: 'config' });
+  }
+  if (!url.hostname) {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: the URL names no host. ${hint}.`, { scope: 'config' });
+  }
+  if ((url.pathname && url.pathname !== '/') || url.search || url.hash) {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: the URL must not have a path, query or fragment. ${hint}.`, { scope: 'config' });
+  }
+  const port = url.port ? Number(url.port) : protocol === 'imaps' ? 993 : 143;
+  // URL keeps IPv6 literals in brackets; sockets want them bare.
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  const display = `${protocol}://${encodeURIComponent(user)}@${url.hostname}:${port}`;
+  return { protocol, host, port, user, display };
+}
+
+/** True for hosts whose traffic never leaves this machine. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127(\.\d{1,3}){3}$/.test(h);
+}
+
+/**
+ * Removes a password from anything that looks like a URL, for messages about bad input.
+ * (A URL we refuse may contain one; we must not echo it back.)
+ */
+export function redactUrl(text: string): string {
+  return text.replace(/(\/\/[^/@:\s]*):[^@/\s]*@/g, '$1:***@');
+}

@@ -1,0 +1,84 @@
+/**
+ * Typed errors with stable codes.
+ *
+ * Every error a user can see carries a code `MM-...` that is documented in docs/errors.md
+ * (symptom, cause, resolution). The code is the contract; the message is for humans and may
+ * change. `scope` says how much of the work the error costs (its blast radius) and `retry`
+ * says whether repeating the operation can help.
+ */
+
+/** Every error code mailmover emits. Keep docs/errors.md in step with this list. */
+export const ERROR_CODES = {
+  USAGE: 'MM-USAGE',
+  CONFIG_URL: 'MM-CONFIG-URL',
+  CONFIG_PASSWORD_IN_URL: 'MM-CONFIG-PASSWORD-IN-URL',
+  CONFIG_NO_PASSWORD: 'MM-CONFIG-NO-PASSWORD',
+  CONFIG_PASSWORD_FILE: 'MM-CONFIG-PASSWORD-FILE',
+  CONFIG_PLAINTEXT: 'MM-CONFIG-PLAINTEXT',
+  CONFIG_OPTION: 'MM-CONFIG-OPTION',
+  CONNECT_REFUSED: 'MM-CONNECT-REFUSED',
+  CONNECT_TIMEOUT: 'MM-CONNECT-TIMEOUT',
+  CONNECT_DNS: 'MM-CONNECT-DNS',
+  CONNECT_FAILED: 'MM-CONNECT-FAILED',
+  TLS_CERT: 'MM-TLS-CERT',
+  TLS_FAILED: 'MM-TLS-FAILED',
+  AUTH_FAILED: 'MM-AUTH-FAILED',
+  LIST_FAILED: 'MM-LIST-FAILED',
+  PLAN_COLLISION: 'MM-PLAN-COLLISION',
+  FOLDER_CREATE_FAILED: 'MM-FOLDER-CREATE-FAILED',
+  FOLDER_SELECT_FAILED: 'MM-FOLDER-SELECT-FAILED',
+  FOLDER_FAILED: 'MM-FOLDER-FAILED',
+  FETCH_FAILED: 'MM-FETCH-FAILED',
+  APPEND_FAILED: 'MM-APPEND-FAILED',
+  CONNECTION_LOST: 'MM-CONNECTION-LOST',
+  ABORTED: 'MM-ABORTED',
+  REPORT_WRITE: 'MM-REPORT-WRITE',
+  INTERNAL: 'MM-INTERNAL',
+} as const;
+
+/** A stable mailmover error code. */
+export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES];
+
+/** How much of the work an error costs. */
+export type ErrorScope = 'message' | 'folder' | 'mailbox' | 'config';
+
+/** Whether repeating the failed operation can help: now, later (after a pause), or never. */
+export type RetryClass = 'now' | 'later' | 'never';
+
+/** Options for {@link MigrateError}. */
+export interface MigrateErrorOptions {
+  scope: ErrorScope;
+  retry?: RetryClass;
+  /** The server's own words (tagged response text), already free of secrets. */
+  serverResponse?: string;
+  cause?: unknown;
+}
+
+/** The one error type mailmover throws at its callers. */
+export class MigrateError extends Error {
+  readonly code: ErrorCode;
+  readonly scope: ErrorScope;
+  readonly retry: RetryClass;
+  readonly serverResponse: string | undefined;
+
+  constructor(code: ErrorCode, message: string, options: MigrateErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'MigrateError';
+    this.code = code;
+    this.scope = options.scope;
+    this.retry = options.retry ?? 'never';
+    this.serverResponse = options.serverResponse;
+  }
+
+  /** A plain object for reports and JSON logs (no stack, no cause chain). */
+  toJSON(): { code: ErrorCode; message: string; serverResponse?: string } {
+    return this.serverResponse === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, serverResponse: this.serverResponse };
+  }
+}
+
+/** True when `err` is a {@link MigrateError}. */
+export function isMigrateError(err: unknown): err is MigrateError {
+  return err instanceof MigrateError;
+}

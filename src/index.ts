@@ -1,0 +1,22 @@
+/**
+ * mailmover's library API.
+ *
+ * ```ts
+ * import { migrate } from 'mailmover';
+ * const report = await migrate({
+ *   from: { url: 'imaps://alice@old.example.com', password: process.env.OLD_PW! },
+ *   to: { url: 'imaps://alice@new.example.com', password: process.env.NEW_PW! },
+ *   onEvent: (e) => { if (e.type === 'progress') console.log(e.counters.copied) },
+ *   signal: AbortSignal.timeout(3_600_000),
+ * });
+ * ```
+ */
+export { migrate, type MigrateOptions, type EndpointOptions } from './migrate.js';
+export type { MigrationReport, MigrationStatus, FolderReport, SkippedItem } from './report.js';
+export type { MigrationEvent, ProgressCounters, EventListener } from './events.js';
+export { MigrateError, ERROR_CODES, isMigrateError, type ErrorCode, type ErrorScope, type RetryClass } from './core/errors.js';
+export { parseEndpoint, type Endpoint } from './core/endpoint.js';
+export { planFolders, type FolderPlan, type FolderPlanEntry, type FolderCollision } from './plan/folder-plan.js';
+export { planMessages, batchMessages, type MessagePlan, type BatchLimits } from './plan/message-plan.js';
+export type { MailStore, StoreCaps, FolderInfo, MessageMeta, FolderStatus, AppendItem, AppendOutcome, FetchOutcome } from './stores/mail-store.js';
+export { VERSION } from './version.js';

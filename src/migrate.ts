@@ -1,0 +1,290 @@
+/**
+ * The migration facade: connect, plan, create folders, copy folders on a few parallel lanes,
+ * report. It wires the parts together and holds no protocol or planning logic of its own.
+ */
+import type { Logger } from 'pino';
+import { parseEndpoint, type Endpoint } from './core/endpoint.js';
+import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
+import { copyFolder } from './copy/folder-copy.js';
+import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
+import { planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
+import { statusOf, totalsOf, type FolderReport, type MigrationReport, type SkippedItem } from './report.js';
+import { ImapStore } from './stores/imap/imap-store.js';
+import type { MailStore } from './stores/mail-store.js';
+import { VERSION } from './version.js';
+
+/** One side of a migration. */
+export interface EndpointOptions {
+  /** `imap://USER@HOST[:PORT]` or `imaps://USER@HOST[:PORT]`, or an already parsed endpoint. */
+  url: string | Endpoint;
+  password: string;
+  /** Do not verify the server's certificate (test servers only). */
+  tlsInsecure?: boolean;
+  /** Allow the password to travel unencrypted to a host that is not loopback. */
+  allowPlaintext?: boolean;
+}
+
+/** Options of {@link migrate}. */
+export interface MigrateOptions {
+  from: EndpointOptions;
+  to: EndpointOptions;
+  /** Plan and count only; change nothing at the destination. */
+  dryRun?: boolean;
+  /** Folders copied at once, each with its own pair of connections (default 2). */
+  connections?: number;
+  /** Bytes of message bodies per batch (default 8 MiB; a larger message is sent alone). */
+  batchBytes?: number;
+  /** Messages per batch (default 100). */
+  batchMessages?: number;
+  /** Copy even when two source folders map to one destination folder (they are merged). */
+  mergeCollisions?: boolean;
+  /** Replaces the destination's separator inside a folder name (default '_'). */
+  separatorSubstitute?: string;
+  /** Seconds to wait for a server to accept and greet (default 20). */
+  connectTimeoutSeconds?: number;
+  signal?: AbortSignal;
+  onEvent?: EventListener;
+  logger?: Logger;
+}
+
+/** A source and a destination connection that copy one folder at a time. */
+interface Lane {
+  source: MailStore;
+  dest: MailStore;
+}
+
+/**
+ * Migrates one mailbox. Resolves with the report in every case except bad options (which throw a
+ * {@link MigrateError} with scope 'config'); a failed migration is a report with status 'failed'.
+ */
+export async function migrate(options: MigrateOptions): Promise<MigrationReport> {
+  const from = typeof options.from.url === 'string' ? parseEndpoint(options.from.url, 'from') : options.from.url;
+  const to = typeof options.to.url === 'string' ? parseEndpoint(options.to.url, 'to') : options.to.url;
+  const connections = options.connections ?? 2;
+  if (!Number.isInteger(connections) || connections < 1 || connections > 16) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `connections must be a whole number from 1 to 16 (got ${connections}).`, { scope: 'config' });
+  }
+  const started = Date.now();
+  const signal = options.signal;
+  const log = options.logger;
+  const emit = (event: MigrationEvent) => {
+    try {
+      options.onEvent?.(event);
+    } catch {
+      // A listener's failure must not change the migration.
+    }
+  };
+  const report: MigrationReport = {
+    version: 1,
+    tool: `mailmover ${VERSION}`,
+    status: 'failed',
+    dryRun: !!options.dryRun,
+    startedAt: new Date(started).toISOString(),
+    finishedAt: '',
+    source: { url: from.display },
+    destination: { url: to.display },
+    totals: totalsOf([], 0),
+    folders: [],
+    items: [],
+    collisions: [],
+  };
+  const makeStore = (side: 'source' | 'destination'): MailStore => {
+    const o = side === 'source' ? options.from : options.to;
+    return new ImapStore({
+      endpoint: side === 'source' ? from : to,
+      credentials: { password: o.password },
+      security: { tlsInsecure: !!o.tlsInsecure, allowPlaintext: !!o.allowPlaintext },
+      side,
+      connectTimeoutSeconds: options.connectTimeoutSeconds,
+      separatorSubstitute: options.separatorSubstitute,
+      logger: log,
+    });
+  };
+  const lanes: Lane[] = [];
+  const openLane = async (): Promise<Lane> => {
+    const lane = { source: makeStore('source'), dest: makeStore('destination') };
+    // Both sides must log in before anything is written, so a wrong password changes nothing.
+    const results = await Promise.allSettled([lane.source.connect(signal), lane.dest.connect(signal)]);
+    const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) {
+      await Promise.all([lane.source.close(), lane.dest.close()]);
+      throw failed.reason;
+    }
+    lanes.push(lane);
+    return lane;
+  };
+
+  try {
+    const first = await openLane();
+    emit({ type: 'connected', side: 'source', capabilities: capsList(first.source) });
+    emit({ type: 'connected', side: 'destination', capabilities: capsList(first.dest) });
+
+    const [sourceFolders, destFolders] = await Promise.all([first.source.listFolders(), first.dest.listFolders()]);
+    const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: options.separatorSubstitute ?? '_' });
+    report.collisions = plan.collisions.map((c) => ({ destination: c.destName, sources: c.sourceNames }));
+    emit({ type: 'planned', folders: plan.entries.length, toCreate: plan.entries.filter((e) => e.create).length, collisions: plan.collisions.length });
+    report.folders = plan.entries.map(emptyFolderReport);
+    // In a plan, `created` reads "would be created".
+    if (options.dryRun) plan.entries.forEach((e, i) => (report.folders[i]!.created = e.create));
+    if (plan.collisions.length > 0 && !options.mergeCollisions && !options.dryRun) {
+      const list = plan.collisions.map((c) => `${c.sourceNames.map((s) => `"${s}"`).join(' and ')} -> "${c.destName}"`).join('; ');
+      throw new MigrateError(ERROR_CODES.PLAN_COLLISION, `Source folders would be merged at the destination: ${list}. Nothing was copied. Rename one at the source, or pass --merge-collisions.`, { scope: 'mailbox' });
+    }
+
+    if (!options.dryRun) await createFolders(first.dest, plan, report.folders, emit, log);
+
+    await copyAll(plan, report, {
+      lanes,
+      openLane,
+      connections,
+      options,
+      emit,
+      log,
+    });
+  } catch (err) {
+    const e = isMigrateError(err)
+      ? err
+      : signal?.aborted
+        ? new MigrateError(ERROR_CODES.ABORTED, 'The migration was stopped.', { scope: 'mailbox', cause: err })
+        : new MigrateError(ERROR_CODES.INTERNAL, `Unexpected error: ${(err as Error)?.message ?? String(err)}`, { scope: 'mailbox', cause: err });
+    report.error = e.toJSON();
+    log?.error({ code: e.code, err: e.message }, 'migration failed');
+  } finally {
+    await Promise.all(lanes.flatMap((l) => [l.source.close(), l.dest.close()]));
+  }
+  const finished = Date.now();
+  report.finishedAt = new Date(finished).toISOString();
+  report.totals = totalsOf(report.folders, Math.round((finished - started) / 10) / 100);
+  report.status = statusOf(report);
+  return report;
+}
+
+function capsList(store: MailStore): string[] {
+  return Object.entries(store.caps())
+    .filter(([, v]) => v !== false && v !== undefined)
+    .map(([k, v]) => (v === true ? k : `${k}=${v}`));
+}
+
+function emptyFolderReport(e: FolderPlanEntry): FolderReport {
+  return {
+    source: e.sourceName,
+    destination: e.destName,
+    sourceCount: 0,
+    sourceBytes: 0,
+    copied: 0,
+    copiedBytes: 0,
+    alreadyPresent: 0,
+    skipped: 0,
+    vanished: 0,
+    created: false,
+    renamed: e.renamed,
+    noSelect: e.noSelect,
+  };
+}
+
+/** Creates missing folders top-down and mirrors subscriptions; a failure costs that folder only. */
+async function createFolders(dest: MailStore, plan: FolderPlan, reports: FolderReport[], emit: (e: MigrationEvent) => void, log: Logger | undefined): Promise<void> {
+  for (const [i, entry] of plan.entries.entries()) {
+    const report = reports[i]!;
+    try {
+      if (entry.create) {
+        const res = await dest.createFolder(entry.destPath);
+        report.created = res.created;
+        if (res.created) emit({ type: 'folder-created', folder: entry.destName });
+      }
+      if (entry.subscribe) await dest.subscribe(entry.destPath);
+    } catch (err) {
+      if (isMigrateError(err) && err.scope === 'mailbox') throw err;
+      const e = isMigrateError(err) ? err : new MigrateError(ERROR_CODES.FOLDER_CREATE_FAILED, String(err), { scope: 'folder' });
+      report.error = e.toJSON();
+      log?.warn({ folder: entry.destName, code: e.code, err: e.message }, 'folder not created');
+      if (!dest.isUsable()) throw e;
+    }
+  }
+}
+
+interface CopyAllContext {
+  lanes: Lane[];
+  openLane: () => Promise<Lane>;
+  connections: number;
+  options: MigrateOptions;
+  emit: (e: MigrationEvent) => void;
+  log: Logger | undefined;
+}
+
+/** Copies every folder, `connections` at a time, largest work spread by a shared queue. */
+async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllContext): Promise<void> {
+  const { options, emit, log } = ctx;
+  const counters: ProgressCounters = {
+    foldersTotal: plan.entries.length,
+    foldersDone: 0,
+    toCopy: 0,
+    toCopyBytes: 0,
+    copied: 0,
+    copiedBytes: 0,
+    alreadyPresent: 0,
+    skipped: 0,
+  };
+  const queue = plan.entries.map((entry, i) => ({ entry, folder: report.folders[i]! })).filter(({ folder }) => !folder.error);
+  counters.foldersDone = plan.entries.length - queue.length;
+  const limits = { maxBytes: options.batchBytes ?? 8 * 1024 * 1024, maxMessages: options.batchMessages ?? 100 };
+
+  const runLane = async (lane: Lane | undefined): Promise<void> => {
+    for (let job = queue.shift(); job; job = queue.shift()) {
+      options.signal?.throwIfAborted();
+      const { entry, folder } = job;
+      try {
+        if (!lane || !lane.source.isUsable() || !lane.dest.isUsable()) lane = await ctx.openLane();
+        await copyFolder({
+          source: lane.source,
+          dest: lane.dest,
+          entry,
+          report: folder,
+          limits,
+          dryRun: !!options.dryRun,
+          signal: options.signal,
+          onPlanned(toCopy, toCopyBytes, alreadyPresent) {
+            counters.toCopy += toCopy;
+            counters.toCopyBytes += toCopyBytes;
+            counters.alreadyPresent += alreadyPresent;
+            emit({ type: 'folder-start', folder: entry.sourceName, toCopy, toCopyBytes, alreadyPresent });
+            emit({ type: 'progress', counters: { ...counters } });
+          },
+          onBatch(copied, copiedBytes, skipped: SkippedItem[]) {
+            counters.copied += copied;
+            counters.copiedBytes += copiedBytes;
+            counters.skipped += skipped.length;
+            for (const item of skipped) {
+              report.items.push(item);
+              emit({ type: 'item-skipped', item });
+              log?.warn({ folder: item.folder, uid: item.uid, code: item.code, reason: item.reason }, 'message skipped');
+            }
+            emit({ type: 'progress', counters: { ...counters } });
+          },
+        });
+      } catch (err) {
+        if (options.signal?.aborted) throw err;
+        if (isMigrateError(err) && err.scope === 'mailbox') throw err;
+        const e = isMigrateError(err) ? err : new MigrateError(ERROR_CODES.FOLDER_FAILED, `Folder "${entry.sourceName}": ${(err as Error)?.message ?? String(err)}`, { scope: 'folder', cause: err });
+        folder.error = e.toJSON();
+        log?.warn({ folder: entry.sourceName, code: e.code, err: e.message }, 'folder failed');
+      }
+      counters.foldersDone++;
+      emit({ type: 'folder-done', folder });
+      emit({ type: 'progress', counters: { ...counters } });
+    }
+  };
+
+  // Extra lanes are a speed-up, not a requirement: a server that refuses more connections
+  // leaves us with the lanes we have.
+  const extra = await Promise.all(
+    Array.from({ length: Math.max(0, Math.min(ctx.connections, queue.length) - 1) }, () =>
+      ctx.openLane().catch((err: unknown) => {
+        log?.warn({ err: (err as Error)?.message }, 'could not open an extra connection pair; continuing with fewer');
+        return undefined;
+      }),
+    ),
+  );
+  const workers = [ctx.lanes[0], ...extra.filter((l): l is Lane => !!l)];
+  await Promise.all(workers.map((lane) => runLane(lane)));
+}

@@ -1,0 +1,315 @@
+/**
+ * {@link MailStore} over one imapflow connection.
+ *
+ * Names are encoded and decoded here and nowhere else: the rest of the program sees paths as
+ * segments. Every failure leaves this module as a MigrateError with the server's own words.
+ */
+import { ImapFlow, type FetchMessageObject, type ImapFlowOptions } from 'imapflow';
+import { encodePath } from 'imapflow/lib/tools.js';
+import type { Logger } from 'pino';
+import { ERROR_CODES, MigrateError } from '../../core/errors.js';
+import { isLoopbackHost, type Credentials, type Endpoint, type EndpointSecurity } from '../../core/endpoint.js';
+import { parseServerName, toServerName, type NameSpace } from '../../core/mailbox-path.js';
+import { extractMessageId, IDENTITY_HEADERS, messageKey } from '../../core/message-key.js';
+import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderStatus, MailStore, MessageMeta, StoreCaps } from '../mail-store.js';
+import { commandError, connectError, isConnectionLoss, serverText } from './imap-errors.js';
+import { multiAppend } from './multiappend.js';
+import { packUids } from './uid-set.js';
+
+/** Options for one IMAP connection. */
+export interface ImapStoreOptions {
+  endpoint: Endpoint;
+  credentials: Credentials;
+  security: EndpointSecurity;
+  side: 'source' | 'destination';
+  /** Seconds to wait for TCP connect and the greeting (default 20). */
+  connectTimeoutSeconds?: number;
+  /** Seconds of silence on an open connection before it is given up (default 300). */
+  socketTimeoutSeconds?: number;
+  /** Substitute for a separator character inside a folder name (default '_'). */
+  separatorSubstitute?: string;
+  logger?: Logger | undefined;
+}
+
+/** One authenticated IMAP connection used as a mail store. */
+export class ImapStore implements MailStore {
+  private client: ImapFlow | undefined;
+  private ns: NameSpace = { prefix: '', delimiter: '/' };
+  private readonly opts: ImapStoreOptions;
+  /** Last asynchronous error imapflow emitted (socket errors arrive as events). */
+  private lastError: unknown;
+
+  constructor(opts: ImapStoreOptions) {
+    this.opts = opts;
+  }
+
+  async connect(signal?: AbortSignal): Promise<void> {
+    const { endpoint, credentials, security } = this.opts;
+    const loopback = isLoopbackHost(endpoint.host);
+    // imap:// upgrades with STARTTLS when offered. To a host that is not loopback a password may
+    // only travel encrypted, so STARTTLS becomes mandatory unless the user allowed plaintext.
+    const requireStartTls = endpoint.protocol === 'imap' && !loopback && !security.allowPlaintext;
+    const timeout = (this.opts.connectTimeoutSeconds ?? 20) * 1000;
+    const options: ImapFlowOptions = {
+      host: endpoint.host,
+      port: endpoint.port,
+      secure: endpoint.protocol === 'imaps',
+      auth: { user: endpoint.user, pass: credentials.password },
+      tls: { rejectUnauthorized: !security.tlsInsecure },
+      logger: (this.opts.logger?.child({ component: 'imapflow', side: this.opts.side }, { level: 'warn' }) ?? false) as ImapFlowOptions['logger'],
+      connectionTimeout: timeout,
+      greetingTimeout: timeout,
+      socketTimeout: (this.opts.socketTimeoutSeconds ?? 300) * 1000,
+      disableAutoIdle: true,
+      clientInfo: { name: 'mailmover' },
+    };
+    if (endpoint.protocol === 'imap') options.doSTARTTLS = requireStartTls ? true : undefined;
+    const client = new ImapFlow(options);
+    client.on('error', (err: unknown) => {
+      this.lastError = err;
+    });
+    const onAbort = () => void client.close();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await client.connect();
+    } catch (err) {
+      client.close();
+      if (requireStartTls && (err as { tlsFailed?: boolean })?.tlsFailed) {
+        throw new MigrateError(
+          ERROR_CODES.CONFIG_PLAINTEXT,
+          `The ${this.opts.side} ${endpoint.host}:${endpoint.port} does not offer STARTTLS, and a password is only sent in clear text to loopback. ` +
+            `Use imaps://, enable STARTTLS on the server, or pass --allow-plaintext on a network you trust.`,
+          { scope: 'mailbox', cause: err },
+        );
+      }
+      throw connectError(err, endpoint, this.opts.side);
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (!requireStartTls && endpoint.protocol === 'imap' && !loopback && !client.secureConnection) {
+      this.opts.logger?.warn({ side: this.opts.side }, 'password sent without TLS (--allow-plaintext)');
+    }
+    this.client = client;
+    const ns = client.namespace as { prefix?: string; delimiter?: string | null } | undefined;
+    this.ns = { prefix: ns?.prefix ?? '', delimiter: ns?.delimiter ?? '' };
+  }
+
+  private get conn(): ImapFlow {
+    if (!this.client || !this.client.usable) {
+      throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `The ${this.opts.side} connection is closed${this.lastError ? ` (${describe(this.lastError)})` : ''}.`, {
+        scope: 'folder',
+        retry: 'now',
+      });
+    }
+    return this.client;
+  }
+
+  caps(): StoreCaps {
+    const caps = this.conn.capabilities as Map<string, boolean | number>;
+    const limit = caps.get('APPENDLIMIT');
+    return {
+      multiAppend: caps.has('MULTIAPPEND'),
+      appendUid: caps.has('UIDPLUS'),
+      appendLimit: typeof limit === 'number' ? limit : undefined,
+      literalPlus: caps.has('LITERAL+'),
+    };
+  }
+
+  namespace(): NameSpace {
+    return { ...this.ns };
+  }
+
+  /** The server's name for a path. */
+  serverName(path: readonly string[]): string {
+    return toServerName(path, this.ns, this.opts.separatorSubstitute).name;
+  }
+
+  async listFolders(): Promise<FolderInfo[]> {
+    let entries;
+    try {
+      entries = await this.conn.list();
+    } catch (err) {
+      throw commandError(ERROR_CODES.LIST_FAILED, 'mailbox', `Listing the ${this.opts.side} folders failed`, err);
+    }
+    const out: FolderInfo[] = [];
+    for (const e of entries) {
+      const delimiter = e.delimiter ?? '';
+      const path = parseServerName(e.path, delimiter, this.ns);
+      if (!path) {
+        this.opts.logger?.info({ side: this.opts.side, folder: e.path }, 'folder outside the personal namespace left out');
+        continue;
+      }
+      const flags = [...e.flags].map((f) => f.toLowerCase());
+      out.push({
+        path,
+        name: e.path,
+        delimiter,
+        noSelect: flags.includes('\\noselect') || flags.includes('\\nonexistent'),
+        subscribed: e.subscribed,
+        // Only what the server said (RFC 6154); imapflow's name guesses are not the server's word.
+        specialUse: e.specialUseSource === 'extension' ? e.specialUse : undefined,
+      });
+    }
+    return out;
+  }
+
+  async createFolder(path: readonly string[]): Promise<{ created: boolean; name: string }> {
+    const name = this.serverName(path);
+    // Not imapflow's mailboxCreate: it subscribes every folder it creates, and subscriptions must
+    // follow the source.
+    const conn = this.conn as unknown as { exec(c: string, a: unknown[]): Promise<{ next: () => void }> };
+    try {
+      const res = await conn.exec('CREATE', [{ type: 'ATOM', value: encodePath(this.conn, name) }]);
+      res.next();
+      return { created: true, name };
+    } catch (err) {
+      if (/ALREADYEXISTS/i.test(serverText(err) ?? '')) return { created: false, name };
+      throw commandError(ERROR_CODES.FOLDER_CREATE_FAILED, 'folder', `Creating folder "${name}" at the ${this.opts.side} failed`, err);
+    }
+  }
+
+  async subscribe(path: readonly string[]): Promise<void> {
+    const name = this.serverName(path);
+    const ok = await this.conn.mailboxSubscribe(name);
+    if (!ok) this.opts.logger?.warn({ folder: name }, 'subscribing failed');
+  }
+
+  async openFolder(path: readonly string[], readOnly: boolean): Promise<FolderStatus> {
+    const name = this.serverName(path);
+    try {
+      const box = await this.conn.mailboxOpen(name, { readOnly });
+      return { uidValidity: BigInt(box.uidValidity), uidNext: box.uidNext, exists: box.exists };
+    } catch (err) {
+      throw commandError(ERROR_CODES.FOLDER_SELECT_FAILED, 'folder', `Opening folder "${name}" at the ${this.opts.side} failed`, err);
+    }
+  }
+
+  async closeFolder(): Promise<void> {
+    if (this.client?.mailbox) await this.conn.mailboxClose();
+  }
+
+  async listMessages(signal?: AbortSignal): Promise<MessageMeta[]> {
+    const conn = this.conn;
+    const box = conn.mailbox;
+    if (!box || box.exists === 0) return [];
+    const out: MessageMeta[] = [];
+    try {
+      for await (const msg of conn.fetch('1:*', { uid: true, flags: true, internalDate: true, size: true, headers: [...IDENTITY_HEADERS] })) {
+        signal?.throwIfAborted();
+        // Unsolicited FETCH (FLAGS ...) updates can surface here without the fields we asked for.
+        if (!msg.uid || typeof msg.size !== 'number') continue;
+        out.push({
+          uid: msg.uid,
+          size: msg.size,
+          flags: [...(msg.flags ?? [])],
+          internalDate: toDate(msg.internalDate),
+          key: messageKey(msg.headers, msg.size),
+          messageId: extractMessageId(msg.headers),
+        });
+      }
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      throw commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Listing messages of "${box.path}" at the ${this.opts.side} failed`, err);
+    }
+    return out;
+  }
+
+  async *fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome> {
+    const pending = new Set(uids);
+    try {
+      for await (const msg of this.conn.fetch(packUids(uids), { uid: true, source: true }, { uid: true })) {
+        if (!msg.uid || !msg.source || !pending.has(msg.uid)) continue;
+        pending.delete(msg.uid);
+        yield { uid: msg.uid, body: msg.source };
+      }
+    } catch (err) {
+      if (signal?.aborted) throw signal.reason;
+      if (isConnectionLoss(err) || !this.client?.usable) throw commandError(ERROR_CODES.FETCH_FAILED, 'folder', 'Fetching messages failed', err);
+      // One FETCH covers the whole batch: a NO for one message (locked, being scanned, corrupt)
+      // fails the command. Fetch the rest one by one so that only the bad message is lost.
+      for (const uid of [...pending]) {
+        signal?.throwIfAborted();
+        pending.delete(uid);
+        yield await this.fetchOne(uid);
+      }
+    }
+    for (const uid of pending) yield { uid, vanished: true };
+  }
+
+  private async fetchOne(uid: number): Promise<FetchOutcome> {
+    let msg: FetchMessageObject | false | undefined;
+    try {
+      msg = await this.conn.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
+    } catch (err) {
+      if (isConnectionLoss(err) || !this.client?.usable) throw commandError(ERROR_CODES.FETCH_FAILED, 'folder', `Fetching UID ${uid} failed`, err);
+      return { uid, error: commandError(ERROR_CODES.FETCH_FAILED, 'message', `Fetching UID ${uid} failed`, err) };
+    }
+    if (!msg || !msg.source) return { uid, vanished: true };
+    return { uid, body: msg.source };
+  }
+
+  async appendBatch(path: readonly string[], items: readonly AppendItem[]): Promise<AppendOutcome[]> {
+    const name = this.serverName(path);
+    const caps = this.caps();
+    const out: (AppendOutcome | undefined)[] = items.map((item) =>
+      caps.appendLimit !== undefined && item.body.length > caps.appendLimit
+        ? { ok: false, error: new MigrateError(ERROR_CODES.APPEND_FAILED, `Message of ${item.body.length} bytes exceeds the destination's APPENDLIMIT of ${caps.appendLimit}`, { scope: 'message' }) }
+        : undefined,
+    );
+    // Messages with NUL bytes need literal8 (RFC 3516), which imapflow's single APPEND handles.
+    const multi = items.map((item, i) => ({ item, i })).filter(({ item, i }) => out[i] === undefined && !item.body.includes(0));
+    if (caps.multiAppend && multi.length > 1) {
+      try {
+        const res = await multiAppend(this.conn, name, multi.map((m) => m.item));
+        multi.forEach(({ i }, k) => (out[i] = { ok: true, uid: res.uids?.[k] }));
+      } catch (err) {
+        if (isConnectionLoss(err) || !this.client?.usable) throw commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, err);
+        // MULTIAPPEND is atomic (RFC 3502): nothing was stored. Retry one by one below so that a
+        // single refused message does not cost the others.
+      }
+    }
+    for (let i = 0; i < items.length; i++) {
+      if (out[i] !== undefined) continue;
+      const item = items[i]!;
+      try {
+        const res = await this.conn.append(name, item.body, item.flags, item.internalDate);
+        out[i] = { ok: true, uid: res && typeof res === 'object' ? res.uid : undefined };
+      } catch (err) {
+        if (isConnectionLoss(err) || !this.client?.usable) throw commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, err);
+        out[i] = { ok: false, error: commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the message`, err) };
+      }
+    }
+    return out as AppendOutcome[];
+  }
+
+  isUsable(): boolean {
+    return !!this.client?.usable;
+  }
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    if (!client) return;
+    try {
+      if (client.usable) await client.logout();
+    } catch {
+      // Best effort: a connection we are done with may already be gone.
+    } finally {
+      client.close();
+    }
+  }
+}
+
+function toDate(value: unknown): Date | undefined {
+  if (value instanceof Date && !Number.isNaN(value.getTime())) return value;
+  if (typeof value === 'string') {
+    const d = new Date(value);
+    return Number.isNaN(d.getTime()) ? undefined : d;
+  }
+  return undefined;
+}
+
+function describe(err: unknown): string {
+  const e = err as { code?: string; message?: string };
+  return e?.code ?? e?.message ?? String(err);
+}

@@ -1,0 +1,90 @@
+/**
+ * The store interface the engine works against. IMAP implements it today; local stores
+ * (Maildir, mbox) will implement the same surface. The engine never asks which kind of store it
+ * has: it branches on {@link StoreCaps}.
+ */
+import type { NameSpace } from '../core/mailbox-path.js';
+
+/** What a store can do, as far as the engine cares. */
+export interface StoreCaps {
+  /** Several messages in one APPEND command (RFC 3502 MULTIAPPEND). */
+  multiAppend: boolean;
+  /** APPEND answers with the new UIDs (RFC 4315 UIDPLUS). */
+  appendUid: boolean;
+  /** Largest message the store accepts (RFC 7889 APPENDLIMIT), when it says. */
+  appendLimit: number | undefined;
+  /** Non-synchronising literals (RFC 7888): a batch goes out in one write. */
+  literalPlus: boolean;
+}
+
+/** One folder as a store lists it. */
+export interface FolderInfo {
+  /** Path as segments, namespace prefix removed. */
+  path: string[];
+  /** The server's own name for it (decoded to Unicode), for messages and reports. */
+  name: string;
+  /** Hierarchy separator the server listed for this folder ('' when NIL). */
+  delimiter: string;
+  /** \Noselect or \NonExistent: holds children, cannot hold messages. */
+  noSelect: boolean;
+  subscribed: boolean;
+  /** RFC 6154 attribute (e.g. '\\Sent'), when the server gave one. */
+  specialUse: string | undefined;
+}
+
+/** A message as listed (no body). */
+export interface MessageMeta {
+  uid: number;
+  size: number;
+  flags: string[];
+  internalDate: Date | undefined;
+  /** Content identity, see core/message-key.ts. */
+  key: string;
+  messageId: string | undefined;
+}
+
+/** Status of an opened folder. */
+export interface FolderStatus {
+  uidValidity: bigint;
+  uidNext: number | undefined;
+  exists: number;
+}
+
+/** A message to append. */
+export interface AppendItem {
+  body: Buffer;
+  flags: string[];
+  internalDate: Date | undefined;
+}
+
+/** Per-item outcome of an append batch. */
+export type AppendOutcome = { ok: true; uid: number | undefined } | { ok: false; error: Error };
+
+/** Per-item outcome of a body fetch. */
+export type FetchOutcome = { uid: number; body: Buffer } | { uid: number; error: Error } | { uid: number; vanished: true };
+
+/** One connection's worth of access to a mail store. */
+export interface MailStore {
+  /** Connects and authenticates; throws MigrateError (scope 'mailbox') on failure. */
+  connect(signal?: AbortSignal): Promise<void>;
+  caps(): StoreCaps;
+  /** The personal namespace, as the server reported it. */
+  namespace(): NameSpace;
+  listFolders(): Promise<FolderInfo[]>;
+  /** Creates a folder; an existing folder is not an error. */
+  createFolder(path: readonly string[]): Promise<{ created: boolean; name: string }>;
+  subscribe(path: readonly string[]): Promise<void>;
+  /** Selects a folder (read-only when asked) and returns its status. */
+  openFolder(path: readonly string[], readOnly: boolean): Promise<FolderStatus>;
+  /** Leaves the open folder (so that later APPENDs are not filtered by its read-only state). */
+  closeFolder(): Promise<void>;
+  /** Lists every message of the open folder (uid, size, flags, date, identity). */
+  listMessages(signal?: AbortSignal): Promise<MessageMeta[]>;
+  /** Fetches full bodies of the open folder by UID; one bad message does not fail the others. */
+  fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome>;
+  /** Appends messages to a folder; one bad message does not fail the others. */
+  appendBatch(path: readonly string[], items: readonly AppendItem[], signal?: AbortSignal): Promise<AppendOutcome[]>;
+  /** False once the connection is gone; the engine then builds a new store. */
+  isUsable(): boolean;
+  close(): Promise<void>;
+}

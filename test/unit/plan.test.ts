@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { planFolders } from '../../src/plan/folder-plan.js';
+import { batchMessages, planMessages } from '../../src/plan/message-plan.js';
+import type { FolderInfo, MessageMeta } from '../../src/stores/mail-store.js';
+
+const folder = (path: string[], extra: Partial<FolderInfo> = {}): FolderInfo => ({
+  path, name: path.join('/'), delimiter: '/', noSelect: false, subscribed: true, specialUse: undefined, ...extra,
+});
+const meta = (uid: number, key: string, size = 10): MessageMeta => ({ uid, key, size, flags: [], internalDate: undefined, messageId: undefined });
+
+test('folder plan: prefix and separator of the destination, parents first, missing parents added', () => {
+  const src = [folder(['INBOX']), folder(['A', 'B', 'C']), folder(['A']), folder(['Z'], { subscribed: false })];
+  const plan = planFolders(src, [folder(['INBOX'], { name: 'INBOX' })], { prefix: 'INBOX.', delimiter: '.' });
+  assert.deepEqual(plan.entries.map((e) => e.destName), ['INBOX', 'INBOX.A', 'INBOX.A.B', 'INBOX.A.B.C', 'INBOX.Z']);
+  assert.deepEqual(plan.entries.map((e) => e.create), [false, true, true, true, true]);
+  const ab = plan.entries.find((e) => e.destName === 'INBOX.A.B')!;
+  assert.equal(ab.noSelect, true, 'an unlisted parent is a parent only');
+  assert.equal(plan.entries.find((e) => e.destName === 'INBOX.Z')!.subscribe, false);
+  assert.equal(plan.entries.find((e) => e.destName === 'INBOX.A')!.subscribe, true);
+  assert.deepEqual(plan.collisions, []);
+});
+
+test('folder plan: existing destination folders are reused and subscriptions not repeated', () => {
+  const plan = planFolders([folder(['Sent'])], [{ ...folder(['Sent']), name: 'Sent', subscribed: true }], { prefix: '', delimiter: '/' });
+  assert.equal(plan.entries[0]!.create, false);
+  assert.equal(plan.entries[0]!.subscribe, false);
+});
+
+test('folder plan: two source names that land on one destination name are a collision', () => {
+  const plan = planFolders([folder(['a.b']), folder(['a_b'])], [], { prefix: '', delimiter: '.' });
+  assert.equal(plan.collisions.length, 1);
+  assert.deepEqual(plan.collisions[0]!.sourceNames.sort(), ['a.b', 'a_b']);
+  assert.ok(plan.entries.find((e) => e.sourceName === 'a.b')!.renamed);
+});
+
+test('message plan: multiset matching copies exactly the missing copies', () => {
+  const src = [meta(1, 'x'), meta(2, 'x'), meta(3, 'x'), meta(4, 'y'), meta(5, 'z')];
+  const dst = [meta(10, 'x'), meta(11, 'z'), meta(12, 'other')];
+  const plan = planMessages(src, dst);
+  assert.deepEqual(plan.toCopy.map((m) => m.uid), [2, 3, 4]);
+  assert.equal(plan.alreadyPresent, 2);
+  assert.deepEqual(planMessages(src, [...src]).toCopy, []);
+});
+
+test('batches are bounded by bytes and count; a big message travels alone', () => {
+  const msgs = [meta(1, 'a', 4), meta(2, 'b', 4), meta(3, 'c', 100), meta(4, 'd', 1), meta(5, 'e', 1), meta(6, 'f', 1)];
+  const batches = batchMessages(msgs, { maxBytes: 10, maxMessages: 2 });
+  assert.deepEqual(batches.map((b) => b.map((m) => m.uid)), [[1, 2], [3], [4, 5], [6]]);
+});
