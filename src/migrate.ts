@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from './core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
+import { ByteBudget } from './copy/byte-budget.js';
 import { copyFolder } from './copy/folder-copy.js';
 import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
 import { planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
@@ -32,8 +33,13 @@ export interface MigrateOptions {
   dryRun?: boolean;
   /** Folders copied at once, each with its own pair of connections (default 2). */
   connections?: number;
-  /** Bytes of message bodies per batch (default 8 MiB; a larger message is sent alone). */
+  /** Bytes of message bodies per batch (default 4 MiB; a larger message is sent alone). */
   batchBytes?: number;
+  /**
+   * Bytes of message bodies held in memory at once, over all connections (default 16 MiB).
+   * Peak memory follows this, not the size of folders; a message larger than it travels alone.
+   */
+  memoryBudgetBytes?: number;
   /** Messages per batch (default 100). */
   batchMessages?: number;
   /** Copy even when two source folders map to one destination folder (they are merged). */
@@ -182,15 +188,34 @@ function emptyFolderReport(e: FolderPlanEntry): FolderReport {
   };
 }
 
-/** Creates missing folders top-down and mirrors subscriptions; a failure costs that folder only. */
+/**
+ * Creates missing folders top-down and mirrors subscriptions; a failure costs that folder only.
+ *
+ * A source parent that cannot hold messages (\Noselect) is not created on its own when a child
+ * below it is created: RFC 3501 §6.3.3 says a server SHOULD create the superiors a CREATE needs,
+ * and then the parent stays a placeholder as it was at the source. Only if the child's CREATE
+ * fails are its missing parents created explicitly, and the child tried again.
+ */
 async function createFolders(dest: MailStore, plan: FolderPlan, reports: FolderReport[], emit: (e: MigrationEvent) => void, log: Logger | undefined): Promise<void> {
+  const isBelow = (child: readonly string[], parent: readonly string[]) => child.length > parent.length && parent.every((s, i) => child[i] === s);
+  const implicit = (e: FolderPlanEntry) => e.noSelect && plan.entries.some((c) => c.create && isBelow(c.destPath, e.destPath));
+  const create = async (entry: FolderPlanEntry, report: FolderReport) => {
+    const res = await dest.createFolder(entry.destPath);
+    report.created = res.created;
+    if (res.created) emit({ type: 'folder-created', folder: entry.destName });
+  };
   for (const [i, entry] of plan.entries.entries()) {
     const report = reports[i]!;
     try {
-      if (entry.create) {
-        const res = await dest.createFolder(entry.destPath);
-        report.created = res.created;
-        if (res.created) emit({ type: 'folder-created', folder: entry.destName });
+      if (entry.create && !implicit(entry)) {
+        try {
+          await create(entry, report);
+        } catch (err) {
+          const parents = plan.entries.map((p, k) => ({ p, k })).filter(({ p }) => p.create && implicit(p) && isBelow(entry.destPath, p.destPath));
+          if (parents.length === 0 || !dest.isUsable()) throw err;
+          for (const { p, k } of parents) await create(p, reports[k]!);
+          await create(entry, report);
+        }
       }
       if (entry.subscribe) await dest.subscribe(entry.destPath);
     } catch (err) {
@@ -227,7 +252,8 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
   };
   const queue = plan.entries.map((entry, i) => ({ entry, folder: report.folders[i]! })).filter(({ folder }) => !folder.error);
   counters.foldersDone = plan.entries.length - queue.length;
-  const limits = { maxBytes: options.batchBytes ?? 8 * 1024 * 1024, maxMessages: options.batchMessages ?? 100 };
+  const limits = { maxBytes: options.batchBytes ?? 4 * 1024 * 1024, maxMessages: options.batchMessages ?? 100 };
+  const budget = new ByteBudget(Math.max(options.memoryBudgetBytes ?? 16 * 1024 * 1024, limits.maxBytes));
 
   const runLane = async (lane: Lane | undefined): Promise<void> => {
     for (let job = queue.shift(); job; job = queue.shift()) {
@@ -241,6 +267,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
           entry,
           report: folder,
           limits,
+          budget,
           dryRun: !!options.dryRun,
           signal: options.signal,
           onPlanned(toCopy, toCopyBytes, alreadyPresent) {

@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=2
 /**
  * The mailmover command line. Exit codes (README "Exit codes"):
  *   0  everything is at the destination

@@ -58,6 +58,11 @@ export interface ServerName {
  */
 export function toServerName(path: readonly string[], ns: NameSpace, substitute = '_'): ServerName {
   if (isInbox(path)) return { name: 'INBOX', substituted: false };
+  // On a server whose personal namespace is "INBOX." (Courier, Cyrus), every folder already
+  // lives below INBOX: a child of INBOX from the other server lands at that same level.
+  if (path.length > 1 && path[0]!.toUpperCase() === 'INBOX' && ns.delimiter && ns.prefix.toUpperCase() === `INBOX${ns.delimiter}`) {
+    path = path.slice(1);
+  }
   let substituted = false;
   const segments = path.map((segment) => {
     if (ns.delimiter && segment.includes(ns.delimiter)) {

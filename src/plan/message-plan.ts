@@ -3,6 +3,7 @@
  * destination. Messages are matched by content identity as a multiset: if the source holds three
  * byte-identical copies and the destination one, two are copied.
  */
+import { flagsToCopy } from '../core/flags.js';
 import type { MessageMeta } from '../stores/mail-store.js';
 
 /** The message plan of one folder. */
@@ -13,22 +14,56 @@ export interface MessagePlan {
   alreadyPresent: number;
 }
 
-/** Plans one folder: which of `source` are not yet in `dest`. */
+/**
+ * Plans one folder: which of `source` are not yet in `dest`.
+ *
+ * Two passes: first a message is matched to a destination copy that also has its flags and
+ * INTERNALDATE; only the rest are matched on content alone. Identical bytes with different flags
+ * or dates (a message filed twice and read once) thus keep their own flags and dates when only
+ * one copy is missing.
+ */
 export function planMessages(source: readonly MessageMeta[], dest: readonly MessageMeta[]): MessagePlan {
-  const available = new Map<string, number>();
-  for (const m of dest) available.set(m.key, (available.get(m.key) ?? 0) + 1);
-  const toCopy: MessageMeta[] = [];
+  const destByExact = new Map<string, MessageMeta[]>();
+  for (const m of dest) {
+    const k = exactKey(m);
+    const list = destByExact.get(k);
+    if (list) list.push(m);
+    else destByExact.set(k, [m]);
+  }
+  const unmatched: MessageMeta[] = [];
   let alreadyPresent = 0;
   for (const m of [...source].sort((a, b) => a.uid - b.uid)) {
-    const n = available.get(m.key) ?? 0;
-    if (n > 0) {
-      available.set(m.key, n - 1);
-      alreadyPresent++;
-    } else {
-      toCopy.push(m);
-    }
+    if (destByExact.get(exactKey(m))?.pop()) alreadyPresent++;
+    else unmatched.push(m);
+  }
+  // Destination copies left over by the exact pass are matched on content alone.
+  const byContent = countBy([...destByExact.values()].flat(), (m) => m.key);
+  const toCopy: MessageMeta[] = [];
+  for (const m of unmatched) {
+    if (take(byContent, m.key)) alreadyPresent++;
+    else toCopy.push(m);
   }
   return { toCopy, alreadyPresent };
+}
+
+/** Content identity plus flags and INTERNALDATE (to the second, IMAP's precision). */
+function exactKey(m: MessageMeta): string {
+  const date = m.internalDate ? Math.floor(m.internalDate.getTime() / 1000) : '';
+  return `${m.key}|${date}|${flagsToCopy(m.flags).join(' ')}`;
+}
+
+function countBy<T>(items: readonly T[], key: (t: T) => string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const t of items) out.set(key(t), (out.get(key(t)) ?? 0) + 1);
+  return out;
+}
+
+/** Decrements a count if it is positive; true when it did. */
+function take(counts: Map<string, number>, key: string): boolean {
+  const n = counts.get(key) ?? 0;
+  if (n <= 0) return false;
+  counts.set(key, n - 1);
+  return true;
 }
 
 /** Limits of one copy batch. */

@@ -43,6 +43,12 @@ export interface MessageMeta {
   messageId: string | undefined;
 }
 
+/** The messages of a folder, and those the server would not describe. */
+export interface MessageListing {
+  messages: MessageMeta[];
+  failures: { uid: number; error: Error }[];
+}
+
 /** Status of an opened folder. */
 export interface FolderStatus {
   uidValidity: bigint;
@@ -78,8 +84,11 @@ export interface MailStore {
   openFolder(path: readonly string[], readOnly: boolean): Promise<FolderStatus>;
   /** Leaves the open folder (so that later APPENDs are not filtered by its read-only state). */
   closeFolder(): Promise<void>;
-  /** Lists every message of the open folder (uid, size, flags, date, identity). */
-  listMessages(signal?: AbortSignal): Promise<MessageMeta[]>;
+  /**
+   * Lists every message of the open folder (uid, size, flags, date, identity). A message the
+   * server will not describe is returned in `failures`, not thrown: it costs that message only.
+   */
+  listMessages(signal?: AbortSignal): Promise<MessageListing>;
   /** Fetches full bodies of the open folder by UID; one bad message does not fail the others. */
   fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome>;
   /** Appends messages to a folder; one bad message does not fail the others. */

@@ -48,3 +48,15 @@ test('batches are bounded by bytes and count; a big message travels alone', () =
   const batches = batchMessages(msgs, { maxBytes: 10, maxMessages: 2 });
   assert.deepEqual(batches.map((b) => b.map((m) => m.uid)), [[1, 2], [3], [4, 5], [6]]);
 });
+
+test('message plan: identical content with different flags or dates keeps each copy its own', () => {
+  const at = (uid: number, flags: string[], day: number): MessageMeta => ({ ...meta(uid, 'same'), flags, internalDate: new Date(Date.UTC(2024, 0, day)) });
+  const src = [at(1, ['\\Seen'], 1), at(2, [], 2), at(3, ['\\Flagged'], 3)];
+  // The destination has copies 1 and 3 (and a \Recent that does not count).
+  const dst = [at(20, ['\\Flagged', '\\Recent'], 3), at(21, ['\\Seen'], 1)];
+  const plan = planMessages(src, dst);
+  assert.deepEqual(plan.toCopy.map((m) => m.uid), [2]);
+  assert.equal(plan.alreadyPresent, 2);
+  // When no exact copy exists, content alone still counts as present (flags are synced later).
+  assert.deepEqual(planMessages([at(1, ['\\Seen'], 1)], [at(9, [], 5)]).toCopy, []);
+});

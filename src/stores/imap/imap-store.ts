@@ -11,7 +11,7 @@ import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import { isLoopbackHost, type Credentials, type Endpoint, type EndpointSecurity } from '../../core/endpoint.js';
 import { parseServerName, toServerName, type NameSpace } from '../../core/mailbox-path.js';
 import { extractMessageId, IDENTITY_HEADERS, messageKey } from '../../core/message-key.js';
-import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderStatus, MailStore, MessageMeta, StoreCaps } from '../mail-store.js';
+import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { commandError, connectError, isConnectionLoss, serverText } from './imap-errors.js';
 import { multiAppend } from './multiappend.js';
 import { packUids } from './uid-set.js';
@@ -145,7 +145,7 @@ export class ImapStore implements MailStore {
         name: e.path,
         delimiter,
         noSelect: flags.includes('\\noselect') || flags.includes('\\nonexistent'),
-        subscribed: e.subscribed,
+        subscribed: !!e.subscribed,
         // Only what the server said (RFC 6154); imapflow's name guesses are not the server's word.
         specialUse: e.specialUseSource === 'extension' ? e.specialUse : undefined,
       });
@@ -188,30 +188,73 @@ export class ImapStore implements MailStore {
     if (this.client?.mailbox) await this.conn.mailboxClose();
   }
 
-  async listMessages(signal?: AbortSignal): Promise<MessageMeta[]> {
-    const conn = this.conn;
-    const box = conn.mailbox;
-    if (!box || box.exists === 0) return [];
-    const out: MessageMeta[] = [];
+  async listMessages(signal?: AbortSignal): Promise<MessageListing> {
+    const box = this.conn.mailbox;
+    if (!box || box.exists === 0) return { messages: [], failures: [] };
+    const listing: MessageListing = { messages: [], failures: [] };
     try {
-      for await (const msg of conn.fetch('1:*', { uid: true, flags: true, internalDate: true, size: true, headers: [...IDENTITY_HEADERS] })) {
-        signal?.throwIfAborted();
-        // Unsolicited FETCH (FLAGS ...) updates can surface here without the fields we asked for.
-        if (!msg.uid || typeof msg.size !== 'number') continue;
-        out.push({
-          uid: msg.uid,
-          size: msg.size,
-          flags: [...(msg.flags ?? [])],
-          internalDate: toDate(msg.internalDate),
-          key: messageKey(msg.headers, msg.size),
-          messageId: extractMessageId(msg.headers),
-        });
-      }
+      await this.listRange('1:*', false, listing, signal);
+      return listing;
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
-      throw commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Listing messages of "${box.path}" at the ${this.opts.side} failed`, err);
+      if (isConnectionLoss(err) || !this.client?.usable) throw this.listError(box.path, err);
     }
-    return out;
+    // One FETCH describes the whole folder, and one message the server cannot read (damaged,
+    // locked) fails it. Find the UIDs, then describe them in chunks, then one by one.
+    let uids: number[];
+    try {
+      const found = await this.conn.search({ all: true }, { uid: true });
+      uids = Array.isArray(found) ? found : [];
+    } catch (err) {
+      throw this.listError(box.path, err);
+    }
+    const fresh: MessageListing = { messages: [], failures: [] };
+    for (let i = 0; i < uids.length; i += 200) {
+      const chunk = uids.slice(i, i + 200);
+      const partial: MessageListing = { messages: [], failures: [] };
+      try {
+        await this.listRange(packUids(chunk), true, partial, signal);
+        fresh.messages.push(...partial.messages);
+        continue;
+      } catch (err) {
+        if (signal?.aborted) throw signal.reason;
+        if (isConnectionLoss(err) || !this.client?.usable) throw this.listError(box.path, err);
+      }
+      for (const uid of chunk) {
+        const one: MessageListing = { messages: [], failures: [] };
+        try {
+          await this.listRange(String(uid), true, one, signal);
+          fresh.messages.push(...one.messages);
+        } catch (err) {
+          if (signal?.aborted) throw signal.reason;
+          if (isConnectionLoss(err) || !this.client?.usable) throw this.listError(box.path, err);
+          fresh.failures.push({ uid, error: commandError(ERROR_CODES.FETCH_FAILED, 'message', `Reading UID ${uid} failed`, err) });
+        }
+      }
+    }
+    return fresh;
+  }
+
+  /** FETCHes the listing fields for a sequence (or UID) range into `out`. */
+  private async listRange(range: string, byUid: boolean, out: MessageListing, signal?: AbortSignal): Promise<void> {
+    const query = { uid: true, flags: true, internalDate: true, size: true, headers: [...IDENTITY_HEADERS] };
+    for await (const msg of this.conn.fetch(range, query, { uid: byUid })) {
+      signal?.throwIfAborted();
+      // Unsolicited FETCH (FLAGS ...) updates can surface here without the fields we asked for.
+      if (!msg.uid || typeof msg.size !== 'number') continue;
+      out.messages.push({
+        uid: msg.uid,
+        size: msg.size,
+        flags: [...(msg.flags ?? [])],
+        internalDate: toDate(msg.internalDate),
+        key: messageKey(msg.headers, msg.size),
+        messageId: extractMessageId(msg.headers),
+      });
+    }
+  }
+
+  private listError(path: string, err: unknown): MigrateError {
+    return commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Listing messages of "${path}" at the ${this.opts.side} failed`, err);
   }
 
   async *fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome> {

@@ -1,0 +1,637 @@
+/**
+ * Throwaway Dovecot servers for integration tests.
+ *
+ * Each {@link startDovecot} call creates a private temp directory with its own config, passwd-file,
+ * TLS material, mail store, runtime and state directories, starts `dovecot -F` (foreground) as a child
+ * of this process, and waits until it greets on its plain IMAP port. Nothing is shared with the system
+ * Dovecot (config, ports, base_dir, state_dir), so several instances can run side by side, next to
+ * a system instance, and in parallel test files.
+ *
+ * Works as root (mail files owned by `nobody`, Dovecot's own users for its internal processes) and as
+ * an unprivileged user (every Dovecot process runs as that user).
+ *
+ * See /work/shared/notes/components.md §1 for the measured behaviour this is built on.
+ */
+import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
+
+/** How the server spells mailbox names. */
+export interface DovecotOptions {
+  /**
+   * Hierarchy separator. `'/'` uses Maildir with `LAYOUT=fs` (folders are real sub-directories),
+   * `'.'` uses classic Maildir++ (`.A.B.C` directories). Default `'/'`.
+   */
+  separator?: '/' | '.';
+  /**
+   * Personal namespace prefix. `''` is Dovecot's default; `'INBOX.'` imitates Courier/Cyrus, where
+   * every folder lives below INBOX. `'INBOX.'` requires `separator: '.'` (Dovecot wants the prefix to
+   * end with the separator). Default `''`.
+   */
+  prefix?: '' | 'INBOX.';
+  /**
+   * Extra top-level configuration appended to dovecot.conf, for tests that need a real server-side
+   * limit (e.g. the quota plugin's `quota_max_mail_size`). Multi-line blocks only (Dovecot 2.3).
+   */
+  extraConfig?: string;
+}
+
+/** A running throwaway Dovecot instance. */
+export interface DovecotServer {
+  host: '127.0.0.1';
+  /** Plain IMAP port; STARTTLS is offered, plaintext LOGIN is allowed. */
+  port: number;
+  /** Implicit-TLS IMAP port (IMAPS). */
+  tlsPort: number;
+  /** The instance's private directory (config, log, mail, TLS files). Removed by {@link DovecotServer.stop}. */
+  dir: string;
+  /** PID of the Dovecot master process (our direct child). */
+  pid: number;
+  /** Hierarchy separator of the personal namespace. */
+  separator: string;
+  /** Personal namespace prefix ('' or 'INBOX.'). */
+  prefix: string;
+  /**
+   * PEM file of the test CA that signed the server certificate (CN and SAN `localhost`, SAN IP
+   * 127.0.0.1), so a test can connect with full certificate verification instead of
+   * `rejectUnauthorized: false`.
+   */
+  caFile: string;
+  /** Path of the Dovecot log file (useful in failure messages). */
+  logFile: string;
+  /**
+   * Adds a user (a passwd-file of its own with a `{PLAIN}` password, see the passdb comment in the
+   * generated config). The user can log in as soon as the promise resolves, also right after other
+   * logins. Names are matched case-insensitively (Dovecot lowercases logins); adding a name twice throws.
+   * The master user `admin` / `adminpw` (login as `user*admin`) exists from the start.
+   */
+  addUser(user: string, password: string): Promise<void>;
+  /** `imap://user@127.0.0.1:PORT`, or `imaps://user@127.0.0.1:TLSPORT` with `{ tls: true }`. */
+  url(user: string, opts?: { tls?: boolean }): string;
+  /**
+   * SIGKILLs the instance (the master's own process group, see {@link killInstance}), waits until the
+   * master has exited and both ports are free, then removes {@link dir} unless the environment has
+   * `KEEP_TEST_DIRS=1`. Takes ~10-30 ms. Idempotent.
+   */
+  stop(): Promise<void>;
+}
+
+/** Master user that may log in as anybody: `LOGIN "alice*admin" adminpw`. */
+export const MASTER_USER = { user: 'admin', password: 'adminpw', separator: '*' } as const;
+
+/** How long {@link startDovecot} waits for the greeting before giving up. */
+const START_TIMEOUT_MS = 10_000;
+/** Attempts with fresh ports when another process grabbed a port between our probe and Dovecot's bind. */
+const PORT_ATTEMPTS = 5;
+
+// ---------------------------------------------------------------------------------------------
+// Process-exit safety net
+// ---------------------------------------------------------------------------------------------
+
+/** Masters we started and have not stopped yet, with their dirs (pid -> dir). */
+const live = new Map<number, { dir: string; keep: boolean }>();
+let exitHookInstalled = false;
+
+/**
+ * If the test process ends without stop() (a test threw before its `after()`, or someone forgot), the
+ * masters would outlive us and keep their ports and temp dirs. 'exit' handlers must be synchronous,
+ * so: SIGKILL our own instances (never anything found by name) and best-effort remove the dirs.
+ * A hard kill of the test process (SIGKILL, test-runner timeout) skips 'exit'; that case is covered
+ * by the parent-death signal set with setpriv in {@link spawnMaster}.
+ */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    for (const [pid, { dir, keep }] of live) {
+      killInstance(pid);
+      if (!keep) {
+        try {
+          // Children of the killed master may still be writing for a few ms: retry on ENOTEMPTY.
+          rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+        } catch {
+          // best effort; a leftover dir in /tmp is harmless
+        }
+      }
+    }
+    live.clear();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small utilities
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * SIGKILLs one Dovecot instance: the process group led by its master. The master is spawned detached
+ * (setsid), so that group holds exactly the master and the processes it forked (Dovecot does not move
+ * its children to other groups) - nothing else. Why not just the master: its imap-login children keep
+ * the inherited listening sockets open until they notice the master is gone, measured 1-2 s, during
+ * which the ports still accept connections (which then hang). Killing the group frees the ports at once.
+ */
+function killInstance(pid: number): void {
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // group already gone; fall back to the master alone in case it somehow left its group
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** First existing file among candidates: /usr/sbin is often not on an unprivileged user's PATH. */
+function findBinary(name: string): string {
+  for (const dir of ['/usr/sbin', '/usr/bin', '/usr/local/sbin', '/usr/local/bin', ...(process.env.PATH ?? '').split(':')]) {
+    if (!dir) continue;
+    const candidate = path.join(dir, name);
+    if (existsSync(candidate)) return candidate;
+  }
+  throw new Error(`${name} not found (is dovecot-imapd installed?)`);
+}
+
+/** Looks up a user or group entry in /etc/passwd or /etc/group (name:x:id:gid:...). */
+function lookupDb(file: '/etc/passwd' | '/etc/group', match: (fields: string[]) => boolean): string[] | undefined {
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    const fields = line.split(':');
+    if (fields.length >= 3 && match(fields)) return fields;
+  }
+  return undefined;
+}
+
+/**
+ * A free TCP port on 127.0.0.1: bind port 0, read what the kernel chose, close. Another process can
+ * take the port before Dovecot binds it; startDovecot retries with new ports in that case.
+ */
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.on('error', reject);
+    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
+      const addr = srv.address();
+      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+/** True if nothing listens on the port (we can bind it; closed again at once). */
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+/** Last `lines` lines of a file, or '' if it does not exist yet. */
+async function tail(file: string, lines = 30): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Resolves when a TCP connection to the port succeeds and, if `expectGreeting`, the server's first line
+ * starts with `* OK`. A bare accept is not enough: Dovecot's listener socket exists a moment before
+ * imap-login is ready to talk, and the greeting proves the whole login path is up.
+ */
+function probe(port: number, expectGreeting: boolean): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    let buf = '';
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.setTimeout(1000, () => done(false));
+    sock.on('error', () => done(false));
+    sock.on('connect', () => {
+      if (!expectGreeting) done(true);
+    });
+    sock.on('data', (d) => {
+      buf += d.toString('latin1');
+      if (buf.includes('\n')) done(buf.startsWith('* OK'));
+    });
+    sock.on('close', () => resolve(false));
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS material
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * openssl config for a tiny two-level PKI. The extensions matter for strict verifiers: the CA must be
+ * `CA:TRUE` with keyCertSign, the leaf `CA:FALSE` with serverAuth and SANs for both the name and the
+ * IP (Node checks the IP SAN when connecting to 127.0.0.1, and sends no SNI for an IP).
+ */
+const OPENSSL_CONF = `[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[leaf_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = DNS:localhost, IP:127.0.0.1
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+`;
+
+/** Creates ca.pem (+ca.key) and cert.pem/key.pem signed by it. EC P-256: tens of ms, RSA would be slower. */
+async function makeTlsFiles(dir: string): Promise<void> {
+  const conf = path.join(dir, 'openssl.cnf');
+  await writeFile(conf, OPENSSL_CONF);
+  const common = ['-x509', '-config', conf, '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '7'];
+  const openssl = findBinary('openssl');
+  await execFileAsync(openssl, ['req', ...common, '-extensions', 'ca_ext', '-subj', '/CN=mailmover test CA',
+    '-keyout', path.join(dir, 'ca.key'), '-out', path.join(dir, 'ca.pem')]);
+  // `req -x509 -CA` (OpenSSL >= 3.0) signs the new certificate with the CA in one step.
+  await execFileAsync(openssl, ['req', ...common, '-extensions', 'leaf_ext', '-subj', '/CN=localhost',
+    '-CA', path.join(dir, 'ca.pem'), '-CAkey', path.join(dir, 'ca.key'),
+    '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem')]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Config
+// ---------------------------------------------------------------------------------------------
+
+interface Identity {
+  /** True when we run as root: Dovecot then drops privileges itself. */
+  root: boolean;
+  /** Owner of the mail files: never uid 0 (Dovecot refuses mail_uid below first_valid_uid). */
+  mailUid: number;
+  mailGid: number;
+  /** Non-root only: user and group names for default_internal_user/default_login_user. */
+  userName?: string;
+  groupName?: string;
+}
+
+function identity(): Identity {
+  const uid = process.getuid?.() ?? -1;
+  const gid = process.getgid?.() ?? -1;
+  if (uid === 0) {
+    // Root: mail processes run as nobody. Its primary gid (nogroup on Debian) comes from /etc/passwd.
+    const nobody = lookupDb('/etc/passwd', (f) => f[0] === 'nobody');
+    return { root: true, mailUid: Number(nobody?.[2] ?? 65534), mailGid: Number(nobody?.[3] ?? 65534) };
+  }
+  // Unprivileged: Dovecot cannot switch users, so every one of its processes must be configured to run
+  // as us; otherwise it fails at start looking up/switching to 'dovecot' and 'dovenull'.
+  const userName = lookupDb('/etc/passwd', (f) => Number(f[2]) === uid)?.[0] ?? os.userInfo().username;
+  const groupName = lookupDb('/etc/group', (f) => Number(f[2]) === gid)?.[0];
+  if (!groupName) throw new Error(`no /etc/group entry for gid ${gid}; Dovecot needs a group name`);
+  return { root: false, mailUid: uid, mailGid: gid, userName, groupName };
+}
+
+interface ConfigInput {
+  dir: string;
+  port: number;
+  tlsPort: number;
+  separator: '/' | '.';
+  prefix: string;
+  id: Identity;
+  extraConfig?: string | undefined;
+}
+
+/**
+ * The instance's dovecot.conf. Notes on choices (Dovecot 2.3 syntax: every block must span lines):
+ * - base_dir/state_dir/instance_name/ports are per instance, so instances never collide;
+ * - `chroot =` for imap-login and anvil: chrooting needs root-owned empty dirs and breaks non-root runs;
+ * - the stats-writer socket is world-writable because imap processes run as nobody and must reach it;
+ * - nothing here alters stored bytes (no compression, no attachment extraction, no mail filters).
+ */
+function renderConfig({ dir, port, tlsPort, separator, prefix, id, extraConfig }: ConfigInput): string {
+  const layout = separator === '/' ? ':LAYOUT=fs' : '';
+  const users = id.root
+    ? '# root: Debian defaults dovecot/dovenull for internal and login processes'
+    : `default_internal_user = ${id.userName}\ndefault_login_user = ${id.userName}\ndefault_internal_group = ${id.groupName}`;
+  const dh = existsSync('/usr/share/dovecot/dh.pem') ? 'ssl_dh = </usr/share/dovecot/dh.pem' : '';
+  const special = (name: string, use: string, auto: string) =>
+    `  mailbox ${name} {\n    special_use = \\${use}\n    auto = ${auto}\n  }`;
+  return `# throwaway test instance written by test/helpers/dovecot.ts
+base_dir = ${dir}/run
+state_dir = ${dir}/state
+instance_name = mailmover-test-${port}
+listen = 127.0.0.1
+protocols = imap
+log_path = ${dir}/dovecot.log
+auth_verbose = yes
+
+ssl = yes
+ssl_cert = <${dir}/cert.pem
+ssl_key = <${dir}/key.pem
+${dh}
+# Tests log in with LOGIN over plain TCP on loopback.
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+auth_master_user_separator = ${MASTER_USER.separator}
+# Failed logins answer after ~0.5 s instead of 2 s (wrong-password tests; the 0.5 s remains in 2.3.19).
+auth_failure_delay = 0
+
+first_valid_uid = 1
+mail_location = maildir:${dir}/mail/%u/Maildir${layout}
+mail_uid = ${id.mailUid}
+mail_gid = ${id.mailGid}
+${users}
+# Test data is throwaway: skipping fsync makes APPEND noticeably faster and changes no bytes.
+mail_fsync = never
+# Store messages with CRLF as received, so the files on disk are the exact appended bytes (Dovecot's
+# default stores LF and re-adds CR when serving; for CRLF input both round-trip identically).
+mail_save_crlf = yes
+
+service anvil {
+  chroot =
+  # Disables the auth penalty (documented switch, wiki Authentication.Penalty): otherwise every failed
+  # login from 127.0.0.1 delays the following logins from it by 2, 4, 8 up to 15 s, and one
+  # wrong-password test makes the rest of the test file crawl.
+  unix_listener anvil-auth-penalty {
+    mode = 0
+  }
+}
+service imap-login {
+  chroot =
+  inet_listener imap {
+    address = 127.0.0.1
+    port = ${port}
+  }
+  inet_listener imaps {
+    address = 127.0.0.1
+    port = ${tlsPort}
+    ssl = yes
+  }
+}
+service stats {
+  unix_listener stats-writer {
+    mode = 0666
+  }
+}
+
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN ${dir}/masters
+  master = yes
+  result_success = continue
+}
+# One passwd-file per user (path expanded per login). Why not one shared file: Dovecot stats a
+# passwd-file at most once per second, so a user appended to a shared file right after another login
+# stays "unknown user" for up to a second. A new per-user file is opened on first use, so addUser()
+# takes effect immediately.
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN ${dir}/users.d/%u
+}
+userdb {
+  driver = static
+  args = home=${dir}/mail/%u
+}
+
+namespace inbox {
+  inbox = yes
+  separator = ${separator}
+  prefix = ${prefix}
+${special('Drafts', 'Drafts', 'subscribe')}
+${special('Sent', 'Sent', 'subscribe')}
+${special('Trash', 'Trash', 'subscribe')}
+${special('Junk', 'Junk', 'subscribe')}
+${special('Archive', 'Archive', 'no')}
+}
+
+protocol imap {
+  # Engines open many connections per user (one per worker plus listing).
+  mail_max_userip_connections = 100
+  # Long commands (UID sets of thousands of messages, STORE with many keywords) must not be cut off.
+  imap_max_line_length = 10M
+}
+${extraConfig ?? ''}
+`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Start / stop
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Spawns `dovecot -F -c CONF` as our direct child, so the PID we hold is the master's.
+ * It is wrapped in `setpriv --pdeathsig KILL` when available: setpriv execs dovecot in place (same PID)
+ * and the kernel then SIGKILLs the master if this process dies without running 'exit' handlers
+ * (killed by the test runner's timeout, SIGKILL, crash). Its children notice the master's death and exit
+ * on their own (within ~2 s).
+ * `detached: true` makes the master a session and process-group leader, see {@link killInstance}. (A side
+ * effect: Ctrl-C in a terminal no longer reaches Dovecot directly; the exit hook and pdeathsig cover it.)
+ */
+function spawnMaster(conf: string, stderrFile: number): ChildProcess {
+  const dovecot = findBinary('dovecot');
+  let setpriv: string | undefined;
+  try {
+    setpriv = findBinary('setpriv');
+  } catch {
+    setpriv = undefined;
+  }
+  const [cmd, args] = setpriv
+    ? [setpriv, ['--pdeathsig', 'KILL', '--', dovecot, '-F', '-c', conf]]
+    : [dovecot, ['-F', '-c', conf]];
+  return spawn(cmd, args, { stdio: ['ignore', stderrFile, stderrFile], detached: true });
+}
+
+/**
+ * Starts a throwaway Dovecot (plain IMAP + IMAPS on free loopback ports) and resolves once it answers
+ * `* OK`. Users are added with {@link DovecotServer.addUser}. Always call `stop()` (e.g. in `after()`);
+ * a process-exit hook kills leftovers anyway.
+ *
+ * Throws with doveconf's stderr if the config is invalid, and with the tail of the Dovecot log if the
+ * server exits or does not greet within 10 s.
+ */
+export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotServer> {
+  const separator = opts.separator ?? '/';
+  const prefix = opts.prefix ?? '';
+  if (prefix && !prefix.endsWith(separator)) {
+    throw new Error(`prefix ${JSON.stringify(prefix)} must end with the separator ${JSON.stringify(separator)}`);
+  }
+  const id = identity();
+  const keep = process.env.KEEP_TEST_DIRS === '1';
+
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'mailmover-dovecot-'));
+  try {
+    if (id.root) {
+      // mkdtemp creates 0700; imap processes run as nobody and must traverse it to reach mail/ and the
+      // sockets in run/. The parent (os.tmpdir()) is normally 1777; a custom TMPDIR must be traversable too.
+      await chmod(dir, 0o755);
+    }
+    await mkdir(path.join(dir, 'run'));
+    await mkdir(path.join(dir, 'state'));
+    await mkdir(path.join(dir, 'mail'));
+    if (id.root) await chown(path.join(dir, 'mail'), id.mailUid, id.mailGid);
+    await mkdir(path.join(dir, 'users.d'));
+    await writeFile(path.join(dir, 'masters'), `${MASTER_USER.user}:{PLAIN}${MASTER_USER.password}\n`);
+    await makeTlsFiles(dir);
+
+    const conf = path.join(dir, 'dovecot.conf');
+    const logFile = path.join(dir, 'dovecot.log');
+    const stderrPath = path.join(dir, 'dovecot.stderr');
+    let lastError: Error | undefined;
+
+    for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
+      const port = await freePort();
+      let tlsPort = await freePort();
+      while (tlsPort === port) tlsPort = await freePort();
+      await writeFile(conf, renderConfig({ dir, port, tlsPort, separator, prefix, id, extraConfig: opts.extraConfig }));
+
+      // Fail fast with doveconf's own message instead of a silent early exit of the master.
+      try {
+        await execFileAsync(findBinary('doveconf'), ['-c', conf, '-n']);
+      } catch (e) {
+        const err = e as { stderr?: string; message: string };
+        throw new Error(`doveconf rejected ${conf}:\n${err.stderr || err.message}`);
+      }
+
+      await rm(logFile, { force: true });
+      const errFd = openSync(stderrPath, 'w');
+      const child = spawnMaster(conf, errFd);
+      closeSync(errFd); // the child holds its own copy
+      const pid = child.pid;
+      if (pid === undefined) throw new Error('failed to spawn dovecot');
+
+      let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+      const exitPromise = new Promise<void>((resolve) => {
+        child.once('exit', (code, signal) => {
+          exited = { code, signal };
+          live.delete(pid);
+          resolve();
+        });
+      });
+      installExitHook();
+      live.set(pid, { dir, keep });
+      // Do not keep the test process alive just because a server is running: a forgotten stop() must
+      // not hang the test file (the exit hook cleans up). stop() re-refs while it waits for the exit.
+      child.unref();
+
+      const deadline = Date.now() + START_TIMEOUT_MS;
+      let ready = false;
+      while (!exited && Date.now() < deadline) {
+        if ((await probe(port, true)) && (await probe(tlsPort, false))) {
+          ready = true;
+          break;
+        }
+        await sleep(10);
+      }
+      if (ready) {
+        return makeServer({ dir, port, tlsPort, pid, separator, prefix, logFile, child, exitPromise, keep, isExited: () => !!exited });
+      }
+
+      // Not ready: collect evidence, make sure the master is gone, then decide whether to retry.
+      if (!exited) {
+        child.ref();
+        killInstance(pid);
+        await exitPromise;
+      }
+      const evidence = [await tail(logFile), await tail(stderrPath)].filter(Boolean).join('\n');
+      lastError = new Error(
+        `dovecot (${conf}) ${exited && exited.signal !== 'SIGKILL' ? `exited (${JSON.stringify(exited)})` : `did not greet within ${START_TIMEOUT_MS} ms`}:\n${evidence}`,
+      );
+      // Lost the race for a port: try again with new ones. Anything else is a real failure.
+      if (!/Address already in use/.test(evidence)) break;
+    }
+    throw lastError ?? new Error('dovecot did not start');
+  } catch (e) {
+    if (!keep) await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
+    throw e;
+  }
+}
+
+interface ServerParts {
+  dir: string;
+  port: number;
+  tlsPort: number;
+  pid: number;
+  separator: string;
+  prefix: string;
+  logFile: string;
+  child: ChildProcess;
+  exitPromise: Promise<void>;
+  keep: boolean;
+  isExited: () => boolean;
+}
+
+function makeServer(p: ServerParts): DovecotServer {
+  const usersDir = path.join(p.dir, 'users.d');
+  let stopping: Promise<void> | undefined;
+
+  return {
+    host: '127.0.0.1',
+    port: p.port,
+    tlsPort: p.tlsPort,
+    dir: p.dir,
+    pid: p.pid,
+    separator: p.separator,
+    prefix: p.prefix,
+    caFile: path.join(p.dir, 'ca.pem'),
+    logFile: p.logFile,
+
+    async addUser(user: string, password: string): Promise<void> {
+      // The name becomes a file name and a passwd-file key: keep it to safe characters (no '/', no
+      // leading dot, no ':'), and no master-user separator, which would turn it into a master login.
+      if (!/^[A-Za-z0-9][A-Za-z0-9._@+-]*$/.test(user)) {
+        throw new Error(`user name ${JSON.stringify(user)} must match [A-Za-z0-9][A-Za-z0-9._@+-]*`);
+      }
+      if (!password || /[:\n\r]/.test(password)) {
+        throw new Error('password must be non-empty and contain no ":" or newlines (passwd-file syntax)');
+      }
+      // Dovecot lowercases login names before the lookup (auth_username_format = %Lu), so the file
+      // must be found under the lowercase name.
+      const name = user.toLowerCase();
+      // 'wx': a second addUser for the same name fails loudly instead of changing a password that
+      // Dovecot might keep using for up to a second (see the passdb comment in renderConfig).
+      await writeFile(path.join(usersDir, name), `${name}:{PLAIN}${password}\n`, { flag: 'wx' });
+    },
+
+    url(user: string, opts?: { tls?: boolean }): string {
+      const u = encodeURIComponent(user);
+      return opts?.tls ? `imaps://${u}@127.0.0.1:${p.tlsPort}` : `imap://${u}@127.0.0.1:${p.port}`;
+    },
+
+    stop(): Promise<void> {
+      stopping ??= (async () => {
+        if (!p.isExited()) {
+          // Keep the event loop alive until the exit event arrives (the child was unref'ed).
+          p.child.ref();
+          // SIGKILL: ~20 ms. SIGTERM would take ~3 s for a clean shutdown that throwaway data does not need.
+          killInstance(p.pid);
+          await p.exitPromise;
+        }
+        live.delete(p.pid);
+        // Normally instant after the group kill. Safety net for a child that escaped the group: until it
+        // exits the ports stay bound (connects may even hang), and a test asserting "server gone" or
+        // expecting ECONNREFUSED would be racy. A connect probe cannot tell "dying" from "gone"; a bind can.
+        const deadline = Date.now() + 3000;
+        while (Date.now() < deadline && !((await canBind(p.port)) && (await canBind(p.tlsPort)))) {
+          await sleep(10);
+        }
+        if (p.keep) {
+          process.stderr.write(`KEEP_TEST_DIRS=1: kept ${p.dir}\n`);
+          return;
+        }
+        // The master's children (imap, auth, log) exit by themselves right after it; one of them may still
+        // write into the dir for a moment, hence the retries on ENOTEMPTY.
+        await rm(p.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
+      })();
+      return stopping;
+    },
+  };
+}
