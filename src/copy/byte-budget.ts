@@ -23,17 +23,21 @@ export class ByteBudget {
     }
     signal?.throwIfAborted();
     await new Promise<void>((resolve, reject) => {
-      const waiter = { bytes: want, resolve };
-      this.waiters.push(waiter);
-      signal?.addEventListener(
-        'abort',
-        () => {
-          const i = this.waiters.indexOf(waiter);
-          if (i >= 0) this.waiters.splice(i, 1);
-          reject(signal.reason);
+      const onAbort = () => {
+        const i = this.waiters.indexOf(waiter);
+        if (i >= 0) this.waiters.splice(i, 1);
+        reject(signal!.reason);
+      };
+      // The listener goes as soon as the wait ends, so waits never pile up listeners on the signal.
+      const waiter = {
+        bytes: want,
+        resolve: () => {
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
         },
-        { once: true },
-      );
+      };
+      this.waiters.push(waiter);
+      signal?.addEventListener('abort', onAbort, { once: true });
     });
     return want;
   }
