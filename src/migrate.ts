@@ -290,8 +290,11 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
           },
         });
       } catch (err) {
-        if (options.signal?.aborted) throw err;
-        if (isMigrateError(err) && err.scope === 'mailbox') throw err;
+        if (options.signal?.aborted || (isMigrateError(err) && err.scope === 'mailbox')) {
+          // The mailbox is over: the other lanes finish the folder they hold and take no more.
+          queue.length = 0;
+          throw err;
+        }
         const e = isMigrateError(err) ? err : new MigrateError(ERROR_CODES.FOLDER_FAILED, `Folder "${entry.sourceName}": ${(err as Error)?.message ?? String(err)}`, { scope: 'folder', cause: err });
         folder.error = e.toJSON();
         log?.warn({ folder: entry.sourceName, code: e.code, err: e.message }, 'folder failed');
@@ -313,5 +316,8 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
     ),
   );
   const workers = [ctx.lanes[0], ...extra.filter((l): l is Lane => !!l)];
-  await Promise.all(workers.map((lane) => runLane(lane)));
+  // Wait for every lane before reporting, so that no lane writes into a report already returned.
+  const results = await Promise.allSettled(workers.map((lane) => runLane(lane)));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
 }
