@@ -16,7 +16,9 @@ export type { MigrationReport, MigrationStatus, FolderReport, SkippedItem } from
 export type { MigrationEvent, ProgressCounters, EventListener } from './events.js';
 export { MigrateError, ERROR_CODES, isMigrateError, type ErrorCode, type ErrorScope, type RetryClass } from './core/errors.js';
 export { parseEndpoint, type Endpoint } from './core/endpoint.js';
-export { planFolders, type FolderPlan, type FolderPlanEntry, type FolderCollision } from './plan/folder-plan.js';
+export { planFolders, type FolderPlan, type FolderPlanEntry, type FolderCollision, type ExcludedFolder, type MappedBy } from './plan/folder-plan.js';
+export { parseFolderRules, DEFAULT_RULES, type FolderRules, type FolderRuleOptions, type RenameRule } from './plan/folder-rules.js';
+export { specialRoleOf, viewRoleOf, specialFolders, type SpecialRole, type ViewRole } from './plan/special-use.js';
 export { planMessages, batchMessages, type MessagePlan, type BatchLimits } from './plan/message-plan.js';
 export type { MailStore, StoreCaps, FolderInfo, MessageMeta, FolderStatus, AppendItem, AppendOutcome, FetchOutcome } from './stores/mail-store.js';
 export { VERSION } from './version.js';

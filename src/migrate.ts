@@ -9,6 +9,7 @@ import { ByteBudget } from './copy/byte-budget.js';
 import { copyFolder } from './copy/folder-copy.js';
 import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
 import { planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
+import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
 import { statusOf, totalsOf, type FolderReport, type MigrationReport, type SkippedItem } from './report.js';
 import { ImapStore } from './stores/imap/imap-store.js';
 import type { MailStore } from './stores/mail-store.js';
@@ -44,6 +45,8 @@ export interface MigrateOptions {
   batchMessages?: number;
   /** Copy even when two source folders map to one destination folder (they are merged). */
   mergeCollisions?: boolean;
+  /** Which folders to copy and where to put them (include/exclude, map, rename, prefix, automap). */
+  folders?: FolderRuleOptions;
   /** Replaces the destination's separator inside a folder name (default '_'). */
   separatorSubstitute?: string;
   /** Seconds to wait for a server to accept and greet (default 20). */
@@ -70,6 +73,12 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   if (!Number.isInteger(connections) || connections < 1 || connections > 16) {
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `connections must be a whole number from 1 to 16 (got ${connections}).`, { scope: 'config' });
   }
+  const rules = parseFolderRules(options.folders);
+  const substitute = options.separatorSubstitute ?? '_';
+  // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
+  if (!/^[^\u0000-\u001f\u007f/.\\"*%]$/u.test(substitute)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The separator substitute must be one printable character other than / . \\ " * % (got "${substitute}").`, { scope: 'config' });
+  }
   const started = Date.now();
   const signal = options.signal;
   const log = options.logger;
@@ -93,6 +102,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     folders: [],
     items: [],
     collisions: [],
+    excluded: [],
   };
   const makeStore = (side: 'source' | 'destination'): MailStore => {
     const o = side === 'source' ? options.from : options.to;
@@ -102,7 +112,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
       security: { tlsInsecure: !!o.tlsInsecure, allowPlaintext: !!o.allowPlaintext },
       side,
       connectTimeoutSeconds: options.connectTimeoutSeconds,
-      separatorSubstitute: options.separatorSubstitute,
+      separatorSubstitute: substitute,
       logger: log,
     });
   };
@@ -126,8 +136,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     emit({ type: 'connected', side: 'destination', capabilities: capsList(first.dest) });
 
     const [sourceFolders, destFolders] = await Promise.all([first.source.listFolders(), first.dest.listFolders()]);
-    const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: options.separatorSubstitute ?? '_' });
+    const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: substitute, rules });
     report.collisions = plan.collisions.map((c) => ({ destination: c.destName, sources: c.sourceNames }));
+    report.excluded = plan.excluded.map((e) => ({ source: e.sourceName, reason: e.reason }));
     emit({ type: 'planned', folders: plan.entries.length, toCreate: plan.entries.filter((e) => e.create).length, collisions: plan.collisions.length });
     report.folders = plan.entries.map(emptyFolderReport);
     // In a plan, `created` reads "would be created".
@@ -185,6 +196,8 @@ function emptyFolderReport(e: FolderPlanEntry): FolderReport {
     created: false,
     renamed: e.renamed,
     noSelect: e.noSelect,
+    ...(e.mappedBy ? { mappedBy: e.mappedBy } : {}),
+    ...(e.implicit ? { implicit: true as const } : {}),
   };
 }
 

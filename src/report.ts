@@ -27,8 +27,12 @@ export interface FolderReport {
   created: boolean;
   /** True when the name had to change (a character is the destination's separator). */
   renamed: boolean;
-  /** True when the source folder cannot hold messages (a \Noselect parent). */
+  /** True when the source folder cannot hold messages (a \Noselect parent, or an implicit parent). */
   noSelect: boolean;
+  /** Set for a parent that only the destination path needs (no source folder; `source` is ''). */
+  implicit?: true;
+  /** Why the destination path differs from the source path: 'special-use', 'map', 'rename' or 'dest-prefix'. */
+  mappedBy?: 'special-use' | 'map' | 'rename' | 'dest-prefix';
   /** Set when the folder could not be processed as a whole. */
   error?: { code: ErrorCode; message: string; serverResponse?: string };
 }
@@ -68,6 +72,8 @@ export interface MigrationReport {
   items: SkippedItem[];
   /** Folder-name collisions found by the plan (two source folders, one destination). */
   collisions: { destination: string; sources: string[] }[];
+  /** Source folders left out by the rules: Gmail views ('gmail-view'), --include ('not-included'), --exclude ('excluded'). */
+  excluded: { source: string; reason: 'gmail-view' | 'not-included' | 'excluded' }[];
   /** Set when the migration as a whole failed (connect, login, list, plan, abort). */
   error?: { code: ErrorCode; message: string; serverResponse?: string };
 }

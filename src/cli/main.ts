@@ -36,7 +36,17 @@ interface MigrateFlags {
   mergeCollisions?: boolean;
   timeout: number;
   progress: boolean;
+  include: string[];
+  exclude: string[];
+  map: string[];
+  rename: string[];
+  destPrefix?: string;
+  automap: boolean;
+  includeGmailViews?: boolean;
+  separatorSubstitute: string;
 }
+
+const collect = (value: string, previous: string[]) => [...previous, value];
 
 function intOption(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -63,7 +73,15 @@ function addEndpointOptions(cmd: Command): Command {
     .addOption(new Option('--connections <n>', 'folders copied at once, each with its own connection pair').default(2).argParser(intOption('--connections', 1, 16)))
     .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
     .addOption(new Option('--timeout <seconds>', 'seconds to wait for a server to accept and greet').default(20).argParser(intOption('--timeout', 1, 3600)))
-    .option('--no-progress', 'no live progress line on a terminal');
+    .option('--no-progress', 'no live progress line on a terminal')
+    .option('--include <regex>', 'copy only folders whose path (levels joined by /) matches; repeatable', collect, [])
+    .option('--exclude <regex>', 'leave out folders whose path matches; repeatable', collect, [])
+    .option('--map <source=destination>', 'put a folder (and its subfolders) at another path, e.g. "Old Mail=Archive/Old"; repeatable', collect, [])
+    .option('--rename <s|regex|replacement|flags>', 'rewrite destination paths with a regular expression; repeatable, applied in order', collect, [])
+    .option('--dest-prefix <path>', 'place every folder (INBOX too) under this destination folder')
+    .option('--no-automap', 'do not map Sent/Drafts/Trash/Junk/Archive onto the destination\'s own special folders')
+    .option('--include-gmail-views', "also copy Gmail's All Mail, Important and Starred views (they repeat messages kept in other folders)")
+    .option('--separator-substitute <char>', 'replaces a destination separator (or control character) inside a folder name', '_');
 }
 
 async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number> {
@@ -97,6 +115,16 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
       dryRun,
       connections: flags.connections,
       mergeCollisions: !!flags.mergeCollisions,
+      separatorSubstitute: flags.separatorSubstitute,
+      folders: {
+        include: flags.include,
+        exclude: flags.exclude,
+        map: flags.map,
+        rename: flags.rename,
+        ...(flags.destPrefix ? { destPrefix: flags.destPrefix } : {}),
+        automap: flags.automap,
+        includeGmailViews: !!flags.includeGmailViews,
+      },
       connectTimeoutSeconds: flags.timeout,
       signal: controller.signal,
       ...(logger ? { logger } : {}),

@@ -96,8 +96,8 @@ export function formatSummary(report: MigrationReport): string {
   const t = report.totals;
   const out: string[] = [];
   const rows = report.folders.map((f) => [
-    f.source,
-    f.destination + (f.renamed ? ' (renamed)' : '') + (report.dryRun && f.created ? ' (new)' : ''),
+    f.implicit ? '(parent)' : f.source,
+    f.destination + (f.renamed ? ' (renamed)' : '') + (f.mappedBy ? ` (${f.mappedBy})` : '') + (report.dryRun && f.created ? ' (new)' : ''),
     f.noSelect ? '-' : String(f.sourceCount),
     report.dryRun ? String(Math.max(0, f.sourceCount - f.alreadyPresent)) : String(f.copied),
     String(f.alreadyPresent),
@@ -110,6 +110,9 @@ export function formatSummary(report: MigrationReport): string {
   out.push(fmt(header));
   for (const r of rows) out.push(fmt(r));
   out.push('');
+  for (const e of report.excluded) {
+    out.push(`left out: "${e.source}" (${{ 'gmail-view': "a Gmail view of messages kept in other folders; --include-gmail-views copies it", 'not-included': 'not matched by --include', excluded: 'matched by --exclude' }[e.reason]})`);
+  }
   if (report.collisions.length) {
     for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${s}"`).join(' and ')} -> "${c.destination}"`);
   }

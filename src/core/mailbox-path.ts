@@ -53,8 +53,11 @@ export interface ServerName {
 
 /**
  * Spells a path for a server: prefix + segments joined by its separator.
- * A segment that contains the separator would silently become two levels; it is rewritten with
- * `substitute` instead and the change is flagged so that it can be reported.
+ *
+ * A segment is changed, and the change flagged so that it can be reported, when the server could
+ * not hold it as one level: it contains the separator (it would silently become two levels), a
+ * control character (never allowed in a name we send), or it is empty, "." or ".." (refused by
+ * servers that store folders as directories, and a path-traversal hazard for local stores).
  */
 export function toServerName(path: readonly string[], ns: NameSpace, substitute = '_'): ServerName {
   if (isInbox(path)) return { name: 'INBOX', substituted: false };
@@ -65,11 +68,9 @@ export function toServerName(path: readonly string[], ns: NameSpace, substitute 
   }
   let substituted = false;
   const segments = path.map((segment) => {
-    if (ns.delimiter && segment.includes(ns.delimiter)) {
-      substituted = true;
-      return segment.split(ns.delimiter).join(substitute);
-    }
-    return segment;
+    const safe = safeSegment(segment, ns.delimiter, substitute);
+    if (safe !== segment) substituted = true;
+    return safe;
   });
   if (!ns.delimiter && segments.length > 1) {
     // A flat server cannot nest: keep the levels visible in one name.
@@ -77,6 +78,15 @@ export function toServerName(path: readonly string[], ns: NameSpace, substitute 
     return { name: ns.prefix + segments.join(substitute), substituted };
   }
   return { name: ns.prefix + segments.join(ns.delimiter), substituted };
+}
+
+/** One level of a name as a server can hold it (see {@link toServerName}). */
+export function safeSegment(segment: string, delimiter: string, substitute = '_'): string {
+  // eslint-disable-next-line no-control-regex
+  let out = segment.replace(/[\u0000-\u001f\u007f]/g, substitute);
+  if (delimiter) out = out.split(delimiter).join(substitute);
+  if (out === '' || out === '.' || out === '..') out = substitute + out;
+  return out;
 }
 
 /** A stable string form of a path, for maps and sorting (segments cannot contain NUL). */
