@@ -72,8 +72,8 @@ export interface MigrationReport {
   items: SkippedItem[];
   /** Folder-name collisions found by the plan (two source folders, one destination). */
   collisions: { destination: string; sources: string[] }[];
-  /** Source folders left out by the rules: Gmail views ('gmail-view'), --include ('not-included'), --exclude ('excluded'). */
-  excluded: { source: string; reason: 'gmail-view' | 'not-included' | 'excluded' }[];
+  /** Source folders left out: Gmail views ('gmail-view'), --include ('not-included'), --exclude ('excluded'), other users' or shared folders ('other-namespace'). */
+  excluded: { source: string; reason: 'gmail-view' | 'not-included' | 'excluded' | 'other-namespace' }[];
   /** Set when the migration as a whole failed (connect, login, list, plan, abort). */
   error?: { code: ErrorCode; message: string; serverResponse?: string };
 }

@@ -111,7 +111,7 @@ export function formatSummary(report: MigrationReport): string {
   for (const r of rows) out.push(fmt(r));
   out.push('');
   for (const e of report.excluded) {
-    out.push(`left out: "${e.source}" (${{ 'gmail-view': "a Gmail view of messages kept in other folders; --include-gmail-views copies it", 'not-included': 'not matched by --include', excluded: 'matched by --exclude' }[e.reason]})`);
+    out.push(`left out: "${e.source}" (${{ 'gmail-view': "a Gmail view of messages kept in other folders; --include-gmail-views copies it", 'not-included': 'not matched by --include', excluded: 'matched by --exclude', 'other-namespace': "another user's or a shared folder" }[e.reason]})`);
   }
   if (report.collisions.length) {
     for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${s}"`).join(' and ')} -> "${c.destination}"`);

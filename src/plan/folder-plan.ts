@@ -38,7 +38,7 @@ export interface FolderPlanEntry {
 /** A source folder that is not copied, and why. */
 export interface ExcludedFolder {
   sourceName: string;
-  reason: 'gmail-view' | 'not-included' | 'excluded';
+  reason: 'gmail-view' | 'not-included' | 'excluded' | 'other-namespace';
 }
 
 /** Two or more source folders that would land in one destination folder. */
@@ -75,13 +75,19 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
   const rules = options.rules ?? DEFAULT_RULES;
   const excluded: ExcludedFolder[] = [];
   const automap = rules.automap && rules.destPrefix.length === 0;
-  const sourceRoles = automap ? specialFolders(source) : new Map<SpecialRole, string[]>();
-  const destRoles = automap ? specialFolders(dest) : new Map<SpecialRole, string[]>();
+  const personal = (list: readonly FolderInfo[]) => list.filter((f) => !f.outside);
+  const sourceRoles = automap ? specialFolders(personal(source)) : new Map<SpecialRole, string[]>();
+  const destRoles = automap ? specialFolders(personal(dest)) : new Map<SpecialRole, string[]>();
 
   type Draft = { f: FolderInfo; destPath: string[]; mappedBy: MappedBy | undefined };
   const drafts: Draft[] = [];
   for (const f of source) {
     const display = displayPath(f.path);
+    if (f.outside) {
+      // Other users' and shared folders are not this mailbox's to move.
+      excluded.push({ sourceName: f.name, reason: 'other-namespace' });
+      continue;
+    }
     if (!rules.includeGmailViews && viewRoleOf(f)) {
       excluded.push({ sourceName: f.name, reason: 'gmail-view' });
       continue;
@@ -115,7 +121,7 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
   }
 
   const destByName = new Map<string, FolderInfo>();
-  for (const f of dest) destByName.set(normaliseName(f.name), f);
+  for (const f of personal(dest)) destByName.set(normaliseName(f.name), f);
   const entry = (sourcePath: string[], sourceName: string, destPath: string[], noSelect: boolean, subscribed: boolean, mappedBy: MappedBy | undefined, implicit = false): FolderPlanEntry => {
     const { name, substituted } = toServerName(destPath, destNs, options.separatorSubstitute);
     const existing = destByName.get(normaliseName(name));

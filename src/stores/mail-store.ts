@@ -30,6 +30,8 @@ export interface FolderInfo {
   subscribed: boolean;
   /** RFC 6154 attribute (e.g. '\\Sent'), when the server gave one. */
   specialUse: string | undefined;
+  /** True for a folder outside the personal namespace (other users', shared); `path` is then [name]. */
+  outside?: boolean;
 }
 
 /** A message as listed (no body). */

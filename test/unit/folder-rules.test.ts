@@ -82,3 +82,9 @@ test('bad rules are refused with MM-CONFIG-RULE', () => {
     assert.throws(() => parseFolderRules(bad), (e: unknown) => e instanceof MigrateError && e.code === 'MM-CONFIG-RULE', JSON.stringify(bad));
   }
 });
+
+test("other users' and shared folders are left out and reported, never merged into the tree", () => {
+  const plan = planFolders([f(['INBOX']), { ...f(['#shared.team']), name: '#shared.team', outside: true }], dovecotDest, slash);
+  assert.deepEqual(names(plan), ['INBOX -> INBOX']);
+  assert.deepEqual(plan.excluded, [{ sourceName: '#shared.team', reason: 'other-namespace' }]);
+});

@@ -135,13 +135,10 @@ export class ImapStore implements MailStore {
     for (const e of entries) {
       const delimiter = e.delimiter ?? '';
       const path = parseServerName(e.path, delimiter, this.ns);
-      if (!path) {
-        this.opts.logger?.info({ side: this.opts.side, folder: e.path }, 'folder outside the personal namespace left out');
-        continue;
-      }
       const flags = [...e.flags].map((f) => f.toLowerCase());
       out.push({
-        path,
+        path: path ?? [e.path],
+        ...(path ? {} : { outside: true }),
         name: e.path,
         delimiter,
         noSelect: flags.includes('\\noselect') || flags.includes('\\nonexistent'),
