@@ -4,13 +4,11 @@
  * folder of 50,000 small messages — copies each with the built CLI and prints wall time and peak
  * RSS (GNU time %M). Run: `npm run bench:memory` (options: --messages N, --big-mb N).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseEndpoint } from '../src/core/endpoint.js';
 import { ImapStore } from '../src/stores/imap/imap-store.js';
-import { startDovecot } from './dovecot.js';
+import { startDovecot } from '../test/helpers/dovecot.js';
 import { runMeasured } from './proc.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -45,10 +43,13 @@ async function seed(port: number, user: string, password: string, messages: Buff
 }
 
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'mailmover-memory-'));
   const users = { huge: 'huge-pw', many: 'many-pw', d1: 'd1-pw', d2: 'd2-pw' };
-  const dovecot = await startDovecot({ dir, users });
+  // Plain IMAP and Dovecot's default mail_fsync, like bench/run.ts. The instance's temp dir also takes
+  // the tools' output files; stop() removes it.
+  const dovecot = await startDovecot({ tls: false, fsync: 'default' });
+  const dir = dovecot.dir;
   try {
+    for (const [user, password] of Object.entries(users)) await dovecot.addUser(user, password);
     console.log(`seeding: one ${BIG_MB} MB message; ${MESSAGES} small messages in one folder ...`);
     await seed(dovecot.port, 'huge', users.huge, [bigMessage(BIG_MB)], 1);
     const small = (i: number) => Buffer.from(`From: m${i}@example.org\r\nSubject: message ${i}\r\nMessage-ID: <m${i}@bench>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0000\r\n\r\n${'lorem ipsum dolor sit amet '.repeat(60)}\r\n`);
@@ -70,7 +71,6 @@ async function main(): Promise<void> {
     console.log('\n| mailbox | pass | exit | wall s | peak RSS MiB |\n|---|---|---|---|---|\n' + rows.join('\n'));
   } finally {
     await dovecot.stop();
-    await rm(dir, { recursive: true, force: true });
   }
 }
 

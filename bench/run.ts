@@ -17,7 +17,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BASE_MESSAGES, buildSpec, seedCorpus, type CorpusSpec, type ImapTarget } from './corpus.js';
-import { findExecutable, INSTALL_HINT, startDovecot, type DovecotInstance } from './dovecot.js';
+import { startDovecot, type PlainDovecotServer } from '../test/helpers/dovecot.js';
 import { killAllChildren, rssMethod, runMeasured, tailOf, type RunResult } from './proc.js';
 import { compare, describeCounts, folderCounts, snapshot, type Fidelity, type Snapshot } from './verify.js';
 
@@ -30,6 +30,17 @@ import { compare, describeCounts, folderCounts, snapshot, type Fidelity, type Sn
 const MAILMOVER_COMMAND = ['dist/cli/main.js', 'migrate', '--from', 'imap://{src}@{host}:{port}', '--to', 'imap://{dst}@{host}:{port}', '--json'];
 /** The file whose presence means "mailmover is built". */
 const MAILMOVER_ENTRY = 'dist/cli/main.js';
+
+const INSTALL_HINT = 'apt-get install -y dovecot-imapd isync';
+
+/** Finds an executable by absolute candidates first, then on $PATH. */
+function findExecutable(name: string, candidates: string[] = []): string | undefined {
+  for (const c of candidates) if (existsSync(c)) return c;
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir && existsSync(join(dir, name))) return join(dir, name);
+  }
+  return undefined;
+}
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_FILE = join(ROOT, 'bench', 'results-latest.json');
@@ -145,7 +156,7 @@ interface Tool {
 
 interface Ctx {
   work: string;
-  dovecot: DovecotInstance;
+  dovecot: PlainDovecotServer;
   passwords: Record<string, string>;
 }
 
@@ -327,9 +338,10 @@ async function prepareWorkDir(opts: Options): Promise<{ work: string; reuse: boo
   }
   if (!marker && entries.length) throw new Error(`--keep-dir ${work} is not empty and was not made by the benchmark; use an empty or new directory`);
   const reuse = !!marker && marker.generator === GENERATOR_VERSION && marker.seed === opts.seed && marker.messages === opts.messages && existsSync(join(work, 'mail', 'src'));
-  // everything except the source mailbox (when reused) goes
+  // everything except the source mailbox and its marker (when reused) goes; without the marker the
+  // next --keep-dir run would take the dir for a foreign one
   for (const e of entries) {
-    if (e === 'mail' && reuse) continue;
+    if ((e === 'mail' || e === CORPUS_MARKER) && reuse) continue;
     await rm(join(work, e), { recursive: true, force: true });
   }
   if (reuse) {
@@ -438,13 +450,13 @@ async function main(): Promise<number> {
     console.error(`bench: dovecot is not installed (looked in /usr/sbin and $PATH). Install it: ${INSTALL_HINT}`);
     return 2;
   }
-  let dovecot: DovecotInstance | undefined;
+  let dovecot: PlainDovecotServer | undefined;
   let work: string | undefined;
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
       killAllChildren();
-      if (dovecot) await dovecot.stop(3000).catch(() => undefined);
+      if (dovecot) await dovecot.stop().catch(() => undefined);
       if (work && !opts.keepDir) await rm(work, { recursive: true, force: true }).catch(() => undefined);
     })());
   const onSignal = (sig: NodeJS.Signals) => {
@@ -453,9 +465,10 @@ async function main(): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // Dovecot needs nothing here: test/helpers/dovecot.ts SIGKILLs the instances it started (their own
+  // process group) in its own 'exit' hook, and --keep-dir is never removed by it.
   process.on('exit', () => {
     killAllChildren();
-    dovecot?.killNow();
   });
 
   try {
@@ -476,9 +489,13 @@ async function main(): Promise<number> {
 
     const spec = buildSpec(opts.seed, opts.messages);
     log(`bench: work dir ${work}${opts.keepDir ? ' (kept)' : ' (removed at the end)'}`);
-    dovecot = await startDovecot({ dir: work, users: ctxPasswords });
+    // Plain IMAP (both tools are configured without TLS) and Dovecot's default mail_fsync, so the
+    // numbers compare with those measured against a stock server. The work dir is ours: with
+    // --keep-dir its mail/ (the seeded corpus) survives for the next run.
+    dovecot = await startDovecot({ dir: work, tls: false, fsync: 'default' });
+    for (const [user, password] of Object.entries(ctxPasswords)) await dovecot.addUser(user, password);
     ctx.dovecot = dovecot;
-    log(`bench: dovecot pid ${dovecot.pid} on ${dovecot.host}:${dovecot.port} (log ${dovecot.logPath})`);
+    log(`bench: dovecot pid ${dovecot.pid} on ${dovecot.host}:${dovecot.port} (log ${dovecot.logFile})`);
     const srcTarget: ImapTarget = { host: dovecot.host, port: dovecot.port, user: 'src', pass: ctxPasswords.src! };
 
     let seedInfo: { seconds: number; reused: boolean } = { seconds: 0, reused: prepared.reuse };

@@ -1,11 +1,11 @@
 /**
- * Throwaway Dovecot servers for integration tests.
+ * Throwaway Dovecot servers for integration tests, the demo script and the benchmark (bench/).
  *
- * Each {@link startDovecot} call creates a private temp directory with its own config, passwd-file,
- * TLS material, mail store, runtime and state directories, starts `dovecot -F` (foreground) as a child
- * of this process, and waits until it greets on its plain IMAP port. Nothing is shared with the system
- * Dovecot (config, ports, base_dir, state_dir), so several instances can run side by side, next to
- * a system instance, and in parallel test files.
+ * Each {@link startDovecot} call creates a private temp directory (or uses the one given as `dir`)
+ * with its own config, passwd-files, TLS material, mail store, runtime and state directories, starts
+ * `dovecot -F` (foreground) as a child of this process, and waits until it greets on its plain IMAP
+ * port. Nothing is shared with the system Dovecot (config, ports, base_dir, state_dir), so several
+ * instances can run side by side, next to a system instance, and in parallel test files.
  *
  * Works as root (mail files owned by `nobody`, Dovecot's own users for its internal processes) and as
  * an unprivileged user (every Dovecot process runs as that user).
@@ -40,16 +40,38 @@ export interface DovecotOptions {
    * limit (e.g. the quota plugin's `quota_max_mail_size`). Multi-line blocks only (Dovecot 2.3).
    */
   extraConfig?: string;
+  /**
+   * `true` (default): `ssl = yes`, STARTTLS on the plain port and an IMAPS listener, with a fresh test
+   * CA ({@link DovecotServer.caFile}). `false`: `ssl = no`, no IMAPS listener, no TLS files (no openssl
+   * run); the server then has neither `tlsPort` nor `caFile` ({@link PlainDovecotServer}). The benchmark
+   * uses `false`: both tools it compares talk plain IMAP on loopback.
+   */
+  tls?: boolean;
+  /**
+   * `'never'` (default): `mail_fsync = never`, see the comment in the generated config. `'default'`:
+   * leaves Dovecot's default (`optimized`), so the benchmark measures against a server that syncs like
+   * a stock one and its numbers compare with those of other setups.
+   */
+  fsync?: 'never' | 'default';
+  /**
+   * Use this directory instead of a fresh temp dir. It is created if missing and never removed, not by
+   * {@link DovecotServer.stop} nor on errors (the caller owns it). Its `mail/` survives a stop and a new
+   * start in the same directory, so a seeded mailbox can be reused (bench `--keep-dir`); the users
+   * (`users.d/`) are reset at every start, so {@link DovecotServer.addUser} starts from none. Must be
+   * traversable by the mail user when running as root (it is chmod'ed 0755 then, like the temp dir).
+   */
+  dir?: string;
 }
 
-/** A running throwaway Dovecot instance. */
-export interface DovecotServer {
+/** What every running instance has, with or without TLS. */
+interface DovecotServerBase {
   host: '127.0.0.1';
-  /** Plain IMAP port; STARTTLS is offered, plaintext LOGIN is allowed. */
+  /** Plain IMAP port; plaintext LOGIN is allowed (STARTTLS is offered unless `tls: false`). */
   port: number;
-  /** Implicit-TLS IMAP port (IMAPS). */
-  tlsPort: number;
-  /** The instance's private directory (config, log, mail, TLS files). Removed by {@link DovecotServer.stop}. */
+  /**
+   * The instance's private directory (config, log, mail, TLS files). Removed by
+   * {@link DovecotServer.stop} unless it was given as the `dir` option.
+   */
   dir: string;
   /** PID of the Dovecot master process (our direct child). */
   pid: number;
@@ -57,12 +79,6 @@ export interface DovecotServer {
   separator: string;
   /** Personal namespace prefix ('' or 'INBOX.'). */
   prefix: string;
-  /**
-   * PEM file of the test CA that signed the server certificate (CN and SAN `localhost`, SAN IP
-   * 127.0.0.1), so a test can connect with full certificate verification instead of
-   * `rejectUnauthorized: false`.
-   */
-  caFile: string;
   /** Path of the Dovecot log file (useful in failure messages). */
   logFile: string;
   /**
@@ -72,14 +88,41 @@ export interface DovecotServer {
    * The master user `admin` / `adminpw` (login as `user*admin`) exists from the start.
    */
   addUser(user: string, password: string): Promise<void>;
-  /** `imap://user@127.0.0.1:PORT`, or `imaps://user@127.0.0.1:TLSPORT` with `{ tls: true }`. */
+  /**
+   * The user's mail home, `<dir>/mail/<user in lowercase>` (the Maildir is its `Maildir/`). Removing it
+   * while the server runs and the user is logged out gives the user an empty mailbox again (the bench
+   * does so between rounds).
+   */
+  homeOf(user: string): string;
+  /**
+   * `imap://user@127.0.0.1:PORT`, or `imaps://user@127.0.0.1:TLSPORT` with `{ tls: true }` (throws on a
+   * server started with `tls: false`).
+   */
   url(user: string, opts?: { tls?: boolean }): string;
   /**
    * SIGKILLs the instance (the master's own process group, see {@link killInstance}), waits until the
-   * master has exited and both ports are free, then removes {@link dir} unless the environment has
-   * `KEEP_TEST_DIRS=1`. Takes ~10-30 ms. Idempotent.
+   * master has exited and its ports are free, then removes {@link dir} unless it was given as the `dir`
+   * option or the environment has `KEEP_TEST_DIRS=1`. Takes ~10-30 ms. Idempotent.
    */
   stop(): Promise<void>;
+}
+
+/** A running throwaway Dovecot instance with TLS (the default). */
+export interface DovecotServer extends DovecotServerBase {
+  /** Implicit-TLS IMAP port (IMAPS). */
+  tlsPort: number;
+  /**
+   * PEM file of the test CA that signed the server certificate (CN and SAN `localhost`, SAN IP
+   * 127.0.0.1), so a test can connect with full certificate verification instead of
+   * `rejectUnauthorized: false`.
+   */
+  caFile: string;
+}
+
+/** A running instance started with `tls: false`: plain IMAP only. */
+export interface PlainDovecotServer extends DovecotServerBase {
+  tlsPort: undefined;
+  caFile: undefined;
 }
 
 /** Master user that may log in as anybody: `LOGIN "alice*admin" adminpw`. */
@@ -94,7 +137,7 @@ const PORT_ATTEMPTS = 5;
 // Process-exit safety net
 // ---------------------------------------------------------------------------------------------
 
-/** Masters we started and have not stopped yet, with their dirs (pid -> dir). */
+/** Masters we started and have not stopped yet, with their dirs (pid -> dir; `keep`: do not remove it). */
 const live = new Map<number, { dir: string; keep: boolean }>();
 let exitHookInstalled = false;
 
@@ -303,10 +346,12 @@ function identity(): Identity {
 interface ConfigInput {
   dir: string;
   port: number;
-  tlsPort: number;
+  /** undefined: `ssl = no` and no IMAPS listener. */
+  tlsPort: number | undefined;
   separator: '/' | '.';
   prefix: string;
   id: Identity;
+  fsync: 'never' | 'default';
   extraConfig?: string | undefined;
 }
 
@@ -317,12 +362,22 @@ interface ConfigInput {
  * - the stats-writer socket is world-writable because imap processes run as nobody and must reach it;
  * - nothing here alters stored bytes (no compression, no attachment extraction, no mail filters).
  */
-function renderConfig({ dir, port, tlsPort, separator, prefix, id, extraConfig }: ConfigInput): string {
+function renderConfig({ dir, port, tlsPort, separator, prefix, id, fsync, extraConfig }: ConfigInput): string {
   const layout = separator === '/' ? ':LAYOUT=fs' : '';
   const users = id.root
     ? '# root: Debian defaults dovecot/dovenull for internal and login processes'
     : `default_internal_user = ${id.userName}\ndefault_login_user = ${id.userName}\ndefault_internal_group = ${id.groupName}`;
   const dh = existsSync('/usr/share/dovecot/dh.pem') ? 'ssl_dh = </usr/share/dovecot/dh.pem' : '';
+  const ssl = tlsPort === undefined
+    ? 'ssl = no'
+    : `ssl = yes\nssl_cert = <${dir}/cert.pem\nssl_key = <${dir}/key.pem\n${dh}`;
+  // Dovecot's default imaps listener (port 993) must be switched off explicitly when there is no TLS.
+  const imaps = tlsPort === undefined
+    ? '  inet_listener imaps {\n    port = 0\n  }'
+    : `  inet_listener imaps {\n    address = 127.0.0.1\n    port = ${tlsPort}\n    ssl = yes\n  }`;
+  const fsyncConf = fsync === 'never'
+    ? '# Test data is throwaway: skipping fsync makes APPEND noticeably faster and changes no bytes.\nmail_fsync = never'
+    : "# mail_fsync left at Dovecot's default (optimized), as on a stock server (benchmark).";
   const special = (name: string, use: string, auto: string) =>
     `  mailbox ${name} {\n    special_use = \\${use}\n    auto = ${auto}\n  }`;
   return `# throwaway test instance written by test/helpers/dovecot.ts
@@ -334,10 +389,7 @@ protocols = imap
 log_path = ${dir}/dovecot.log
 auth_verbose = yes
 
-ssl = yes
-ssl_cert = <${dir}/cert.pem
-ssl_key = <${dir}/key.pem
-${dh}
+${ssl}
 # Tests log in with LOGIN over plain TCP on loopback.
 disable_plaintext_auth = no
 auth_mechanisms = plain login
@@ -350,8 +402,7 @@ mail_location = maildir:${dir}/mail/%u/Maildir${layout}
 mail_uid = ${id.mailUid}
 mail_gid = ${id.mailGid}
 ${users}
-# Test data is throwaway: skipping fsync makes APPEND noticeably faster and changes no bytes.
-mail_fsync = never
+${fsyncConf}
 # Store messages with CRLF as received, so the files on disk are the exact appended bytes (Dovecot's
 # default stores LF and re-adds CR when serving; for CRLF input both round-trip identically).
 mail_save_crlf = yes
@@ -371,11 +422,7 @@ service imap-login {
     address = 127.0.0.1
     port = ${port}
   }
-  inet_listener imaps {
-    address = 127.0.0.1
-    port = ${tlsPort}
-    ssl = yes
-  }
+${imaps}
 }
 service stats {
   unix_listener stats-writer {
@@ -451,36 +498,48 @@ function spawnMaster(conf: string, stderrFile: number): ChildProcess {
 }
 
 /**
- * Starts a throwaway Dovecot (plain IMAP + IMAPS on free loopback ports) and resolves once it answers
- * `* OK`. Users are added with {@link DovecotServer.addUser}. Always call `stop()` (e.g. in `after()`);
- * a process-exit hook kills leftovers anyway.
+ * Starts a throwaway Dovecot (plain IMAP + IMAPS on free loopback ports, or plain IMAP only with
+ * `tls: false`) and resolves once it answers `* OK`. Users are added with {@link DovecotServer.addUser}.
+ * Always call `stop()` (e.g. in `after()`); a process-exit hook kills leftovers anyway.
  *
  * Throws with doveconf's stderr if the config is invalid, and with the tail of the Dovecot log if the
  * server exits or does not greet within 10 s.
  */
-export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotServer> {
+export function startDovecot(opts?: DovecotOptions & { tls?: true }): Promise<DovecotServer>;
+export function startDovecot(opts: DovecotOptions & { tls: false }): Promise<PlainDovecotServer>;
+export function startDovecot(opts?: DovecotOptions): Promise<DovecotServer | PlainDovecotServer>;
+export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotServer | PlainDovecotServer> {
   const separator = opts.separator ?? '/';
   const prefix = opts.prefix ?? '';
   if (prefix && !prefix.endsWith(separator)) {
     throw new Error(`prefix ${JSON.stringify(prefix)} must end with the separator ${JSON.stringify(separator)}`);
   }
+  const tls = opts.tls ?? true;
+  const fsync = opts.fsync ?? 'never';
   const id = identity();
-  const keep = process.env.KEEP_TEST_DIRS === '1';
+  // A caller-given dir belongs to the caller: never removed, whatever KEEP_TEST_DIRS says.
+  const ownDir = opts.dir === undefined;
+  const keepByEnv = process.env.KEEP_TEST_DIRS === '1';
+  const keep = keepByEnv || !ownDir;
 
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'mailmover-dovecot-'));
+  const dir = opts.dir === undefined ? await mkdtemp(path.join(os.tmpdir(), 'mailmover-dovecot-')) : path.resolve(opts.dir);
   try {
+    if (!ownDir) await mkdir(dir, { recursive: true });
     if (id.root) {
       // mkdtemp creates 0700; imap processes run as nobody and must traverse it to reach mail/ and the
       // sockets in run/. The parent (os.tmpdir()) is normally 1777; a custom TMPDIR must be traversable too.
       await chmod(dir, 0o755);
     }
-    await mkdir(path.join(dir, 'run'));
-    await mkdir(path.join(dir, 'state'));
-    await mkdir(path.join(dir, 'mail'));
+    // recursive: a given dir may hold these from an earlier instance (mail/ with a seeded corpus).
+    await mkdir(path.join(dir, 'run'), { recursive: true });
+    await mkdir(path.join(dir, 'state'), { recursive: true });
+    await mkdir(path.join(dir, 'mail'), { recursive: true });
     if (id.root) await chown(path.join(dir, 'mail'), id.mailUid, id.mailGid);
+    // Users belong to one instance: an earlier instance's users.d would make addUser throw "exists".
+    await rm(path.join(dir, 'users.d'), { recursive: true, force: true });
     await mkdir(path.join(dir, 'users.d'));
     await writeFile(path.join(dir, 'masters'), `${MASTER_USER.user}:{PLAIN}${MASTER_USER.password}\n`);
-    await makeTlsFiles(dir);
+    if (tls) await makeTlsFiles(dir);
 
     const conf = path.join(dir, 'dovecot.conf');
     const logFile = path.join(dir, 'dovecot.log');
@@ -489,9 +548,12 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
 
     for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
       const port = await freePort();
-      let tlsPort = await freePort();
-      while (tlsPort === port) tlsPort = await freePort();
-      await writeFile(conf, renderConfig({ dir, port, tlsPort, separator, prefix, id, extraConfig: opts.extraConfig }));
+      let tlsPort: number | undefined;
+      if (tls) {
+        tlsPort = await freePort();
+        while (tlsPort === port) tlsPort = await freePort();
+      }
+      await writeFile(conf, renderConfig({ dir, port, tlsPort, separator, prefix, id, fsync, extraConfig: opts.extraConfig }));
 
       // Fail fast with doveconf's own message instead of a silent early exit of the master.
       try {
@@ -525,14 +587,14 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
       const deadline = Date.now() + START_TIMEOUT_MS;
       let ready = false;
       while (!exited && Date.now() < deadline) {
-        if ((await probe(port, true)) && (await probe(tlsPort, false))) {
+        if ((await probe(port, true)) && (tlsPort === undefined || (await probe(tlsPort, false)))) {
           ready = true;
           break;
         }
         await sleep(10);
       }
       if (ready) {
-        return makeServer({ dir, port, tlsPort, pid, separator, prefix, logFile, child, exitPromise, keep, isExited: () => !!exited });
+        return makeServer({ dir, port, tlsPort, pid, separator, prefix, logFile, child, exitPromise, keep, keepByEnv, isExited: () => !!exited });
       }
 
       // Not ready: collect evidence, make sure the master is gone, then decide whether to retry.
@@ -558,30 +620,30 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
 interface ServerParts {
   dir: string;
   port: number;
-  tlsPort: number;
+  tlsPort: number | undefined;
   pid: number;
   separator: string;
   prefix: string;
   logFile: string;
   child: ChildProcess;
   exitPromise: Promise<void>;
+  /** Do not remove dir in stop(). */
   keep: boolean;
+  /** keep because of KEEP_TEST_DIRS=1 (stop() says so), not because the caller gave the dir. */
+  keepByEnv: boolean;
   isExited: () => boolean;
 }
 
-function makeServer(p: ServerParts): DovecotServer {
+function makeServer(p: ServerParts): DovecotServer | PlainDovecotServer {
   const usersDir = path.join(p.dir, 'users.d');
   let stopping: Promise<void> | undefined;
-
-  return {
-    host: '127.0.0.1',
+  const common = {
+    host: '127.0.0.1' as const,
     port: p.port,
-    tlsPort: p.tlsPort,
     dir: p.dir,
     pid: p.pid,
     separator: p.separator,
     prefix: p.prefix,
-    caFile: path.join(p.dir, 'ca.pem'),
     logFile: p.logFile,
 
     async addUser(user: string, password: string): Promise<void> {
@@ -601,9 +663,16 @@ function makeServer(p: ServerParts): DovecotServer {
       await writeFile(path.join(usersDir, name), `${name}:{PLAIN}${password}\n`, { flag: 'wx' });
     },
 
+    homeOf(user: string): string {
+      // Same lowercasing as Dovecot's %u (auth_username_format = %Lu) in the userdb home.
+      return path.join(p.dir, 'mail', user.toLowerCase());
+    },
+
     url(user: string, opts?: { tls?: boolean }): string {
       const u = encodeURIComponent(user);
-      return opts?.tls ? `imaps://${u}@127.0.0.1:${p.tlsPort}` : `imap://${u}@127.0.0.1:${p.port}`;
+      if (!opts?.tls) return `imap://${u}@127.0.0.1:${p.port}`;
+      if (p.tlsPort === undefined) throw new Error('this server was started with tls: false and has no IMAPS port');
+      return `imaps://${u}@127.0.0.1:${p.tlsPort}`;
     },
 
     stop(): Promise<void> {
@@ -620,11 +689,11 @@ function makeServer(p: ServerParts): DovecotServer {
         // exits the ports stay bound (connects may even hang), and a test asserting "server gone" or
         // expecting ECONNREFUSED would be racy. A connect probe cannot tell "dying" from "gone"; a bind can.
         const deadline = Date.now() + 3000;
-        while (Date.now() < deadline && !((await canBind(p.port)) && (await canBind(p.tlsPort)))) {
+        while (Date.now() < deadline && !((await canBind(p.port)) && (p.tlsPort === undefined || (await canBind(p.tlsPort))))) {
           await sleep(10);
         }
         if (p.keep) {
-          process.stderr.write(`KEEP_TEST_DIRS=1: kept ${p.dir}\n`);
+          if (p.keepByEnv) process.stderr.write(`KEEP_TEST_DIRS=1: kept ${p.dir}\n`);
           return;
         }
         // The master's children (imap, auth, log) exit by themselves right after it; one of them may still
@@ -634,4 +703,7 @@ function makeServer(p: ServerParts): DovecotServer {
       return stopping;
     },
   };
+  return p.tlsPort === undefined
+    ? { ...common, tlsPort: undefined, caFile: undefined }
+    : { ...common, tlsPort: p.tlsPort, caFile: path.join(p.dir, 'ca.pem') };
 }
