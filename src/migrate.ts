@@ -135,12 +135,18 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     emit({ type: 'connected', side: 'source', capabilities: capsList(first.source) });
     emit({ type: 'connected', side: 'destination', capabilities: capsList(first.dest) });
 
-    const [sourceFolders, destFolders] = await Promise.all([first.source.listFolders(), first.dest.listFolders()]);
+    const [sourceListing, destListing] = await Promise.all([first.source.listFolders(), first.dest.listFolders()]);
+    const [sourceFolders, destFolders] = [sourceListing.folders, destListing.folders];
     const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: substitute, rules });
     report.collisions = plan.collisions.map((c) => ({ destination: c.destName, sources: c.sourceNames }));
     report.excluded = plan.excluded.map((e) => ({ source: e.sourceName, reason: e.reason }));
     emit({ type: 'planned', folders: plan.entries.length, toCreate: plan.entries.filter((e) => e.create).length, collisions: plan.collisions.length });
     report.folders = plan.entries.map(emptyFolderReport);
+    // A source LIST line that could not be interpreted costs that folder, not the mailbox.
+    for (const raw of sourceListing.unreadable) report.folders.push(unreadableFolderReport(raw));
+    if (destListing.unreadable.length > 0) {
+      log?.warn({ lines: destListing.unreadable }, 'destination LIST lines could not be parsed');
+    }
     // In a plan, `created` reads "would be created".
     if (options.dryRun) plan.entries.forEach((e, i) => (report.folders[i]!.created = e.create));
     if (plan.collisions.length > 0 && !options.mergeCollisions && !options.dryRun) {
@@ -198,6 +204,25 @@ function emptyFolderReport(e: FolderPlanEntry): FolderReport {
     noSelect: e.noSelect,
     ...(e.mappedBy ? { mappedBy: e.mappedBy } : {}),
     ...(e.implicit ? { implicit: true as const } : {}),
+  };
+}
+
+/** The report entry of a source folder whose LIST line could not be interpreted. */
+function unreadableFolderReport(raw: string): FolderReport {
+  return {
+    source: raw,
+    destination: '',
+    sourceCount: 0,
+    sourceBytes: 0,
+    copied: 0,
+    copiedBytes: 0,
+    alreadyPresent: 0,
+    skipped: 0,
+    vanished: 0,
+    created: false,
+    renamed: false,
+    noSelect: false,
+    error: { code: ERROR_CODES.LIST_UNPARSED, message: `The source listed a folder in a form that could not be parsed; it was not copied: ${raw}`, serverResponse: raw },
   };
 }
 

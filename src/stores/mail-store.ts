@@ -45,6 +45,12 @@ export interface MessageMeta {
   messageId: string | undefined;
 }
 
+/** The folders of a store, and the raw listing lines it could not interpret. */
+export interface FolderListing {
+  folders: FolderInfo[];
+  unreadable: string[];
+}
+
 /** The messages of a folder, and those the server would not describe. */
 export interface MessageListing {
   messages: MessageMeta[];
@@ -78,7 +84,8 @@ export interface MailStore {
   caps(): StoreCaps;
   /** The personal namespace, as the server reported it. */
   namespace(): NameSpace;
-  listFolders(): Promise<FolderInfo[]>;
+  /** Lists the folders; LIST lines the store could not interpret come back raw in `unreadable`. */
+  listFolders(): Promise<FolderListing>;
   /** Creates a folder; an existing folder is not an error. */
   createFolder(path: readonly string[]): Promise<{ created: boolean; name: string }>;
   subscribe(path: readonly string[]): Promise<void>;

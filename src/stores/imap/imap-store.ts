@@ -11,10 +11,11 @@ import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import { isLoopbackHost, type Credentials, type Endpoint, type EndpointSecurity } from '../../core/endpoint.js';
 import { parseServerName, toServerName, type NameSpace } from '../../core/mailbox-path.js';
 import { extractMessageId, IDENTITY_HEADERS, messageKey } from '../../core/message-key.js';
-import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
+import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { commandError, connectError, isConnectionLoss, serverText } from './imap-errors.js';
 import { multiAppend } from './multiappend.js';
 import { packUids } from './uid-set.js';
+import { ResponseLog } from './response-log.js';
 
 /** Options for one IMAP connection. */
 export interface ImapStoreOptions {
@@ -38,9 +39,12 @@ export class ImapStore implements MailStore {
   private readonly opts: ImapStoreOptions;
   /** Last asynchronous error imapflow emitted (socket errors arrive as events). */
   private lastError: unknown;
+  /** Server lines imapflow could not parse (see response-log.ts). */
+  private readonly responses: ResponseLog;
 
   constructor(opts: ImapStoreOptions) {
     this.opts = opts;
+    this.responses = new ResponseLog(opts.logger?.child({ component: 'imapflow', side: opts.side }));
   }
 
   async connect(signal?: AbortSignal): Promise<void> {
@@ -56,7 +60,7 @@ export class ImapStore implements MailStore {
       secure: endpoint.protocol === 'imaps',
       auth: { user: endpoint.user, pass: credentials.password },
       tls: { rejectUnauthorized: !security.tlsInsecure },
-      logger: (this.opts.logger?.child({ component: 'imapflow', side: this.opts.side }, { level: 'warn' }) ?? false) as ImapFlowOptions['logger'],
+      logger: this.responses.logger as unknown as ImapFlowOptions['logger'],
       connectionTimeout: timeout,
       greetingTimeout: timeout,
       socketTimeout: (this.opts.socketTimeoutSeconds ?? 300) * 1000,
@@ -124,8 +128,9 @@ export class ImapStore implements MailStore {
     return toServerName(path, this.ns, this.opts.separatorSubstitute).name;
   }
 
-  async listFolders(): Promise<FolderInfo[]> {
+  async listFolders(): Promise<FolderListing> {
     let entries;
+    const mark = this.responses.mark();
     try {
       entries = await this.conn.list();
     } catch (err) {
@@ -147,7 +152,9 @@ export class ImapStore implements MailStore {
         specialUse: e.specialUseSource === 'extension' ? e.specialUse : undefined,
       });
     }
-    return out;
+    // A LIST line imapflow could not parse is a folder we cannot name: report it, raw.
+    const unreadable = this.responses.since(mark).filter((line) => /^\*\s+(X?LIST|LSUB)\b/i.test(line));
+    return { folders: out, unreadable };
   }
 
   async createFolder(path: readonly string[]): Promise<{ created: boolean; name: string }> {
@@ -189,9 +196,12 @@ export class ImapStore implements MailStore {
     const box = this.conn.mailbox;
     if (!box || box.exists === 0) return { messages: [], failures: [] };
     const listing: MessageListing = { messages: [], failures: [] };
+    const mark = this.responses.mark();
     try {
       await this.listRange('1:*', false, listing, signal);
-      return listing;
+      // A FETCH line imapflow could not parse is a message missing from the listing: describe
+      // the folder again message by message to find out which one, and report it.
+      if (this.responses.since(mark).length === 0) return listing;
     } catch (err) {
       if (signal?.aborted) throw signal.reason;
       if (isConnectionLoss(err) || !this.client?.usable) throw this.listError(box.path, err);
@@ -209,19 +219,27 @@ export class ImapStore implements MailStore {
     for (let i = 0; i < uids.length; i += 200) {
       const chunk = uids.slice(i, i + 200);
       const partial: MessageListing = { messages: [], failures: [] };
+      const before = this.responses.mark();
       try {
         await this.listRange(packUids(chunk), true, partial, signal);
-        fresh.messages.push(...partial.messages);
-        continue;
+        if (this.responses.since(before).length === 0) {
+          fresh.messages.push(...partial.messages);
+          continue;
+        }
       } catch (err) {
         if (signal?.aborted) throw signal.reason;
         if (isConnectionLoss(err) || !this.client?.usable) throw this.listError(box.path, err);
       }
       for (const uid of chunk) {
         const one: MessageListing = { messages: [], failures: [] };
+        const before = this.responses.mark();
         try {
           await this.listRange(String(uid), true, one, signal);
           fresh.messages.push(...one.messages);
+          const raw = this.responses.since(before);
+          if (one.messages.length === 0 && raw.length > 0) {
+            fresh.failures.push({ uid, error: unparsedError(`Reading UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) });
+          }
         } catch (err) {
           if (signal?.aborted) throw signal.reason;
           if (isConnectionLoss(err) || !this.client?.usable) throw this.listError(box.path, err);
@@ -256,6 +274,7 @@ export class ImapStore implements MailStore {
 
   async *fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome> {
     const pending = new Set(uids);
+    const mark = this.responses.mark();
     try {
       for await (const msg of this.conn.fetch(packUids(uids), { uid: true, source: true }, { uid: true })) {
         if (!msg.uid || !msg.source || !pending.has(msg.uid)) continue;
@@ -273,18 +292,32 @@ export class ImapStore implements MailStore {
         yield await this.fetchOne(uid);
       }
     }
+    if (pending.size > 0 && this.responses.since(mark).length > 0) {
+      // Some answer could not be parsed: ask for the missing messages one by one, so that only
+      // the one the server describes in a way we cannot read is reported.
+      for (const uid of [...pending]) {
+        signal?.throwIfAborted();
+        pending.delete(uid);
+        yield await this.fetchOne(uid);
+      }
+    }
     for (const uid of pending) yield { uid, vanished: true };
   }
 
   private async fetchOne(uid: number): Promise<FetchOutcome> {
     let msg: FetchMessageObject | false | undefined;
+    const mark = this.responses.mark();
     try {
       msg = await this.conn.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
     } catch (err) {
       if (isConnectionLoss(err) || !this.client?.usable) throw commandError(ERROR_CODES.FETCH_FAILED, 'folder', `Fetching UID ${uid} failed`, err);
       return { uid, error: commandError(ERROR_CODES.FETCH_FAILED, 'message', `Fetching UID ${uid} failed`, err) };
     }
-    if (!msg || !msg.source) return { uid, vanished: true };
+    if (!msg || !msg.source) {
+      const raw = this.responses.since(mark);
+      if (raw.length > 0) return { uid, error: unparsedError(`Fetching UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) };
+      return { uid, vanished: true };
+    }
     return { uid, body: msg.source };
   }
 
@@ -338,6 +371,10 @@ export class ImapStore implements MailStore {
       client.close();
     }
   }
+}
+
+function unparsedError(message: string, raw: string): MigrateError {
+  return new MigrateError(ERROR_CODES.RESPONSE_UNPARSED, `${message}: ${raw}`, { scope: 'message', serverResponse: raw });
 }
 
 function toDate(value: unknown): Date | undefined {
