@@ -266,6 +266,9 @@ async function createFolders(dest: MailStore, plan: FolderPlan, reports: FolderR
   }
 }
 
+/** How often a folder is taken again after its connection was lost (then it is reported). */
+const MAX_FOLDER_ATTEMPTS = 3;
+
 interface CopyAllContext {
   lanes: Lane[];
   openLane: () => Promise<Lane>;
@@ -297,45 +300,72 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
     for (let job = queue.shift(); job; job = queue.shift()) {
       options.signal?.throwIfAborted();
       const { entry, folder } = job;
-      try {
-        if (!lane || !lane.source.isUsable() || !lane.dest.isUsable()) lane = await ctx.openLane();
-        await copyFolder({
-          source: lane.source,
-          dest: lane.dest,
-          entry,
-          report: folder,
-          limits,
-          budget,
-          dryRun: !!options.dryRun,
-          signal: options.signal,
-          onPlanned(toCopy, toCopyBytes, alreadyPresent) {
-            counters.toCopy += toCopy;
-            counters.toCopyBytes += toCopyBytes;
-            counters.alreadyPresent += alreadyPresent;
-            emit({ type: 'folder-start', folder: entry.sourceName, toCopy, toCopyBytes, alreadyPresent });
-            emit({ type: 'progress', counters: { ...counters } });
-          },
-          onBatch(copied, copiedBytes, skipped: SkippedItem[]) {
-            counters.copied += copied;
-            counters.copiedBytes += copiedBytes;
-            counters.skipped += skipped.length;
-            for (const item of skipped) {
-              report.items.push(item);
-              emit({ type: 'item-skipped', item });
-              log?.warn({ folder: item.folder, uid: item.uid, code: item.code, reason: item.reason }, 'message skipped');
-            }
-            emit({ type: 'progress', counters: { ...counters } });
-          },
-        });
-      } catch (err) {
-        if (options.signal?.aborted || (isMigrateError(err) && err.scope === 'mailbox')) {
-          // The mailbox is over: the other lanes finish the folder they hold and take no more.
-          queue.length = 0;
-          throw err;
+      // Per-folder bookkeeping across attempts: what earlier attempts copied stays copied, and
+      // the counters only ever hold the latest attempt's plan.
+      let copiedBefore = 0;
+      let copiedBytesBefore = 0;
+      let planned = { toCopy: 0, bytes: 0, present: 0 };
+      for (let attempt = 1; ; attempt++) {
+        const attemptItems: SkippedItem[] = [];
+        try {
+          if (!lane || !lane.source.isUsable() || !lane.dest.isUsable()) lane = await ctx.openLane();
+          await copyFolder({
+            source: lane.source,
+            dest: lane.dest,
+            entry,
+            report: folder,
+            limits,
+            budget,
+            dryRun: !!options.dryRun,
+            signal: options.signal,
+            onPlanned(toCopy, toCopyBytes, alreadyPresent) {
+              // Messages an earlier attempt copied are found again as already present: count them as copied.
+              folder.alreadyPresent = Math.max(0, alreadyPresent - copiedBefore);
+              const now = { toCopy: toCopy + copiedBefore, bytes: toCopyBytes + copiedBytesBefore, present: folder.alreadyPresent };
+              counters.toCopy += now.toCopy - planned.toCopy;
+              counters.toCopyBytes += now.bytes - planned.bytes;
+              counters.alreadyPresent += now.present - planned.present;
+              planned = now;
+              emit({ type: 'folder-start', folder: entry.sourceName, toCopy, toCopyBytes, alreadyPresent: folder.alreadyPresent });
+              emit({ type: 'progress', counters: { ...counters } });
+            },
+            onBatch(copied, copiedBytes, skipped: SkippedItem[]) {
+              counters.copied += copied;
+              counters.copiedBytes += copiedBytes;
+              counters.skipped += skipped.length;
+              for (const item of skipped) {
+                attemptItems.push(item);
+                report.items.push(item);
+                emit({ type: 'item-skipped', item });
+                log?.warn({ folder: item.folder, uid: item.uid, code: item.code, reason: item.reason }, 'message skipped');
+              }
+              emit({ type: 'progress', counters: { ...counters } });
+            },
+          });
+        } catch (err) {
+          if (options.signal?.aborted || (isMigrateError(err) && err.scope === 'mailbox')) {
+            // The mailbox is over: the other lanes finish the folder they hold and take no more.
+            queue.length = 0;
+            throw err;
+          }
+          if (isMigrateError(err) && err.code === ERROR_CODES.CONNECTION_LOST && attempt < MAX_FOLDER_ATTEMPTS) {
+            // A dropped connection: take the folder again on new connections. Nothing is copied
+            // twice, because the retry lists the destination again and matches by content.
+            log?.warn({ folder: entry.sourceName, attempt, err: err.message }, 'connection lost; copying the folder again on new connections');
+            copiedBefore = folder.copied;
+            copiedBytesBefore = folder.copiedBytes;
+            for (const item of attemptItems) report.items.splice(report.items.indexOf(item), 1);
+            counters.skipped -= attemptItems.length;
+            folder.skipped = 0;
+            folder.vanished = 0;
+            lane = undefined;
+            continue;
+          }
+          const e = isMigrateError(err) ? err : new MigrateError(ERROR_CODES.FOLDER_FAILED, `Folder "${entry.sourceName}": ${(err as Error)?.message ?? String(err)}`, { scope: 'folder', cause: err });
+          folder.error = e.toJSON();
+          log?.warn({ folder: entry.sourceName, code: e.code, err: e.message }, 'folder failed');
         }
-        const e = isMigrateError(err) ? err : new MigrateError(ERROR_CODES.FOLDER_FAILED, `Folder "${entry.sourceName}": ${(err as Error)?.message ?? String(err)}`, { scope: 'folder', cause: err });
-        folder.error = e.toJSON();
-        log?.warn({ folder: entry.sourceName, code: e.code, err: e.message }, 'folder failed');
+        break;
       }
       counters.foldersDone++;
       emit({ type: 'folder-done', folder });

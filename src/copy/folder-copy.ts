@@ -44,7 +44,9 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     ctx.onPlanned(0, 0, 0);
     return;
   }
-  await source.openFolder(entry.sourcePath, true);
+  // By the name the source listed: re-spelling it from its levels could change it (a name
+  // with a control character or "..", made safe only for the destination).
+  await source.openFolder(entry.sourcePath, true, entry.sourceName);
   const sourceListing = await source.listMessages(signal);
   const sourceMetas = sourceListing.messages;
   report.sourceCount = sourceMetas.length + sourceListing.failures.length;

@@ -89,8 +89,11 @@ export interface MailStore {
   /** Creates a folder; an existing folder is not an error. */
   createFolder(path: readonly string[]): Promise<{ created: boolean; name: string }>;
   subscribe(path: readonly string[]): Promise<void>;
-  /** Selects a folder (read-only when asked) and returns its status. */
-  openFolder(path: readonly string[], readOnly: boolean): Promise<FolderStatus>;
+  /**
+   * Selects a folder (read-only when asked) and returns its status. `name` is the server's own
+   * name as listed, when known: a listed name is opened exactly as listed, never re-spelled.
+   */
+  openFolder(path: readonly string[], readOnly: boolean, name?: string): Promise<FolderStatus>;
   /** Leaves the open folder (so that later APPENDs are not filtered by its read-only state). */
   closeFolder(): Promise<void>;
   /**

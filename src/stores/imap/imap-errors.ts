@@ -4,6 +4,7 @@
  */
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode, type ErrorScope } from '../../core/errors.js';
 import type { Endpoint } from '../../core/endpoint.js';
+import { getStatusCode } from 'imapflow/lib/tools.js';
 
 /** The fields imapflow and Node put on errors that we read. */
 interface WireError {
@@ -36,7 +37,10 @@ const TIMEOUT_CODES = new Set(['CONNECT_TIMEOUT', 'GREETING_TIMEOUT', 'UPGRADE_T
 export function serverText(err: unknown): string | undefined {
   const e = err as WireError;
   if (typeof e?.responseText === 'string' && e.responseText) {
-    const code = e.serverResponseCode ? `[${e.serverResponseCode}] ` : '';
+    // Not every imapflow command copies the response code onto the error (FETCH does not):
+    // read it from the parsed response then, because "[UNAVAILABLE]" is the part that matters.
+    const responseCode = e.serverResponseCode ?? (e.response && typeof e.response === 'object' ? getStatusCode(e.response) || undefined : undefined);
+    const code = responseCode ? `[${responseCode}] ` : '';
     const status = e.responseStatus ? `${e.responseStatus} ` : '';
     return `${status}${code}${e.responseText}`.trim();
   }

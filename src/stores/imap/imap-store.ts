@@ -148,8 +148,7 @@ export class ImapStore implements MailStore {
         delimiter,
         noSelect: flags.includes('\\noselect') || flags.includes('\\nonexistent'),
         subscribed: !!e.subscribed,
-        // Only what the server said (RFC 6154); imapflow's name guesses are not the server's word.
-        specialUse: e.specialUseSource === 'extension' ? e.specialUse : undefined,
+        specialUse: specialUseAttribute(e.flags) ?? (e.specialUseSource === 'extension' ? e.specialUse : undefined),
       });
     }
     // A LIST line imapflow could not parse is a folder we cannot name: report it, raw.
@@ -178,8 +177,8 @@ export class ImapStore implements MailStore {
     if (!ok) this.opts.logger?.warn({ folder: name }, 'subscribing failed');
   }
 
-  async openFolder(path: readonly string[], readOnly: boolean): Promise<FolderStatus> {
-    const name = this.serverName(path);
+  async openFolder(path: readonly string[], readOnly: boolean, listedName?: string): Promise<FolderStatus> {
+    const name = listedName ?? this.serverName(path);
     try {
       const box = await this.conn.mailboxOpen(name, { readOnly });
       return { uidValidity: BigInt(box.uidValidity), uidNext: box.uidNext, exists: box.exists };
@@ -371,6 +370,22 @@ export class ImapStore implements MailStore {
       client.close();
     }
   }
+}
+
+/**
+ * The RFC 6154 attribute among a LIST line's flags, read case-insensitively and whether or not
+ * the server advertises SPECIAL-USE: Exchange puts \Sent on plain LIST lines without the
+ * capability (RFC 6154 §2 allows it), and attribute names are case-insensitive. imapflow only
+ * trusts them with the capability and in one spelling, and its name guesses are not the server's
+ * word, so the store reads the flags itself.
+ */
+const SPECIAL_USE_ATTRIBUTES = ['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash', '\\Important'];
+function specialUseAttribute(flags: Iterable<string>): string | undefined {
+  for (const flag of flags) {
+    const match = SPECIAL_USE_ATTRIBUTES.find((a) => a.toLowerCase() === flag.toLowerCase());
+    if (match) return match;
+  }
+  return undefined;
 }
 
 function unparsedError(message: string, raw: string): MigrateError {

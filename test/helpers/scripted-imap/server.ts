@@ -1,0 +1,1728 @@
+/**
+ * A scripted IMAP server for tests: it plays other vendors' folder trees and response styles (see
+ * personalities.ts) so that a migration can be tested against servers that do not run here.
+ *
+ * Real IMAP (RFC 3501 syntax, with the RFC 9051 clarifications) over a real TCP socket on 127.0.0.1,
+ * written on node:net only. It is a read-only migration SOURCE: it logs in, answers NAMESPACE, LIST
+ * (plain, RFC 5258 extended, LSUB, XLIST), STATUS, SELECT/EXAMINE, FETCH and SEARCH, and refuses every
+ * command that would change the mailbox (except the \Seen that a non-PEEK body fetch sets and the
+ * expunge that CLOSE performs, both as RFC 3501 requires). README.md in this folder lists what is
+ * implemented, what deliberately is not, and the sources.
+ *
+ * The server copies the folders it is given, so tests can reuse their fixtures; state (the \Seen a
+ * BODY[] fetch sets, what CLOSE expunges, fault counters) is shared by all connections of one server.
+ */
+import net from 'node:net';
+
+// ---------------------------------------------------------------------------------------------
+// Public types
+// ---------------------------------------------------------------------------------------------
+
+/** One message. The same shape as the fixture's messages, plus an optional fixed UID. */
+export interface ScriptedMessage {
+  /** Exact bytes, sent unchanged as BODY[]. */
+  raw: Buffer;
+  /** System flags and keywords exactly as they go on the wire (`\Seen`, `$Forwarded`, `\Recent`). */
+  flags: string[];
+  /** INTERNALDATE; sent in whole seconds, in UTC. */
+  internalDate: Date;
+  /** UID; default: one more than the previous message's (the first is 1). Must increase. */
+  uid?: number;
+}
+
+/** One folder. */
+export interface ScriptedFolder {
+  /** The server's full name as it goes on the wire after decoding, e.g. 'INBOX.Sent Items'. */
+  name: string;
+  /**
+   * LIST attributes as the server would store them, e.g. ['\\Noselect'], ['\\Sent'], ['\\HasNoChildren'].
+   * `\HasChildren`/`\HasNoChildren` are computed from the tree when not given (unless the personality
+   * sets omitHasChildren). Special-use attributes (RFC 6154) are shown as the personality's specialUse says.
+   */
+  attributes?: string[];
+  /** Default false. */
+  subscribed?: boolean;
+  /** Must be empty for a `\Noselect` folder. */
+  messages?: ScriptedMessage[];
+  /** Default: derived from the name (stable between runs). */
+  uidValidity?: number;
+}
+
+/** How a personality writes mailbox names in LIST/LSUB/XLIST responses. */
+export type NameStyle = 'atom-or-quoted' | 'literal' | 'quoted-always';
+
+/** Wire behaviour of one vendor (see personalities.ts for the presets). */
+export interface Personality {
+  name: string;
+  /** The full greeting line without CRLF, e.g. '* OK The Microsoft Exchange IMAP4 service is ready.' */
+  greeting: string;
+  /** CAPABILITY before authentication; also after it unless capabilitiesAfterLogin is given. */
+  capabilities: string[];
+  /** CAPABILITY once authenticated (servers commonly add and drop some after login). */
+  capabilitiesAfterLogin?: string[];
+  /** Raw NAMESPACE response payload, e.g. '(("INBOX." ".")) NIL NIL'. */
+  namespace: string;
+  /** Hierarchy delimiter of the personal namespace; null = NIL (a flat server). */
+  delimiter: string | null;
+  nameStyle: NameStyle;
+  /** Names on the wire in modified UTF-7 (RFC 3501 §5.1.3), unless the client enabled UTF8=ACCEPT. */
+  utf7: boolean;
+  /** Never add `\HasChildren`/`\HasNoChildren` (a server without RFC 3348 CHILDREN). */
+  omitHasChildren?: boolean;
+  /**
+   * When special-use attributes configured on folders are shown: 'always' on every LIST (RFC 6154 §2
+   * allows it without any capability), 'on-request' only for LIST ... RETURN (SPECIAL-USE) or the
+   * SPECIAL-USE selection option, 'never' (a server without the notion). XLIST always shows them.
+   * Default 'always'.
+   */
+  specialUse?: 'always' | 'on-request' | 'never';
+  /** Send special-use attributes in lower case (`\sent`): attribute names are case-insensitive. */
+  lowercaseSpecialUse?: boolean;
+  /** Attributes added to LIST/LSUB/XLIST entries beyond what the folders say. */
+  listExtras?: {
+    /** Added to every entry, e.g. ['\\Noinferiors'] on a flat server. */
+    attributes?: string[];
+    /** Added to INBOX's entry, e.g. ['\\Marked']. */
+    inboxAttributes?: string[];
+  };
+  /** Fields of the untagged ID response (RFC 2971); default NIL. */
+  id?: Record<string, string>;
+  /** Text of the tagged OK after LOGIN / AUTHENTICATE, e.g. 'LOGIN completed.' */
+  loginOkText?: string;
+  /** Text of the untagged BYE on LOGOUT. */
+  byeText?: string;
+}
+
+/** A message the server will not hand out. */
+export interface FetchFailure {
+  /** How many FETCH commands touching this message fail; 'always' never recovers. */
+  times: number | 'always';
+  /** Tagged response after the tag, verbatim, e.g. 'NO [UNAVAILABLE] Message is being scanned'. */
+  response: string;
+  /**
+   * Which FETCH items make it fail: 'body' (default) the full body or its text (BODY[], BODY[TEXT],
+   * RFC822, RFC822.TEXT, with or without PEEK), 'content' any section including headers, 'any' every
+   * FETCH of the message.
+   */
+  trigger?: 'body' | 'content' | 'any';
+}
+
+/** Faults for one user. */
+export interface UserFaults {
+  /** Folder name (exactly as in ScriptedFolder.name) -> UID -> failure. */
+  fetchFailures?: Record<string, Record<number, FetchFailure>>;
+  /**
+   * Raw lines (without the final CRLF) written verbatim into every LIST/XLIST answer whose pattern has a
+   * wildcard, after the regular entries and before the tagged OK. Whatever they contain is sent as is.
+   */
+  malformedList?: string[];
+}
+
+export interface ScriptedUser {
+  password: string;
+  folders: ScriptedFolder[];
+}
+
+/** Bounds on what a client may send. */
+export interface ScriptedLimits {
+  /** Longest command line in bytes (without literals). Default 64 KiB. */
+  maxLineBytes: number;
+  /** Largest literal in a command. Default 1 MiB. */
+  maxLiteralBytes: number;
+  /** Largest whole command (lines and literals). Default 4 MiB. */
+  maxCommandBytes: number;
+}
+
+export interface ScriptedImapOptions {
+  personality: Personality;
+  users: Record<string, ScriptedUser>;
+  /** User name -> faults. */
+  faults?: Record<string, UserFaults>;
+  limits?: Partial<ScriptedLimits>;
+}
+
+export interface ScriptedImapServer {
+  host: '127.0.0.1';
+  port: number;
+  /** Closes every connection and the listener; resolves once the listener is closed. */
+  stop(): Promise<void>;
+  /** Every command line received, in order, passwords and SASL responses redacted as ***. */
+  log: string[];
+  /** Connections open right now. */
+  connections(): number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Modified UTF-7 (RFC 3501 §5.1.3)
+// ---------------------------------------------------------------------------------------------
+
+const isPrintableAscii = (c: number) => c >= 0x20 && c <= 0x7e;
+
+/** Unicode -> modified UTF-7. */
+export function encodeMutf7(text: string): string {
+  let out = '';
+  let i = 0;
+  while (i < text.length) {
+    const c = text.charCodeAt(i);
+    if (isPrintableAscii(c)) {
+      out += c === 0x26 ? '&-' : text[i];
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < text.length && !isPrintableAscii(text.charCodeAt(j))) j++;
+    const units = Buffer.alloc((j - i) * 2);
+    for (let k = i; k < j; k++) units.writeUInt16BE(text.charCodeAt(k), (k - i) * 2);
+    out += '&' + units.toString('base64').replace(/=+$/, '').replace(/\//g, ',') + '-';
+    i = j;
+  }
+  return out;
+}
+
+/** Modified UTF-7 -> Unicode; null when the input is not valid modified UTF-7. */
+export function decodeMutf7(wire: string): string | null {
+  let out = '';
+  let i = 0;
+  while (i < wire.length) {
+    const c = wire.charCodeAt(i);
+    if (!isPrintableAscii(c)) return null;
+    if (c !== 0x26) {
+      out += wire[i];
+      i++;
+      continue;
+    }
+    const end = wire.indexOf('-', i + 1);
+    if (end < 0) return null;
+    if (end === i + 1) {
+      out += '&';
+      i = end + 1;
+      continue;
+    }
+    const b64 = wire.slice(i + 1, end);
+    if (!/^[A-Za-z0-9+,]+$/.test(b64)) return null;
+    const units = Buffer.from(b64.replace(/,/g, '/'), 'base64');
+    // Canonical only: no padding bits set, nothing left over.
+    if (units.length === 0 || units.length % 2 !== 0 || units.toString('base64').replace(/=+$/, '').replace(/\//g, ',') !== b64) return null;
+    let chunk = '';
+    for (let k = 0; k < units.length; k += 2) chunk += String.fromCharCode(units.readUInt16BE(k));
+    // A shifted run must not carry what could have been written directly (RFC 3501 §5.1.3).
+    if ([...chunk].some((ch) => isPrintableAscii(ch.charCodeAt(0)))) return null;
+    out += chunk;
+    i = end + 1;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Wire formatting
+// ---------------------------------------------------------------------------------------------
+
+const ATOM_SPECIALS = new Set(['(', ')', '{', ' ', '%', '*', '"', '\\', ']']);
+const isAtomChar = (ch: string) => {
+  const c = ch.charCodeAt(0);
+  return c > 0x20 && c < 0x7f && !ATOM_SPECIALS.has(ch);
+};
+/** ASTRING-CHAR: ATOM-CHAR or resp-specials (']'). */
+const isAstringChar = (ch: string) => isAtomChar(ch) || ch === ']';
+
+/** A quoted string, or null when the value cannot be quoted (CR, LF, NUL, or 8-bit when not allowed). */
+function quoted(value: string, allow8bit: boolean): string | null {
+  for (const ch of value) {
+    const c = ch.codePointAt(0)!;
+    if (c === 0 || c === 0x0a || c === 0x0d) return null;
+    if (c > 0x7f && !allow8bit) return null;
+  }
+  return '"' + value.replace(/["\\]/g, (m) => '\\' + m) + '"';
+}
+
+function literal(value: string): string {
+  return `{${Buffer.byteLength(value)}}\r\n${value}`;
+}
+
+/** An astring in the given style (RFC 3501 §4.1-4.3). */
+function astring(value: string, style: NameStyle, allow8bit: boolean): string {
+  if (style === 'literal') return literal(value);
+  if (style === 'atom-or-quoted' && value.length > 0 && [...value].every(isAstringChar) && value.toUpperCase() !== 'NIL') return value;
+  return quoted(value, allow8bit) ?? literal(value);
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const pad2 = (n: number) => String(n).padStart(2, '0');
+
+/** date-time (RFC 3501 §9), in UTC. */
+export function formatInternalDate(d: Date): string {
+  return (
+    `"${pad2(d.getUTCDate())}-${MONTHS[d.getUTCMonth()]}-${d.getUTCFullYear()} ` +
+    `${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())} +0000"`
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Command reading: lines, literals, tokens
+// ---------------------------------------------------------------------------------------------
+
+/** A failed command: the tagged response status and text. */
+class CommandError extends Error {
+  constructor(
+    readonly status: 'BAD' | 'NO',
+    text: string,
+  ) {
+    super(text);
+  }
+}
+const bad = (text: string) => new CommandError('BAD', text);
+const no = (text: string) => new CommandError('NO', text);
+
+/** Thrown when the connection went away mid-command. */
+class ConnectionClosed extends Error {}
+
+/** A tagged response given verbatim (fault hooks). */
+class TaggedResponse extends Error {}
+
+/** One part of a command: a line (without CRLF) or a literal's bytes. */
+type Segment = { line: Buffer } | { literal: Buffer };
+
+type Token =
+  | { kind: 'atom'; value: string }
+  | { kind: 'string'; value: Buffer; literal: boolean }
+  | { kind: 'list'; items: Token[] };
+
+const MAX_LIST_DEPTH = 16;
+
+/** Reads the arguments of one command across its lines and literals. */
+class ArgReader {
+  private seg = 0;
+  private pos = 0;
+
+  constructor(private readonly segments: Segment[]) {}
+
+  private get line(): Buffer {
+    const s = this.segments[this.seg];
+    return s && 'line' in s ? s.line : Buffer.alloc(0);
+  }
+
+  peek(): string | undefined {
+    const line = this.line;
+    return this.pos < line.length ? String.fromCharCode(line[this.pos]!) : undefined;
+  }
+
+  /** Consumes `ch` if it comes next. */
+  take(ch: string): boolean {
+    if (this.peek() !== ch) return false;
+    this.pos++;
+    return true;
+  }
+
+  atEnd(): boolean {
+    return this.seg >= this.segments.length - 1 && this.pos >= this.line.length;
+  }
+
+  /** Requires one SP (RFC 3501 is strict about single spaces). */
+  sp(): void {
+    if (this.peek() !== ' ') throw bad('Expected a space');
+    this.pos++;
+  }
+
+  /** A SP followed by something, or the end of the command. */
+  more(): boolean {
+    if (this.atEnd()) return false;
+    this.sp();
+    return true;
+  }
+
+  end(): void {
+    if (!this.atEnd()) throw bad('Unexpected extra arguments');
+  }
+
+  /** A run of characters accepted by `ok` (at least one). */
+  private run(ok: (ch: string) => boolean, what: string): string {
+    const line = this.line;
+    const start = this.pos;
+    while (this.pos < line.length && ok(String.fromCharCode(line[this.pos]!))) this.pos++;
+    if (this.pos === start) throw bad(`Expected ${what}`);
+    return line.toString('latin1', start, this.pos);
+  }
+
+  tag(): string {
+    return this.run((ch) => isAstringChar(ch) && ch !== '+', 'a tag');
+  }
+
+  atom(): string {
+    return this.run(isAtomChar, 'an atom');
+  }
+
+  /** A sequence set such as 1:*,4 (validated by parseSequenceSet). */
+  sequenceSet(): string {
+    return this.run((ch) => /[0-9:*,$]/.test(ch), 'a sequence set');
+  }
+
+  /**
+   * A FETCH attribute: an atom that may carry a bracketed section (spaces and parentheses allowed
+   * inside) and a <partial>, e.g. BODY.PEEK[HEADER.FIELDS (DATE FROM)]<0.100>.
+   */
+  fetchAtt(): string {
+    const line = this.line;
+    const start = this.pos;
+    let depth = 0;
+    while (this.pos < line.length) {
+      const ch = String.fromCharCode(line[this.pos]!);
+      if (ch === '[') depth++;
+      else if (ch === ']') {
+        if (depth === 0) break;
+        depth--;
+      } else if (depth === 0 && !isAtomChar(ch) && ch !== '<' && ch !== '>') break;
+      this.pos++;
+      if (depth === 0 && ch === '>') break;
+    }
+    if (depth !== 0) throw bad('Unterminated section');
+    if (this.pos === start) throw bad('Expected a FETCH attribute');
+    return line.toString('latin1', start, this.pos);
+  }
+
+  /** quoted / literal. */
+  string(): Buffer {
+    const ch = this.peek();
+    if (ch === '"') return this.quotedString();
+    if (ch === '{') return this.literalString();
+    throw bad('Expected a string');
+  }
+
+  /** atom / quoted / literal (ASTRING-CHAR atoms include ']'). */
+  astring(): Buffer {
+    const ch = this.peek();
+    if (ch === '"' || ch === '{') return this.string();
+    return Buffer.from(this.run(isAstringChar, 'an astring'), 'latin1');
+  }
+
+  /** A LIST pattern: like astring, but atoms may hold the wildcards % and *. */
+  listMailbox(): Buffer {
+    const ch = this.peek();
+    if (ch === '"' || ch === '{') return this.string();
+    return Buffer.from(this.run((c) => isAstringChar(c) || c === '%' || c === '*', 'a mailbox pattern'), 'latin1');
+  }
+
+  private quotedString(): Buffer {
+    const line = this.line;
+    this.pos++; // opening quote
+    const bytes: number[] = [];
+    while (this.pos < line.length) {
+      const b = line[this.pos++]!;
+      if (b === 0x22) return Buffer.from(bytes);
+      if (b === 0x5c) {
+        const next = line[this.pos++];
+        if (next !== 0x22 && next !== 0x5c) throw bad('Invalid escape in quoted string');
+        bytes.push(next);
+        continue;
+      }
+      if (b === 0x00) throw bad('NUL in quoted string');
+      bytes.push(b);
+    }
+    throw bad('Unterminated quoted string');
+  }
+
+  private literalString(): Buffer {
+    const line = this.line;
+    const m = /^\{(\d+)\+?\}$/.exec(line.toString('latin1', this.pos));
+    const next = this.segments[this.seg + 1];
+    if (!m || !next || !('literal' in next)) throw bad('Malformed literal');
+    this.seg += 2;
+    this.pos = 0;
+    return next.literal;
+  }
+
+  /** A parenthesized list of atoms, strings and nested lists. */
+  list(depth = 0): Token[] {
+    if (depth > MAX_LIST_DEPTH) throw bad('Lists nested too deeply');
+    if (this.peek() !== '(') throw bad('Expected "("');
+    this.pos++;
+    const items: Token[] = [];
+    if (this.peek() === ')') {
+      this.pos++;
+      return items;
+    }
+    for (;;) {
+      items.push(this.token(depth + 1));
+      const ch = this.peek();
+      if (ch === ')') {
+        this.pos++;
+        return items;
+      }
+      this.sp();
+    }
+  }
+
+  token(depth = 0): Token {
+    const ch = this.peek();
+    if (ch === '(') return { kind: 'list', items: this.list(depth) };
+    if (ch === '"') return { kind: 'string', value: this.quotedString(), literal: false };
+    if (ch === '{') return { kind: 'string', value: this.literalString(), literal: true };
+    return { kind: 'atom', value: this.run((c) => isAstringChar(c) || c === '*' || c === '%', 'an argument') };
+  }
+}
+
+/** Buffered socket input with line and byte reads. */
+class Input {
+  private buf: Buffer = Buffer.alloc(0);
+  private wake: (() => void) | null = null;
+  private ended = false;
+  /** Discarding a too-long line until its LF. */
+  private discarding = false;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly highWater: number,
+  ) {}
+
+  push(chunk: Buffer): void {
+    if (this.discarding) {
+      const lf = chunk.indexOf(0x0a);
+      if (lf < 0) return;
+      this.discarding = false;
+      chunk = chunk.subarray(lf + 1);
+    }
+    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    if (this.buf.length > this.highWater) this.socket.pause();
+    this.notify();
+  }
+
+  end(): void {
+    this.ended = true;
+    this.notify();
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  private consume(n: number): Buffer {
+    const out = this.buf.subarray(0, n);
+    this.buf = this.buf.subarray(n);
+    if (this.buf.length <= this.highWater && this.socket.isPaused()) this.socket.resume();
+    return out;
+  }
+
+  private wait(): Promise<void> {
+    return new Promise((resolve) => (this.wake = resolve));
+  }
+
+  /**
+   * One line without its CRLF (a bare LF is accepted too). `tooLong` when more than `max` bytes came
+   * without a line end: the rest of that line is then skipped. null at the end of input.
+   */
+  async line(max: number): Promise<{ line: Buffer } | { tooLong: Buffer } | null> {
+    for (;;) {
+      const lf = this.buf.indexOf(0x0a);
+      if (lf >= 0 && lf <= max + 1) {
+        const raw = this.consume(lf + 1);
+        const end = raw.length >= 2 && raw[raw.length - 2] === 0x0d ? raw.length - 2 : raw.length - 1;
+        return { line: Buffer.from(raw.subarray(0, end)) };
+      }
+      if (lf > max + 1 || this.buf.length > max + 1) {
+        const head = Buffer.from(this.buf.subarray(0, 64));
+        if (lf >= 0) this.consume(lf + 1);
+        else {
+          this.consume(this.buf.length);
+          this.discarding = true;
+        }
+        return { tooLong: head };
+      }
+      if (this.ended) return null;
+      await this.wait();
+    }
+  }
+
+  /** Exactly n bytes, or null at the end of input. */
+  async bytes(n: number): Promise<Buffer | null> {
+    while (this.buf.length < n) {
+      if (this.ended) return null;
+      await this.wait();
+    }
+    return Buffer.from(this.consume(n));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailbox state
+// ---------------------------------------------------------------------------------------------
+
+interface MessageState {
+  uid: number;
+  raw: Buffer;
+  flags: string[];
+  internalDate: Date;
+  modseq: number;
+  gmMsgId: bigint;
+}
+
+interface FolderState {
+  name: string;
+  attributes: string[];
+  subscribed: boolean;
+  noSelect: boolean;
+  uidValidity: number;
+  uidNext: number;
+  highestModseq: number;
+  messages: MessageState[];
+}
+
+interface UserState {
+  password: string;
+  folders: FolderState[];
+  byName: Map<string, FolderState>;
+  /** Names that have a child in the tree. */
+  parents: Set<string>;
+  faults: UserFaults;
+  /** Remaining failures: "folder\0uid" -> count. */
+  failuresLeft: Map<string, number>;
+}
+
+const SPECIAL_USE = new Set(['\\all', '\\archive', '\\drafts', '\\flagged', '\\junk', '\\sent', '\\trash', '\\important']);
+const CHILD_INFO = new Set(['\\haschildren', '\\hasnochildren', '\\noinferiors']);
+const SYSTEM_FLAGS = ['\\Answered', '\\Flagged', '\\Deleted', '\\Seen', '\\Draft'];
+
+const has = (list: readonly string[], attr: string) => list.some((a) => a.toLowerCase() === attr.toLowerCase());
+const inboxKey = (name: string) => (name.toUpperCase() === 'INBOX' ? 'INBOX' : name);
+
+/** A stable 31-bit number from a string (FNV-1a). */
+function stableHash(text: string): number {
+  let h = 0x811c9dc5;
+  for (const b of Buffer.from(text)) {
+    h ^= b;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+function buildUser(name: string, user: ScriptedUser, delimiter: string | null, faults: UserFaults | undefined): UserState {
+  const folders: FolderState[] = [];
+  const byName = new Map<string, FolderState>();
+  for (const f of user.folders) {
+    const key = inboxKey(f.name);
+    if (byName.has(key)) throw new Error(`scripted-imap: user ${name} has folder "${f.name}" twice`);
+    const attributes = [...(f.attributes ?? [])];
+    const noSelect = has(attributes, '\\Noselect') || has(attributes, '\\NonExistent');
+    const messages: MessageState[] = [];
+    let last = 0;
+    for (const m of f.messages ?? []) {
+      const uid = m.uid ?? last + 1;
+      if (!Number.isInteger(uid) || uid <= last || uid > 0xffffffff) throw new Error(`scripted-imap: folder "${f.name}" has UID ${uid} after ${last}`);
+      last = uid;
+      messages.push({
+        uid,
+        raw: m.raw,
+        flags: [...m.flags],
+        internalDate: m.internalDate,
+        modseq: messages.length + 1,
+        gmMsgId: (BigInt(stableHash(f.name)) << 32n) | BigInt(uid),
+      });
+    }
+    if (noSelect && messages.length) throw new Error(`scripted-imap: \\Noselect folder "${f.name}" cannot hold messages`);
+    const state: FolderState = {
+      name: key,
+      attributes,
+      subscribed: !!f.subscribed,
+      noSelect,
+      uidValidity: f.uidValidity ?? (stableHash(f.name) % 0x7fffffff) + 1,
+      uidNext: last + 1,
+      highestModseq: messages.length + 1,
+      messages,
+    };
+    folders.push(state);
+    byName.set(key, state);
+  }
+  const parents = new Set<string>();
+  if (delimiter) {
+    for (const f of folders) {
+      let at = f.name.lastIndexOf(delimiter);
+      while (at > 0) {
+        parents.add(f.name.slice(0, at));
+        at = f.name.lastIndexOf(delimiter, at - 1);
+      }
+    }
+  }
+  const failuresLeft = new Map<string, number>();
+  for (const [folder, byUid] of Object.entries(faults?.fetchFailures ?? {})) {
+    for (const [uid, failure] of Object.entries(byUid)) {
+      failuresLeft.set(`${inboxKey(folder)}\0${uid}`, failure.times === 'always' ? Infinity : failure.times);
+    }
+  }
+  return { password: user.password, folders, byName, parents, faults: faults ?? {}, failuresLeft };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sequence sets and LIST patterns
+// ---------------------------------------------------------------------------------------------
+
+const MAX_NUMBER = 0xffffffff;
+
+/** Parses a sequence set into sorted, merged [from, to] ranges; '*' is `star`. */
+function parseSequenceSet(text: string, star: number): Array<[number, number]> {
+  if (!/^[0-9:*,]+$/.test(text)) throw bad('Invalid sequence set');
+  const parts = text.split(',');
+  if (parts.length > 100_000) throw bad('Sequence set too long');
+  const num = (p: string): number => {
+    if (p === '*') return star;
+    if (!/^[1-9]\d{0,9}$/.test(p)) throw bad('Invalid sequence set');
+    const n = Number(p);
+    if (n > MAX_NUMBER) throw bad('Invalid sequence set');
+    return n;
+  };
+  const ranges: Array<[number, number]> = [];
+  for (const part of parts) {
+    const bits = part.split(':');
+    if (bits.length > 2 || bits.some((b) => b === '')) throw bad('Invalid sequence set');
+    const a = num(bits[0]!);
+    const b = bits.length === 2 ? num(bits[1]!) : a;
+    ranges.push([Math.min(a, b), Math.max(a, b)]);
+  }
+  ranges.sort((x, y) => x[0] - y[0]);
+  const merged: Array<[number, number]> = [];
+  for (const r of ranges) {
+    const last = merged[merged.length - 1];
+    if (last && r[0] <= last[1] + 1) last[1] = Math.max(last[1], r[1]);
+    else merged.push([r[0], r[1]]);
+  }
+  return merged;
+}
+
+function inRanges(ranges: Array<[number, number]>, n: number): boolean {
+  let lo = 0;
+  let hi = ranges.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = ranges[mid]!;
+    if (n < r[0]) hi = mid - 1;
+    else if (n > r[1]) lo = mid + 1;
+    else return true;
+  }
+  return false;
+}
+
+/** A LIST pattern (already decoded) as a regular expression (RFC 3501 §6.3.8). */
+function patternRegex(pattern: string, delimiter: string | null): RegExp {
+  const esc = (s: string) => s.replace(/[\\^$.*+?()[\]{}|/-]/g, '\\$&');
+  let src = '';
+  for (const ch of pattern) {
+    if (ch === '*') src += '.*';
+    else if (ch === '%') src += delimiter ? `(?:(?!${esc(delimiter)}).)*` : '.*';
+    else src += esc(ch);
+  }
+  return new RegExp(`^${src}$`, 's');
+}
+
+function matchesPattern(name: string, pattern: string, re: RegExp, delimiter: string | null): boolean {
+  if (re.test(name)) return true;
+  // INBOX is case-insensitive (RFC 3501 §5.1): "inbox" and "Inbox%" match it.
+  if (name === 'INBOX') {
+    const up = pattern.replace(/^inbox/i, 'INBOX');
+    return up !== pattern && patternRegex(up, delimiter).test(name);
+  }
+  return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// FETCH items
+// ---------------------------------------------------------------------------------------------
+
+type FetchItem =
+  | { kind: 'simple'; name: 'UID' | 'FLAGS' | 'INTERNALDATE' | 'RFC822.SIZE' | 'MODSEQ' | 'X-GM-MSGID' | 'X-GM-THRID' | 'X-GM-LABELS' }
+  | {
+      kind: 'section';
+      /** Response key without partial, e.g. BODY[HEADER.FIELDS (DATE)] or RFC822. */
+      key: string;
+      section: '' | 'HEADER' | 'TEXT' | 'HEADER.FIELDS' | 'HEADER.FIELDS.NOT';
+      fields: string[];
+      peek: boolean;
+      partial?: [number, number | undefined];
+    };
+
+/** Splits a message into its header block (with the blank line) and body. */
+function splitMessage(raw: Buffer): { header: Buffer; body: Buffer } {
+  const crlf = raw.indexOf('\r\n\r\n');
+  const lf = raw.indexOf('\n\n');
+  let end: number;
+  if (crlf >= 0 && (lf < 0 || crlf + 1 <= lf)) end = crlf + 4;
+  else if (lf >= 0) end = lf + 2;
+  else end = raw.length;
+  return { header: raw.subarray(0, end), body: raw.subarray(end) };
+}
+
+/** The header fields named (or, with `not`, not named), in message order, then a blank line. */
+function headerFields(header: Buffer, names: string[], not: boolean): Buffer {
+  const wanted = new Set(names.map((n) => n.toLowerCase()));
+  const text = header.toString('latin1');
+  const lines = text.split(/(?<=\n)/);
+  const out: string[] = [];
+  let keep = false;
+  for (const line of lines) {
+    if (line === '\r\n' || line === '\n') break;
+    if (line.startsWith(' ') || line.startsWith('\t')) {
+      if (keep) out.push(line);
+      continue;
+    }
+    const colon = line.indexOf(':');
+    const name = (colon > 0 ? line.slice(0, colon) : line).trim().toLowerCase();
+    keep = colon > 0 && wanted.has(name) !== not;
+    if (keep) out.push(line.endsWith('\n') ? line : line + '\r\n');
+  }
+  out.push('\r\n');
+  return Buffer.from(out.join(''), 'latin1');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server
+// ---------------------------------------------------------------------------------------------
+
+const DEFAULT_LIMITS: ScriptedLimits = { maxLineBytes: 64 * 1024, maxLiteralBytes: 1024 * 1024, maxCommandBytes: 4 * 1024 * 1024 };
+
+interface Shared {
+  personality: Personality;
+  users: Map<string, UserState>;
+  limits: ScriptedLimits;
+  log: string[];
+}
+
+/** Starts a scripted IMAP server on 127.0.0.1 and a free port. */
+export async function startScriptedImap(opts: ScriptedImapOptions): Promise<ScriptedImapServer> {
+  const { personality } = opts;
+  if (personality.delimiter !== null && [...personality.delimiter].length !== 1) throw new Error('scripted-imap: the delimiter must be one character or null');
+  const users = new Map<string, UserState>();
+  for (const [name, user] of Object.entries(opts.users)) users.set(name, buildUser(name, user, personality.delimiter, opts.faults?.[name]));
+  const shared: Shared = { personality, users, limits: { ...DEFAULT_LIMITS, ...opts.limits }, log: [] };
+
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    // Responses go out as several small writes; without this, Nagle and delayed ACKs add ~40 ms a command.
+    socket.setNoDelay(true);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    const session = new Session(socket, shared);
+    session.run().catch(() => socket.destroy());
+  });
+  server.on('error', () => undefined);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  let stopping: Promise<void> | undefined;
+  return {
+    host: '127.0.0.1',
+    port,
+    log: shared.log,
+    connections: () => sockets.size,
+    stop() {
+      stopping ??= new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      });
+      return stopping;
+    },
+  };
+}
+
+type State = 'not-authenticated' | 'authenticated' | 'selected' | 'logout';
+
+/** One client connection. */
+class Session {
+  private readonly input: Input;
+  private readonly p: Personality;
+  private state: State = 'not-authenticated';
+  private user: UserState | undefined;
+  private selected: FolderState | undefined;
+  private readOnly = false;
+  private utf8 = false;
+  private condstore = false;
+
+  constructor(
+    private readonly socket: net.Socket,
+    private readonly shared: Shared,
+  ) {
+    this.p = shared.personality;
+    this.input = new Input(socket, shared.limits.maxLiteralBytes + shared.limits.maxLineBytes);
+    socket.on('data', (chunk: Buffer) => this.input.push(chunk));
+    socket.on('end', () => this.input.end());
+    socket.on('close', () => this.input.end());
+  }
+
+  // -- output ------------------------------------------------------------------------------
+
+  private async write(data: string | Buffer): Promise<void> {
+    const s = this.socket;
+    if (s.destroyed || !s.writable) throw new ConnectionClosed();
+    if (s.write(data)) return;
+    await new Promise<void>((resolve, reject) => {
+      const done = () => {
+        s.off('drain', done);
+        s.off('close', closed);
+        resolve();
+      };
+      const closed = () => {
+        s.off('drain', done);
+        reject(new ConnectionClosed());
+      };
+      s.on('drain', done);
+      s.once('close', closed);
+    });
+  }
+
+  private send(line: string): Promise<void> {
+    return this.write(line + '\r\n');
+  }
+
+  private caps(): string[] {
+    return this.state === 'not-authenticated' ? this.p.capabilities : (this.p.capabilitiesAfterLogin ?? this.p.capabilities);
+  }
+
+  private hasCap(name: string): boolean {
+    return this.caps().some((c) => c.toUpperCase() === name.toUpperCase());
+  }
+
+  // -- names ---------------------------------------------------------------------------------
+
+  /** Unicode name -> the characters that go on the wire (before quoting). */
+  private wireName(name: string): string {
+    return this.p.utf7 && !this.utf8 ? encodeMutf7(name) : name;
+  }
+
+  /** Name as received (after unquoting) -> Unicode; null when it cannot be decoded. */
+  private decodeName(raw: Buffer): string | null {
+    const text = raw.toString('utf8');
+    if (!this.p.utf7 || this.utf8) return text;
+    return decodeMutf7(raw.toString('latin1'));
+  }
+
+  /** A mailbox name for LIST/LSUB/XLIST responses, in the personality's style. */
+  private listName(name: string): string {
+    return astring(this.wireName(name), this.p.nameStyle, this.utf8 || !this.p.utf7);
+  }
+
+  /** A mailbox name for other responses (STATUS): quoted (with escapes) in the 'literal' style. */
+  private otherName(name: string): string {
+    const style = this.p.nameStyle === 'literal' ? 'quoted-always' : this.p.nameStyle;
+    return astring(this.wireName(name), style, this.utf8 || !this.p.utf7);
+  }
+
+  private delimiterWire(): string {
+    return this.p.delimiter === null ? 'NIL' : quoted(this.p.delimiter, true)!;
+  }
+
+  private folder(raw: Buffer): FolderState {
+    const name = this.decodeName(raw);
+    const f = name === null ? undefined : this.user!.byName.get(inboxKey(name));
+    if (!f) throw no('[NONEXISTENT] Mailbox does not exist');
+    return f;
+  }
+
+  // -- main loop -----------------------------------------------------------------------------
+
+  async run(): Promise<void> {
+    try {
+      await this.send(this.p.greeting);
+      while (this.state !== 'logout') {
+        const cmd = await this.readCommand();
+        if (cmd === null) break;
+        if (cmd === 'skip') continue;
+        await this.dispatch(cmd);
+      }
+    } catch (err) {
+      if (!(err instanceof ConnectionClosed)) throw err;
+    } finally {
+      this.socket.end();
+    }
+  }
+
+  /** Reads one whole command (lines and literals). 'skip' when it was refused while reading. */
+  private async readCommand(): Promise<Segment[] | 'skip' | null> {
+    const { maxLineBytes, maxLiteralBytes, maxCommandBytes } = this.shared.limits;
+    const segments: Segment[] = [];
+    let total = 0;
+    for (;;) {
+      const got = await this.input.line(maxLineBytes);
+      if (got === null) return null;
+      if ('tooLong' in got) {
+        const tag = leadingTag(segments.length ? (segments[0] as { line: Buffer }).line : got.tooLong);
+        this.shared.log.push(`${tag ?? '*'} <line longer than ${maxLineBytes} bytes>`);
+        await this.send(`${tag ?? '*'} BAD [TOOBIG] Command line too long`);
+        return 'skip';
+      }
+      const line = got.line;
+      segments.push({ line });
+      total += line.length;
+      const m = /\{(\d{1,10})(\+?)\}$/.exec(line.toString('latin1', Math.max(0, line.length - 14)));
+      if (!m) return segments;
+      const size = Number(m[1]);
+      const nonSync = m[2] === '+';
+      const tag = leadingTag((segments[0] as { line: Buffer }).line) ?? '*';
+      const plusOk = this.hasCap('LITERAL+') || (this.hasCap('LITERAL-') && size <= 4096);
+      total += size;
+      if (size > maxLiteralBytes || total > maxCommandBytes || (nonSync && !plusOk)) {
+        const why = nonSync && !plusOk ? 'Non-synchronizing literal not supported' : `[TOOBIG] Literal of ${size} bytes too big`;
+        this.shared.log.push(`${tag} <refused: ${why}>`);
+        if (nonSync) {
+          // The client sends the bytes anyway. Swallow them if that is bounded; otherwise give up.
+          if (size > maxLiteralBytes) {
+            await this.send(`* BYE ${why}`);
+            this.state = 'logout';
+            return null;
+          }
+          if ((await this.input.bytes(size)) === null) return null;
+          // And the rest of the command line after the literal.
+          await this.input.line(maxLineBytes);
+        }
+        await this.send(`${tag} BAD ${why}`);
+        return 'skip';
+      }
+      if (!nonSync) await this.send('+ Ready for literal data');
+      const data = await this.input.bytes(size);
+      if (data === null) return null;
+      segments.push({ literal: data });
+    }
+  }
+
+  private logCommand(segments: Segment[], tag: string, name: string): void {
+    if (name === 'LOGIN') {
+      let user = '';
+      try {
+        const r = new ArgReader(segments);
+        r.tag();
+        r.sp();
+        r.atom();
+        r.sp();
+        user = JSON.stringify(r.astring().toString('utf8'));
+      } catch {
+        user = '?';
+      }
+      this.shared.log.push(`${tag} LOGIN ${user} ***`);
+      return;
+    }
+    if (name === 'AUTHENTICATE') {
+      const first = (segments[0] as { line: Buffer }).line.toString('latin1').split(' ');
+      this.shared.log.push(first.slice(0, 3).join(' ') + (first.length > 3 ? ' ***' : ''));
+      return;
+    }
+    let text = '';
+    if (!name && segments.some((s) => 'line' in s && /LOGIN|AUTHENTICATE/i.test(s.line.toString('latin1')))) {
+      // Not parsed far enough to know where a password is: keep none of it.
+      this.shared.log.push(`${tag} <unparsable LOGIN/AUTHENTICATE, redacted>`);
+      return;
+    }
+    for (const s of segments) {
+      if ('line' in s) text += s.line.toString('utf8');
+      else text += s.literal.length <= 256 && !/[\r\n\0]/.test(s.literal.toString('latin1')) ? s.literal.toString('utf8') : `<${s.literal.length} bytes>`;
+    }
+    this.shared.log.push(text);
+  }
+
+  private async dispatch(segments: Segment[]): Promise<void> {
+    const r = new ArgReader(segments);
+    let tag: string;
+    try {
+      tag = r.tag();
+    } catch {
+      this.logCommand(segments, '*', '');
+      await this.send('* BAD Invalid tag');
+      return;
+    }
+    let name = '';
+    try {
+      r.sp();
+      name = r.atom().toUpperCase();
+      if (name === 'UID') {
+        r.sp();
+        name = `UID ${r.atom().toUpperCase()}`;
+      }
+    } catch {
+      this.logCommand(segments, tag, '');
+      await this.send(`${tag} BAD Missing or invalid command`);
+      return;
+    }
+    this.logCommand(segments, tag, name);
+    try {
+      const text = await this.execute(name, r);
+      await this.send(`${tag} ${text}`);
+    } catch (err) {
+      if (err instanceof ConnectionClosed) throw err;
+      if (err instanceof CommandError) await this.send(`${tag} ${err.status} ${err.message}`);
+      else if (err instanceof TaggedResponse) await this.send(`${tag} ${err.message}`);
+      else await this.send(`${tag} BAD Internal error: ${String((err as Error)?.message ?? err).replace(/[\r\n]+/g, ' ')}`);
+    }
+  }
+
+  /** Runs a command; returns the text of the tagged OK ("OK ..."). */
+  private async execute(name: string, r: ArgReader): Promise<string> {
+    const anyState = ['CAPABILITY', 'NOOP', 'LOGOUT', 'ID'];
+    const notAuth = ['LOGIN', 'AUTHENTICATE'];
+    const auth = ['SELECT', 'EXAMINE', 'LIST', 'LSUB', 'XLIST', 'STATUS', 'NAMESPACE', 'ENABLE', 'IDLE', 'CREATE', 'DELETE', 'RENAME', 'SUBSCRIBE', 'UNSUBSCRIBE', 'APPEND'];
+    const selected = ['FETCH', 'UID FETCH', 'SEARCH', 'UID SEARCH', 'CHECK', 'CLOSE', 'UNSELECT', 'STORE', 'UID STORE', 'COPY', 'UID COPY', 'MOVE', 'UID MOVE', 'EXPUNGE', 'UID EXPUNGE'];
+    // Extensions answer only when the personality advertises them.
+    const gated: Record<string, string> = { ID: 'ID', NAMESPACE: 'NAMESPACE', ENABLE: 'ENABLE', IDLE: 'IDLE', XLIST: 'XLIST', UNSELECT: 'UNSELECT', MOVE: 'MOVE', 'UID MOVE': 'MOVE', 'UID EXPUNGE': 'UIDPLUS' };
+    const known = [...anyState, ...notAuth, ...auth, ...selected];
+    if (!known.includes(name) || (gated[name] && !this.hasCap(gated[name]))) throw bad('Unknown command');
+    if (notAuth.includes(name) && this.state !== 'not-authenticated') throw bad('Already authenticated');
+    if (auth.includes(name) && this.state === 'not-authenticated') throw bad('Not authenticated');
+    if (selected.includes(name) && this.state !== 'selected') throw bad('No mailbox selected');
+
+    switch (name) {
+      case 'CAPABILITY':
+        r.end();
+        await this.send(`* CAPABILITY ${this.caps().join(' ')}`);
+        return 'OK CAPABILITY completed.';
+      case 'NOOP':
+        r.end();
+        return 'OK NOOP completed.';
+      case 'CHECK':
+        r.end();
+        return 'OK CHECK completed.';
+      case 'LOGOUT':
+        r.end();
+        await this.send(`* BYE ${this.p.byeText ?? 'Logging out'}`);
+        this.state = 'logout';
+        return 'OK LOGOUT completed.';
+      case 'ID':
+        return this.id(r);
+      case 'LOGIN':
+        return this.login(r);
+      case 'AUTHENTICATE':
+        return this.authenticate(r);
+      case 'NAMESPACE':
+        r.end();
+        await this.send(`* NAMESPACE ${this.p.namespace}`);
+        return 'OK NAMESPACE completed.';
+      case 'ENABLE':
+        return this.enable(r);
+      case 'IDLE':
+        return this.idle(r);
+      case 'LIST':
+      case 'XLIST':
+      case 'LSUB':
+        return this.list(name, r);
+      case 'STATUS':
+        return this.status(r);
+      case 'SELECT':
+      case 'EXAMINE':
+        return this.select(name, r);
+      case 'CLOSE':
+      case 'UNSELECT':
+        r.end();
+        if (name === 'CLOSE' && !this.readOnly) {
+          // RFC 3501 §6.4.2: CLOSE on a read-write mailbox expunges the \Deleted messages.
+          const f = this.selected!;
+          f.messages = f.messages.filter((m) => !has(m.flags, '\\Deleted'));
+        }
+        this.selected = undefined;
+        this.state = 'authenticated';
+        return `OK ${name} completed.`;
+      case 'FETCH':
+      case 'UID FETCH':
+        return this.fetch(name === 'UID FETCH', r);
+      case 'SEARCH':
+      case 'UID SEARCH':
+        return this.search(name === 'UID SEARCH', r);
+      default:
+        // CREATE, DELETE, RENAME, (UN)SUBSCRIBE, APPEND, STORE, COPY, MOVE, EXPUNGE: a source only.
+        throw no('[CANNOT] This scripted server is a read-only migration source');
+    }
+  }
+
+  // -- commands ------------------------------------------------------------------------------
+
+  private async id(r: ArgReader): Promise<string> {
+    r.sp();
+    if (r.peek() === '(') r.list();
+    else if (r.atom().toUpperCase() !== 'NIL') throw bad('ID takes a list or NIL');
+    r.end();
+    const fields = this.p.id;
+    const payload = fields
+      ? '(' + Object.entries(fields).map(([k, v]) => `${quoted(k, true)} ${quoted(v, true)}`).join(' ') + ')'
+      : 'NIL';
+    await this.send(`* ID ${payload}`);
+    return 'OK ID completed.';
+  }
+
+  private loggedIn(name: string, password: string): boolean {
+    const user = this.shared.users.get(name);
+    if (!user || user.password !== password) return false;
+    this.user = user;
+    this.state = 'authenticated';
+    return true;
+  }
+
+  private login(r: ArgReader): string {
+    if (this.hasCap('LOGINDISABLED')) throw no('[PRIVACYREQUIRED] LOGIN is disabled');
+    r.sp();
+    const user = r.astring().toString('utf8');
+    r.sp();
+    const password = r.astring().toString('utf8');
+    r.end();
+    if (!this.loggedIn(user, password)) throw no('[AUTHENTICATIONFAILED] Authentication failed.');
+    return `OK ${this.p.loginOkText ?? 'LOGIN completed.'}`;
+  }
+
+  private async authenticate(r: ArgReader): Promise<string> {
+    r.sp();
+    const mech = r.atom().toUpperCase();
+    let initial: string | undefined;
+    if (r.more()) {
+      if (!this.hasCap('SASL-IR')) throw bad('SASL-IR is not supported');
+      initial = r.atom();
+    }
+    r.end();
+    if (!this.hasCap(`AUTH=${mech}`) || (mech !== 'PLAIN' && mech !== 'LOGIN')) throw no('Unsupported authentication mechanism');
+    const ok = `OK ${this.p.loginOkText ?? 'AUTHENTICATE completed.'}`;
+    const ask = async (challenge: string): Promise<string> => {
+      await this.send(`+ ${challenge}`);
+      const got = await this.input.line(this.shared.limits.maxLineBytes);
+      if (got === null) throw new ConnectionClosed();
+      if ('tooLong' in got) throw bad('[TOOBIG] SASL response too long');
+      this.shared.log.push('*** (SASL response)');
+      const text = got.line.toString('latin1');
+      if (text === '*') throw bad('AUTHENTICATE cancelled');
+      return text;
+    };
+    const b64 = (text: string): Buffer => {
+      if (text === '=') return Buffer.alloc(0);
+      if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw bad('Invalid base64');
+      return Buffer.from(text, 'base64');
+    };
+    if (mech === 'PLAIN') {
+      const msg = b64(initial ?? (await ask('')));
+      const parts = msg.toString('utf8').split('\0');
+      if (parts.length !== 3) throw bad('Malformed PLAIN response');
+      const [authz, authc, pass] = parts as [string, string, string];
+      if (authz && authz !== authc) throw no('[AUTHORIZATIONFAILED] Authorization identity not permitted');
+      if (!this.loggedIn(authc, pass)) throw no('[AUTHENTICATIONFAILED] Authentication failed.');
+      return ok;
+    }
+    // LOGIN: user name, then password, each a base64 answer to a prompt.
+    const user = b64(initial ?? (await ask(Buffer.from('Username:').toString('base64')))).toString('utf8');
+    const pass = b64(await ask(Buffer.from('Password:').toString('base64'))).toString('utf8');
+    if (!this.loggedIn(user, pass)) throw no('[AUTHENTICATIONFAILED] Authentication failed.');
+    return ok;
+  }
+
+  private async enable(r: ArgReader): Promise<string> {
+    if (this.state !== 'authenticated') throw bad('ENABLE is only valid in the authenticated state');
+    const asked: string[] = [];
+    while (r.more()) asked.push(r.atom().toUpperCase());
+    if (!asked.length) throw bad('ENABLE needs an argument');
+    // Only what the personality advertises and this engine implements (RFC 5161: ignore the rest).
+    const enabled: string[] = [];
+    for (const ext of asked) {
+      if (!this.hasCap(ext) || enabled.includes(ext)) continue;
+      if (ext === 'CONDSTORE') this.condstore = true;
+      else if (ext === 'UTF8=ACCEPT') this.utf8 = true;
+      else continue;
+      enabled.push(ext);
+    }
+    await this.send(`* ENABLED${enabled.map((e) => ' ' + e).join('')}`);
+    return 'OK ENABLE completed.';
+  }
+
+  private async idle(r: ArgReader): Promise<string> {
+    r.end();
+    await this.send('+ idling');
+    const got = await this.input.line(this.shared.limits.maxLineBytes);
+    if (got === null) throw new ConnectionClosed();
+    const text = 'line' in got ? got.line.toString('latin1') : '';
+    this.shared.log.push(text || '<too long>');
+    if (text.toUpperCase() !== 'DONE') throw bad('Expected DONE');
+    return 'OK IDLE terminated.';
+  }
+
+  /** LIST / XLIST / LSUB, including the RFC 5258 extended syntax. */
+  private async list(command: 'LIST' | 'XLIST' | 'LSUB', r: ArgReader): Promise<string> {
+    const extended = command === 'LIST' && this.hasCap('LIST-EXTENDED');
+    const select = new Set<string>();
+    const ret = new Set<string>();
+    r.sp();
+    if (r.peek() === '(') {
+      if (!extended) throw bad('Selection options need LIST-EXTENDED');
+      for (const t of r.list()) {
+        if (t.kind !== 'atom') throw bad('Invalid selection option');
+        select.add(t.value.toUpperCase());
+      }
+      r.sp();
+    }
+    const reference = this.decodeName(r.astring());
+    r.sp();
+    const rawPatterns: Buffer[] = [];
+    if (r.peek() === '(') {
+      if (!extended) throw bad('Multiple patterns need LIST-EXTENDED');
+      for (const t of r.list()) {
+        if (t.kind === 'list') throw bad('Invalid pattern');
+        rawPatterns.push(t.kind === 'atom' ? Buffer.from(t.value, 'latin1') : t.value);
+      }
+    } else rawPatterns.push(r.listMailbox());
+    if (r.more()) {
+      if (!extended || r.atom().toUpperCase() !== 'RETURN') throw bad('Unexpected arguments');
+      r.sp();
+      for (const t of r.list()) {
+        // Options with arguments (STATUS (...) of LIST-STATUS) are not implemented.
+        const s = t.kind === 'atom' ? t.value.toUpperCase() : '';
+        if (!['SUBSCRIBED', 'CHILDREN', 'SPECIAL-USE'].includes(s) || (s === 'SPECIAL-USE' && !this.hasCap('SPECIAL-USE'))) throw bad(`Unsupported return option ${s || '(...)'}`);
+        ret.add(s);
+      }
+    }
+    r.end();
+    // RECURSIVEMATCH (RFC 5258 §3) is not implemented; REMOTE is accepted (nothing is remote).
+    for (const s of select) if (!['SUBSCRIBED', 'REMOTE', 'SPECIAL-USE'].includes(s) || (s === 'SPECIAL-USE' && !this.hasCap('SPECIAL-USE'))) throw bad(`Unsupported selection option ${s}`);
+    if (reference === null) throw no('Invalid reference name');
+    const patterns: string[] = [];
+    for (const raw of rawPatterns) {
+      const p = this.decodeName(raw);
+      if (p === null) throw no('Invalid mailbox pattern');
+      patterns.push(p);
+    }
+
+    const d = this.p.delimiter;
+    const user = this.user!;
+    // LIST "" "": the delimiter and the root (RFC 3501 §6.3.8).
+    if (command !== 'LSUB' && patterns.length === 1 && patterns[0] === '') {
+      const root = d && reference.includes(d) ? reference.slice(0, reference.indexOf(d) + 1) : '';
+      await this.send(`* ${command} (\\Noselect) ${this.delimiterWire()} ${this.listName(root)}`);
+      return `OK ${command} completed.`;
+    }
+
+    const showSpecialUse =
+      command === 'XLIST' || this.p.specialUse === 'always' || this.p.specialUse === undefined || (this.p.specialUse === 'on-request' && (ret.has('SPECIAL-USE') || select.has('SPECIAL-USE')));
+    const emitted = new Set<string>();
+    let wildcard = false;
+    for (const pattern of patterns) {
+      const full = reference + pattern;
+      wildcard ||= /[*%]/.test(full);
+      const re = patternRegex(full, d);
+      const lines: string[] = [];
+      for (const f of user.folders) {
+        if (emitted.has(f.name) || !matchesPattern(f.name, full, re, d)) continue;
+        if ((command === 'LSUB' || select.has('SUBSCRIBED')) && !f.subscribed) continue;
+        if (select.has('SPECIAL-USE') && !f.attributes.some((a) => SPECIAL_USE.has(a.toLowerCase()))) continue;
+        emitted.add(f.name);
+        lines.push(this.listLine(command, f.name, f.attributes, user.parents.has(f.name), showSpecialUse, ret.has('SUBSCRIBED') && f.subscribed));
+      }
+      // "%" at the end also returns levels of hierarchy that are no folders, as \Noselect.
+      if (full.endsWith('%') && d && command !== 'LSUB' && !select.size) {
+        for (const parent of user.parents) {
+          if (emitted.has(parent) || user.byName.has(parent) || !matchesPattern(parent, full, re, d)) continue;
+          emitted.add(parent);
+          lines.push(this.listLine(command, parent, ['\\Noselect'], true, false, false));
+        }
+      }
+      for (const line of lines) await this.send(line);
+    }
+    if (command !== 'LSUB' && wildcard) for (const raw of user.faults.malformedList ?? []) await this.send(raw);
+    return `OK ${command} completed.`;
+  }
+
+  private listLine(command: string, name: string, stored: string[], hasChildren: boolean, showSpecialUse: boolean, subscribed: boolean): string {
+    const attrs: string[] = [];
+    const add = (a: string) => {
+      if (!has(attrs, a)) attrs.push(a);
+    };
+    for (const a of stored) {
+      if (SPECIAL_USE.has(a.toLowerCase())) {
+        if (showSpecialUse && this.p.specialUse !== 'never') add(this.p.lowercaseSpecialUse ? a.toLowerCase() : a);
+        else if (command === 'XLIST') add(a);
+        continue;
+      }
+      add(a);
+    }
+    if (!this.p.omitHasChildren && !stored.some((a) => CHILD_INFO.has(a.toLowerCase()))) add(hasChildren ? '\\HasChildren' : '\\HasNoChildren');
+    for (const a of this.p.listExtras?.attributes ?? []) add(a);
+    if (name === 'INBOX') {
+      for (const a of this.p.listExtras?.inboxAttributes ?? []) add(a);
+      if (command === 'XLIST') add('\\Inbox');
+    }
+    if (subscribed) add('\\Subscribed');
+    return `* ${command} (${attrs.join(' ')}) ${this.delimiterWire()} ${this.listName(name)}`;
+  }
+
+  private async status(r: ArgReader): Promise<string> {
+    r.sp();
+    const raw = r.astring();
+    r.sp();
+    const items = r.list().map((t) => {
+      if (t.kind !== 'atom') throw bad('Invalid STATUS item');
+      return t.value.toUpperCase();
+    });
+    r.end();
+    const allowed = ['MESSAGES', 'RECENT', 'UIDNEXT', 'UIDVALIDITY', 'UNSEEN', ...(this.hasCap('CONDSTORE') ? ['HIGHESTMODSEQ'] : [])];
+    for (const item of items) if (!allowed.includes(item)) throw bad(`Unsupported STATUS item ${item}`);
+    const f = this.folder(raw);
+    if (f.noSelect) throw no('[NONEXISTENT] Mailbox is not selectable');
+    if (items.includes('HIGHESTMODSEQ')) this.condstore = true;
+    const value = (item: string): number => {
+      switch (item) {
+        case 'MESSAGES':
+          return f.messages.length;
+        case 'RECENT':
+          return f.messages.filter((m) => has(m.flags, '\\Recent')).length;
+        case 'UIDNEXT':
+          return f.uidNext;
+        case 'UIDVALIDITY':
+          return f.uidValidity;
+        case 'UNSEEN':
+          return f.messages.filter((m) => !has(m.flags, '\\Seen')).length;
+        default:
+          return f.highestModseq;
+      }
+    };
+    await this.send(`* STATUS ${this.otherName(f.name)} (${items.map((i) => `${i} ${value(i)}`).join(' ')})`);
+    return 'OK STATUS completed.';
+  }
+
+  private async select(command: 'SELECT' | 'EXAMINE', r: ArgReader): Promise<string> {
+    // A failed SELECT leaves no mailbox selected (RFC 3501 §6.3.1).
+    this.selected = undefined;
+    if (this.state === 'selected') this.state = 'authenticated';
+    r.sp();
+    const raw = r.astring();
+    if (r.more()) {
+      const params = r.list();
+      for (const t of params) {
+        if (t.kind === 'atom' && t.value.toUpperCase() === 'CONDSTORE' && this.hasCap('CONDSTORE')) this.condstore = true;
+        else throw bad('Unsupported SELECT parameter');
+      }
+    }
+    r.end();
+    const f = this.folder(raw);
+    if (f.noSelect) throw no('[NONEXISTENT] Mailbox is not selectable');
+    const keywords = new Set<string>();
+    for (const m of f.messages) for (const flag of m.flags) if (!flag.startsWith('\\')) keywords.add(flag);
+    const flags = [...SYSTEM_FLAGS, ...keywords].join(' ');
+    const readOnly = command === 'EXAMINE';
+    await this.send(`* FLAGS (${flags})`);
+    await this.send(readOnly ? '* OK [PERMANENTFLAGS ()] Read-only mailbox.' : `* OK [PERMANENTFLAGS (${flags} \\*)] Flags permitted.`);
+    await this.send(`* ${f.messages.length} EXISTS`);
+    await this.send(`* ${f.messages.filter((m) => has(m.flags, '\\Recent')).length} RECENT`);
+    const unseen = f.messages.findIndex((m) => !has(m.flags, '\\Seen'));
+    if (unseen >= 0) await this.send(`* OK [UNSEEN ${unseen + 1}] First unseen.`);
+    await this.send(`* OK [UIDVALIDITY ${f.uidValidity}] UIDs valid`);
+    await this.send(`* OK [UIDNEXT ${f.uidNext}] Predicted next UID`);
+    if (this.condstore) await this.send(`* OK [HIGHESTMODSEQ ${f.highestModseq}] Highest`);
+    this.selected = f;
+    this.readOnly = readOnly;
+    this.state = 'selected';
+    return `OK [${readOnly ? 'READ-ONLY' : 'READ-WRITE'}] ${command} completed.`;
+  }
+
+  /** The messages a sequence set names, in mailbox order, with their sequence numbers. */
+  private resolve(set: string, byUid: boolean): Array<{ seq: number; msg: MessageState }> {
+    const msgs = this.selected!.messages;
+    if (byUid) {
+      const ranges = parseSequenceSet(set, msgs.length ? msgs[msgs.length - 1]!.uid : 0);
+      return msgs.map((msg, i) => ({ seq: i + 1, msg })).filter(({ msg }) => inRanges(ranges, msg.uid));
+    }
+    if (set.includes('*') && msgs.length === 0) throw bad('Invalid message sequence: the mailbox is empty');
+    const ranges = parseSequenceSet(set, msgs.length);
+    if (ranges.length && ranges[ranges.length - 1]![1] > msgs.length) throw bad('Invalid message sequence number');
+    return msgs.map((msg, i) => ({ seq: i + 1, msg })).filter(({ seq }) => inRanges(ranges, seq));
+  }
+
+  private parseFetchItems(r: ArgReader): FetchItem[] {
+    const names: string[] = [];
+    if (r.take('(')) {
+      // "(att SP att ...)" by hand, not with list(): attributes may hold bracketed sections.
+      for (;;) {
+        names.push(r.fetchAtt());
+        if (r.take(')')) break;
+        r.sp();
+      }
+    } else names.push(r.fetchAtt());
+    const items: FetchItem[] = [];
+    const macro: Record<string, string[]> = {
+      ALL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE'],
+      FAST: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE'],
+      FULL: ['FLAGS', 'INTERNALDATE', 'RFC822.SIZE', 'ENVELOPE', 'BODY'],
+    };
+    const upperNames = names.length === 1 && macro[names[0]!.toUpperCase()] ? macro[names[0]!.toUpperCase()]! : names;
+    for (const n of upperNames) items.push(this.parseFetchItem(n));
+    return items;
+  }
+
+  private parseFetchItem(text: string): FetchItem {
+    const upper = text.toUpperCase();
+    const simple = ['UID', 'FLAGS', 'INTERNALDATE', 'RFC822.SIZE'] as const;
+    if ((simple as readonly string[]).includes(upper)) return { kind: 'simple', name: upper as (typeof simple)[number] };
+    if (upper === 'MODSEQ' && this.hasCap('CONDSTORE')) {
+      this.condstore = true;
+      return { kind: 'simple', name: 'MODSEQ' };
+    }
+    if ((upper === 'X-GM-MSGID' || upper === 'X-GM-THRID' || upper === 'X-GM-LABELS') && this.hasCap('X-GM-EXT-1')) return { kind: 'simple', name: upper };
+    if (upper === 'RFC822') return { kind: 'section', key: 'RFC822', section: '', fields: [], peek: false };
+    if (upper === 'RFC822.HEADER') return { kind: 'section', key: 'RFC822.HEADER', section: 'HEADER', fields: [], peek: true };
+    if (upper === 'RFC822.TEXT') return { kind: 'section', key: 'RFC822.TEXT', section: 'TEXT', fields: [], peek: false };
+    const m = /^(BODY|BODY\.PEEK)\[([^\]]*)\](?:<(\d{1,10})(?:\.(\d{1,10}))?>)?$/i.exec(text);
+    if (!m) {
+      if (['ENVELOPE', 'BODY', 'BODYSTRUCTURE'].includes(upper) || upper.startsWith('BINARY')) throw bad(`${upper} is not implemented by the scripted server`);
+      throw bad(`Unknown FETCH attribute ${text}`);
+    }
+    const peek = m[1]!.toUpperCase() === 'BODY.PEEK';
+    const spec = m[2]!;
+    const partial: [number, number | undefined] | undefined = m[3] !== undefined ? [Number(m[3]), m[4] !== undefined ? Number(m[4]) : undefined] : undefined;
+    if (m[4] !== undefined && Number(m[4]) === 0) throw bad('Invalid partial');
+    const sm = /^(HEADER\.FIELDS\.NOT|HEADER\.FIELDS|HEADER|TEXT|)(?: (\(.*\)))?$/i.exec(spec);
+    if (!sm) throw bad(`Section ${spec} is not implemented by the scripted server`);
+    const section = sm[1]!.toUpperCase() as '' | 'HEADER' | 'TEXT' | 'HEADER.FIELDS' | 'HEADER.FIELDS.NOT';
+    let fields: string[] = [];
+    if (section.startsWith('HEADER.FIELDS')) {
+      if (!sm[2]) throw bad('HEADER.FIELDS needs a list of field names');
+      const inner = new ArgReader([{ line: Buffer.from(sm[2], 'latin1') }]);
+      fields = inner.list().map((t) => {
+        if (t.kind === 'list') throw bad('Invalid header field name');
+        return t.kind === 'atom' ? t.value : t.value.toString('latin1');
+      });
+      if (!fields.length) throw bad('Empty header field list');
+      inner.end();
+    } else if (sm[2]) throw bad('Unexpected section arguments');
+    const key = `BODY[${section}${fields.length ? ` (${fields.join(' ')})` : ''}]`;
+    return { kind: 'section', key, section, fields, peek, partial };
+  }
+
+  private async fetch(byUid: boolean, r: ArgReader): Promise<string> {
+    r.sp();
+    const set = r.sequenceSet();
+    r.sp();
+    const items = this.parseFetchItems(r);
+    let changedSince: number | undefined;
+    if (r.more()) {
+      const mods = r.list();
+      for (let i = 0; i < mods.length; i++) {
+        const t = mods[i]!;
+        const next = mods[i + 1];
+        if (t.kind === 'atom' && t.value.toUpperCase() === 'CHANGEDSINCE' && this.hasCap('CONDSTORE') && next?.kind === 'atom' && /^\d{1,19}$/.test(next.value)) {
+          changedSince = Number(next.value);
+          this.condstore = true;
+          i++;
+        } else throw bad('Unsupported FETCH modifier');
+      }
+    }
+    r.end();
+    const f = this.selected!;
+    if (byUid && !items.some((i) => i.kind === 'simple' && i.name === 'UID')) items.unshift({ kind: 'simple', name: 'UID' });
+    if (changedSince !== undefined && !items.some((i) => i.kind === 'simple' && i.name === 'MODSEQ')) items.push({ kind: 'simple', name: 'MODSEQ' });
+    let targets = this.resolve(set, byUid);
+    if (changedSince !== undefined) targets = targets.filter(({ msg }) => msg.modseq > changedSince!);
+
+    const wantsBody = items.some((i) => i.kind === 'section' && (i.section === '' || i.section === 'TEXT'));
+    const wantsContent = items.some((i) => i.kind === 'section');
+    let failure: string | undefined;
+    for (const { seq, msg } of targets) {
+      const fail = this.fetchFailure(f, msg.uid, wantsBody, wantsContent);
+      if (fail !== undefined) {
+        failure ??= fail;
+        continue;
+      }
+      const parts: Array<string | Buffer> = [`* ${seq} FETCH (`];
+      let first = true;
+      const put = (...p: Array<string | Buffer>) => {
+        if (!first) parts.push(' ');
+        first = false;
+        parts.push(...p);
+      };
+      let setSeen = false;
+      for (const item of items) {
+        if (item.kind === 'simple') {
+          switch (item.name) {
+            case 'UID':
+              put(`UID ${msg.uid}`);
+              break;
+            case 'FLAGS':
+              put(`FLAGS (${msg.flags.join(' ')})`);
+              break;
+            case 'INTERNALDATE':
+              put(`INTERNALDATE ${formatInternalDate(msg.internalDate)}`);
+              break;
+            case 'RFC822.SIZE':
+              put(`RFC822.SIZE ${msg.raw.length}`);
+              break;
+            case 'MODSEQ':
+              put(`MODSEQ (${msg.modseq})`);
+              break;
+            case 'X-GM-MSGID':
+              put(`X-GM-MSGID ${msg.gmMsgId}`);
+              break;
+            case 'X-GM-THRID':
+              put(`X-GM-THRID ${msg.gmMsgId}`);
+              break;
+            case 'X-GM-LABELS':
+              put('X-GM-LABELS ()');
+              break;
+          }
+          continue;
+        }
+        const { header, body } = splitMessage(msg.raw);
+        let data: Buffer;
+        if (item.section === '') data = msg.raw;
+        else if (item.section === 'HEADER') data = header;
+        else if (item.section === 'TEXT') data = body;
+        else data = headerFields(header, item.fields, item.section === 'HEADER.FIELDS.NOT');
+        let key = item.key;
+        if (item.partial) {
+          const [start, count] = item.partial;
+          data = data.subarray(Math.min(start, data.length), count === undefined ? undefined : Math.min(start + count, data.length));
+          key += `<${start}>`;
+        }
+        put(`${key} {${data.length}}\r\n`, data);
+        if (!item.peek && !this.readOnly && !has(msg.flags, '\\Seen')) setSeen = true;
+      }
+      if (setSeen) {
+        // RFC 3501 §6.4.5: a non-PEEK body fetch sets \Seen, and the new flags are reported.
+        msg.flags.push('\\Seen');
+        msg.modseq = ++f.highestModseq;
+        if (!items.some((i) => i.kind === 'simple' && i.name === 'FLAGS')) put(`FLAGS (${msg.flags.join(' ')})`);
+      }
+      parts.push(')\r\n');
+      await this.write(Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))));
+    }
+    if (failure !== undefined) throw new TaggedResponse(failure);
+    return `OK ${byUid ? 'UID FETCH' : 'FETCH'} completed.`;
+  }
+
+  /** The configured response when this FETCH of `uid` must fail (and counts it), else undefined. */
+  private fetchFailure(f: FolderState, uid: number, wantsBody: boolean, wantsContent: boolean): string | undefined {
+    const user = this.user!;
+    const failure = user.faults.fetchFailures?.[f.name]?.[uid] ?? (f.name === 'INBOX' ? findInboxFailure(user.faults, uid) : undefined);
+    if (!failure) return undefined;
+    const trigger = failure.trigger ?? 'body';
+    if ((trigger === 'body' && !wantsBody) || (trigger === 'content' && !wantsContent)) return undefined;
+    const key = `${f.name}\0${uid}`;
+    const left = user.failuresLeft.get(key) ?? 0;
+    if (left <= 0) return undefined;
+    user.failuresLeft.set(key, left - 1);
+    return failure.response;
+  }
+
+  private async search(byUid: boolean, r: ArgReader): Promise<string> {
+    const msgs = this.selected!.messages;
+    const tokens: Token[] = [];
+    while (r.more()) tokens.push(r.token());
+    if (!tokens.length) throw bad('SEARCH needs a search key');
+    let i = 0;
+    if (tokens[0]?.kind === 'atom' && tokens[0].value.toUpperCase() === 'CHARSET') {
+      const cs = tokens[1];
+      const name = cs?.kind === 'atom' ? cs.value : cs?.kind === 'string' ? cs.value.toString('latin1') : '';
+      if (!['US-ASCII', 'UTF-8'].includes(name.toUpperCase())) throw no('[BADCHARSET (US-ASCII UTF-8)] Unsupported charset');
+      i = 2;
+    }
+    type Pred = (m: MessageState, seq: number) => boolean;
+    const str = (t: Token | undefined): string => {
+      if (!t || t.kind === 'list') throw bad('Missing search argument');
+      return t.kind === 'atom' ? t.value : t.value.toString('utf8');
+    };
+    const date = (t: Token | undefined): number => {
+      const m = /^(\d{1,2})-([A-Za-z]{3})-(\d{4})$/.exec(str(t));
+      const month = m ? MONTHS.findIndex((x) => x.toLowerCase() === m[2]!.toLowerCase()) : -1;
+      if (!m || month < 0) throw bad('Invalid date');
+      return Date.UTC(Number(m[3]), month, Number(m[1]));
+    };
+    const day = (d: Date) => Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+    const flag = (name: string, want: boolean): Pred => (m) => has(m.flags, name) === want;
+    const one = (list: Token[], depth: number): Pred => {
+      if (depth > MAX_LIST_DEPTH) throw bad('Search too deeply nested');
+      const t = list[i++];
+      if (!t) throw bad('Missing search key');
+      if (t.kind === 'list') {
+        const saved = i;
+        i = 0;
+        const preds: Pred[] = [];
+        while (i < t.items.length) preds.push(one(t.items, depth + 1));
+        i = saved;
+        if (!preds.length) throw bad('Empty search list');
+        return (m, s) => preds.every((p) => p(m, s));
+      }
+      if (t.kind === 'string') throw bad('Unexpected string in search');
+      const key = t.value.toUpperCase();
+      switch (key) {
+        case 'ALL':
+          return () => true;
+        case 'ANSWERED':
+        case 'DELETED':
+        case 'DRAFT':
+        case 'FLAGGED':
+        case 'SEEN':
+        case 'RECENT':
+          return flag('\\' + key, true);
+        case 'UNANSWERED':
+        case 'UNDELETED':
+        case 'UNDRAFT':
+        case 'UNFLAGGED':
+        case 'UNSEEN':
+          return flag('\\' + key.slice(2), false);
+        case 'KEYWORD': {
+          const k = str(list[i++]);
+          return flag(k, true);
+        }
+        case 'UNKEYWORD': {
+          const k = str(list[i++]);
+          return flag(k, false);
+        }
+        case 'LARGER': {
+          const n = Number(str(list[i++]));
+          return (m) => m.raw.length > n;
+        }
+        case 'SMALLER': {
+          const n = Number(str(list[i++]));
+          return (m) => m.raw.length < n;
+        }
+        case 'BEFORE': {
+          const d = date(list[i++]);
+          return (m) => day(m.internalDate) < d;
+        }
+        case 'ON': {
+          const d = date(list[i++]);
+          return (m) => day(m.internalDate) === d;
+        }
+        case 'SINCE': {
+          const d = date(list[i++]);
+          return (m) => day(m.internalDate) >= d;
+        }
+        case 'NOT': {
+          const p = one(list, depth + 1);
+          return (m, s) => !p(m, s);
+        }
+        case 'OR': {
+          const a = one(list, depth + 1);
+          const b = one(list, depth + 1);
+          return (m, s) => a(m, s) || b(m, s);
+        }
+        case 'UID': {
+          const ranges = parseSequenceSet(str(list[i++]), msgs.length ? msgs[msgs.length - 1]!.uid : 0);
+          return (m) => inRanges(ranges, m.uid);
+        }
+        default: {
+          if (/^[0-9:*,]+$/.test(key)) {
+            const ranges = parseSequenceSet(key, msgs.length);
+            return (_m, s) => inRanges(ranges, s);
+          }
+          throw bad(`Search key ${key} is not implemented by the scripted server`);
+        }
+      }
+    };
+    const preds: Pred[] = [];
+    while (i < tokens.length) preds.push(one(tokens, 0));
+    const hits = msgs.map((m, k) => ({ m, seq: k + 1 })).filter(({ m, seq }) => preds.every((p) => p(m, seq)));
+    await this.send(`* SEARCH${hits.map(({ m, seq }) => ' ' + (byUid ? m.uid : seq)).join('')}`);
+    return `OK ${byUid ? 'UID SEARCH' : 'SEARCH'} completed.`;
+  }
+}
+
+/** A fetch failure configured for INBOX under another spelling of its name ("inbox"). */
+function findInboxFailure(faults: UserFaults, uid: number): FetchFailure | undefined {
+  for (const [name, byUid] of Object.entries(faults.fetchFailures ?? {})) if (name.toUpperCase() === 'INBOX' && byUid[uid]) return byUid[uid];
+  return undefined;
+}
+
+/** The tag at the start of a line, if it looks like one. */
+function leadingTag(line: Buffer): string | undefined {
+  const head = line.toString('latin1', 0, Math.min(line.length, 128));
+  const sp = head.indexOf(' ');
+  const tag = sp > 0 ? head.slice(0, sp) : '';
+  return tag && [...tag].every((ch) => isAstringChar(ch) && ch !== '+') ? tag : undefined;
+}

@@ -1,0 +1,925 @@
+/**
+ * Proves the scripted IMAP server (test/helpers/scripted-imap) with imapflow itself, not with mailmover:
+ * for every vendor personality, login, NAMESPACE, the folder tree as imapflow decodes it (paths,
+ * delimiters, \Noselect parents, subscriptions), a 500-folder tree 12 levels deep, and the exact bytes,
+ * flags and dates of messages read the way mailmover's source side reads them. Then the fault hooks, and
+ * the protocol details and robustness checks over a raw socket. If this file fails, tests built on the
+ * scripted server are no evidence about mailmover.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { ImapFlow, type ImapFlowOptions, type ListResponse } from 'imapflow';
+import { decodeMutf7, encodeMutf7, startScriptedImap, type Personality, type ScriptedFolder, type ScriptedImapServer, type ScriptedMessage } from '../helpers/scripted-imap/server.js';
+import { courier, cyrus, exchange, flat, gmail, literalNames, PERSONALITIES } from '../helpers/scripted-imap/personalities.js';
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+const PASSWORD = 'pa55 "wörd" \\';
+
+async function connect(srv: ScriptedImapServer, extra: Partial<ImapFlowOptions> = {}): Promise<ImapFlow> {
+  const c = new ImapFlow({ host: srv.host, port: srv.port, secure: false, auth: { user: 'alice', pass: PASSWORD }, logger: false, disableAutoIdle: true, ...extra });
+  c.on('error', () => undefined);
+  try {
+    await c.connect();
+  } catch (e) {
+    c.close();
+    throw e;
+  }
+  return c;
+}
+
+async function done(c: ImapFlow): Promise<void> {
+  await c.logout().catch(() => c.close());
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Messages that exercise the byte-exact path: 8-bit, bare LF, no final newline, a large literal. */
+function sampleMessages(): ScriptedMessage[] {
+  const big = Buffer.concat([Buffer.from('Message-ID: <big@example.test>\r\nSubject: big\r\n\r\n'), Buffer.alloc(300_000, 'x'), Buffer.from('\r\n')]);
+  return [
+    {
+      raw: Buffer.from('Message-ID: <one@example.test>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0100\r\nFrom: Ann <ann@example.test>\r\nTo: bob@example.test\r\nSubject: one\r\n  folded\r\nX-Other: 1\r\n\r\nHello\r\n'),
+      flags: ['\\Seen'],
+      internalDate: new Date('2024-01-01T09:00:00Z'),
+    },
+    {
+      raw: Buffer.concat([Buffer.from('Subject: eight bit\nContent-Type: text/plain; charset=latin1\n\n'), Buffer.from([0x80, 0xe9, 0xff, 0x0a, 0x41])]),
+      flags: ['\\Flagged', '$Forwarded', 'NonJunk'],
+      internalDate: new Date('1999-12-31T23:59:59Z'),
+      uid: 7,
+    },
+    { raw: Buffer.from('Subject: no body, no newline'), flags: [], internalDate: new Date('2020-02-29T12:00:00Z') },
+    { raw: big, flags: ['\\Deleted', '\\Answered'], internalDate: new Date('2023-06-15T08:30:00Z'), uid: 4711 },
+    { raw: Buffer.from('Subject: draft\r\n\r\n'), flags: ['\\Draft', '\\Recent'], internalDate: new Date('2024-05-05T05:05:05Z') },
+  ];
+}
+
+const UIDS = [1, 7, 8, 4711, 4712];
+
+/** Per personality: its folder tree, the names imapflow should list, and a nested folder with mail. */
+interface Case {
+  personality: Personality;
+  folders: ScriptedFolder[];
+  /** Names imapflow's list() returns (the personal namespace). */
+  listed: string[];
+  /** Names that must come back \Noselect. */
+  noSelect: string[];
+  /** A non-ASCII, nested folder holding sampleMessages(). */
+  mailFolder: string;
+  /** How imapflow logs in with this personality's capabilities. */
+  login: RegExp;
+  /** How imapflow learns subscriptions. */
+  subscriptions: 'LSUB' | 'RETURN (SUBSCRIBED)';
+}
+
+function folder(name: string, extra: Partial<ScriptedFolder> = {}): ScriptedFolder {
+  return { name, ...extra };
+}
+
+function cases(): Case[] {
+  const out: Case[] = [];
+  {
+    const folders = [
+      folder('INBOX', { subscribed: true, messages: sampleMessages().slice(0, 1) }),
+      folder('INBOX.Sent', { subscribed: true }),
+      folder('INBOX.Drafts'),
+      folder('INBOX.Trash', { subscribed: true }),
+      folder('INBOX.Archive', { attributes: ['\\Noselect'] }),
+      folder('INBOX.Archive.2024'),
+      folder('INBOX.Entwürfe & Ärger.Ünter', { messages: sampleMessages(), subscribed: true }),
+      folder('INBOX.With Space'),
+      folder('#shared.Team'),
+    ];
+    out.push({
+      personality: courier,
+      folders,
+      listed: folders.map((f) => f.name).filter((n) => n !== '#shared.Team'),
+      noSelect: ['INBOX.Archive'],
+      mailFolder: 'INBOX.Entwürfe & Ärger.Ünter',
+      login: /^\w+ AUTHENTICATE PLAIN$/,
+      subscriptions: 'LSUB',
+    });
+  }
+  {
+    const folders = [
+      folder('INBOX', { subscribed: true }),
+      folder('INBOX.Sent', { attributes: ['\\Sent'], subscribed: true }),
+      folder('INBOX.Trash', { attributes: ['\\Trash'] }),
+      folder('INBOX.Archive', { attributes: ['\\Noselect'] }),
+      folder('INBOX.Archive.Café', { messages: sampleMessages(), subscribed: true }),
+      folder('user.bob.Shared'),
+      folder('Shared Folder'),
+    ];
+    out.push({
+      personality: cyrus,
+      folders,
+      listed: ['INBOX', 'INBOX.Sent', 'INBOX.Trash', 'INBOX.Archive', 'INBOX.Archive.Café'],
+      noSelect: ['INBOX.Archive'],
+      mailFolder: 'INBOX.Archive.Café',
+      login: /^\w+ AUTHENTICATE PLAIN$/,
+      subscriptions: 'RETURN (SUBSCRIBED)',
+    });
+  }
+  {
+    const folders = [
+      folder('INBOX', { subscribed: true }),
+      folder('Sent Items', { attributes: ['\\Sent'], subscribed: true }),
+      folder('Deleted Items', { attributes: ['\\Trash'] }),
+      folder('Junk Email', { attributes: ['\\Junk'] }),
+      folder('Drafts', { attributes: ['\\Drafts'] }),
+      folder('Conversation History'),
+      folder('Calendar'),
+      folder('Calendar/Birthdays'),
+      folder('Kategorie', { attributes: ['\\Noselect'] }),
+      folder('Kategorie/Przesyłki', { messages: sampleMessages(), subscribed: true }),
+      folder('[Tag]Done'),
+    ];
+    out.push({
+      personality: exchange,
+      folders,
+      listed: folders.map((f) => f.name),
+      noSelect: ['Kategorie'],
+      mailFolder: 'Kategorie/Przesyłki',
+      login: /^\w+ AUTHENTICATE PLAIN$/,
+      subscriptions: 'LSUB',
+    });
+  }
+  {
+    const folders = [
+      folder('INBOX', { subscribed: true }),
+      folder('[Gmail]', { attributes: ['\\Noselect'] }),
+      folder('[Gmail]/All Mail', { attributes: ['\\All'], subscribed: true }),
+      folder('[Gmail]/Drafts', { attributes: ['\\Drafts'], subscribed: true }),
+      folder('[Gmail]/Important', { attributes: ['\\Important'], subscribed: true }),
+      folder('[Gmail]/Sent Mail', { attributes: ['\\Sent'], subscribed: true }),
+      folder('[Gmail]/Spam', { attributes: ['\\Junk'], subscribed: true }),
+      folder('[Gmail]/Starred', { attributes: ['\\Flagged'], subscribed: true }),
+      folder('[Gmail]/Trash', { attributes: ['\\Trash'], subscribed: true }),
+      folder('Label/日本語 ünd mehr', { messages: sampleMessages(), subscribed: true }),
+    ];
+    out.push({
+      personality: gmail,
+      folders,
+      listed: folders.map((f) => f.name),
+      noSelect: ['[Gmail]'],
+      mailFolder: 'Label/日本語 ünd mehr',
+      login: /^\w+ AUTHENTICATE PLAIN$/,
+      subscriptions: 'RETURN (SUBSCRIBED)',
+    });
+  }
+  {
+    const folders = [
+      folder('INBOX', { subscribed: true }),
+      folder('Sent'),
+      folder('Archive/2024', { subscribed: true }),
+      folder('a.b'),
+      folder('Placeholder', { attributes: ['\\Noselect'] }),
+      folder('Ablage für Ärger', { messages: sampleMessages() }),
+    ];
+    out.push({
+      personality: flat,
+      folders,
+      listed: folders.map((f) => f.name),
+      noSelect: ['Placeholder'],
+      mailFolder: 'Ablage für Ärger',
+      login: /^\w+ LOGIN "alice" \*\*\*$/,
+      subscriptions: 'LSUB',
+    });
+  }
+  {
+    const folders = [
+      folder('INBOX', { subscribed: true }),
+      folder('Quote "this"', { subscribed: true }),
+      folder('Back\\slash'),
+      folder('Brace {5}'),
+      folder('NIL'),
+      folder('Parent', { attributes: ['\\Noselect'] }),
+      folder('Parent/Ünïcødé "x"', { messages: sampleMessages() }),
+    ];
+    out.push({
+      personality: literalNames,
+      folders,
+      listed: folders.map((f) => f.name),
+      noSelect: ['Parent'],
+      mailFolder: 'Parent/Ünïcødé "x"',
+      login: /^\w+ LOGIN "alice" \*\*\*$/,
+      subscriptions: 'LSUB',
+    });
+  }
+  return out;
+}
+
+/** 500 folders (plus INBOX), up to 12 levels deep, some \Noselect, some non-ASCII or with spaces. */
+function bigTree(p: Personality): { folders: ScriptedFolder[]; names: string[] } {
+  const prefix = p.namespace.startsWith('(("INBOX.') ? 'INBOX.' : '';
+  const d = p.delimiter ?? '/';
+  const paths: string[][] = [];
+  for (let depth = 1; depth <= 12; depth++) paths.push(Array.from({ length: depth }, (_, k) => `Level ${k + 1}`));
+  for (let i = 0; paths.length < 500; i++) {
+    const parent = paths[(i * 7919) % paths.length]!;
+    const seg = i % 10 === 0 ? `Ördner ${i}` : i % 10 === 1 ? `日本 ${i}` : `F${i}`;
+    paths.push(parent.length >= 12 ? [parent[0]!, seg] : [...parent, seg]);
+  }
+  const names = paths.map((segs) => prefix + segs.join(d));
+  const folders: ScriptedFolder[] = [{ name: 'INBOX' }, ...names.map((name, i) => folder(name, i % 50 === 3 ? { attributes: ['\\Noselect'] } : {}))];
+  return { folders, names: ['INBOX', ...names] };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw socket client for protocol details
+// ---------------------------------------------------------------------------------------------
+
+class Raw {
+  private buf = '';
+  private wake: (() => void) | null = null;
+  readonly closed: Promise<void>;
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (d: Buffer) => {
+      this.buf += d.toString('latin1');
+      this.wake?.();
+    });
+    socket.on('error', () => undefined);
+    this.closed = new Promise((resolve) => socket.once('close', () => resolve()));
+  }
+
+  static async open(srv: ScriptedImapServer): Promise<{ raw: Raw; greeting: string }> {
+    const socket = net.connect({ host: srv.host, port: srv.port });
+    await new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    const raw = new Raw(socket);
+    const greeting = await raw.until(/^\* [^\r\n]*\r\n/m);
+    return { raw, greeting };
+  }
+
+  write(data: string | Buffer): void {
+    this.socket.write(typeof data === 'string' ? Buffer.from(data, 'utf8') : data);
+  }
+
+  /** Waits until the buffered input matches, returns everything up to the end of the match. */
+  async until(re: RegExp, ms = 3000): Promise<string> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const m = re.exec(this.buf);
+      if (m) {
+        const out = this.buf.slice(0, m.index + m[0].length);
+        this.buf = this.buf.slice(m.index + m[0].length);
+        return out;
+      }
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${re}; got ${JSON.stringify(this.buf.slice(0, 500))}`);
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, left);
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+    }
+  }
+
+  /** Sends a command and returns all output up to and including its tagged response. */
+  async cmd(tag: string, text: string): Promise<string> {
+    this.write(`${tag} ${text}\r\n`);
+    return this.tagged(tag);
+  }
+
+  tagged(tag: string): Promise<string> {
+    return this.until(new RegExp(`^${tag} (OK|NO|BAD)[^\\r\\n]*\\r\\n`, 'm'));
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+}
+
+const lastLine = (out: string) => out.trimEnd().split('\r\n').pop()!;
+
+// ---------------------------------------------------------------------------------------------
+// Per personality, through imapflow
+// ---------------------------------------------------------------------------------------------
+
+describe('scripted IMAP server, through imapflow', () => {
+  for (const c of cases()) {
+    const p = c.personality;
+    describe(p.name, () => {
+      let srv: ScriptedImapServer;
+      before(async () => {
+        srv = await startScriptedImap({ personality: p, users: { alice: { password: PASSWORD, folders: c.folders } } });
+      });
+      after(() => srv.stop());
+
+      test('logs in the way its capabilities make imapflow choose, and answers NAMESPACE', async () => {
+        const client = await connect(srv);
+        try {
+          assert.ok(srv.log.some((l) => c.login.test(l)), srv.log.join('\n'));
+          assert.ok(!srv.log.some((l) => l.includes('wörd')), 'the password never reaches the log');
+          const ns = (client as unknown as { namespaces: { personal: Array<{ prefix: string; delimiter: string | null }> } }).namespaces;
+          const prefix = p.namespace.startsWith('(("INBOX.') ? 'INBOX.' : '';
+          assert.deepEqual(ns.personal[0], { prefix, delimiter: p.delimiter });
+          assert.deepEqual(client.namespace, { prefix, delimiter: p.delimiter });
+        } finally {
+          await done(client);
+        }
+        const wrong = new ImapFlow({ host: srv.host, port: srv.port, secure: false, auth: { user: 'alice', pass: 'nope' }, logger: false });
+        wrong.on('error', () => undefined);
+        await assert.rejects(wrong.connect(), (e: { authenticationFailed?: boolean }) => e.authenticationFailed === true);
+        wrong.close();
+      });
+
+      test('list() returns the configured tree: decoded paths, delimiter, \\Noselect parents, subscriptions', async () => {
+        const client = await connect(srv);
+        let entries: ListResponse[];
+        try {
+          const before = srv.log.length;
+          entries = await client.list();
+          const sent = srv.log.slice(before).join('\n');
+          if (c.subscriptions === 'LSUB') assert.match(sent, /LSUB/);
+          else assert.ok(/RETURN \(.*SUBSCRIBED\)/.test(sent) && !/LSUB/.test(sent), sent);
+        } finally {
+          await done(client);
+        }
+        assert.deepEqual(entries.map((e) => e.path).sort(), [...c.listed].sort());
+        for (const e of entries) {
+          assert.equal(e.delimiter ?? null, p.delimiter, `delimiter of ${e.path}`);
+          assert.equal(e.flags.has('\\Noselect'), c.noSelect.includes(e.path), `\\Noselect on ${e.path}`);
+          const configured = c.folders.find((f) => f.name === e.path)!;
+          assert.equal(!!e.subscribed, !!configured.subscribed || e.path === 'INBOX', `subscribed ${e.path}`);
+        }
+        // Names that need encoding went over the wire in modified UTF-7 (the server log holds what
+        // imapflow sends; the LIST replies themselves are checked over a raw socket below).
+        assert.ok(c.listed.some((n) => /[^\x20-\x7e]/.test(n)));
+      });
+
+      test('a 500-folder tree 12 levels deep lists completely', async () => {
+        const tree = bigTree(p);
+        const big = await startScriptedImap({ personality: p, users: { alice: { password: PASSWORD, folders: tree.folders } } });
+        try {
+          const client = await connect(big);
+          try {
+            const entries = await client.list();
+            assert.equal(entries.length, 501);
+            assert.deepEqual(entries.map((e) => e.path).sort(), [...tree.names].sort());
+            const deepest = Math.max(...entries.map((e) => (p.delimiter ? e.path.split(p.delimiter).length : 1)));
+            if (p.delimiter) assert.equal(deepest - (tree.names[1]!.startsWith('INBOX.') ? 1 : 0), 12);
+            const noSelect = entries.filter((e) => e.flags.has('\\Noselect')).map((e) => e.path);
+            assert.deepEqual(noSelect.sort(), tree.folders.filter((f) => f.attributes?.includes('\\Noselect')).map((f) => f.name).sort());
+          } finally {
+            await done(client);
+          }
+        } finally {
+          await big.stop();
+        }
+      });
+
+      test("mailmover's source reads: exact bytes, flags, internal dates, UIDs, headers", async () => {
+        const client = await connect(srv);
+        try {
+          const box = await client.mailboxOpen(c.mailFolder, { readOnly: true });
+          assert.equal(box.exists, 5);
+          assert.equal(box.uidNext, 4713);
+          assert.equal(box.readOnly, true);
+          const expected = sampleMessages();
+          // The listing FETCH (sequence range) with the identity headers.
+          const listing = [];
+          for await (const m of client.fetch('1:*', { uid: true, flags: true, internalDate: true, size: true, headers: ['message-id', 'date', 'from', 'to', 'subject'] })) listing.push(m);
+          assert.deepEqual(
+            listing.map((m) => m.uid),
+            UIDS,
+          );
+          listing.forEach((m, i) => {
+            const want = expected[i]!;
+            assert.equal(m.size, want.raw.length, `size of UID ${m.uid}`);
+            assert.deepEqual([...(m.flags ?? [])].sort(), [...want.flags].sort(), `flags of UID ${m.uid}`);
+            assert.equal((m.internalDate as Date).getTime(), want.internalDate.getTime(), `date of UID ${m.uid}`);
+          });
+          assert.equal(
+            listing[0]!.headers!.toString(),
+            'Message-ID: <one@example.test>\r\nDate: Mon, 1 Jan 2024 10:00:00 +0100\r\nFrom: Ann <ann@example.test>\r\nTo: bob@example.test\r\nSubject: one\r\n  folded\r\n\r\n',
+          );
+          assert.equal(listing[2]!.headers!.toString(), 'Subject: no body, no newline\r\n\r\n');
+          // UIDs, then bodies by UID set (one batch), then one by one.
+          assert.deepEqual(await client.search({ all: true }, { uid: true }), UIDS);
+          const bodies = new Map<number, Buffer>();
+          for await (const m of client.fetch('1,7:8,4711:4712', { uid: true, source: true }, { uid: true })) bodies.set(m.uid, m.source!);
+          assert.deepEqual([...bodies.keys()], UIDS);
+          UIDS.forEach((uid, i) => assert.equal(sha(bodies.get(uid)!), sha(expected[i]!.raw), `bytes of UID ${uid}`));
+          const one = await client.fetchOne('7', { uid: true, source: true }, { uid: true });
+          assert.ok(one && one.source!.equals(expected[1]!.raw));
+          // Read-only: the body fetches set no \Seen, and CLOSE expunges nothing.
+          await client.mailboxClose();
+          const again = await client.mailboxOpen(c.mailFolder, { readOnly: true });
+          assert.equal(again.exists, 5);
+          const flags = await client.fetchOne('3', { flags: true });
+          assert.ok(flags && !flags.flags!.has('\\Seen'));
+        } finally {
+          await done(client);
+        }
+      });
+    });
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// imapflow quirks the presets expose (pinned imapflow 2.1.2)
+// ---------------------------------------------------------------------------------------------
+
+describe('scripted IMAP server: what imapflow makes of the vendor styles', () => {
+  test('special-use: Gmail via extension, Exchange only by name (no SPECIAL-USE capability), Cyrus lower case only by name', async () => {
+    const folders = [folder('INBOX'), folder('INBOX.Sent', { attributes: ['\\Sent'] }), folder('INBOX.Papierkorb', { attributes: ['\\Trash'] })];
+    const run = async (p: Personality, fs: ScriptedFolder[]) => {
+      const srv = await startScriptedImap({ personality: p, users: { alice: { password: PASSWORD, folders: fs } } });
+      try {
+        const client = await connect(srv);
+        try {
+          return new Map((await client.list()).map((e) => [e.path, e]));
+        } finally {
+          await done(client);
+        }
+      } finally {
+        await srv.stop();
+      }
+    };
+    const g = await run(gmail, [folder('INBOX'), folder('Sent', { attributes: ['\\Sent'] }), folder('Papierkorb', { attributes: ['\\Trash'] })]);
+    assert.equal(g.get('Papierkorb')!.specialUse, '\\Trash');
+    assert.equal(g.get('Papierkorb')!.specialUseSource, 'extension');
+    const x = await run(exchange, [folder('INBOX'), folder('Sent', { attributes: ['\\Sent'] }), folder('Weg damit', { attributes: ['\\Trash'] })]);
+    assert.ok(x.get('Weg damit')!.flags.has('\\Trash'), 'the attribute is on the wire');
+    assert.equal(x.get('Weg damit')!.specialUse, undefined, 'imapflow ignores it without SPECIAL-USE');
+    assert.equal(x.get('Sent')!.specialUseSource, 'name');
+    const cy = await run(cyrus, folders);
+    assert.ok(cy.get('INBOX.Papierkorb')!.flags.has('\\trash'), 'lower case on the wire, as requested with RETURN (SPECIAL-USE)');
+    // imapflow compares attribute names case-sensitively, so `\trash` is not recognised; "Papierkorb" is
+    // a known German name for the trash, so it is still found, but by name.
+    assert.equal(cy.get('INBOX.Papierkorb')!.specialUseSource, 'name');
+  });
+
+  test('Gmail without SPECIAL-USE: imapflow falls back to XLIST, which marks INBOX \\Inbox', async () => {
+    const legacy: Personality = { ...gmail, name: 'gmail-xlist', capabilitiesAfterLogin: gmail.capabilitiesAfterLogin!.filter((x) => x !== 'SPECIAL-USE' && x !== 'LIST-EXTENDED') };
+    const srv = await startScriptedImap({ personality: legacy, users: { alice: { password: PASSWORD, folders: [folder('INBOX'), folder('[Gmail]', { attributes: ['\\Noselect'] }), folder('[Gmail]/Alle Nachrichten', { attributes: ['\\All'] })] } } });
+    try {
+      const client = await connect(srv);
+      try {
+        const entries = await client.list();
+        assert.ok(srv.log.some((l) => / XLIST "" "\*"$/.test(l)), srv.log.join('\n'));
+        const all = entries.find((e) => e.path === '[Gmail]/Alle Nachrichten')!;
+        assert.equal(all.specialUse, '\\All');
+        assert.equal(all.specialUseSource, 'extension');
+        assert.equal(entries.find((e) => e.path === 'INBOX')!.flags.has('\\Inbox'), false, 'imapflow strips \\Inbox');
+      } finally {
+        await done(client);
+      }
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('a prefixed namespace: imapflow lists with the prefix as reference, so other namespaces stay out', async () => {
+    const srv = await startScriptedImap({ personality: cyrus, users: { alice: { password: PASSWORD, folders: [folder('INBOX'), folder('INBOX.A'), folder('user.bob'), folder('Shared')] } } });
+    try {
+      const client = await connect(srv);
+      try {
+        assert.deepEqual((await client.list()).map((e) => e.path).sort(), ['INBOX', 'INBOX.A']);
+        assert.ok(srv.log.some((l) => /LIST "INBOX\." "\*"/.test(l)));
+        assert.ok(srv.log.some((l) => /LIST "" "INBOX"/.test(l)), 'and INBOX separately');
+      } finally {
+        await done(client);
+      }
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Fault hooks
+// ---------------------------------------------------------------------------------------------
+
+describe('scripted IMAP server: fault hooks', () => {
+  const messages = () => [1, 2, 3].map((i) => ({ raw: Buffer.from(`Subject: m${i}\r\n\r\nbody ${i}\r\n`), flags: [], internalDate: new Date('2024-01-01T00:00:00Z') }));
+
+  test('fetchFailures answers NO the configured number of times, only for that message', async () => {
+    const srv = await startScriptedImap({
+      personality: exchange,
+      users: { alice: { password: PASSWORD, folders: [folder('INBOX', { messages: messages() }), folder('Other', { messages: messages() })] } },
+      faults: {
+        alice: {
+          fetchFailures: {
+            INBOX: { 2: { times: 2, response: 'NO [UNAVAILABLE] Message is being scanned' } },
+            Other: { 3: { times: 'always', response: 'NO [SERVERBUG] Corrupt message' } },
+          },
+        },
+      },
+    });
+    try {
+      const client = await connect(srv);
+      try {
+        await client.mailboxOpen('INBOX', { readOnly: true });
+        // Listing (headers, no body) is not a body fetch: it succeeds.
+        const listed = [];
+        for await (const m of client.fetch('1:*', { uid: true, size: true, headers: ['subject'] })) listed.push(m.uid);
+        assert.deepEqual(listed, [1, 2, 3]);
+        // A batch: the other messages arrive, then the command fails (failure 1 of 2).
+        const got: number[] = [];
+        await assert.rejects(
+          (async () => {
+            for await (const m of client.fetch('1:3', { uid: true, source: true }, { uid: true })) got.push(m.uid);
+          })(),
+          (e: { responseStatus?: string; responseText?: string }) => e.responseStatus === 'NO' && e.responseText === 'Message is being scanned',
+        );
+        assert.deepEqual(got, [1, 3]);
+        // Failure 2 of 2, then it recovers.
+        await assert.rejects(client.fetchOne('2', { uid: true, source: true }, { uid: true }), /Command failed/);
+        const ok = await client.fetchOne('2', { uid: true, source: true }, { uid: true });
+        assert.ok(ok && ok.source!.toString().includes('body 2'));
+        // 'always' never recovers, also on a new connection.
+        await client.mailboxOpen('Other', { readOnly: true });
+        for (let i = 0; i < 3; i++) await assert.rejects(client.fetchOne('3', { uid: true, source: true }, { uid: true }));
+      } finally {
+        await done(client);
+      }
+      const second = await connect(srv);
+      try {
+        await second.mailboxOpen('Other', { readOnly: true });
+        await assert.rejects(second.fetchOne('3', { uid: true, source: true }, { uid: true }));
+        const recovered = await second.fetchOne('2', { uid: true, source: true }, { uid: true });
+        assert.ok(recovered && recovered.source);
+      } finally {
+        await done(second);
+      }
+      const tagged = srv.log.filter((l) => /UID FETCH (1:3|2|3) \(UID BODY\.PEEK\[\]\)/.test(l));
+      assert.ok(tagged.length >= 7);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test("trigger 'content' fails header fetches too", async () => {
+    const srv = await startScriptedImap({
+      personality: gmail,
+      users: { alice: { password: PASSWORD, folders: [folder('INBOX', { messages: messages() })] } },
+      faults: { alice: { fetchFailures: { INBOX: { 1: { times: 1, response: 'NO Some messages could not be FETCHed (Failure)', trigger: 'content' } } } } },
+    });
+    try {
+      const client = await connect(srv);
+      try {
+        await client.mailboxOpen('INBOX', { readOnly: true });
+        const seen: number[] = [];
+        await assert.rejects(async () => {
+          for await (const m of client.fetch('1:*', { uid: true, headers: ['subject'] })) seen.push(m.uid);
+        });
+        assert.deepEqual(seen, [2, 3]);
+        const again = [];
+        for await (const m of client.fetch('1:*', { uid: true, headers: ['subject'] })) again.push(m.uid);
+        assert.deepEqual(again, [1, 2, 3]);
+      } finally {
+        await done(client);
+      }
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('malformedList lines go out verbatim; imapflow keeps a valid one and silently drops a broken one', async () => {
+    const srv = await startScriptedImap({
+      personality: exchange,
+      users: { alice: { password: PASSWORD, folders: [folder('INBOX')] } },
+      faults: { alice: { malformedList: ['* LIST (\\HasNoChildren) "/" Injected', '* LIST (\\HasNoChildren) "/" "Broken'] } },
+    });
+    try {
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('a', `LOGIN alice "${PASSWORD.replace(/["\\]/g, '\\$&')}"`);
+      const out = await raw.cmd('b', 'LIST "" "*"');
+      assert.match(out, /^\* LIST \(\\HasNoChildren\) "\/" Injected\r\n\* LIST \(\\HasNoChildren\) "\/" "Broken\r\nb OK/m);
+      assert.doesNotMatch(await raw.cmd('c', 'LIST "" INBOX'), /Injected/, 'only into wildcard listings');
+      raw.close();
+      const client = await connect(srv);
+      try {
+        assert.deepEqual((await client.list()).map((e) => e.path).sort(), ['INBOX', 'Injected']);
+        assert.equal(client.usable, true);
+      } finally {
+        await done(client);
+      }
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Protocol details and robustness over a raw socket
+// ---------------------------------------------------------------------------------------------
+
+describe('scripted IMAP server: protocol details (raw socket)', () => {
+  const msgs = (): ScriptedMessage[] => [
+    { raw: Buffer.from('Subject: a\r\nFrom: x@y\r\n\r\nbody a\r\n'), flags: [], internalDate: new Date('2024-03-01T10:00:00Z') },
+    { raw: Buffer.from('Subject: b\r\n\r\nbody b\r\n'), flags: ['\\Seen', '\\Deleted'], internalDate: new Date('2024-03-02T10:00:00Z'), uid: 5 },
+    { raw: Buffer.from('Subject: c\r\n\r\nbody c\r\n'), flags: ['\\Seen', '$Work'], internalDate: new Date('2024-03-03T10:00:00Z') },
+  ];
+  const tree = (): ScriptedFolder[] => [
+    folder('INBOX', { messages: msgs(), subscribed: true }),
+    folder('Quote "this"', { subscribed: true }),
+    folder('A/B/C'),
+    folder('Sent Items', { attributes: ['\\Sent'], subscribed: true }),
+  ];
+  const users = () => ({ alice: { password: PASSWORD, folders: tree() } });
+  const login = `LOGIN alice "${PASSWORD.replace(/["\\]/g, '\\$&')}"`;
+
+  test('greeting, CAPABILITY before and after login, ID, NAMESPACE, LOGOUT', async () => {
+    const srv = await startScriptedImap({ personality: exchange, users: users() });
+    try {
+      const { raw, greeting } = await Raw.open(srv);
+      assert.equal(greeting, '* OK The Microsoft Exchange IMAP4 service is ready.\r\n');
+      assert.match(await raw.cmd('a1', 'CAPABILITY'), /^\* CAPABILITY IMAP4 IMAP4rev1 AUTH=PLAIN SASL-IR UIDPLUS ID UNSELECT CHILDREN IDLE NAMESPACE LITERAL\+\r\na1 OK/);
+      assert.match(await raw.cmd('a2', 'ID NIL'), /^\* ID \("name" "Microsoft\.Exchange\.Imap4\.Imap4Server" "version" "15\.20"\)\r\na2 OK/);
+      assert.match(await raw.cmd('a3', 'NAMESPACE'), /^a3 BAD/, 'NAMESPACE needs authentication');
+      assert.match(lastLine(await raw.cmd('a4', login)), /^a4 OK LOGIN completed\.$/);
+      assert.match(await raw.cmd('a5', 'CAPABILITY'), /MOVE ID UNSELECT CLIENTACCESSRULES/);
+      assert.match(await raw.cmd('a6', 'NAMESPACE'), /^\* NAMESPACE \(\("" "\/"\)\) NIL NIL\r\n/);
+      assert.match(await raw.cmd('a7', 'LOGOUT'), /^\* BYE Microsoft Exchange Server IMAP4 server signing off\.\r\na7 OK/);
+      await raw.closed;
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('LOGIN with synchronizing literals ("+" continuations) and with LITERAL+', async () => {
+    const sync = await startScriptedImap({ personality: literalNames, users: users() });
+    const plus = await startScriptedImap({ personality: exchange, users: users() });
+    try {
+      const pw = Buffer.from(PASSWORD);
+      const { raw } = await Raw.open(sync);
+      raw.write('s1 LOGIN {5}\r\n');
+      assert.match(await raw.until(/^\+ [^\r\n]*\r\n/m), /^\+ /);
+      raw.write(`alice {${pw.length}}\r\n`);
+      await raw.until(/^\+ [^\r\n]*\r\n/m);
+      raw.write(Buffer.concat([pw, Buffer.from('\r\n')]));
+      assert.match(lastLine(await raw.tagged('s1')), /^s1 OK/);
+      assert.ok(sync.log.includes('s1 LOGIN "alice" ***'), sync.log.join('\n'));
+      // LITERAL+ is not advertised here: a non-synchronizing literal is refused, and the connection goes on.
+      raw.write('s2 STATUS {5+}\r\nINBOX (MESSAGES)\r\n');
+      assert.match(lastLine(await raw.tagged('s2')), /^s2 BAD Non-synchronizing literal not supported/);
+      assert.match(lastLine(await raw.cmd('s3', 'NOOP')), /^s3 OK/);
+      raw.close();
+
+      const p2 = await Raw.open(plus);
+      p2.raw.write(Buffer.concat([Buffer.from(`p1 LOGIN {5+}\r\nalice {${pw.length}+}\r\n`), pw, Buffer.from('\r\n')]));
+      const out = await p2.raw.tagged('p1');
+      assert.doesNotMatch(out, /^\+/m, 'no continuation for LITERAL+');
+      assert.match(lastLine(out), /^p1 OK/);
+      p2.raw.close();
+    } finally {
+      await Promise.all([sync.stop(), plus.stop()]);
+    }
+  });
+
+  test('AUTHENTICATE PLAIN with SASL-IR, with a continuation, cancelled, refused without SASL-IR; SASL LOGIN', async () => {
+    const srv = await startScriptedImap({ personality: exchange, users: users() });
+    const cour = await startScriptedImap({ personality: courier, users: users() });
+    try {
+      const b64 = Buffer.from(`\0alice\0${PASSWORD}`).toString('base64');
+      const { raw } = await Raw.open(srv);
+      assert.match(lastLine(await raw.cmd('x1', `AUTHENTICATE PLAIN ${Buffer.from('\0alice\0wrong').toString('base64')}`)), /^x1 NO \[AUTHENTICATIONFAILED\]/);
+      raw.write('x2 AUTHENTICATE PLAIN\r\n');
+      await raw.until(/^\+ \r\n/m);
+      raw.write('*\r\n');
+      assert.match(lastLine(await raw.tagged('x2')), /^x2 BAD AUTHENTICATE cancelled/);
+      assert.match(lastLine(await raw.cmd('x3', `AUTHENTICATE PLAIN ${b64}`)), /^x3 OK AUTHENTICATE completed\./);
+      assert.ok(!srv.log.some((l) => l.includes(b64)), 'the SASL response is redacted');
+      assert.ok(srv.log.includes('x3 AUTHENTICATE PLAIN ***'));
+      raw.close();
+      const c2 = await Raw.open(cour);
+      assert.match(lastLine(await c2.raw.cmd('y1', `AUTHENTICATE PLAIN ${b64}`)), /^y1 BAD/, 'no SASL-IR on Courier');
+      c2.raw.write('y2 AUTHENTICATE PLAIN\r\n');
+      await c2.raw.until(/^\+ \r\n/m);
+      c2.raw.write(`${b64}\r\n`);
+      assert.match(lastLine(await c2.raw.tagged('y2')), /^y2 OK LOGIN Ok\./);
+      c2.raw.close();
+      // SASL LOGIN (Cyrus advertises AUTH=LOGIN): two base64 prompts.
+      const cy = await startScriptedImap({ personality: cyrus, users: users() });
+      try {
+        const c3 = await Raw.open(cy);
+        c3.raw.write('z1 AUTHENTICATE LOGIN\r\n');
+        assert.match(await c3.raw.until(/^\+ [^\r\n]*\r\n/m), new RegExp(`^\\+ ${Buffer.from('Username:').toString('base64')}`));
+        c3.raw.write(`${Buffer.from('alice').toString('base64')}\r\n`);
+        assert.match(await c3.raw.until(/^\+ [^\r\n]*\r\n/m), new RegExp(`^\\+ ${Buffer.from('Password:').toString('base64')}`));
+        c3.raw.write(`${Buffer.from(PASSWORD).toString('base64')}\r\n`);
+        assert.match(lastLine(await c3.raw.tagged('z1')), /^z1 OK User logged in/);
+        c3.raw.close();
+      } finally {
+        await cy.stop();
+      }
+    } finally {
+      await Promise.all([srv.stop(), cour.stop()]);
+    }
+  });
+
+  test('LIST styles on the wire: literal names, quoted with escapes, atoms, NIL delimiter, modified UTF-7', async () => {
+    const fs = [folder('INBOX'), folder('Quote "this"'), folder('Sent Items'), folder('Ü/x'), folder('[Tag]Done'), folder('NIL')];
+    const one = async (p: Personality, cmds: Array<[string, RegExp]>) => {
+      const srv = await startScriptedImap({ personality: p, users: { alice: { password: PASSWORD, folders: fs } } });
+      try {
+        const { raw } = await Raw.open(srv);
+        await raw.cmd('l', login);
+        for (const [cmd, re] of cmds) assert.match(await raw.cmd('t', cmd), re, `${p.name}: ${cmd}`);
+        raw.close();
+      } finally {
+        await srv.stop();
+      }
+    };
+    await one(literalNames, [
+      ['LIST "" "*"', /^\* LIST \(\\HasNoChildren\) "\/" \{12\}\r\nQuote "this"\r\n/m],
+      ['LIST "" "*"', /^\* LIST \(\\HasNoChildren\) "\/" \{7\}\r\n&ANw-\/x\r\n/m],
+      ['LIST "" "%"', /^\* LIST \(\\Noselect \\HasChildren\) "\/" \{5\}\r\n&ANw-\r\n/m],
+      ['STATUS "Quote \\"this\\"" (MESSAGES UIDNEXT)', /^\* STATUS "Quote \\"this\\"" \(MESSAGES 0 UIDNEXT 1\)\r\nt OK/],
+      ['ID ("name" "raw")', /^\* ID \("name" "Literal \\"names\\" \\\\ server" "version" "1\.0"\)/],
+    ]);
+    await one(exchange, [
+      ['LIST "" "*"', /^\* LIST \(\\HasNoChildren \\Marked\) "\/" INBOX\r\n\* LIST \(\\HasNoChildren\) "\/" "Quote \\"this\\""\r\n\* LIST \(\\HasNoChildren\) "\/" "Sent Items"\r\n/],
+      ['LIST "" "*"', /^\* LIST \(\\HasNoChildren\) "\/" \[Tag\]Done\r\n\* LIST \(\\HasNoChildren\) "\/" "NIL"\r\n/m],
+      ['LIST "" "&ANw-/*"', /^\* LIST \(\\HasNoChildren\) "\/" &ANw-\/x\r\nt OK/],
+    ]);
+    await one(flat, [['LIST "" "*"', /^\* LIST \(\\Noinferiors\) NIL "Sent Items"\r\n/m]]);
+    await one(gmail, [['LIST "" "%"', /^\* LIST \(\\HasNoChildren\) "\/" "INBOX"\r\n/]]);
+  });
+
+  test('LIST patterns: "%" returns missing levels as \\Noselect, "*" only real folders, LIST "" "" the delimiter', async () => {
+    const srv = await startScriptedImap({ personality: exchange, users: users() });
+    try {
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', login);
+      const top = await raw.cmd('a', 'LIST "" "%"');
+      assert.match(top, /^\* LIST \(\\Noselect \\HasChildren\) "\/" A\r\n/m);
+      assert.doesNotMatch(top, /A\/B/);
+      assert.match(await raw.cmd('b', 'LIST "A/" "%"'), /^\* LIST \(\\Noselect \\HasChildren\) "\/" A\/B\r\nb OK/);
+      const all = await raw.cmd('c', 'LIST "" "*"');
+      assert.match(all, /"\/" A\/B\/C\r\n/);
+      assert.doesNotMatch(all, /"\/" A\r\n/);
+      assert.match(await raw.cmd('d', 'LIST "" ""'), /^\* LIST \(\\Noselect\) "\/" ""\r\nd OK/);
+      assert.match(await raw.cmd('e', 'LIST "" inbox'), /^\* LIST \(\\HasNoChildren \\Marked\) "\/" INBOX\r\ne OK/);
+      assert.match(await raw.cmd('f', 'LSUB "" "*"'), /^\* LSUB \(\\HasNoChildren \\Marked\) "\/" INBOX\r\n\* LSUB \(\\HasNoChildren\) "\/" "Quote \\"this\\""\r\n\* LSUB \(\\Sent \\HasNoChildren\) "\/" "Sent Items"\r\nf OK/);
+      assert.match(lastLine(await raw.cmd('g', 'LIST "" "*" RETURN (SUBSCRIBED)')), /^g BAD/, 'no LIST-EXTENDED on Exchange');
+      raw.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('LIST-EXTENDED (Cyrus): selection and return options, several patterns, special-use only on request', async () => {
+    const srv = await startScriptedImap({
+      personality: cyrus,
+      users: { alice: { password: PASSWORD, folders: [folder('INBOX', { subscribed: true }), folder('INBOX.Sent', { attributes: ['\\Sent'], subscribed: true }), folder('INBOX.Junk', { attributes: ['\\Junk'] })] } },
+    });
+    try {
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', `AUTHENTICATE PLAIN ${Buffer.from(`alice\0alice\0${PASSWORD}`).toString('base64')}`);
+      assert.match(await raw.cmd('a', 'LIST "" "*"'), /^\* LIST \(\\HasChildren\) "\." INBOX\r\n\* LIST \(\\HasNoChildren\) "\." INBOX\.Sent\r\n/);
+      assert.match(await raw.cmd('b', 'LIST "" "*" RETURN (SPECIAL-USE SUBSCRIBED)'), /^\* LIST \(\\sent \\HasNoChildren \\Subscribed\) "\." INBOX\.Sent\r\n\* LIST \(\\junk \\HasNoChildren\) "\." INBOX\.Junk\r\n/m);
+      assert.match(await raw.cmd('c', 'LIST (SUBSCRIBED) "" "*"'), /^\* LIST \(\\HasChildren\) "\." INBOX\r\n\* LIST \(\\HasNoChildren\) "\." INBOX\.Sent\r\nc OK/);
+      assert.match(await raw.cmd('d', 'LIST (SPECIAL-USE) "" "*"'), /^\* LIST \(\\sent \\HasNoChildren\) "\." INBOX\.Sent\r\n\* LIST \(\\junk \\HasNoChildren\) "\." INBOX\.Junk\r\nd OK/);
+      assert.match(await raw.cmd('e', 'LIST "" ("INBOX.Junk" "INBOX")'), /^\* LIST \(\\HasNoChildren\) "\." INBOX\.Junk\r\n\* LIST \(\\HasChildren\) "\." INBOX\r\ne OK/);
+      assert.match(lastLine(await raw.cmd('f', 'LIST "" "*" RETURN (STATUS (MESSAGES))')), /^f BAD Unsupported return option STATUS/);
+      assert.match(lastLine(await raw.cmd('g', 'LIST (RECURSIVEMATCH) "" "*"')), /^g BAD/);
+      assert.match(await raw.cmd('h', 'ENABLE CONDSTORE UTF8=ACCEPT QRESYNC'), /^\* ENABLED CONDSTORE\r\nh OK/);
+      raw.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('XLIST (Gmail): \\Inbox and special-use attributes', async () => {
+    const srv = await startScriptedImap({ personality: gmail, users: { alice: { password: PASSWORD, folders: [folder('INBOX'), folder('[Gmail]', { attributes: ['\\Noselect'] }), folder('[Gmail]/Sent Mail', { attributes: ['\\Sent'] })] } } });
+    try {
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', login);
+      assert.match(
+        await raw.cmd('x', 'XLIST "" "*"'),
+        /^\* XLIST \(\\HasNoChildren \\Inbox\) "\/" "INBOX"\r\n\* XLIST \(\\Noselect \\HasChildren\) "\/" "\[Gmail\]"\r\n\* XLIST \(\\Sent \\HasNoChildren\) "\/" "\[Gmail\]\/Sent Mail"\r\nx OK/,
+      );
+      raw.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('SELECT/EXAMINE, STATUS, FETCH items and partials, SEARCH keys, UID ranges past the end', async () => {
+    const srv = await startScriptedImap({ personality: exchange, users: users() });
+    try {
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', login);
+      assert.match(await raw.cmd('s', 'STATUS INBOX (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)'), /^\* STATUS INBOX \(MESSAGES 3 RECENT 0 UIDNEXT 7 UIDVALIDITY \d+ UNSEEN 1\)\r\n/);
+      assert.match(lastLine(await raw.cmd('s2', 'STATUS A (MESSAGES)')), /^s2 NO \[NONEXISTENT\]/);
+      const ex = await raw.cmd('e', 'EXAMINE INBOX');
+      assert.match(ex, /^\* FLAGS \(\\Answered \\Flagged \\Deleted \\Seen \\Draft \$Work\)\r\n\* OK \[PERMANENTFLAGS \(\)\][^\r]*\r\n\* 3 EXISTS\r\n\* 0 RECENT\r\n\* OK \[UNSEEN 1\][^\r]*\r\n\* OK \[UIDVALIDITY \d+\][^\r]*\r\n\* OK \[UIDNEXT 7\][^\r]*\r\ne OK \[READ-ONLY\]/);
+      assert.match(
+        await raw.cmd('f', 'FETCH 1 (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS (SUBJECT)] BODY.PEEK[]<2.5> BODY.PEEK[TEXT])'),
+        /^\* 1 FETCH \(UID 1 FLAGS \(\) INTERNALDATE "01-Mar-2024 10:00:00 \+0000" RFC822\.SIZE 33 BODY\[HEADER\.FIELDS \(SUBJECT\)\] \{14\}\r\nSubject: a\r\n\r\n BODY\[\]<2> \{5\}\r\nbject BODY\[TEXT\] \{8\}\r\nbody a\r\n\)\r\nf OK/,
+      );
+      assert.match(await raw.cmd('g', 'UID FETCH 6:* FLAGS'), /^\* 3 FETCH \(UID 6 FLAGS \(\\Seen \$Work\)\)\r\ng OK/, 'n:* includes the last message');
+      assert.match(await raw.cmd('h', 'UID FETCH 2:4 FLAGS'), /^h OK/, 'UIDs that do not exist are no error');
+      assert.match(lastLine(await raw.cmd('i', 'FETCH 4 FLAGS')), /^i BAD/, 'sequence numbers must exist');
+      assert.match(lastLine(await raw.cmd('j', 'FETCH 1 ENVELOPE')), /^j BAD ENVELOPE is not implemented/);
+      assert.match(await raw.cmd('k', 'UID SEARCH ALL'), /^\* SEARCH 1 5 6\r\n/);
+      assert.match(await raw.cmd('k2', 'SEARCH UNSEEN'), /^\* SEARCH 1\r\n/);
+      assert.match(await raw.cmd('k3', 'UID SEARCH OR DELETED KEYWORD $Work'), /^\* SEARCH 5 6\r\n/);
+      assert.match(await raw.cmd('k4', 'UID SEARCH NOT (SEEN) SINCE 1-Mar-2024'), /^\* SEARCH 1\r\n/);
+      assert.match(await raw.cmd('k5', 'UID SEARCH UID 2:*'), /^\* SEARCH 5 6\r\n/);
+      assert.match(lastLine(await raw.cmd('k6', 'SEARCH HEADER Subject a')), /^k6 BAD/);
+      assert.match(lastLine(await raw.cmd('u', 'UNSELECT')), /^u OK/);
+      assert.match(lastLine(await raw.cmd('u2', 'FETCH 1 FLAGS')), /^u2 BAD No mailbox selected/);
+      assert.match(lastLine(await raw.cmd('c', 'CREATE Neu')), /^c NO \[CANNOT\]/);
+      raw.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('read-write: BODY[] sets \\Seen (and says so), CLOSE expunges \\Deleted, for every later connection', async () => {
+    const srv = await startScriptedImap({ personality: exchange, users: users() });
+    try {
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', login);
+      assert.match(await raw.cmd('s', 'SELECT INBOX'), /PERMANENTFLAGS \(\\Answered \\Flagged \\Deleted \\Seen \\Draft \$Work \\\*\)[\s\S]*s OK \[READ-WRITE\]/);
+      assert.match(await raw.cmd('f', 'FETCH 1 BODY[]'), /^\* 1 FETCH \(BODY\[\] \{33\}\r\n[\s\S]{33} FLAGS \(\\Seen\)\)\r\nf OK/);
+      assert.match(await raw.cmd('c', 'CLOSE'), /^c OK/);
+      assert.match(await raw.cmd('s2', 'STATUS INBOX (MESSAGES UNSEEN)'), /MESSAGES 2 UNSEEN 0/);
+      raw.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('bad input gets BAD and the connection goes on: garbage, unknown commands, long lines, huge literals, bad sets, deep lists', async () => {
+    const srv = await startScriptedImap({ personality: exchange, users: users(), limits: { maxLineBytes: 1024, maxLiteralBytes: 4096 } });
+    try {
+      const { raw } = await Raw.open(srv);
+      raw.write(Buffer.from([0x00, 0xff, 0xfe, 0x0d, 0x0a]));
+      assert.match(await raw.until(/^\* BAD[^\r\n]*\r\n/m), /\* BAD Invalid tag/);
+      raw.write('\r\n');
+      assert.match(await raw.until(/^\* BAD[^\r\n]*\r\n/m), /\* BAD/);
+      assert.match(lastLine(await raw.cmd('a1', 'FROBNICATE now')), /^a1 BAD Unknown command/);
+      assert.match(lastLine(await raw.cmd('a2', 'FETCH 1 FLAGS')), /^a2 BAD/, 'not authenticated');
+      assert.match(lastLine(await raw.cmd('a3', 'LOGIN "unterminated')), /^a3 BAD/);
+      raw.write('+bad LOGIN alice s3cret\r\n');
+      assert.match(await raw.until(/^\* BAD[^\r\n]*\r\n/m), /Invalid tag/);
+      assert.ok(!srv.log.some((l) => l.includes('s3cret') || l.includes('unterminated')), srv.log.join('\n'));
+      raw.write(`a4 NOOP ${'x'.repeat(5000)}\r\n`);
+      assert.match(lastLine(await raw.tagged('a4')), /^a4 BAD \[TOOBIG\]/);
+      raw.write('a5 LOGIN {99999}\r\n');
+      assert.match(lastLine(await raw.tagged('a5')), /^a5 BAD \[TOOBIG\]/);
+      assert.match(lastLine(await raw.cmd('a6', login)), /^a6 OK/);
+      await raw.cmd('a7', 'EXAMINE INBOX');
+      for (const bad of ['FETCH 1:x FLAGS', 'FETCH 0 FLAGS', 'FETCH 1 (FLAGS', 'FETCH 1 (FLAGS))', 'FETCH 1 BODY[HEADER.FIELDS ()]', 'FETCH 1 BODY.PEEK[1.2.MIME]', 'UID FETCH 99999999999 FLAGS', `SEARCH ${'('.repeat(40)}ALL${')'.repeat(40)}`, 'SELECT', 'LIST "" "*" EXTRA', 'UID FROB 1']) {
+        const out = lastLine(await raw.cmd('b', bad));
+        assert.match(out, /^b BAD /, bad);
+      }
+      assert.match(await raw.cmd('c', 'NOOP'), /^c OK/, 'still usable');
+      raw.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('one connection breaking does not affect another; stop() closes every connection', async () => {
+    const srv = await startScriptedImap({ personality: exchange, users: users() });
+    const good = await connect(srv);
+    const { raw: broken } = await Raw.open(srv);
+    const { raw: idle } = await Raw.open(srv);
+    try {
+      // Dies in the middle of a literal, and another sends rubbish.
+      broken.write('z1 LOGIN {50}\r\n');
+      await broken.until(/^\+ /m);
+      broken.write('half');
+      broken.socket.destroy();
+      idle.write('\u00ff\u00fe garbage ((( \r\n');
+      await idle.until(/BAD/);
+      assert.equal((await good.list()).length, 4);
+      assert.equal(srv.connections(), 2);
+    } finally {
+      await srv.stop();
+    }
+    await idle.closed;
+    assert.equal(srv.connections(), 0);
+    assert.equal(good.usable, false);
+    good.close();
+    await assert.rejects(Raw.open(srv), 'the listener is closed');
+  });
+
+  test('modified UTF-7 codec round-trips and refuses what is not modified UTF-7', () => {
+    for (const s of ['Entwürfe', '&', 'A & B', '日本語', '~peter/mail/台北/日本語', 'emoji 😀', '']) assert.equal(decodeMutf7(encodeMutf7(s)), s);
+    assert.equal(encodeMutf7('~peter/mail/台北/日本語'), '~peter/mail/&U,BTFw-/&ZeVnLIqe-');
+    assert.equal(encodeMutf7('A & B'), 'A &- B');
+    for (const bad of ['&', '&Jjo', '&AGE-', 'caf\u00e9', '&U,B-']) assert.equal(decodeMutf7(bad), null, bad);
+  });
+
+  test('every preset is covered above', () => {
+    assert.deepEqual(Object.keys(PERSONALITIES).sort(), cases().map((c) => c.personality.name).sort());
+  });
+});
