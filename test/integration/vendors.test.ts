@@ -57,7 +57,7 @@ describe('vendor folder trees into a real Dovecot', () => {
         MAILMOVER_TO_PASSWORD: 'dst-pw',
       });
       const report = JSON.parse(run.stdout || '{}') as Report;
-      return { run, report, got: await readMailbox(dest, user, 'dst-pw') };
+      return { run, report, got: await readMailbox(dest, user, 'dst-pw'), log: source.log };
     } finally {
       await source.stop();
     }
@@ -127,6 +127,17 @@ describe('vendor folder trees into a real Dovecot', () => {
     assert.deepEqual(got, expectedFromFixture([want(['INBOX'], m.inbox), want(['Sent'], m.sent), want(['Junk'], m.spam), want(['Trash']), want(['Drafts']), want(['Work'], m.work), want(['Work', 'Clients'], m.clients)]));
     assert.deepEqual(report.excluded.map((e) => `${e.source}:${e.reason}`).sort(), ['[Gmail]/All Mail:gmail-view', '[Gmail]/Important:gmail-view', '[Gmail]/Starred:gmail-view']);
     assert.equal(report.totals.messages, 5, 'each message counted once');
+  });
+
+  test('UTF8=ACCEPT (RFC 6855): names travel as UTF-8 once enabled, and arrive intact', async () => {
+    const utf8Gmail: Personality = { ...gmail, name: 'gmail-utf8', capabilitiesAfterLogin: [...(gmail.capabilitiesAfterLogin ?? []), 'UTF8=ACCEPT'] };
+    const m = { jp: [msg('jp')], emoji: [msg('emoji')] };
+    const source = [folder('INBOX'), folder('日本語/東京', m.jp), folder('📁 Projekte', m.emoji), folder('日本語')];
+    const { run, report, got, log } = await migrateFrom(utf8Gmail, source);
+    assert.equal(run.code, 0, why(run, report));
+    assert.ok(log.some((l) => /ENABLE .*UTF8=ACCEPT/i.test(l)), 'the client enabled UTF8=ACCEPT');
+    assert.ok(log.some((l) => /EXAMINE "日本語\/東京"/.test(l)), `UTF-8 on the wire: ${log.filter((l) => /EXAMINE/.test(l)).join(' | ')}`);
+    assert.deepEqual(got, expectedFromFixture([want(['INBOX']), want(['日本語']), want(['日本語', '東京'], m.jp), want(['📁 Projekte'], m.emoji)]));
   });
 
   test('flat server (NIL delimiter): names with both separators arrive as one level, renamed and reported', async () => {
