@@ -135,11 +135,13 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     emit({ type: 'connected', side: 'source', capabilities: capsList(first.source) });
     emit({ type: 'connected', side: 'destination', capabilities: capsList(first.dest) });
 
-    const [sourceListing, destListing] = await Promise.all([first.source.listFolders(), first.dest.listFolders()]);
+    const [sourceListing, destListing] = await Promise.all([first.source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), first.dest.listFolders()]);
     const [sourceFolders, destFolders] = [sourceListing.folders, destListing.folders];
     const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: substitute, rules });
     report.collisions = plan.collisions.map((c) => ({ destination: c.destName, sources: c.sourceNames }));
     report.excluded = plan.excluded.map((e) => ({ source: e.sourceName, reason: e.reason }));
+    // Namespaces not listed at all are still named, so that the administrator knows they exist.
+    if (!rules.includeOtherNamespaces) for (const prefix of sourceListing.otherNamespaces) report.excluded.push({ source: prefix, reason: 'other-namespace' });
     emit({ type: 'planned', folders: plan.entries.length, toCreate: plan.entries.filter((e) => e.create).length, collisions: plan.collisions.length });
     report.folders = plan.entries.map(emptyFolderReport);
     // A source LIST line that could not be interpreted costs that folder, not the mailbox.

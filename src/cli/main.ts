@@ -43,6 +43,7 @@ interface MigrateFlags {
   destPrefix?: string;
   automap: boolean;
   includeGmailViews?: boolean;
+  includeOtherNamespaces?: boolean;
   separatorSubstitute: string;
 }
 
@@ -81,6 +82,7 @@ function addEndpointOptions(cmd: Command): Command {
     .option('--dest-prefix <path>', 'place every folder (INBOX too) under this destination folder')
     .option('--no-automap', 'do not map Sent/Drafts/Trash/Junk/Archive onto the destination\'s own special folders')
     .option('--include-gmail-views', "also copy Gmail's All Mail, Important and Starred views (they repeat messages kept in other folders)")
+    .option('--include-other-namespaces', "also copy other users' and shared folders the source shows, below their namespace's name")
     .option('--separator-substitute <char>', 'replaces a destination separator (or control character) inside a folder name', '_');
 }
 
@@ -124,6 +126,7 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
         ...(flags.destPrefix ? { destPrefix: flags.destPrefix } : {}),
         automap: flags.automap,
         includeGmailViews: !!flags.includeGmailViews,
+        includeOtherNamespaces: !!flags.includeOtherNamespaces,
       },
       connectTimeoutSeconds: flags.timeout,
       signal: controller.signal,

@@ -83,8 +83,8 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
   const drafts: Draft[] = [];
   for (const f of source) {
     const display = displayPath(f.path);
-    if (f.outside) {
-      // Other users' and shared folders are not this mailbox's to move.
+    if (f.outside && !rules.includeOtherNamespaces) {
+      // Other users' and shared folders are not this mailbox's to move, unless asked.
       excluded.push({ sourceName: f.name, reason: 'other-namespace' });
       continue;
     }
@@ -139,7 +139,8 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
     };
   };
   const entries = [
-    ...kept.map((d) => entry([...d.f.path], d.f.name, d.destPath, d.f.noSelect, d.f.subscribed, d.mappedBy)),
+    // Another namespace's folders become this mailbox's own: subscribed, so that clients show them.
+    ...kept.map((d) => entry([...d.f.path], d.f.name, d.destPath, d.f.noSelect, d.f.subscribed || !!d.f.outside, d.mappedBy)),
     ...parents.map((p) => entry(p, '', p, true, false, undefined, true)),
   ].sort(compareEntries);
 

@@ -29,6 +29,8 @@ export interface FolderRules {
   automap: boolean;
   /** Copy Gmail's All Mail, Important and Starred views too (they repeat messages kept elsewhere). */
   includeGmailViews: boolean;
+  /** Copy the folders of other users' and shared namespaces too, below the namespace's name. */
+  includeOtherNamespaces: boolean;
 }
 
 /** Rules that copy everything to the same place, with special folders mapped. */
@@ -40,6 +42,7 @@ export const DEFAULT_RULES: FolderRules = Object.freeze({
   destPrefix: [],
   automap: true,
   includeGmailViews: false,
+  includeOtherNamespaces: false,
 }) as FolderRules;
 
 /** Rules as strings, the way the command line (or a config file) gives them. */
@@ -53,6 +56,7 @@ export interface FolderRuleOptions {
   destPrefix?: string;
   automap?: boolean;
   includeGmailViews?: boolean;
+  includeOtherNamespaces?: boolean;
 }
 
 const ruleError = (message: string) => new MigrateError(ERROR_CODES.CONFIG_RULE, message, { scope: 'config' });
@@ -98,6 +102,7 @@ export function parseFolderRules(options: FolderRuleOptions = {}): FolderRules {
     destPrefix: options.destPrefix ? splitRulePath(options.destPrefix.replace(/^\/+|\/+$/g, ''), '--dest-prefix') : [],
     automap: options.automap ?? true,
     includeGmailViews: options.includeGmailViews ?? false,
+    includeOtherNamespaces: options.includeOtherNamespaces ?? false,
   };
 }
 

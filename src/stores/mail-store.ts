@@ -30,7 +30,7 @@ export interface FolderInfo {
   subscribed: boolean;
   /** RFC 6154 attribute (e.g. '\\Sent'), when the server gave one. */
   specialUse: string | undefined;
-  /** True for a folder outside the personal namespace (other users', shared); `path` is then [name]. */
+  /** True for a folder outside the personal namespace (other users', shared); its `path` starts with the namespace's name. */
   outside?: boolean;
 }
 
@@ -49,6 +49,8 @@ export interface MessageMeta {
 export interface FolderListing {
   folders: FolderInfo[];
   unreadable: string[];
+  /** Prefixes of the other users' and shared namespaces the server announced. */
+  otherNamespaces: string[];
 }
 
 /** The messages of a folder, and those the server would not describe. */
@@ -84,8 +86,11 @@ export interface MailStore {
   caps(): StoreCaps;
   /** The personal namespace, as the server reported it. */
   namespace(): NameSpace;
-  /** Lists the folders; LIST lines the store could not interpret come back raw in `unreadable`. */
-  listFolders(): Promise<FolderListing>;
+  /**
+   * Lists the folders of the personal namespace, and of other users' and shared namespaces when
+   * asked. LIST lines the store could not interpret come back raw in `unreadable`.
+   */
+  listFolders(options?: { otherNamespaces?: boolean }): Promise<FolderListing>;
   /** Creates a folder; an existing folder is not an error. */
   createFolder(path: readonly string[]): Promise<{ created: boolean; name: string }>;
   subscribe(path: readonly string[]): Promise<void>;

@@ -82,6 +82,18 @@ describe('vendor folder trees into a real Dovecot', () => {
     assert.deepEqual(report.folders.filter((f) => f.mappedBy).map((f) => `${f.source}->${f.destination}`).sort(), ['INBOX.Entwürfe->Drafts', 'INBOX.Gesendete Objekte->Sent', 'INBOX.Papierkorb->Trash']);
   });
 
+  test("other users' and shared namespaces: left out and named by default; --include-other-namespaces copies them below the namespace", async () => {
+    const m = { inbox: [msg('ns-in')], news: [msg('ns-news')], team: [msg('ns-team')] };
+    const tree = [folder('INBOX', m.inbox), folder('#shared.Team', m.team), folder('#shared.Team.News', m.news)];
+    const plain = await migrateFrom(courier, tree);
+    assert.equal(plain.run.code, 0, why(plain.run, plain.report));
+    assert.deepEqual(plain.got, expectedFromFixture([want(['INBOX'], m.inbox)]));
+    assert.deepEqual(plain.report.excluded.map((e) => e.source).sort(), ['#shared.', 'shared.']);
+    const all = await migrateFrom(courier, tree, ['--include-other-namespaces']);
+    assert.equal(all.run.code, 0, why(all.run, all.report));
+    assert.deepEqual(all.got, expectedFromFixture([want(['INBOX'], m.inbox), want(['#shared', 'Team'], m.team), want(['#shared', 'Team', 'News'], m.news)]));
+  });
+
   test('Cyrus: lower-case special-use attributes on LIST RETURN (SPECIAL-USE) map by attribute, not name', async () => {
     const sent = [msg('envoi', ['\\Seen'])];
     const { run, report, got } = await migrateFrom(cyrus, [folder('INBOX', [msg('x')]), folder('INBOX.Mes envois', sent, ['\\Sent']), folder('INBOX.Poubelle', [], ['\\Trash'])]);

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { decodePath, encodePath } from 'imapflow/lib/tools.js';
 import { parseServerName, pathKey, safeSegment, toServerName, type NameSpace } from '../../src/core/mailbox-path.js';
 import { planFolders } from '../../src/plan/folder-plan.js';
+import { parseFolderRules } from '../../src/plan/folder-rules.js';
 import type { FolderInfo } from '../../src/stores/mail-store.js';
 
 const namespaces: NameSpace[] = [
@@ -79,7 +80,7 @@ test('two distinct source folders never land in one destination folder unnoticed
   fc.assert(
     fc.property(treeArb, nsArb, nsArb, (paths, srcNs, dstNs) => {
       const folders: FolderInfo[] = paths.map((p) => ({ path: p, name: p.join('/'), delimiter: srcNs.delimiter, noSelect: false, subscribed: true, specialUse: undefined }));
-      const plan = planFolders(folders, [], dstNs, { rules: { include: [], exclude: [], map: [], rename: [], destPrefix: [], automap: false, includeGmailViews: false } });
+      const plan = planFolders(folders, [], dstNs, { rules: parseFolderRules({ automap: false }) });
       const seen = new Map<string, string[]>();
       for (const e of plan.entries.filter((x) => !x.implicit)) seen.set(e.destName, [...(seen.get(e.destName) ?? []), e.sourceName]);
       const merged = [...seen.values()].filter((v) => v.length > 1).length;

@@ -4,7 +4,7 @@
  * Names are encoded and decoded here and nowhere else: the rest of the program sees paths as
  * segments. Every failure leaves this module as a MigrateError with the server's own words.
  */
-import { ImapFlow, type FetchMessageObject, type ImapFlowOptions } from 'imapflow';
+import { ImapFlow, type FetchMessageObject, type ImapFlowOptions, type ListResponse } from 'imapflow';
 import { encodePath } from 'imapflow/lib/tools.js';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
@@ -128,22 +128,33 @@ export class ImapStore implements MailStore {
     return toServerName(path, this.ns, this.opts.separatorSubstitute).name;
   }
 
-  async listFolders(): Promise<FolderListing> {
-    let entries;
+  async listFolders(options: { otherNamespaces?: boolean } = {}): Promise<FolderListing> {
+    let entries: ListResponse[];
     const mark = this.responses.mark();
+    const others = this.otherNamespaces();
     try {
       entries = await this.conn.list();
+      if (options.otherNamespaces) {
+        // Other users' and shared folders are not under LIST "" "*" on most servers: list each
+        // namespace from its own prefix (RFC 2342 §5).
+        const run = this.conn as unknown as { run(c: string, ...a: unknown[]): Promise<ListResponse[]> };
+        for (const ns of others) entries.push(...((await this.outsidePersonal(() => run.run('LIST', ns.prefix, '*', { listOnly: true }))) ?? []));
+      }
     } catch (err) {
       throw commandError(ERROR_CODES.LIST_FAILED, 'mailbox', `Listing the ${this.opts.side} folders failed`, err);
     }
     const out: FolderInfo[] = [];
+    const seen = new Set<string>();
     for (const e of entries) {
+      if (seen.has(e.path)) continue;
+      seen.add(e.path);
       const delimiter = e.delimiter ?? '';
-      const path = parseServerName(e.path, delimiter, this.ns);
+      const personal = parseServerName(e.path, delimiter, this.ns);
+      const outside = personal ? undefined : outsidePath(e.path, delimiter, others);
       const flags = [...e.flags].map((f) => f.toLowerCase());
       out.push({
-        path: path ?? [e.path],
-        ...(path ? {} : { outside: true }),
+        path: personal ?? outside!,
+        ...(personal ? {} : { outside: true }),
         name: e.path,
         delimiter,
         noSelect: flags.includes('\\noselect') || flags.includes('\\nonexistent'),
@@ -153,7 +164,14 @@ export class ImapStore implements MailStore {
     }
     // A LIST line imapflow could not parse is a folder we cannot name: report it, raw.
     const unreadable = this.responses.since(mark).filter((line) => /^\*\s+(X?LIST|LSUB)\b/i.test(line));
-    return { folders: out, unreadable };
+    return { folders: out, unreadable, otherNamespaces: others.map((ns) => ns.prefix) };
+  }
+
+  /** The other users' and shared namespaces the server announced (RFC 2342), with a prefix. */
+  private otherNamespaces(): NameSpace[] {
+    const all = (this.client as unknown as { namespaces?: { other?: unknown; shared?: unknown } } | undefined)?.namespaces;
+    const list = [all?.other, all?.shared].flatMap((n) => (Array.isArray(n) ? n : [])) as { prefix?: string; delimiter?: string | null }[];
+    return list.filter((n) => typeof n.prefix === 'string' && n.prefix !== '').map((n) => ({ prefix: n.prefix!, delimiter: n.delimiter ?? '' }));
   }
 
   async createFolder(path: readonly string[]): Promise<{ created: boolean; name: string }> {
@@ -179,11 +197,30 @@ export class ImapStore implements MailStore {
 
   async openFolder(path: readonly string[], readOnly: boolean, listedName?: string): Promise<FolderStatus> {
     const name = listedName ?? this.serverName(path);
+    // A folder of another namespace ("#shared.team", "user.bob") is opened exactly as listed.
+    const outside = !!listedName && !!this.ns.prefix && !listedName.startsWith(this.ns.prefix) && listedName.toUpperCase() !== 'INBOX';
     try {
-      const box = await this.conn.mailboxOpen(name, { readOnly });
+      const open = () => this.conn.mailboxOpen(name, { readOnly });
+      const box = outside ? await this.outsidePersonal(open) : await open();
       return { uidValidity: BigInt(box.uidValidity), uidNext: box.uidNext, exists: box.exists };
     } catch (err) {
       throw commandError(ERROR_CODES.FOLDER_SELECT_FAILED, 'folder', `Opening folder "${name}" at the ${this.opts.side} failed`, err);
+    }
+  }
+
+  /**
+   * Runs an imapflow call with the personal prefix hidden. imapflow adds the personal namespace
+   * prefix to every name (and LIST reference) that lacks it, which would turn "#shared.team" into
+   * "INBOX.#shared.team"; names of other namespaces must go out as listed.
+   */
+  private async outsidePersonal<T>(call: () => Promise<T>): Promise<T> {
+    const conn = this.conn as ImapFlow & { namespace: { prefix: string; delimiter: string } };
+    const saved = conn.namespace;
+    conn.namespace = { ...saved, prefix: '' };
+    try {
+      return await call();
+    } finally {
+      conn.namespace = saved;
     }
   }
 
@@ -380,6 +417,18 @@ export class ImapStore implements MailStore {
  * word, so the store reads the flags itself.
  */
 const SPECIAL_USE_ATTRIBUTES = ['\\All', '\\Archive', '\\Drafts', '\\Flagged', '\\Junk', '\\Sent', '\\Trash', '\\Important'];
+/**
+ * Levels of a folder outside the personal namespace: the namespace's name first ("#shared",
+ * "user"), then the rest split on the separator, so that it keeps its place below that name.
+ */
+function outsidePath(name: string, delimiter: string, others: readonly NameSpace[]): string[] {
+  const ns = others.find((n) => name.startsWith(n.prefix));
+  if (!ns) return [name];
+  const label = ns.delimiter && ns.prefix.endsWith(ns.delimiter) ? ns.prefix.slice(0, -ns.delimiter.length) : ns.prefix;
+  const rest = name.slice(ns.prefix.length);
+  return [label, ...(rest ? (delimiter ? rest.split(delimiter) : [rest]) : [])];
+}
+
 function specialUseAttribute(flags: Iterable<string>): string | undefined {
   for (const flag of flags) {
     const match = SPECIAL_USE_ATTRIBUTES.find((a) => a.toLowerCase() === flag.toLowerCase());
