@@ -195,6 +195,15 @@ describe('vendor folder trees into a real Dovecot', () => {
     assert.deepEqual(report.folders.filter((f) => f.renamed).map((f) => f.destination).sort(), ['Hostile/_..', 'Hostile/bell_ring']);
   });
 
+  test('a FETCH answer nobody can parse costs that message, reported raw; the rest arrives; exit 3', async () => {
+    const m = [msg('mf1'), msg('mf2'), msg('mf3'), msg('mf4')];
+    const { run, report, got } = await migrateFrom(courier, [folder('INBOX', m)], [], { malformedFetch: { INBOX: [3] } });
+    assert.equal(run.code, 3, why(run, report));
+    assert.deepEqual(report.items.map((i) => [i.uid, i.code]), [[3, 'MM-RESPONSE-UNPARSED']]);
+    assert.match(report.items[0]!.reason, /unterminated body/);
+    assert.deepEqual(got.find((f) => f.path[0] === 'INBOX')!.messages.length, 3);
+  });
+
   test('a LIST line nobody can parse costs that folder, reported raw; a message that will not come is reported with the server words', async () => {
     const keep = [msg('keep1'), msg('keep2'), msg('keep3')];
     const { run, report, got } = await migrateFrom(courier, [folder('INBOX', keep), folder('INBOX.Fine', [msg('fine')])], [], {

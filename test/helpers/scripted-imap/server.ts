@@ -116,6 +116,11 @@ export interface UserFaults {
    * wildcard, after the regular entries and before the tagged OK. Whatever they contain is sent as is.
    */
   malformedList?: string[];
+  /**
+   * Folder name -> UIDs whose body FETCH is answered with a line that is not valid IMAP (an
+   * unterminated quoted string instead of the literal), every time; the command still ends OK.
+   */
+  malformedFetch?: Record<string, number[]>;
 }
 
 export interface ScriptedUser {
@@ -1517,6 +1522,10 @@ class Session {
       const fail = this.fetchFailure(f, msg.uid, wantsBody, wantsContent);
       if (fail !== undefined) {
         failure ??= fail;
+        continue;
+      }
+      if (wantsBody && this.user!.faults.malformedFetch?.[f.name]?.includes(msg.uid)) {
+        await this.write(Buffer.from(`* ${seq} FETCH (UID ${msg.uid} BODY[] "unterminated body\r\n`));
         continue;
       }
       const parts: Array<string | Buffer> = [`* ${seq} FETCH (`];
