@@ -190,7 +190,7 @@ function capsList(store: MailStore): string[] {
     .map(([k, v]) => (v === true ? k : `${k}=${v}`));
 }
 
-function emptyFolderReport(e: FolderPlanEntry): FolderReport {
+function emptyFolderReport(e: Pick<FolderPlanEntry, 'sourceName' | 'destName' | 'renamed' | 'noSelect' | 'mappedBy' | 'implicit'>): FolderReport {
   return {
     source: e.sourceName,
     destination: e.destName,
@@ -212,18 +212,7 @@ function emptyFolderReport(e: FolderPlanEntry): FolderReport {
 /** The report entry of a source folder whose LIST line could not be interpreted. */
 function unreadableFolderReport(raw: string): FolderReport {
   return {
-    source: raw,
-    destination: '',
-    sourceCount: 0,
-    sourceBytes: 0,
-    copied: 0,
-    copiedBytes: 0,
-    alreadyPresent: 0,
-    skipped: 0,
-    vanished: 0,
-    created: false,
-    renamed: false,
-    noSelect: false,
+    ...emptyFolderReport({ sourceName: raw, destName: '', renamed: false, noSelect: false, mappedBy: undefined, implicit: false }),
     error: { code: ERROR_CODES.LIST_UNPARSED, message: `The source listed a folder in a form that could not be parsed; it was not copied: ${raw}`, serverResponse: raw },
   };
 }
