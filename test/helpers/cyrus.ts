@@ -23,13 +23,13 @@
  * See /work/shared/notes/components.md §3a for the measured behaviour this is built on.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AutoFolder } from './fixture.js';
+import { canBind, freePort, probe, signalInstance, sleep, tail, trackInstance, untrackInstance } from './server-process.js';
 
 /** Where `scripts/fetch-cyrus.sh` unpacks the packages when called without arguments. */
 export const DEFAULT_CYRUS_ROOT = fileURLToPath(new URL('../../.cache/cyrus/root', import.meta.url));
@@ -107,59 +107,9 @@ const REALM = 'mailmover-cyrus';
 // Process-exit safety net
 // ---------------------------------------------------------------------------------------------
 
-/** Masters we started and have not stopped yet, with their dirs (pid -> dir). */
-const live = new Map<number, { dir: string; keep: boolean }>();
-let exitHookInstalled = false;
-
-/**
- * If the test process ends without stop(), the masters (and their imapd children) would outlive us and
- * keep their ports and temp dirs. 'exit' handlers must be synchronous, so: SIGKILL our own process
- * groups (never anything found by name) and best-effort remove the dirs. A hard kill of the test
- * process skips 'exit'; that case is covered by the parent-death signal set in {@link spawnMaster}
- * (the temp dir then stays behind).
- */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const [pid, { dir, keep }] of live) {
-      signalInstance(pid, 'SIGKILL');
-      if (!keep) {
-        try {
-          rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
-        } catch {
-          // best effort; a leftover dir in /tmp is harmless
-        }
-      }
-    }
-    live.clear();
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 // ---------------------------------------------------------------------------------------------
-
-/**
- * Signals one Cyrus instance: the process group led by its master. The master is spawned detached
- * (setsid), so that group holds exactly the master and the processes it forked (the `recover` start-up
- * job and one imapd per connection, none of which change their group) - nothing else. Why the group and
- * not just the master: an imapd child serving a connection keeps running after the master is gone.
- */
-function signalInstance(pid: number, signal: NodeJS.Signals, groupOnly = false): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Group already gone. While the master is alive (not yet reaped), fall back to it alone in case it
-    // somehow left its group; after its exit (groupOnly) its PID may already belong to someone else.
-    if (groupOnly) return;
-    try {
-      process.kill(pid, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
 
 /** The unpacked binaries the helper runs. */
 function binaries(root: string) {
@@ -230,64 +180,6 @@ function lookupPasswd(match: (fields: string[]) => boolean): string[] | undefine
     if (fields.length >= 4 && match(fields)) return fields;
   }
   return undefined;
-}
-
-/**
- * A free TCP port on 127.0.0.1: bind port 0, read what the kernel chose, close. Another process can
- * take the port before Cyrus binds it; startCyrus retries with a new port in that case.
- */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** True if nothing listens on the port (we can bind it; closed again at once). */
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-/** Last `lines` lines of a file, or '' if it does not exist yet. */
-async function tail(file: string, lines = 30): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * Resolves true when a TCP connection to the port succeeds and the server's first line starts with
- * `* OK`. A bare accept is not enough: the master binds the port first and forks imapd per connection;
- * the greeting proves that imapd starts, reads its config and opens its databases.
- */
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let buf = '';
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1000, () => done(false));
-    sock.on('error', () => done(false));
-    sock.on('data', (d) => {
-      buf += d.toString('latin1');
-      if (buf.includes('\n')) done(buf.startsWith('* OK'));
-    });
-    sock.on('close', () => resolve(false));
-  });
 }
 
 /** Runs a program with stdin text; rejects with its output on a non-zero exit. */
@@ -466,12 +358,11 @@ export async function startCyrus(opts: CyrusOptions = {}): Promise<CyrusServer> 
       const exitPromise = new Promise<void>((resolve) => {
         child.once('exit', (code, signal) => {
           exited = { code, signal };
-          live.delete(pid);
+          untrackInstance(pid);
           resolve();
         });
       });
-      installExitHook();
-      live.set(pid, { dir, keep });
+      trackInstance(pid, dir, keep);
       // A forgotten stop() must not keep the test process alive (the exit hook cleans up); stop()
       // re-refs while it waits for the exit.
       child.unref();
@@ -579,7 +470,7 @@ function makeServer(p: ServerParts): CyrusServer {
           // into the dir we are about to remove.
           signalInstance(p.pid, 'SIGKILL', true);
         }
-        live.delete(p.pid);
+        untrackInstance(p.pid);
         // A connect probe cannot tell "dying" from "gone"; a bind can. Normally free at once.
         const deadline = Date.now() + 3000;
         while (Date.now() < deadline && !(await canBind(p.port))) await sleep(10);

@@ -13,12 +13,12 @@
  * See /work/shared/notes/components.md §1 for the measured behaviour this is built on.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { canBind, freePort, probe, signalInstance, sleep, tail, trackInstance, untrackInstance } from './server-process.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -137,59 +137,9 @@ const PORT_ATTEMPTS = 5;
 // Process-exit safety net
 // ---------------------------------------------------------------------------------------------
 
-/** Masters we started and have not stopped yet, with their dirs (pid -> dir; `keep`: do not remove it). */
-const live = new Map<number, { dir: string; keep: boolean }>();
-let exitHookInstalled = false;
-
-/**
- * If the test process ends without stop() (a test threw before its `after()`, or someone forgot), the
- * masters would outlive us and keep their ports and temp dirs. 'exit' handlers must be synchronous,
- * so: SIGKILL our own instances (never anything found by name) and best-effort remove the dirs.
- * A hard kill of the test process (SIGKILL, test-runner timeout) skips 'exit'; that case is covered
- * by the parent-death signal set with setpriv in {@link spawnMaster}.
- */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const [pid, { dir, keep }] of live) {
-      killInstance(pid);
-      if (!keep) {
-        try {
-          // Children of the killed master may still be writing for a few ms: retry on ENOTEMPTY.
-          rmSync(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
-        } catch {
-          // best effort; a leftover dir in /tmp is harmless
-        }
-      }
-    }
-    live.clear();
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 // ---------------------------------------------------------------------------------------------
-
-/**
- * SIGKILLs one Dovecot instance: the process group led by its master. The master is spawned detached
- * (setsid), so that group holds exactly the master and the processes it forked (Dovecot does not move
- * its children to other groups) - nothing else. Why not just the master: its imap-login children keep
- * the inherited listening sockets open until they notice the master is gone, measured 1-2 s, during
- * which the ports still accept connections (which then hang). Killing the group frees the ports at once.
- */
-function killInstance(pid: number): void {
-  try {
-    process.kill(-pid, 'SIGKILL');
-  } catch {
-    // group already gone; fall back to the master alone in case it somehow left its group
-    try {
-      process.kill(pid, 'SIGKILL');
-    } catch {
-      // already gone
-    }
-  }
-}
 
 /** First existing file among candidates: /usr/sbin is often not on an unprivileged user's PATH. */
 function findBinary(name: string): string {
@@ -208,67 +158,6 @@ function lookupDb(file: '/etc/passwd' | '/etc/group', match: (fields: string[]) 
     if (fields.length >= 3 && match(fields)) return fields;
   }
   return undefined;
-}
-
-/**
- * A free TCP port on 127.0.0.1: bind port 0, read what the kernel chose, close. Another process can
- * take the port before Dovecot binds it; startDovecot retries with new ports in that case.
- */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** True if nothing listens on the port (we can bind it; closed again at once). */
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-/** Last `lines` lines of a file, or '' if it does not exist yet. */
-async function tail(file: string, lines = 30): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * Resolves when a TCP connection to the port succeeds and, if `expectGreeting`, the server's first line
- * starts with `* OK`. A bare accept is not enough: Dovecot's listener socket exists a moment before
- * imap-login is ready to talk, and the greeting proves the whole login path is up.
- */
-function probe(port: number, expectGreeting: boolean): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let buf = '';
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1000, () => done(false));
-    sock.on('error', () => done(false));
-    sock.on('connect', () => {
-      if (!expectGreeting) done(true);
-    });
-    sock.on('data', (d) => {
-      buf += d.toString('latin1');
-      if (buf.includes('\n')) done(buf.startsWith('* OK'));
-    });
-    sock.on('close', () => resolve(false));
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -574,12 +463,11 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
       const exitPromise = new Promise<void>((resolve) => {
         child.once('exit', (code, signal) => {
           exited = { code, signal };
-          live.delete(pid);
+          untrackInstance(pid);
           resolve();
         });
       });
-      installExitHook();
-      live.set(pid, { dir, keep });
+      trackInstance(pid, dir, keep);
       // Do not keep the test process alive just because a server is running: a forgotten stop() must
       // not hang the test file (the exit hook cleans up). stop() re-refs while it waits for the exit.
       child.unref();
@@ -600,7 +488,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
       // Not ready: collect evidence, make sure the master is gone, then decide whether to retry.
       if (!exited) {
         child.ref();
-        killInstance(pid);
+        signalInstance(pid, 'SIGKILL');
         await exitPromise;
       }
       const evidence = [await tail(logFile), await tail(stderrPath)].filter(Boolean).join('\n');
@@ -681,10 +569,10 @@ function makeServer(p: ServerParts): DovecotServer | PlainDovecotServer {
           // Keep the event loop alive until the exit event arrives (the child was unref'ed).
           p.child.ref();
           // SIGKILL: ~20 ms. SIGTERM would take ~3 s for a clean shutdown that throwaway data does not need.
-          killInstance(p.pid);
+          signalInstance(p.pid, 'SIGKILL');
           await p.exitPromise;
         }
-        live.delete(p.pid);
+        untrackInstance(p.pid);
         // Normally instant after the group kill. Safety net for a child that escaped the group: until it
         // exits the ports stay bound (connects may even hang), and a test asserting "server gone" or
         // expecting ECONNREFUSED would be racy. A connect probe cannot tell "dying" from "gone"; a bind can.
