@@ -246,7 +246,6 @@ async function createFolders(dest: MailStore, plan: FolderPlan, reports: FolderR
           await create(entry, report);
         }
       }
-      if (entry.subscribe) await dest.subscribe(entry.destPath);
     } catch (err) {
       if (isMigrateError(err) && err.scope === 'mailbox') throw err;
       const e = isMigrateError(err) ? err : new MigrateError(ERROR_CODES.FOLDER_CREATE_FAILED, String(err), { scope: 'folder' });
@@ -254,6 +253,13 @@ async function createFolders(dest: MailStore, plan: FolderPlan, reports: FolderR
       log?.warn({ folder: entry.destName, code: e.code, err: e.message }, 'folder not created');
       if (!dest.isUsable()) throw e;
     }
+  }
+  // Subscriptions last, once the whole tree exists: a parent that the server creates implicitly
+  // with its child cannot be subscribed before, and a rerun must not subscribe what the first run
+  // could not.
+  for (const [i, entry] of plan.entries.entries()) {
+    if (!entry.subscribe || reports[i]!.error) continue;
+    await dest.subscribe(entry.destPath);
   }
 }
 

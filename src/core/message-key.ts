@@ -3,14 +3,16 @@
  *
  * A rerun must find what is already at the destination without a state file and without
  * downloading bodies. The identity is a SHA-256 over a few header fields (Message-ID, Date,
- * From, To, Subject, normalised) plus RFC822.SIZE. It works for messages without a Message-ID
- * (the other fields and the exact size still separate them) and it is the same on both sides
- * because mailmover never changes a byte of the message. Identical keys are counted, not
- * merged: the planner treats them as a multiset, so byte-identical duplicates all arrive.
+ * From, To, Subject), picked out and normalised here from the whole header block
+ * (BODY.PEEK[HEADER]). Not from the server's HEADER.FIELDS: servers disagree on what it returns
+ * (Courier leaves out `Subject :` with a space before the colon, Dovecot keeps it), while the
+ * raw header bytes are the same on both sides because mailmover never changes a byte.
+ * The planner combines the key with RFC822.SIZE, flags and date (see plan/message-plan.ts), and
+ * counts identical keys as a multiset, so byte-identical duplicates all arrive.
  */
 import { createHash } from 'node:crypto';
 
-/** The header fields that make up the identity (fetched with BODY.PEEK[HEADER.FIELDS (...)]). */
+/** The header fields that make up the identity. */
 export const IDENTITY_HEADERS = ['message-id', 'date', 'from', 'to', 'subject'] as const;
 
 /**
@@ -34,9 +36,9 @@ export function normaliseIdentityHeaders(raw: Buffer | string | undefined): stri
   return lines.sort().join('\n');
 }
 
-/** The identity key of a message: hex SHA-256 of its normalised identity headers and its size. */
-export function messageKey(rawHeaders: Buffer | string | undefined, size: number): string {
-  return createHash('sha256').update(normaliseIdentityHeaders(rawHeaders)).update(`\nsize:${size}`).digest('hex');
+/** The identity key of a message: hex SHA-256 of its normalised identity headers. */
+export function messageKey(rawHeaders: Buffer | string | undefined): string {
+  return createHash('sha256').update(normaliseIdentityHeaders(rawHeaders)).digest('hex');
 }
 
 /** Extracts the Message-ID (without angle brackets) from a raw header block, for reports. */

@@ -140,7 +140,9 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
   };
   const entries = [
     // Another namespace's folders become this mailbox's own: subscribed, so that clients show them.
-    ...kept.map((d) => entry([...d.f.path], d.f.name, d.destPath, d.f.noSelect, d.f.subscribed || !!d.f.outside, d.mappedBy)),
+    // A \Noselect name is never subscribed: in an LSUB answer it means "not subscribed, but
+    // something below is" (RFC 3501 §6.3.9), which imapflow reports as subscribed.
+    ...kept.map((d) => entry([...d.f.path], d.f.name, d.destPath, d.f.noSelect, !d.f.noSelect && (d.f.subscribed || !!d.f.outside), d.mappedBy)),
     ...parents.map((p) => entry(p, '', p, true, false, undefined, true)),
   ].sort(compareEntries);
 

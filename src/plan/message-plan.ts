@@ -17,53 +17,51 @@ export interface MessagePlan {
 /**
  * Plans one folder: which of `source` are not yet in `dest`.
  *
- * Two passes: first a message is matched to a destination copy that also has its flags and
- * INTERNALDATE; only the rest are matched on content alone. Identical bytes with different flags
- * or dates (a message filed twice and read once) thus keep their own flags and dates when only
- * one copy is missing.
+ * Three passes, each on what the earlier ones left:
+ * 1. identity headers + size + flags + INTERNALDATE: identical bytes with different flags or
+ *    dates (a message filed twice and read once) keep their own flags and dates;
+ * 2. identity headers + size: the same message whose flags changed since;
+ * 3. identity headers alone, only for messages with a Message-ID: the same message stored by a
+ *    server that changed its size (Courier adds a missing final CRLF, Exchange reports sizes of
+ *    its own). Without a Message-ID the size must match, or two automated messages with the same
+ *    Date, From, To and Subject could be taken for one another.
  */
 export function planMessages(source: readonly MessageMeta[], dest: readonly MessageMeta[]): MessagePlan {
-  const destByExact = new Map<string, MessageMeta[]>();
-  for (const m of dest) {
-    const k = exactKey(m);
-    const list = destByExact.get(k);
-    if (list) list.push(m);
-    else destByExact.set(k, [m]);
-  }
-  const unmatched: MessageMeta[] = [];
+  const passes: ((m: MessageMeta) => string | undefined)[] = [exactKey, (m) => `${m.key}|${m.size}`, (m) => (m.messageId ? m.key : undefined)];
+  let remaining = [...source].sort((a, b) => a.uid - b.uid);
+  let available = [...dest];
   let alreadyPresent = 0;
-  for (const m of [...source].sort((a, b) => a.uid - b.uid)) {
-    if (destByExact.get(exactKey(m))?.pop()) alreadyPresent++;
-    else unmatched.push(m);
+  for (const keyOf of passes) {
+    const byKey = new Map<string, MessageMeta[]>();
+    for (const m of available) {
+      const k = keyOf(m);
+      if (k === undefined) continue;
+      const list = byKey.get(k);
+      if (list) list.push(m);
+      else byKey.set(k, [m]);
+    }
+    const used = new Set<MessageMeta>();
+    const unmatched: MessageMeta[] = [];
+    for (const m of remaining) {
+      const k = keyOf(m);
+      const match = k === undefined ? undefined : byKey.get(k)?.pop();
+      if (match) {
+        used.add(match);
+        alreadyPresent++;
+      } else {
+        unmatched.push(m);
+      }
+    }
+    remaining = unmatched;
+    available = available.filter((m) => !used.has(m));
   }
-  // Destination copies left over by the exact pass are matched on content alone.
-  const byContent = countBy([...destByExact.values()].flat(), (m) => m.key);
-  const toCopy: MessageMeta[] = [];
-  for (const m of unmatched) {
-    if (take(byContent, m.key)) alreadyPresent++;
-    else toCopy.push(m);
-  }
-  return { toCopy, alreadyPresent };
+  return { toCopy: remaining, alreadyPresent };
 }
 
-/** Content identity plus flags and INTERNALDATE (to the second, IMAP's precision). */
+/** Content identity plus size, flags and INTERNALDATE (to the second, IMAP's precision). */
 function exactKey(m: MessageMeta): string {
   const date = m.internalDate ? Math.floor(m.internalDate.getTime() / 1000) : '';
-  return `${m.key}|${date}|${flagsToCopy(m.flags).join(' ')}`;
-}
-
-function countBy<T>(items: readonly T[], key: (t: T) => string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const t of items) out.set(key(t), (out.get(key(t)) ?? 0) + 1);
-  return out;
-}
-
-/** Decrements a count if it is positive; true when it did. */
-function take(counts: Map<string, number>, key: string): boolean {
-  const n = counts.get(key) ?? 0;
-  if (n <= 0) return false;
-  counts.set(key, n - 1);
-  return true;
+  return `${m.key}|${m.size}|${date}|${flagsToCopy(m.flags).join(' ')}`;
 }
 
 /** Limits of one copy batch. */

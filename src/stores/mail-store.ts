@@ -40,7 +40,7 @@ export interface MessageMeta {
   size: number;
   flags: string[];
   internalDate: Date | undefined;
-  /** Content identity, see core/message-key.ts. */
+  /** Content identity from the identity headers (see core/message-key.ts); the planner adds the size. */
   key: string;
   messageId: string | undefined;
 }

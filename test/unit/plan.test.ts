@@ -7,7 +7,7 @@ import type { FolderInfo, MessageMeta } from '../../src/stores/mail-store.js';
 const folder = (path: string[], extra: Partial<FolderInfo> = {}): FolderInfo => ({
   path, name: path.join('/'), delimiter: '/', noSelect: false, subscribed: true, specialUse: undefined, ...extra,
 });
-const meta = (uid: number, key: string, size = 10): MessageMeta => ({ uid, key, size, flags: [], internalDate: undefined, messageId: undefined });
+const meta = (uid: number, key: string, size = 10, messageId?: string): MessageMeta => ({ uid, key, size, flags: [], internalDate: undefined, messageId });
 
 test('folder plan: prefix and separator of the destination, parents first, missing parents added', () => {
   const src = [folder(['INBOX']), folder(['A', 'B', 'C']), folder(['A']), folder(['Z'], { subscribed: false })];
@@ -59,4 +59,17 @@ test('message plan: identical content with different flags or dates keeps each c
   assert.equal(plan.alreadyPresent, 2);
   // When no exact copy exists, content alone still counts as present (flags are synced later).
   assert.deepEqual(planMessages([at(1, ['\\Seen'], 1)], [at(9, [], 5)]).toCopy, []);
+});
+
+test('message plan: a server that changed the size still matches when there is a Message-ID, never without', () => {
+  // Courier adds a final CRLF (+2 bytes); Exchange reports sizes of its own.
+  const withId = planMessages([meta(1, 'k', 217, 'id@x')], [meta(9, 'k', 219, 'id@x')]);
+  assert.deepEqual(withId.toCopy, []);
+  assert.equal(withId.alreadyPresent, 1);
+  // Two automated messages without a Message-ID, same headers, different bodies: both must arrive.
+  const noId = planMessages([meta(1, 'alert', 300), meta(2, 'alert', 310)], [meta(9, 'alert', 300)]);
+  assert.deepEqual(noId.toCopy.map((m) => m.uid), [2]);
+  // A size match is preferred over a size-blind one.
+  const prefer = planMessages([meta(1, 'k', 100, 'a@x'), meta(2, 'k', 200, 'a@x')], [meta(9, 'k', 200, 'a@x')]);
+  assert.deepEqual(prefer.toCopy.map((m) => m.uid), [1]);
 });

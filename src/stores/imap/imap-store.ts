@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import { isLoopbackHost, type Credentials, type Endpoint, type EndpointSecurity } from '../../core/endpoint.js';
 import { parseServerName, toServerName, type NameSpace } from '../../core/mailbox-path.js';
-import { extractMessageId, IDENTITY_HEADERS, messageKey } from '../../core/message-key.js';
+import { extractMessageId, messageKey } from '../../core/message-key.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { commandError, connectError, isConnectionLoss, serverText } from './imap-errors.js';
 import { multiAppend } from './multiappend.js';
@@ -288,7 +288,8 @@ export class ImapStore implements MailStore {
 
   /** FETCHes the listing fields for a sequence (or UID) range into `out`. */
   private async listRange(range: string, byUid: boolean, out: MessageListing, signal?: AbortSignal): Promise<void> {
-    const query = { uid: true, flags: true, internalDate: true, size: true, headers: [...IDENTITY_HEADERS] };
+    // The whole header block, not HEADER.FIELDS: see core/message-key.ts for why.
+    const query = { uid: true, flags: true, internalDate: true, size: true, headers: true };
     for await (const msg of this.conn.fetch(range, query, { uid: byUid })) {
       signal?.throwIfAborted();
       // Unsolicited FETCH (FLAGS ...) updates can surface here without the fields we asked for.
@@ -298,7 +299,7 @@ export class ImapStore implements MailStore {
         size: msg.size,
         flags: [...(msg.flags ?? [])],
         internalDate: toDate(msg.internalDate),
-        key: messageKey(msg.headers, msg.size),
+        key: messageKey(msg.headers),
         messageId: extractMessageId(msg.headers),
       });
     }
