@@ -36,13 +36,13 @@
  * Needs root (the links, and Courier switches to the mail user `nobody` at login).
  * See /work/shared/notes/components.md §3b for the measured behaviour this is built on.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
-import { appendFile, chmod, chown, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import net from 'node:net';
+import { type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, rmdirSync, unlinkSync } from 'node:fs';
+import { appendFile, chmod, chown, copyFile, mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { atExit, canBind, findBinary, finishStop, freePort, imapUrl, type InboxNamespaceServer, multiarchDirs, nobodyIds, notReadyReason, once, probe, removeDirSync, retryPorts, run, signalInstance, sleep, spawnDetached, type Spawned, tail, userDatabase, waitReady, watchChild } from './server-process.js';
 
 /** Where `scripts/fetch-courier.sh` unpacks the packages when called without arguments. */
 export const DEFAULT_COURIER_ROOT = fileURLToPath(new URL('../../.cache/courier/root', import.meta.url));
@@ -64,23 +64,25 @@ export function courierEnabled(): boolean {
   return process.env[COURIER_SWITCH] === '1';
 }
 
+/**
+ * True if `scripts/fetch-courier.sh` has unpacked Courier into `root` (default
+ * {@link DEFAULT_COURIER_ROOT}). Only checks that the binaries exist; fetch-courier.sh already verified
+ * with ldd that their libraries resolve, and a library removed since then shows up in startCourier's error.
+ */
+export function courierAvailable(root: string = DEFAULT_COURIER_ROOT): boolean {
+  return Object.values(binaries(root)).every((f) => existsSync(f));
+}
+
 /** Options of {@link startCourier}. */
 export interface CourierOptions {
   /** The folder `dpkg -x` unpacked into (it holds `usr/bin/imapd`). Default {@link DEFAULT_COURIER_ROOT}. */
   root?: string;
 }
 
-/** A running throwaway Courier instance. */
-export interface CourierServer {
-  host: '127.0.0.1';
-  /** Plain IMAP port (no STARTTLS); plaintext LOGIN is allowed. */
-  port: number;
+/** A running throwaway Courier instance. Plain IMAP only (no STARTTLS). */
+export interface CourierServer extends InboxNamespaceServer {
   /** The instance's private directory (config, userdb, Maildirs, logs). Removed by {@link CourierServer.stop}. */
   dir: string;
-  /** Hierarchy separator of the personal namespace. */
-  separator: '.';
-  /** Personal namespace prefix: every folder, INBOX's children and top-level ones alike, is below it. */
-  prefix: 'INBOX.';
   /**
    * couriertcpd's and imapd's stderr: one line per connection, login and logout, and imapd's errors.
    * authdaemond writes to `authdaemond.log` beside it. The tail of both is in startCourier's errors.
@@ -91,8 +93,6 @@ export interface CourierServer {
    * The user can log in as soon as the promise resolves. Adding a name twice throws.
    */
   addUser(user: string, password: string): Promise<void>;
-  /** `imap://user@127.0.0.1:PORT`. */
-  url(user: string): string;
   /**
    * Stops the instance: SIGTERM to both process groups (SIGKILL after 3 s), SIGKILL to anything left in
    * them and to the gam_server this instance started (found by its executable, the instance's own copy),
@@ -139,60 +139,56 @@ const MAX_CONNECTIONS = 100;
 interface Cleanup {
   dir: string;
   keep: boolean;
-  /** Process-group leaders we spawned (authdaemond, couriertcpd); their groups are signalled. */
+  /**
+   * Process-group leaders we spawned detached (setsid): authdaemond with the worker processes it forks,
+   * couriertcpd with one imaplogin/imapd per connection (imapd keeps the group after it switched to the
+   * mail user). Nothing else is in these groups. Their groups are signalled, never the bare PIDs
+   * ({@link signalGroup}).
+   */
   groups: Set<number>;
   /** Links this instance created: system path -> the exact target it was given. */
   links: Map<string, string>;
   /** Parent folders of links that did not exist and were created for them (removed when empty). */
   createdDirs: string[];
+  /** Unregisters the instance from the process-exit safety net ({@link guardAtExit}). */
+  unguard: () => void;
 }
 
 /** The instance this process runs, or undefined. */
 let current: Cleanup | undefined;
-let exitHookInstalled = false;
 
 /**
- * If the test process ends without stop(), the daemons would outlive us and, worse, the links would stay
- * in the system paths. 'exit' handlers must be synchronous, so: SIGKILL our own process groups and our
- * gam_server (never anything found by name), remove our links, best-effort remove the dir. A hard kill of
- * the test process skips 'exit': the daemons die with it (parent-death signal, see {@link spawnDaemon}),
- * and the next startCourier recognises the links left behind as stale and removes them.
+ * Registers the instance with the process-exit safety net ({@link atExit}). If the test process ends
+ * without stop(), the daemons would outlive us and, worse, the links would stay in the system paths.
+ * 'exit' handlers must be synchronous, so: SIGKILL our own process groups and our gam_server (never
+ * anything found by name), remove our links, best-effort remove the dir. A hard kill of the test process
+ * skips 'exit': the daemons die with it (parent-death signal, see {@link spawnDetached}), and the next
+ * startCourier recognises the links left behind as stale and removes them.
  */
-function installExitHook(): void {
-  if (exitHookInstalled) return;
-  exitHookInstalled = true;
-  process.on('exit', () => {
-    const c = current;
-    if (!c) return;
+function guardAtExit(c: Cleanup): void {
+  c.unguard = atExit(() => {
+    if (current !== c) return;
     current = undefined;
     for (const pid of c.groups) signalGroup(pid, 'SIGKILL');
     killStragglers(c.dir);
     removeLinks(c);
-    if (!c.keep) {
-      try {
-        rmSync(c.dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
-      } catch {
-        // best effort; a leftover dir in /tmp is harmless
-      }
-    }
+    if (!c.keep) removeDirSync(c.dir);
   });
+}
+
+/** Ends the instance's bookkeeping: no longer this process's instance, no longer in the exit safety net. */
+function release(c: Cleanup): void {
+  if (current === c) current = undefined;
+  c.unguard();
 }
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities
 // ---------------------------------------------------------------------------------------------
 
-/**
- * Signals one process group led by a daemon we spawned detached (setsid): authdaemond with the worker
- * processes it forks, or couriertcpd with one imaplogin/imapd per connection (imapd keeps the group
- * after it switched to the mail user). Nothing else is in these groups.
- */
+/** Signals the process group of a daemon we spawned ({@link Cleanup.groups}); nothing if it is gone. */
 function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // group already gone
-  }
+  signalInstance(pid, signal, true);
 }
 
 /** The instance's own copy of gam_server: the executable /usr/libexec/gam_server leads to. */
@@ -208,7 +204,7 @@ function gamServerCopy(dir: string): string {
  *   the parent link finds it. Its /proc/PID/exe is the instance's own copy of the binary, a path no
  *   other program has.
  * - imapd: one per connection, in couriertcpd's group while that lives. After a hard kill of the test
- *   process (see {@link spawnDaemon}) an imapd serving a connection outlives couriertcpd; it is the
+ *   process (see {@link spawnDetached}) an imapd serving a connection outlives couriertcpd; it is the
  *   Courier imapd (exe `.../usr/bin/imapd`) with the user's Maildir, inside the instance dir, as argv.
  * Synchronous (also used by the exit hook).
  */
@@ -308,26 +304,6 @@ function binaries(root: string) {
 }
 
 /**
- * True if `scripts/fetch-courier.sh` has unpacked Courier into `root` (default
- * {@link DEFAULT_COURIER_ROOT}). Only checks that the binaries exist; fetch-courier.sh already verified
- * with ldd that their libraries resolve, and a library removed since then shows up in startCourier's error.
- */
-export function courierAvailable(root: string = DEFAULT_COURIER_ROOT): boolean {
-  return Object.values(binaries(root)).every((f) => existsSync(f));
-}
-
-/** Multiarch library folders (e.g. `usr/lib/x86_64-linux-gnu`) under a root, existing ones only. */
-function multiarchDirs(base: string): string[] {
-  try {
-    return readdirSync(base)
-      .filter((d) => d.endsWith('-linux-gnu'))
-      .map((d) => path.join(base, d));
-  } catch {
-    return [];
-  }
-}
-
-/**
  * LD_LIBRARY_PATH for every Courier binary: the unpacked libraries (libcourierauth* in usr/lib, the
  * auth modules, libcourier-unicode, libgamin, and on a machine without them libgdbm, libglib, ...)
  * before the system's. They are the same Debian release as the system's, so mixing is safe. No Courier
@@ -343,93 +319,6 @@ function libraryPath(root: string): string {
   ];
   if (process.env.LD_LIBRARY_PATH) dirs.push(process.env.LD_LIBRARY_PATH);
   return dirs.join(':');
-}
-
-/** First existing file among candidates: /usr/sbin is often not on an unprivileged user's PATH. */
-function findBinary(name: string): string | undefined {
-  for (const dir of ['/usr/bin', '/usr/sbin', '/bin', ...(process.env.PATH ?? '').split(':')]) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    if (existsSync(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-/** Looks up a user entry in /etc/passwd (name:x:uid:gid:...). */
-function lookupPasswd(match: (fields: string[]) => boolean): string[] | undefined {
-  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-    const fields = line.split(':');
-    if (fields.length >= 4 && match(fields)) return fields;
-  }
-  return undefined;
-}
-
-/**
- * A free TCP port on 127.0.0.1: bind port 0, read what the kernel chose, close. Another process can
- * take the port before couriertcpd binds it; startCourier retries with a new port in that case.
- */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = net.createServer();
-    srv.on('error', reject);
-    srv.listen({ host: '127.0.0.1', port: 0, exclusive: true }, () => {
-      const addr = srv.address();
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-/** True if nothing listens on the port (we can bind it; closed again at once). */
-function canBind(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen({ host: '127.0.0.1', port, exclusive: true }, () => srv.close(() => resolve(true)));
-  });
-}
-
-/** Last `lines` lines of a file, or '' if it does not exist yet. */
-async function tail(file: string, lines = 30): Promise<string> {
-  try {
-    return (await readFile(file, 'utf8')).trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-/**
- * Resolves true when a TCP connection to the port succeeds and the server's first line starts with
- * `* OK`: couriertcpd accepted, forked imaplogin, and imaplogin (with its libraries) greets.
- */
-function probe(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host: '127.0.0.1', port });
-    let buf = '';
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(1000, () => done(false));
-    sock.on('error', () => done(false));
-    sock.on('data', (d) => {
-      buf += d.toString('latin1');
-      if (buf.includes('\n')) done(buf.startsWith('* OK'));
-    });
-    sock.on('close', () => resolve(false));
-  });
-}
-
-/** Runs a program with stdin text; resolves with its stdout, rejects with its output on a non-zero exit. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { env, timeout: 10_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed: ${err.message}\n${stdout}${stderr}`));
-      else resolve(stdout);
-    });
-    child.stdin?.end(input);
-  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -541,8 +430,7 @@ interface MailUser {
 }
 
 function mailUser(): MailUser {
-  const nobody = lookupPasswd((f) => f[0] === 'nobody');
-  return { uid: Number(nobody?.[2] ?? 65534), gid: Number(nobody?.[3] ?? 65534) };
+  return nobodyIds();
 }
 
 /**
@@ -599,41 +487,16 @@ function imapdEnv(root: string): NodeJS.ProcessEnv {
 // Start / stop
 // ---------------------------------------------------------------------------------------------
 
-/**
- * Spawns a daemon in the foreground as our direct child, detached (leader of its own process group,
- * see {@link signalGroup}), wrapped in `setpriv --pdeathsig KILL` when available: setpriv execs the
- * daemon in place (same PID), and the kernel SIGKILLs it if this process dies without running 'exit'
- * handlers (test-runner timeout, SIGKILL, crash).
- */
-function spawnDaemon(cmd: string, args: string[], env: NodeJS.ProcessEnv, logFd: number): ChildProcess {
-  const setpriv = findBinary('setpriv');
-  const [file, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', cmd, ...args]] : [cmd, args];
-  return spawn(file, argv, { stdio: ['ignore', logFd, logFd], detached: true, env });
-}
-
-/** A spawned daemon and how it ended. */
-interface Daemon {
+/** A spawned daemon (see {@link spawnDetached}: leader of its own process group) and how it ended. */
+interface Daemon extends Spawned {
   name: 'authdaemond' | 'couriertcpd';
-  child: ChildProcess;
-  pid: number;
-  exitPromise: Promise<void>;
-  exited: () => { code: number | null; signal: NodeJS.Signals | null } | undefined;
 }
 
+/** Watches a daemon just spawned and adds its process group to the instance's ({@link Cleanup.groups}). */
 function track(c: Cleanup, child: ChildProcess, name: Daemon['name']): Daemon {
-  const pid = child.pid;
-  if (pid === undefined) throw new Error(`failed to spawn ${name}`);
-  let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exitPromise = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exited = { code, signal };
-      resolve();
-    });
-  });
-  c.groups.add(pid);
-  // A forgotten stop() must not keep the test process alive (the exit hook cleans up); stop() re-refs.
-  child.unref();
-  return { name, child, pid, exitPromise, exited: () => exited };
+  const d = watchChild(child, name);
+  c.groups.add(d.pid);
+  return { name, ...d };
 }
 
 /** The other members of a process group we lead (field 5 of /proc/PID/stat is the group). */
@@ -717,9 +580,9 @@ export async function startCourier(opts: CourierOptions = {}): Promise<CourierSe
 
   const keep = process.env.KEEP_TEST_DIRS === '1';
   const dir = await mkdtemp(path.join(os.tmpdir(), DIR_PREFIX));
-  const c: Cleanup = { dir, keep, groups: new Set(), links: new Map(), createdDirs: [] };
+  const c: Cleanup = { dir, keep, groups: new Set(), links: new Map(), createdDirs: [], unguard: () => undefined };
   current = c;
-  installExitHook();
+  guardAtExit(c);
   const daemons: Daemon[] = [];
   try {
     if (/[\s|=]/.test(dir)) throw new Error(`the temp dir ${dir} must not contain spaces, '|' or '=' (userdb syntax)`);
@@ -746,7 +609,7 @@ export async function startCourier(opts: CourierOptions = {}): Promise<CourierSe
 
     // authdaemond first: imaplogin asks it at every LOGIN, through /run/courier/authdaemon/socket.
     const authFd = openSync(authLog, 'a');
-    const auth = track(c, spawnDaemon(b.authdaemond, [], { PATH: '/usr/bin:/bin', LD_LIBRARY_PATH: libraryPath(root) }, authFd), 'authdaemond');
+    const auth = track(c, spawnDetached(b.authdaemond, [], authFd, { env: { PATH: '/usr/bin:/bin', LD_LIBRARY_PATH: libraryPath(root) } }), 'authdaemond');
     closeSync(authFd);
     daemons.push(auth);
     const socket = path.join(dir, 'run/authdaemon/socket');
@@ -756,44 +619,32 @@ export async function startCourier(opts: CourierOptions = {}): Promise<CourierSe
       throw new Error(`authdaemond ${auth.exited() ? `exited (${JSON.stringify(auth.exited())})` : `made no socket within ${START_TIMEOUT_MS} ms`}:\n${await evidence()}`);
     }
 
-    let lastError: Error | undefined;
-    for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
+    return await retryPorts<CourierServer>('couriertcpd', PORT_ATTEMPTS, async () => {
       const port = await freePort();
       const logFd = openSync(logFile, 'a');
       const args = [
         '-address=127.0.0.1', '-nodnslookup', '-noidentlookup', `-maxprocs=${MAX_CONNECTIONS}`, `-maxperip=${MAX_CONNECTIONS}`,
         String(port), b.imaplogin, b.imapd, 'Maildir',
       ];
-      const tcpd = track(c, spawnDaemon(b.couriertcpd, args, imapdEnv(root), logFd), 'couriertcpd');
+      const tcpd = track(c, spawnDetached(b.couriertcpd, args, logFd, { env: imapdEnv(root) }), 'couriertcpd');
       closeSync(logFd);
 
-      const until = Date.now() + START_TIMEOUT_MS;
-      let ready = false;
-      while (!tcpd.exited() && Date.now() < until) {
-        if (await probe(port)) {
-          ready = true;
-          break;
-        }
-        await sleep(10);
-      }
-      if (ready) {
+      // The greeting means couriertcpd accepted, forked imaplogin, and imaplogin (with its libraries) greets.
+      if (await waitReady(tcpd, START_TIMEOUT_MS, () => probe(port))) {
         daemons.push(tcpd);
-        return makeServer({ root, dir, port, logFile, c, daemons });
+        return { server: makeServer({ root, dir, port, logFile, c, daemons }) };
       }
       await stopDaemon(c, tcpd);
-      lastError = new Error(
-        `couriertcpd ${tcpd.exited()?.signal === 'SIGKILL' || !tcpd.exited() ? `did not greet within ${START_TIMEOUT_MS} ms` : `exited (${JSON.stringify(tcpd.exited())})`}:\n${await evidence()}`,
-      );
+      const error = new Error(`couriertcpd ${notReadyReason(tcpd, START_TIMEOUT_MS)}:\n${await evidence()}`);
       // Lost the race for the port: try again with a new one. Anything else is a real failure.
-      if (await canBind(port)) break;
-    }
-    throw lastError ?? new Error('couriertcpd did not start');
+      return { error, retry: !(await canBind(port)) };
+    });
   } catch (e) {
     for (const d of daemons) await stopDaemon(c, d);
     for (const pid of c.groups) signalGroup(pid, 'SIGKILL');
     killStragglers(dir);
     removeLinks(c);
-    current = undefined;
+    release(c);
     if (!keep) await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
     throw e;
   }
@@ -823,10 +674,6 @@ function makeServer(p: ServerParts): CourierServer {
   const { userdbpw } = binaries(p.root);
   const env = { PATH: '/usr/bin:/bin', LD_LIBRARY_PATH: libraryPath(p.root) };
   const id = mailUser();
-  const users = new Set<string>();
-  // makeuserdb rewrites the whole database: one call after another, never side by side.
-  let queue: Promise<void> = Promise.resolve();
-  let stopping: Promise<void> | undefined;
 
   return {
     host: '127.0.0.1',
@@ -836,55 +683,32 @@ function makeServer(p: ServerParts): CourierServer {
     prefix: 'INBOX.',
     logFile: p.logFile,
 
-    addUser(user: string, password: string): Promise<void> {
-      // The name is a userdb key and a folder name: keep it to a safe set (no tab, '|', '/', '.').
-      if (!/^[A-Za-z0-9][A-Za-z0-9_-]*$/.test(user)) {
-        return Promise.reject(new Error(`user name ${JSON.stringify(user)} must match [A-Za-z0-9][A-Za-z0-9_-]*`));
+    // The name is a userdb key and a folder name: keep it to a safe set (no tab, '|', '/', '.').
+    // makeuserdb rewrites the whole database: one call after another, never side by side.
+    addUser: userDatabase('userdbpw', async (user, password) => {
+      const home = path.join(p.dir, 'mail', user);
+      const maildir = path.join(home, 'Maildir');
+      // A Maildir is cur/new/tmp (what maildirmake does); imapd creates the folders' own inside it.
+      for (const d of [home, maildir, ...['cur', 'new', 'tmp'].map((s) => path.join(maildir, s))]) {
+        await mkdir(d, { mode: 0o700 });
+        await chown(d, id.uid, id.gid);
       }
-      if (!password || /[\r\n]/.test(password)) {
-        return Promise.reject(new Error('password must be non-empty and contain no newlines (userdbpw reads one line)'));
-      }
-      if (users.has(user)) return Promise.reject(new Error(`user ${user} was already added`));
-      users.add(user);
-      const job = queue.then(async () => {
-        const home = path.join(p.dir, 'mail', user);
-        const maildir = path.join(home, 'Maildir');
-        // A Maildir is cur/new/tmp (what maildirmake does); imapd creates the folders' own inside it.
-        for (const d of [home, maildir, ...['cur', 'new', 'tmp'].map((s) => path.join(maildir, s))]) {
-          await mkdir(d, { mode: 0o700 });
-          await chown(d, id.uid, id.gid);
-        }
-        // MD5-crypt hash, as Courier's own tools make it.
-        const hash = (await run(userdbpw, ['-md5'], env, `${password}\n`)).trim();
-        if (!hash.startsWith('$1$')) throw new Error(`userdbpw printed no MD5-crypt hash: ${JSON.stringify(hash)}`);
-        await appendFile(path.join(p.dir, 'etc/userdb'), `${user}\tuid=${id.uid}|gid=${id.gid}|home=${home}|mail=${maildir}|systempw=${hash}\n`);
-        await compileUserdb(p.root, p.dir);
-      });
-      queue = job.catch(() => undefined);
-      return job;
-    },
+      // MD5-crypt hash, as Courier's own tools make it.
+      const hash = (await run(userdbpw, ['-md5'], env, `${password}\n`)).trim();
+      if (!hash.startsWith('$1$')) throw new Error(`userdbpw printed no MD5-crypt hash: ${JSON.stringify(hash)}`);
+      await appendFile(path.join(p.dir, 'etc/userdb'), `${user}\tuid=${id.uid}|gid=${id.gid}|home=${home}|mail=${maildir}|systempw=${hash}\n`);
+      await compileUserdb(p.root, p.dir);
+    }),
 
-    url(user: string): string {
-      return `imap://${encodeURIComponent(user)}@127.0.0.1:${p.port}`;
-    },
+    url: (user) => imapUrl(user, p.port),
 
-    stop(): Promise<void> {
-      stopping ??= (async () => {
-        // couriertcpd (and every imapd) first, then authdaemond, then the gam_server imapd started.
-        for (const d of [...p.daemons].reverse()) await stopDaemon(p.c, d);
-        killStragglers(p.dir);
-        removeLinks(p.c);
-        if (current === p.c) current = undefined;
-        // A connect probe cannot tell "dying" from "gone"; a bind can. Normally free at once.
-        const deadline = Date.now() + 3000;
-        while (Date.now() < deadline && !(await canBind(p.port))) await sleep(10);
-        if (p.c.keep) {
-          process.stderr.write(`KEEP_TEST_DIRS=1: kept ${p.dir}\n`);
-          return;
-        }
-        await rm(p.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
-      })();
-      return stopping;
-    },
+    stop: once(async () => {
+      // couriertcpd (and every imapd) first, then authdaemond, then the gam_server imapd started.
+      for (const d of [...p.daemons].reverse()) await stopDaemon(p.c, d);
+      killStragglers(p.dir);
+      removeLinks(p.c);
+      release(p.c);
+      await finishStop([p.port], p.dir, p.c.keep);
+    }),
   };
 }

@@ -22,14 +22,14 @@
  *
  * See /work/shared/notes/components.md §3a for the measured behaviour this is built on.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync } from 'node:fs';
-import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, openSync } from 'node:fs';
+import { chmod, chown, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AutoFolder } from './fixture.js';
-import { canBind, freePort, probe, signalInstance, sleep, tail, trackInstance, untrackInstance } from './server-process.js';
+import { canBind, finishStop, freePort, imapUrl, type InboxNamespaceServer, killInstance, lookupPasswd, multiarchDirs, nobodyIds, notReadyReason, once, probe, retryPorts, run, signalInstance, spawnDetached, type Spawned, tail, untrackInstance, userDatabase, waitReady, watchInstance, withInstanceDir } from './server-process.js';
 
 /** Where `scripts/fetch-cyrus.sh` unpacks the packages when called without arguments. */
 export const DEFAULT_CYRUS_ROOT = fileURLToPath(new URL('../../.cache/cyrus/root', import.meta.url));
@@ -55,19 +55,12 @@ export interface CyrusOptions {
   root?: string;
 }
 
-/** A running throwaway Cyrus instance. */
-export interface CyrusServer {
-  host: '127.0.0.1';
-  /** Plain IMAP port (no STARTTLS); plaintext LOGIN is allowed. */
-  port: number;
+/** A running throwaway Cyrus instance. Plain IMAP only (no STARTTLS). */
+export interface CyrusServer extends InboxNamespaceServer {
   /** The instance's private directory (config, databases, spool, log). Removed by {@link CyrusServer.stop}. */
   dir: string;
   /** PID of the Cyrus master process (our direct child, leader of its own process group). */
   pid: number;
-  /** Hierarchy separator of the personal namespace. */
-  separator: '.';
-  /** Personal namespace prefix: every folder, INBOX's children and top-level ones alike, is below it. */
-  prefix: 'INBOX.';
   /**
    * The master's stdout/stderr (its children inherit them). Cyrus itself logs only to syslog, and there
    * is no syslog socket on a test machine, so this holds only what reaches stderr: start-up failures
@@ -80,8 +73,6 @@ export interface CyrusServer {
    * logins, `username_tolower`); adding a name twice throws.
    */
   addUser(user: string, password: string): Promise<void>;
-  /** `imap://user@127.0.0.1:PORT`. */
-  url(user: string): string;
   /**
    * SIGTERMs the instance (the master's own process group), SIGKILLs the group if the master has not
    * exited within 3 s, waits until the port is free, then removes {@link dir} unless the environment has
@@ -102,10 +93,6 @@ const PORT_ATTEMPTS = 5;
  * works until the host name changes between adding a user and logging in.
  */
 const REALM = 'mailmover-cyrus';
-
-// ---------------------------------------------------------------------------------------------
-// Process-exit safety net
-// ---------------------------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities
@@ -131,17 +118,6 @@ export function cyrusAvailable(root: string = DEFAULT_CYRUS_ROOT): boolean {
   return Object.values(binaries(root)).every((f) => existsSync(f));
 }
 
-/** Multiarch library folders (e.g. `usr/lib/x86_64-linux-gnu`) under a root, existing ones only. */
-function multiarchDirs(base: string): string[] {
-  try {
-    return readdirSync(base)
-      .filter((d) => d.endsWith('-linux-gnu'))
-      .map((d) => path.join(base, d));
-  } catch {
-    return [];
-  }
-}
-
 /**
  * Environment for every Cyrus binary we run.
  * - LD_LIBRARY_PATH: the unpacked libraries (libpcre3, libical3, ... and, on a machine without them,
@@ -163,36 +139,6 @@ function cyrusEnv(root: string): NodeJS.ProcessEnv {
   return { ...process.env, LD_LIBRARY_PATH: [...libDirs, ...inherited].join(':'), SASL_PATH: saslDirs.join(':') };
 }
 
-/** First existing file among candidates: /usr/sbin is often not on an unprivileged user's PATH. */
-function findBinary(name: string): string | undefined {
-  for (const dir of ['/usr/bin', '/usr/sbin', '/bin', ...(process.env.PATH ?? '').split(':')]) {
-    if (!dir) continue;
-    const candidate = path.join(dir, name);
-    if (existsSync(candidate)) return candidate;
-  }
-  return undefined;
-}
-
-/** Looks up a user entry in /etc/passwd (name:x:uid:gid:...). */
-function lookupPasswd(match: (fields: string[]) => boolean): string[] | undefined {
-  for (const line of readFileSync('/etc/passwd', 'utf8').split('\n')) {
-    const fields = line.split(':');
-    if (fields.length >= 4 && match(fields)) return fields;
-  }
-  return undefined;
-}
-
-/** Runs a program with stdin text; rejects with its output on a non-zero exit. */
-function run(cmd: string, args: string[], env: NodeJS.ProcessEnv, input: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const child = execFile(cmd, args, { env, timeout: 10_000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${path.basename(cmd)} ${args.join(' ')} failed: ${err.message}\n${stdout}${stderr}`));
-      else resolve();
-    });
-    child.stdin?.end(input);
-  });
-}
-
 // ---------------------------------------------------------------------------------------------
 // Config
 // ---------------------------------------------------------------------------------------------
@@ -208,10 +154,7 @@ interface Identity {
 
 function identity(): Identity {
   const uid = process.getuid?.() ?? -1;
-  if (uid === 0) {
-    const nobody = lookupPasswd((f) => f[0] === 'nobody');
-    return { root: true, cyrusUser: 'nobody', uid: Number(nobody?.[2] ?? 65534), gid: Number(nobody?.[3] ?? 65534) };
-  }
+  if (uid === 0) return { root: true, cyrusUser: 'nobody', ...nobodyIds() };
   // Unprivileged: the master cannot switch users, so cyrus_user must be us (it checks the name).
   const name = lookupPasswd((f) => Number(f[2]) === uid)?.[0] ?? os.userInfo().username;
   return { root: false, cyrusUser: name, uid, gid: process.getgid?.() ?? -1 };
@@ -292,26 +235,16 @@ DAEMON {
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Spawns `master -D` (foreground, keeps stdout/stderr) as our direct child, so the PID we hold is the
- * master's. As root it is started as the Cyrus user right away (spawn's uid/gid; libuv also drops the
- * supplementary groups): Cyrus would switch to that user by itself, and starting there keeps the
- * parent-death signal below, which the kernel clears when a process changes its user.
- * It is wrapped in `setpriv --pdeathsig KILL` when available: setpriv execs master in place (same PID)
- * and the kernel SIGKILLs it if this process dies without running 'exit' handlers (test-runner
- * timeout, SIGKILL, crash). Its imapd children exit 2 s after their connection ends (see renderCyrusConf).
- * `detached: true` makes the master a session and process-group leader, see {@link signalInstance}.
+ * Spawns `master -D` (foreground, keeps stdout/stderr) as our direct child, detached and with a
+ * parent-death signal ({@link spawnDetached}). As root it is started as the Cyrus user right away
+ * (spawn's uid/gid; libuv also drops the supplementary groups): Cyrus would switch to that user by
+ * itself, and starting there keeps the parent-death signal, which the kernel clears when a process
+ * changes its user. Its imapd children exit 2 s after their connection ends (see renderCyrusConf).
  */
 function spawnMaster(root: string, dir: string, id: Identity, logFd: number): ChildProcess {
   const { master } = binaries(root);
   const args = ['-C', `${dir}/imapd.conf`, '-M', `${dir}/cyrus.conf`, '-p', `${dir}/run/master.pid`, '-D'];
-  const setpriv = findBinary('setpriv');
-  const [cmd, argv] = setpriv ? [setpriv, ['--pdeathsig', 'KILL', '--', master, ...args]] : [master, args];
-  return spawn(cmd, argv, {
-    stdio: ['ignore', logFd, logFd],
-    detached: true,
-    env: cyrusEnv(root),
-    ...(id.root ? { uid: id.uid, gid: id.gid } : {}),
-  });
+  return spawnDetached(master, args, logFd, { env: cyrusEnv(root), ...(id.root ? { uid: id.uid, gid: id.gid } : {}) });
 }
 
 /**
@@ -329,7 +262,7 @@ export async function startCyrus(opts: CyrusOptions = {}): Promise<CyrusServer> 
   const keep = process.env.KEEP_TEST_DIRS === '1';
 
   const dir = await mkdtemp(path.join(os.tmpdir(), 'mailmover-cyrus-'));
-  try {
+  return withInstanceDir(dir, keep, async () => {
     // mkdtemp creates 0700; as root Cyrus runs as nobody and must traverse it. (The parent, os.tmpdir(),
     // is normally 1777; a custom TMPDIR must be traversable too.)
     if (id.root) await chmod(dir, 0o755);
@@ -343,71 +276,34 @@ export async function startCyrus(opts: CyrusOptions = {}): Promise<CyrusServer> 
     await writeFile(path.join(dir, 'imapd.conf'), renderImapdConf(dir, id));
 
     const logFile = path.join(dir, 'master.log');
-    let lastError: Error | undefined;
-    for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
+    return retryPorts<CyrusServer>('cyrus', PORT_ATTEMPTS, async () => {
       const port = await freePort();
       await writeFile(path.join(dir, 'cyrus.conf'), renderCyrusConf(dir, root, port));
 
       const logFd = openSync(logFile, 'a');
       const child = spawnMaster(root, dir, id, logFd);
       closeSync(logFd); // the child holds its own copy
-      const pid = child.pid;
-      if (pid === undefined) throw new Error('failed to spawn the Cyrus master');
+      const master = watchInstance(child, 'the Cyrus master', dir, keep);
 
-      let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-      const exitPromise = new Promise<void>((resolve) => {
-        child.once('exit', (code, signal) => {
-          exited = { code, signal };
-          untrackInstance(pid);
-          resolve();
-        });
-      });
-      trackInstance(pid, dir, keep);
-      // A forgotten stop() must not keep the test process alive (the exit hook cleans up); stop()
-      // re-refs while it waits for the exit.
-      child.unref();
-
-      const deadline = Date.now() + START_TIMEOUT_MS;
-      let ready = false;
-      while (!exited && Date.now() < deadline) {
-        if (await probe(port)) {
-          ready = true;
-          break;
-        }
-        await sleep(10);
-      }
-      if (ready) return makeServer({ root, dir, port, pid, logFile, child, exitPromise, keep, isExited: () => !!exited });
+      if (await waitReady(master, START_TIMEOUT_MS, () => probe(port))) return { server: makeServer({ root, dir, port, logFile, master, keep }) };
 
       // Not ready: make sure our master is gone, collect evidence, then decide whether to retry.
-      if (!exited) {
-        child.ref();
-        signalInstance(pid, 'SIGKILL');
-        await exitPromise;
-      }
-      lastError = new Error(
-        `cyrus master (${dir}/cyrus.conf) ${exited && exited.signal !== 'SIGKILL' ? `exited (${JSON.stringify(exited)})` : `did not greet within ${START_TIMEOUT_MS} ms`}:\n${await tail(logFile)}`,
-      );
+      await killInstance(master);
+      const error = new Error(`cyrus master (${dir}/cyrus.conf) ${notReadyReason(master, START_TIMEOUT_MS)}:\n${await tail(logFile)}`);
       // Cyrus reports a failed bind only to syslog (which we do not have), so look for ourselves:
       // with our master gone, a port that still cannot be bound belongs to someone else. Retry then.
-      if (await canBind(port)) break;
-    }
-    throw lastError ?? new Error('cyrus did not start');
-  } catch (e) {
-    if (!keep) await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
-    throw e;
-  }
+      return { error, retry: !(await canBind(port)) };
+    });
+  });
 }
 
 interface ServerParts {
   root: string;
   dir: string;
   port: number;
-  pid: number;
   logFile: string;
-  child: ChildProcess;
-  exitPromise: Promise<void>;
+  master: Spawned;
   keep: boolean;
-  isExited: () => boolean;
 }
 
 function makeServer(p: ServerParts): CyrusServer {
@@ -415,72 +311,49 @@ function makeServer(p: ServerParts): CyrusServer {
   const env = cyrusEnv(p.root);
   const sasldb = path.join(p.dir, 'sasldb2');
   const id = identity();
-  const users = new Set<string>();
-  // saslpasswd2 rewrites one Berkeley DB file: run the calls one after another, never side by side.
-  let queue: Promise<void> = Promise.resolve();
-  let stopping: Promise<void> | undefined;
 
   return {
     host: '127.0.0.1',
     port: p.port,
     dir: p.dir,
-    pid: p.pid,
+    pid: p.master.pid,
     separator: '.',
     prefix: 'INBOX.',
     logFile: p.logFile,
 
-    addUser(user: string, password: string): Promise<void> {
-      // With unixhierarchysep off, '.' is the hierarchy separator and cannot be in a user name; '@'
-      // would select a realm (virtual domains are off). Keep names to a safe, lower-case set.
-      const name = user.toLowerCase();
-      if (!/^[a-z0-9][a-z0-9_-]*$/.test(name)) {
-        return Promise.reject(new Error(`user name ${JSON.stringify(user)} must match [A-Za-z0-9][A-Za-z0-9_-]*`));
-      }
-      if (!password || /[\r\n]/.test(password)) {
-        return Promise.reject(new Error('password must be non-empty and contain no newlines (saslpasswd2 -p reads one line)'));
-      }
-      if (users.has(name)) return Promise.reject(new Error(`user ${name} was already added`));
-      users.add(name);
-      const job = queue.then(async () => {
+    // With unixhierarchysep off, '.' is the hierarchy separator and cannot be in a user name; '@'
+    // would select a realm (virtual domains are off). Keep names to a safe, lower-case set.
+    // saslpasswd2 rewrites one Berkeley DB file: run the calls one after another, never side by side.
+    addUser: userDatabase(
+      'saslpasswd2 -p',
+      async (name, password) => {
         // -p: password from stdin, no prompt; -c: create; -u: the realm imapd looks users up in.
         await run(saslpasswd2, ['-p', '-c', '-u', REALM, '-f', sasldb, name], env, password);
         // Run as root, saslpasswd2 leaves the file root-owned 0640; imapd (nobody) must read it.
         if (id.root) await chown(sasldb, id.uid, id.gid);
-      });
-      queue = job.catch(() => undefined);
-      return job;
-    },
+      },
+      (user) => user.toLowerCase(),
+    ),
 
-    url(user: string): string {
-      return `imap://${encodeURIComponent(user)}@127.0.0.1:${p.port}`;
-    },
+    url: (user) => imapUrl(user, p.port),
 
-    stop(): Promise<void> {
-      stopping ??= (async () => {
-        if (!p.isExited()) {
-          // Keep the event loop alive until the exit event arrives (the child was unref'ed).
-          p.child.ref();
-          // SIGTERM first: the master stops its children and exits cleanly (measured: 10-25 ms). The
-          // group gets it too, so an imapd busy with a client ends at once instead of after the master.
-          signalInstance(p.pid, 'SIGTERM');
-          const timer = setTimeout(() => signalInstance(p.pid, 'SIGKILL'), TERM_GRACE_MS);
-          await p.exitPromise;
-          clearTimeout(timer);
-          // Children that ignored SIGTERM (or were forked in between) must not keep the port or write
-          // into the dir we are about to remove.
-          signalInstance(p.pid, 'SIGKILL', true);
-        }
-        untrackInstance(p.pid);
-        // A connect probe cannot tell "dying" from "gone"; a bind can. Normally free at once.
-        const deadline = Date.now() + 3000;
-        while (Date.now() < deadline && !(await canBind(p.port))) await sleep(10);
-        if (p.keep) {
-          process.stderr.write(`KEEP_TEST_DIRS=1: kept ${p.dir}\n`);
-          return;
-        }
-        await rm(p.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
-      })();
-      return stopping;
-    },
+    stop: once(async () => {
+      const { pid } = p.master;
+      if (!p.master.exited()) {
+        // Keep the event loop alive until the exit event arrives (the child was unref'ed).
+        p.master.child.ref();
+        // SIGTERM first: the master stops its children and exits cleanly (measured: 10-25 ms). The
+        // group gets it too, so an imapd busy with a client ends at once instead of after the master.
+        signalInstance(pid, 'SIGTERM');
+        const timer = setTimeout(() => signalInstance(pid, 'SIGKILL'), TERM_GRACE_MS);
+        await p.master.exitPromise;
+        clearTimeout(timer);
+        // Children that ignored SIGTERM (or were forked in between) must not keep the port or write
+        // into the dir we are about to remove.
+        signalInstance(pid, 'SIGKILL', true);
+      }
+      untrackInstance(pid);
+      await finishStop([p.port], p.dir, p.keep);
+    }),
   };
 }

@@ -12,13 +12,13 @@
  *
  * See /work/shared/notes/components.md §1 for the measured behaviour this is built on.
  */
-import { spawn, execFile, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { canBind, freePort, probe, signalInstance, sleep, tail, trackInstance, untrackInstance } from './server-process.js';
+import { finishStop, freePort, imapUrl, killInstance, notReadyReason, once, probe, retryPorts, spawnDetached, type Spawned, tail, untrackInstance, waitReady, watchInstance, withInstanceDir } from './server-process.js';
 
 const execFileAsync = promisify(execFile);
 
@@ -132,10 +132,6 @@ export const MASTER_USER = { user: 'admin', password: 'adminpw', separator: '*' 
 const START_TIMEOUT_MS = 10_000;
 /** Attempts with fresh ports when another process grabbed a port between our probe and Dovecot's bind. */
 const PORT_ATTEMPTS = 5;
-
-// ---------------------------------------------------------------------------------------------
-// Process-exit safety net
-// ---------------------------------------------------------------------------------------------
 
 // ---------------------------------------------------------------------------------------------
 // Small utilities
@@ -364,26 +360,12 @@ ${extraConfig ?? ''}
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Spawns `dovecot -F -c CONF` as our direct child, so the PID we hold is the master's.
- * It is wrapped in `setpriv --pdeathsig KILL` when available: setpriv execs dovecot in place (same PID)
- * and the kernel then SIGKILLs the master if this process dies without running 'exit' handlers
- * (killed by the test runner's timeout, SIGKILL, crash). Its children notice the master's death and exit
- * on their own (within ~2 s).
- * `detached: true` makes the master a session and process-group leader, see {@link killInstance}. (A side
- * effect: Ctrl-C in a terminal no longer reaches Dovecot directly; the exit hook and pdeathsig cover it.)
+ * Spawns `dovecot -F -c CONF` as our direct child, detached and with a parent-death signal for the
+ * master ({@link spawnDetached}). Its children notice the master's death and exit on their own
+ * (within ~2 s).
  */
 function spawnMaster(conf: string, stderrFile: number): ChildProcess {
-  const dovecot = findBinary('dovecot');
-  let setpriv: string | undefined;
-  try {
-    setpriv = findBinary('setpriv');
-  } catch {
-    setpriv = undefined;
-  }
-  const [cmd, args] = setpriv
-    ? [setpriv, ['--pdeathsig', 'KILL', '--', dovecot, '-F', '-c', conf]]
-    : [dovecot, ['-F', '-c', conf]];
-  return spawn(cmd, args, { stdio: ['ignore', stderrFile, stderrFile], detached: true });
+  return spawnDetached(findBinary('dovecot'), ['-F', '-c', conf], stderrFile);
 }
 
 /**
@@ -412,7 +394,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
   const keep = keepByEnv || !ownDir;
 
   const dir = opts.dir === undefined ? await mkdtemp(path.join(os.tmpdir(), 'mailmover-dovecot-')) : path.resolve(opts.dir);
-  try {
+  return withInstanceDir(dir, keep, async () => {
     if (!ownDir) await mkdir(dir, { recursive: true });
     if (id.root) {
       // mkdtemp creates 0700; imap processes run as nobody and must traverse it to reach mail/ and the
@@ -433,9 +415,7 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
     const conf = path.join(dir, 'dovecot.conf');
     const logFile = path.join(dir, 'dovecot.log');
     const stderrPath = path.join(dir, 'dovecot.stderr');
-    let lastError: Error | undefined;
-
-    for (let attempt = 1; attempt <= PORT_ATTEMPTS; attempt++) {
+    return retryPorts<DovecotServer | PlainDovecotServer>('dovecot', PORT_ATTEMPTS, async () => {
       const port = await freePort();
       let tlsPort: number | undefined;
       if (tls) {
@@ -456,80 +436,44 @@ export async function startDovecot(opts: DovecotOptions = {}): Promise<DovecotSe
       const errFd = openSync(stderrPath, 'w');
       const child = spawnMaster(conf, errFd);
       closeSync(errFd); // the child holds its own copy
-      const pid = child.pid;
-      if (pid === undefined) throw new Error('failed to spawn dovecot');
+      const master = watchInstance(child, 'dovecot', dir, keep);
 
-      let exited: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-      const exitPromise = new Promise<void>((resolve) => {
-        child.once('exit', (code, signal) => {
-          exited = { code, signal };
-          untrackInstance(pid);
-          resolve();
-        });
-      });
-      trackInstance(pid, dir, keep);
-      // Do not keep the test process alive just because a server is running: a forgotten stop() must
-      // not hang the test file (the exit hook cleans up). stop() re-refs while it waits for the exit.
-      child.unref();
-
-      const deadline = Date.now() + START_TIMEOUT_MS;
-      let ready = false;
-      while (!exited && Date.now() < deadline) {
-        if ((await probe(port, true)) && (tlsPort === undefined || (await probe(tlsPort, false)))) {
-          ready = true;
-          break;
-        }
-        await sleep(10);
-      }
-      if (ready) {
-        return makeServer({ dir, port, tlsPort, pid, separator, prefix, logFile, child, exitPromise, keep, keepByEnv, isExited: () => !!exited });
+      const ready = async () => (await probe(port, true)) && (tlsPort === undefined || (await probe(tlsPort, false)));
+      if (await waitReady(master, START_TIMEOUT_MS, ready)) {
+        return { server: makeServer({ dir, port, tlsPort, separator, prefix, logFile, master, keep, keepByEnv }) };
       }
 
       // Not ready: collect evidence, make sure the master is gone, then decide whether to retry.
-      if (!exited) {
-        child.ref();
-        signalInstance(pid, 'SIGKILL');
-        await exitPromise;
-      }
+      await killInstance(master);
       const evidence = [await tail(logFile), await tail(stderrPath)].filter(Boolean).join('\n');
-      lastError = new Error(
-        `dovecot (${conf}) ${exited && exited.signal !== 'SIGKILL' ? `exited (${JSON.stringify(exited)})` : `did not greet within ${START_TIMEOUT_MS} ms`}:\n${evidence}`,
-      );
+      const error = new Error(`dovecot (${conf}) ${notReadyReason(master, START_TIMEOUT_MS)}:\n${evidence}`);
       // Lost the race for a port: try again with new ones. Anything else is a real failure.
-      if (!/Address already in use/.test(evidence)) break;
-    }
-    throw lastError ?? new Error('dovecot did not start');
-  } catch (e) {
-    if (!keep) await rm(dir, { recursive: true, force: true, maxRetries: 5, retryDelay: 20 });
-    throw e;
-  }
+      return { error, retry: /Address already in use/.test(evidence) };
+    });
+  });
 }
 
 interface ServerParts {
   dir: string;
   port: number;
   tlsPort: number | undefined;
-  pid: number;
   separator: string;
   prefix: string;
   logFile: string;
-  child: ChildProcess;
-  exitPromise: Promise<void>;
+  master: Spawned;
   /** Do not remove dir in stop(). */
   keep: boolean;
   /** keep because of KEEP_TEST_DIRS=1 (stop() says so), not because the caller gave the dir. */
   keepByEnv: boolean;
-  isExited: () => boolean;
 }
 
 function makeServer(p: ServerParts): DovecotServer | PlainDovecotServer {
   const usersDir = path.join(p.dir, 'users.d');
-  let stopping: Promise<void> | undefined;
   const common = {
     host: '127.0.0.1' as const,
     port: p.port,
     dir: p.dir,
-    pid: p.pid,
+    pid: p.master.pid,
     separator: p.separator,
     prefix: p.prefix,
     logFile: p.logFile,
@@ -557,39 +501,18 @@ function makeServer(p: ServerParts): DovecotServer | PlainDovecotServer {
     },
 
     url(user: string, opts?: { tls?: boolean }): string {
-      const u = encodeURIComponent(user);
-      if (!opts?.tls) return `imap://${u}@127.0.0.1:${p.port}`;
+      if (!opts?.tls) return imapUrl(user, p.port);
       if (p.tlsPort === undefined) throw new Error('this server was started with tls: false and has no IMAPS port');
-      return `imaps://${u}@127.0.0.1:${p.tlsPort}`;
+      return `imaps://${encodeURIComponent(user)}@127.0.0.1:${p.tlsPort}`;
     },
 
-    stop(): Promise<void> {
-      stopping ??= (async () => {
-        if (!p.isExited()) {
-          // Keep the event loop alive until the exit event arrives (the child was unref'ed).
-          p.child.ref();
-          // SIGKILL: ~20 ms. SIGTERM would take ~3 s for a clean shutdown that throwaway data does not need.
-          signalInstance(p.pid, 'SIGKILL');
-          await p.exitPromise;
-        }
-        untrackInstance(p.pid);
-        // Normally instant after the group kill. Safety net for a child that escaped the group: until it
-        // exits the ports stay bound (connects may even hang), and a test asserting "server gone" or
-        // expecting ECONNREFUSED would be racy. A connect probe cannot tell "dying" from "gone"; a bind can.
-        const deadline = Date.now() + 3000;
-        while (Date.now() < deadline && !((await canBind(p.port)) && (p.tlsPort === undefined || (await canBind(p.tlsPort))))) {
-          await sleep(10);
-        }
-        if (p.keep) {
-          if (p.keepByEnv) process.stderr.write(`KEEP_TEST_DIRS=1: kept ${p.dir}\n`);
-          return;
-        }
-        // The master's children (imap, auth, log) exit by themselves right after it; one of them may still
-        // write into the dir for a moment, hence the retries on ENOTEMPTY.
-        await rm(p.dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 20 });
-      })();
-      return stopping;
-    },
+    stop: once(async () => {
+      // SIGKILL: ~20 ms. SIGTERM would take ~3 s for a clean shutdown that throwaway data does not need.
+      await killInstance(p.master);
+      untrackInstance(p.master.pid);
+      // The master's children (imap, auth, log) exit by themselves right after it.
+      await finishStop(p.tlsPort === undefined ? [p.port] : [p.port, p.tlsPort], p.dir, p.keep, p.keepByEnv);
+    }),
   };
   return p.tlsPort === undefined
     ? { ...common, tlsPort: undefined, caFile: undefined }
