@@ -239,8 +239,7 @@ export class ImapStore implements MailStore {
       // the folder again message by message to find out which one, and report it.
       if (this.responses.since(mark).length === 0) return listing;
     } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      if (isConnectionLoss(err) || !this.client?.usable) throw this.listError(box.path, err);
+      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
     }
     // One FETCH describes the whole folder, and one message the server cannot read (damaged,
     // locked) fails it. Find the UIDs, then describe them in chunks, then one by one.
@@ -263,8 +262,7 @@ export class ImapStore implements MailStore {
           continue;
         }
       } catch (err) {
-        if (signal?.aborted) throw signal.reason;
-        if (isConnectionLoss(err) || !this.client?.usable) throw this.listError(box.path, err);
+        this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
       }
       for (const uid of chunk) {
         const one: MessageListing = { messages: [], failures: [] };
@@ -277,8 +275,7 @@ export class ImapStore implements MailStore {
             fresh.failures.push({ uid, error: unparsedError(`Reading UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) });
           }
         } catch (err) {
-          if (signal?.aborted) throw signal.reason;
-          if (isConnectionLoss(err) || !this.client?.usable) throw this.listError(box.path, err);
+          this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
           fresh.failures.push({ uid, error: commandError(ERROR_CODES.FETCH_FAILED, 'message', `Reading UID ${uid} failed`, err) });
         }
       }
@@ -305,6 +302,15 @@ export class ImapStore implements MailStore {
     }
   }
 
+  /**
+   * Rethrows what must end the folder rather than one message: an abort, or a lost connection
+   * (wrapped by `wrap`). Anything else is the message's own failure and is left to the caller.
+   */
+  private throwIfFatal(err: unknown, signal: AbortSignal | undefined, wrap: (err: unknown) => MigrateError): void {
+    if (signal?.aborted) throw signal.reason;
+    if (isConnectionLoss(err) || !this.client?.usable) throw wrap(err);
+  }
+
   private listError(path: string, err: unknown): MigrateError {
     return commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Listing messages of "${path}" at the ${this.opts.side} failed`, err);
   }
@@ -319,8 +325,7 @@ export class ImapStore implements MailStore {
         yield { uid: msg.uid, body: msg.source };
       }
     } catch (err) {
-      if (signal?.aborted) throw signal.reason;
-      if (isConnectionLoss(err) || !this.client?.usable) throw commandError(ERROR_CODES.FETCH_FAILED, 'folder', 'Fetching messages failed', err);
+      this.throwIfFatal(err, signal, (e) => commandError(ERROR_CODES.FETCH_FAILED, 'folder', 'Fetching messages failed', e));
       // One FETCH covers the whole batch: a NO for one message (locked, being scanned, corrupt)
       // fails the command. Fetch the rest one by one so that only the bad message is lost.
       for (const uid of [...pending]) {
@@ -347,7 +352,7 @@ export class ImapStore implements MailStore {
     try {
       msg = await this.conn.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
     } catch (err) {
-      if (isConnectionLoss(err) || !this.client?.usable) throw commandError(ERROR_CODES.FETCH_FAILED, 'folder', `Fetching UID ${uid} failed`, err);
+      this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.FETCH_FAILED, 'folder', `Fetching UID ${uid} failed`, e));
       return { uid, error: commandError(ERROR_CODES.FETCH_FAILED, 'message', `Fetching UID ${uid} failed`, err) };
     }
     if (!msg || !msg.source) {
@@ -373,7 +378,7 @@ export class ImapStore implements MailStore {
         const res = await multiAppend(this.conn, name, multi.map((m) => m.item));
         multi.forEach(({ i }, k) => (out[i] = { ok: true, uid: res.uids?.[k] }));
       } catch (err) {
-        if (isConnectionLoss(err) || !this.client?.usable) throw commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, err);
+        this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
         // MULTIAPPEND is atomic (RFC 3502): nothing was stored. Retry one by one below so that a
         // single refused message does not cost the others.
       }
@@ -385,7 +390,7 @@ export class ImapStore implements MailStore {
         const res = await this.conn.append(name, item.body, item.flags, item.internalDate);
         out[i] = { ok: true, uid: res && typeof res === 'object' ? res.uid : undefined };
       } catch (err) {
-        if (isConnectionLoss(err) || !this.client?.usable) throw commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, err);
+        this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
         out[i] = { ok: false, error: commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the message`, err) };
       }
     }
