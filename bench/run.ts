@@ -1,7 +1,7 @@
 /**
  * mailmover benchmark: IMAP -> IMAP copy speed, memory and fidelity against mbsync.
  *
- *   node --import tsx bench/run.ts [--scale F | --messages N] [--rounds N] [--tools mailmover,mbsync]
+ *   node --import tsx bench/run.ts [--scale F | --messages N] [--rounds N] [--tools mailmover,mailmover-scan,mbsync]
  *                                  [--seed S] [--keep-dir DIR] [--timeout SECONDS] [--verify-all]
  *
  * One throwaway Dovecot on 127.0.0.1 (our child process), a seeded corpus for user `src`, and
@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { BASE_MESSAGES, buildSpec, seedCorpus, type CorpusSpec, type ImapTarget } from './corpus.js';
 import { startDovecot, type PlainDovecotServer } from '../test/helpers/dovecot.js';
+import { startClamd, type ClamdServer } from '../test/helpers/clamd.js';
 import { killAllChildren, rssMethod, runMeasured, tailOf, type RunResult } from './proc.js';
 import { compare, describeCounts, folderCounts, snapshot, type Fidelity, type Snapshot } from './verify.js';
 
@@ -48,13 +49,16 @@ const CORPUS_MARKER = 'bench-corpus.json';
 /** Bump when the generator changes, so a --keep-dir corpus is not reused by mistake. */
 const GENERATOR_VERSION = 1;
 
-type ToolName = 'mailmover' | 'mbsync';
+/** 'mailmover-scan' is mailmover with --scan against a private clamd (scanning on vs off). */
+type ToolName = 'mailmover' | 'mailmover-scan' | 'mbsync';
+const TOOL_NAMES: readonly ToolName[] = ['mailmover', 'mailmover-scan', 'mbsync'];
 
 const USAGE = `usage: node --import tsx bench/run.ts [options]
   --scale F           corpus size relative to the default 5,000 messages / ~410 MB (e.g. 0.1)
   --messages N        exact number of messages (overrides --scale)
   --rounds N          interleaved rounds per tool (default 3)
-  --tools LIST        comma-separated: mailmover,mbsync (default both)
+  --tools LIST        comma-separated: mailmover,mailmover-scan,mbsync (default all three;
+                      mailmover-scan is mailmover with --scan against a private clamd)
   --seed S            corpus seed (default "mailmover-bench-1")
   --keep-dir DIR      work in DIR and keep it afterwards; a corpus already seeded there with the
                       same --seed/--messages is reused (seeding skipped)
@@ -81,7 +85,7 @@ function parseOptions(): Options {
       scale: { type: 'string' },
       messages: { type: 'string' },
       rounds: { type: 'string', default: '3' },
-      tools: { type: 'string', default: 'mailmover,mbsync' },
+      tools: { type: 'string', default: 'mailmover,mailmover-scan,mbsync' },
       seed: { type: 'string', default: 'mailmover-bench-1' },
       'keep-dir': { type: 'string' },
       timeout: { type: 'string', default: '1800' },
@@ -104,7 +108,7 @@ function parseOptions(): Options {
   const scale = values.scale === undefined ? 1 : num('scale', values.scale, 0.001, 100);
   const messages = values.messages === undefined ? Math.max(1, Math.round(BASE_MESSAGES * scale)) : Math.round(num('messages', values.messages, 1, 1_000_000));
   const tools = values.tools.split(',').map((t) => t.trim()).filter(Boolean);
-  for (const t of tools) if (t !== 'mailmover' && t !== 'mbsync') usageError(`unknown tool "${t}" (known: mailmover, mbsync)`);
+  for (const t of tools) if (!TOOL_NAMES.includes(t as ToolName)) usageError(`unknown tool "${t}" (known: ${TOOL_NAMES.join(', ')})`);
   return {
     messages,
     rounds: Math.round(num('rounds', values.rounds, 1, 50)),
@@ -157,14 +161,18 @@ interface Tool {
 interface Ctx {
   work: string;
   dovecot: PlainDovecotServer;
+  /** The private clamd for 'mailmover-scan', when that tool runs. */
+  clamd?: ClamdServer;
   passwords: Record<string, string>;
 }
 
-function mailmoverTool(ctx: Ctx): Tool {
+function mailmoverTool(ctx: Ctx, scan: boolean): Tool {
   const built = existsSync(join(ROOT, MAILMOVER_ENTRY));
+  const clamd = findExecutable('clamd', ['/usr/sbin/clamd']);
+  const unavailable = !built ? 'not built' : scan && !clamd ? 'clamd is not installed (apt-get install -y clamav-daemon)' : undefined;
   return {
-    name: 'mailmover',
-    ...(built ? {} : { unavailable: 'not built' }),
+    name: scan ? 'mailmover-scan' : 'mailmover',
+    ...(unavailable ? { unavailable } : {}),
     prepare: async (dst) => {
       const fill = (s: string) =>
         s
@@ -174,6 +182,7 @@ function mailmoverTool(ctx: Ctx): Tool {
           .replace('{src}', 'src')
           .replace('{dst}', dst);
       const [cmd, ...args] = MAILMOVER_COMMAND.map(fill);
+      if (scan) args.push('--scan', ctx.clamd!.socketUrl());
       return {
         cmd: cmd!,
         args,
@@ -293,7 +302,7 @@ async function oneRun(ctx: Ctx, tool: Tool, round: number, dst: string, src: Sna
 }
 
 async function toolOutput(tool: ToolName, stdoutFile: string, stderrFile: string): Promise<unknown> {
-  if (tool === 'mailmover') {
+  if (tool !== 'mbsync') {
     try {
       const report = JSON.parse(await readFile(stdoutFile, 'utf8')) as { status?: unknown; totals?: unknown; error?: unknown };
       return { status: report.status, totals: report.totals, ...(report.error ? { error: report.error } : {}) };
@@ -451,12 +460,14 @@ async function main(): Promise<number> {
     return 2;
   }
   let dovecot: PlainDovecotServer | undefined;
+  let clamd: ClamdServer | undefined;
   let work: string | undefined;
   let cleaning: Promise<void> | undefined;
   const cleanup = () =>
     (cleaning ??= (async () => {
       killAllChildren();
       if (dovecot) await dovecot.stop().catch(() => undefined);
+      if (clamd) await clamd.stop().catch(() => undefined);
       if (work && !opts.keepDir) await rm(work, { recursive: true, force: true }).catch(() => undefined);
     })());
   const onSignal = (sig: NodeJS.Signals) => {
@@ -477,7 +488,7 @@ async function main(): Promise<number> {
     const ctxPasswords: Record<string, string> = { src: randomBytes(9).toString('base64url') };
     const ctxTools: Tool[] = [];
     const ctx = { work, passwords: ctxPasswords } as Ctx;
-    for (const name of opts.tools) ctxTools.push(name === 'mailmover' ? mailmoverTool(ctx) : mbsyncTool(ctx));
+    for (const name of opts.tools) ctxTools.push(name === 'mbsync' ? mbsyncTool(ctx) : mailmoverTool(ctx, name === 'mailmover-scan'));
     for (const t of ctxTools) if (t.unavailable) log(`${t.name}: ${t.unavailable}`);
     const tools = ctxTools.filter((t) => !t.unavailable);
     if (!tools.length) {
@@ -495,6 +506,12 @@ async function main(): Promise<number> {
     dovecot = await startDovecot({ dir: work, tls: false, fsync: 'default' });
     for (const [user, password] of Object.entries(ctxPasswords)) await dovecot.addUser(user, password);
     ctx.dovecot = dovecot;
+    if (tools.some((t) => t.name === 'mailmover-scan')) {
+      // A stream limit above the corpus's largest message, so that every message is scanned.
+      clamd = await startClamd({ streamMaxLength: '100M' });
+      ctx.clamd = clamd;
+      log(`bench: clamd pid ${clamd.pid} on ${clamd.socketPath} (signature database: the EICAR test signatures only)`);
+    }
     log(`bench: dovecot pid ${dovecot.pid} on ${dovecot.host}:${dovecot.port} (log ${dovecot.logFile})`);
     const srcTarget: ImapTarget = { host: dovecot.host, port: dovecot.port, user: 'src', pass: ctxPasswords.src! };
 
@@ -541,6 +558,8 @@ async function main(): Promise<number> {
     const summaries = tools.map((t) => summarise(t.name, records, src)).filter((s): s is Summary => !!s);
     const mm = summaries.find((s) => s.tool === 'mailmover');
     const mb = summaries.find((s) => s.tool === 'mbsync');
+    const ms = summaries.find((s) => s.tool === 'mailmover-scan');
+    const scanRatio = mm && ms && mm.okRuns && ms.okRuns ? { wall: ms.wallSeconds / mm.wallSeconds, throughput: ms.megabytesPerSecond / mm.megabytesPerSecond, rss: ms.peakRssMiB / mm.peakRssMiB } : undefined;
     const ratios = mm && mb ? { wall: mm.wallSeconds / mb.wallSeconds, rss: mm.peakRssMiB / mb.peakRssMiB, rerun: mm.rerunSeconds / mb.rerunSeconds } : undefined;
 
     const env = {
@@ -583,6 +602,12 @@ async function main(): Promise<number> {
     if (ratios) {
       console.log(`\nmailmover/mbsync: wall time ${ratios.wall.toFixed(2)}x, peak RSS ${ratios.rss.toFixed(2)}x, rerun ${ratios.rerun.toFixed(2)}x (below 1 = mailmover better)`);
     }
+    if (scanRatio) {
+      console.log(
+        `scanning on/off (mailmover-scan/mailmover): wall time ${scanRatio.wall.toFixed(2)}x, throughput ${scanRatio.throughput.toFixed(2)}x, peak RSS ${scanRatio.rss.toFixed(2)}x ` +
+          `(clamd with the EICAR test signatures only: this measures the pipeline, not a full signature database)`,
+      );
+    }
     for (const t of ctxTools) if (t.unavailable) console.log(`${t.name}: ${t.unavailable}`);
 
     const results = {
@@ -595,6 +620,7 @@ async function main(): Promise<number> {
       runs: records,
       summary: summaries,
       ...(ratios ? { ratios } : {}),
+      ...(scanRatio ? { scanOnOff: scanRatio } : {}),
       unavailable: Object.fromEntries(ctxTools.filter((t) => t.unavailable).map((t) => [t.name, t.unavailable])),
     };
     await writeFile(RESULTS_FILE, JSON.stringify(results, null, 2) + '\n');

@@ -2,10 +2,12 @@
 # Installs what mailmover's tests and demo use (run as root on Debian 12):
 #   dovecot-imapd  real IMAP servers for the tests and the demo (started privately on loopback)
 #   openssl        test certificates
+#   clamav-daemon  a real clamd for the scanning tests and the scanning benchmark (started
+#                  privately with its own EICAR signature database; freshclam is not needed)
 #   Cyrus IMAP     for the interoperability tests: Debian packages unpacked into .cache/cyrus by
 #                  scripts/fetch-cyrus.sh, not installed (they conflict with dovecot-imapd)
 set -euo pipefail
-PKGS="dovecot-imapd openssl ${EXTRA_PACKAGES:-}"
+PKGS="dovecot-imapd openssl clamav-daemon ${EXTRA_PACKAGES:-}"
 
 install_packages() {
   local missing="" p i

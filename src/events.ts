@@ -2,7 +2,7 @@
  * Typed progress events. The CLI's progress display, the JSON log and library callers all consume
  * the same stream; nothing in the engine prints.
  */
-import type { FolderReport, SkippedItem } from './report.js';
+import type { FolderReport, ScanVerdictRecord, SkippedItem } from './report.js';
 
 /** Running totals, sent with every progress event. */
 export interface ProgressCounters {
@@ -25,6 +25,8 @@ export type MigrationEvent =
   | { type: 'folder-start'; folder: string; toCopy: number; toCopyBytes: number; alreadyPresent: number }
   | { type: 'progress'; counters: ProgressCounters }
   | { type: 'item-skipped'; item: SkippedItem }
+  | { type: 'scan-verdict'; verdict: ScanVerdictRecord }
+  | { type: 'reconnected'; side: 'source' | 'destination'; folder: string }
   | { type: 'folder-done'; folder: FolderReport };
 
 /** A consumer of migration events. It must not throw; errors it throws are ignored. */

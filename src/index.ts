@@ -11,8 +11,11 @@
  * });
  * ```
  */
-export { migrate, type MigrateOptions, type EndpointOptions } from './migrate.js';
-export type { MigrationReport, MigrationStatus, FolderReport, SkippedItem } from './report.js';
+export { migrate, type MigrateOptions, type EndpointOptions, type ScanOptions } from './migrate.js';
+export { DEFAULT_RETRY, backoffDelay, type RetryPolicy } from './copy/retry-policy.js';
+export { ClamdClient, parseScanUrl, describeAddress, type ClamdAddress, type ScanVerdict } from './scan/clamd.js';
+export type { ScanEngine, ScanPolicy } from './scan/content-screen.js';
+export type { MigrationReport, MigrationStatus, FolderReport, SkippedItem, ScanReport, ScanVerdictRecord } from './report.js';
 export type { MigrationEvent, ProgressCounters, EventListener } from './events.js';
 export { MigrateError, ERROR_CODES, isMigrateError, type ErrorCode, type ErrorScope, type RetryClass } from './core/errors.js';
 export { parseEndpoint, type Endpoint } from './core/endpoint.js';

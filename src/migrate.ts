@@ -4,15 +4,19 @@
  */
 import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from './core/endpoint.js';
-import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
+import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from './core/errors.js';
 import { ByteBudget } from './copy/byte-budget.js';
-import { copyFolder } from './copy/folder-copy.js';
+import { copyFolder, type Lane } from './copy/folder-copy.js';
+import { DEFAULT_RETRY, ServerGate, backoffDelay, sleep, type RetryPolicy } from './copy/retry-policy.js';
+import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from './scan/clamd.js';
+import { ContentScreen, type ScanEngine, type ScanPolicy } from './scan/content-screen.js';
+import { QuarantineDir, QuarantineFolder } from './scan/quarantine.js';
 import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
 import { planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
-import { statusOf, totalsOf, type FolderReport, type MigrationReport, type SkippedItem } from './report.js';
+import { statusOf, totalsOf, type FolderReport, type MigrationReport, type ScanVerdictRecord, type SkippedItem } from './report.js';
 import { ImapStore } from './stores/imap/imap-store.js';
-import type { MailStore } from './stores/mail-store.js';
+import type { MailStore, MessageMeta } from './stores/mail-store.js';
 import { VERSION } from './version.js';
 
 /** One side of a migration. */
@@ -51,16 +55,41 @@ export interface MigrateOptions {
   separatorSubstitute?: string;
   /** Seconds to wait for a server to accept and greet (default 20). */
   connectTimeoutSeconds?: number;
+  /** Seconds of silence on an open connection before it is taken as lost and rebuilt (default 300). */
+  idleTimeoutSeconds?: number;
+  /** How items that fail for a temporary reason are tried again (default: 3 tries a pass, 1 s doubling). */
+  retry?: Partial<RetryPolicy>;
+  /** The mailbox fails (status 'failed') as soon as more than this many items are skipped (default: no limit). */
+  badItemLimit?: number;
+  /** Messages larger than this many bytes are not copied; they are skipped and reported. */
+  maxMessageSize?: number;
+  /** Scan every message in transit before it is appended. */
+  scan?: ScanOptions;
   signal?: AbortSignal;
   onEvent?: EventListener;
   logger?: Logger;
 }
 
-/** A source and a destination connection that copy one folder at a time. */
-interface Lane {
-  source: MailStore;
-  dest: MailStore;
+/** Scanning in transit (see src/scan/content-screen.ts). */
+export interface ScanOptions {
+  /** `clamd://HOST:PORT` or `clamd:///path/to/clamd.sock`, or an engine of the caller's own. */
+  scanner: string | ClamdAddress | ScanEngine;
+  /** What happens to a flagged message (default 'quarantine'). */
+  policy?: ScanPolicy;
+  /** Quarantine folder at the destination, '/' between levels (default 'Quarantine'). */
+  quarantineFolder?: string;
+  /** Directory where withheld messages are saved as .eml (policy 'skip'). */
+  quarantineDir?: string;
+  /** Deliver unscanned when the scanner is unavailable, instead of stopping. */
+  failOpen?: boolean;
+  /** Seconds one scan may stay silent before it counts as failed (default 30). */
+  timeoutSeconds?: number;
+  /** Tries of one scan before the scanner counts as unavailable (default 6). */
+  attempts?: number;
 }
+
+/** How often a lost connection is rebuilt in a row before the mailbox gives up. */
+const MAX_RECONNECT_TRIES = 5;
 
 /**
  * Migrates one mailbox. Resolves with the report in every case except bad options (which throw a
@@ -79,8 +108,19 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   if (!/^[^\u0000-\u001f\u007f/.\\"*%]$/u.test(substitute)) {
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The separator substitute must be one printable character other than / . \\ " * % (got "${substitute}").`, { scope: 'config' });
   }
+  const retry = retryPolicy(options.retry);
+  if (options.badItemLimit !== undefined && (!Number.isInteger(options.badItemLimit) || options.badItemLimit < 0)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The bad item limit must be a whole number, 0 or more (got ${options.badItemLimit}).`, { scope: 'config' });
+  }
+  if (options.maxMessageSize !== undefined && (!Number.isSafeInteger(options.maxMessageSize) || options.maxMessageSize < 1)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The largest message size must be a positive number of bytes (got ${options.maxMessageSize}).`, { scope: 'config' });
+  }
+  const screen = options.scan && !options.dryRun ? buildScreen(options.scan, retry, options.logger) : undefined;
   const started = Date.now();
-  const signal = options.signal;
+  // Stops every lane when the mailbox as a whole fails (quota, scanner, bad item limit), as an
+  // abort from the caller does.
+  const stopper = new AbortController();
+  const signal = options.signal ? AbortSignal.any([options.signal, stopper.signal]) : stopper.signal;
   const log = options.logger;
   const emit = (event: MigrationEvent) => {
     try {
@@ -104,6 +144,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     collisions: [],
     excluded: [],
   };
+  if (screen) {
+    report.scan = { engine: screen.options.engine.description, policy: screen.options.policy, failOpen: screen.options.failOpen, ...screen.stats, verdicts: [] };
+  }
   const makeStore = (side: 'source' | 'destination'): MailStore => {
     const o = side === 'source' ? options.from : options.to;
     return new ImapStore({
@@ -112,6 +155,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
       security: { tlsInsecure: !!o.tlsInsecure, allowPlaintext: !!o.allowPlaintext },
       side,
       connectTimeoutSeconds: options.connectTimeoutSeconds,
+      socketTimeoutSeconds: options.idleTimeoutSeconds,
       separatorSubstitute: substitute,
       logger: log,
     });
@@ -128,6 +172,33 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     }
     lanes.push(lane);
     return lane;
+  };
+  /**
+   * Rebuilds one side of a lane after its connection was lost: a new connection (imapflow
+   * clients are single-use), tried again with backoff while the server is unreachable. A refused
+   * login or a server that stays away ends the mailbox.
+   */
+  const reconnect = async (lane: Lane, side: 'source' | 'destination'): Promise<void> => {
+    const old = side === 'source' ? lane.source : lane.dest;
+    await old.close();
+    for (let attempt = 1; ; attempt++) {
+      await sleep(attempt === 1 ? 0 : backoffDelay(retry, attempt - 1), signal);
+      const store = makeStore(side);
+      try {
+        await store.connect(signal);
+        if (side === 'source') lane.source = store;
+        else lane.dest = store;
+        log?.info({ side, attempt }, 'reconnected');
+        return;
+      } catch (err) {
+        await store.close();
+        const e = isMigrateError(err) ? err : undefined;
+        if (signal.aborted || !e || e.retry === 'never' || attempt >= MAX_RECONNECT_TRIES) {
+          throw e && e.scope === 'mailbox' ? e : new MigrateError(ERROR_CODES.CONNECTION_LOST, `The ${side} could not be reached again: ${(err as Error)?.message ?? String(err)}`, { scope: 'mailbox', cause: err });
+        }
+        log?.warn({ side, attempt, err: e.message }, 'reconnect failed; trying again');
+      }
+    }
   };
 
   try {
@@ -161,15 +232,20 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     await copyAll(plan, report, {
       lanes,
       openLane,
+      reconnect,
       connections,
       options,
+      retry,
+      screen,
+      signal,
+      stop: (err) => stopper.abort(err),
       emit,
       log,
     });
   } catch (err) {
     const e = isMigrateError(err)
       ? err
-      : signal?.aborted
+      : options.signal?.aborted
         ? new MigrateError(ERROR_CODES.ABORTED, 'The migration was stopped.', { scope: 'mailbox', cause: err })
         : new MigrateError(ERROR_CODES.INTERNAL, `Unexpected error: ${(err as Error)?.message ?? String(err)}`, { scope: 'mailbox', cause: err });
     report.error = e.toJSON();
@@ -177,6 +253,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   } finally {
     await Promise.all(lanes.flatMap((l) => [l.source.close(), l.dest.close()]));
   }
+  if (screen && report.scan) Object.assign(report.scan, screen.stats);
   const finished = Date.now();
   report.finishedAt = new Date(finished).toISOString();
   report.totals = totalsOf(report.folders, Math.round((finished - started) / 10) / 100);
@@ -263,21 +340,27 @@ async function createFolders(dest: MailStore, plan: FolderPlan, reports: FolderR
   }
 }
 
-/** How often a folder is taken again after its connection was lost (then it is reported). */
+/** How often a folder is planned again from scratch (its connection was lost while it was listed, or it was recreated). */
 const MAX_FOLDER_ATTEMPTS = 3;
 
 interface CopyAllContext {
   lanes: Lane[];
   openLane: () => Promise<Lane>;
+  reconnect: (lane: Lane, side: 'source' | 'destination') => Promise<void>;
   connections: number;
   options: MigrateOptions;
+  retry: RetryPolicy;
+  screen: ContentScreen | undefined;
+  signal: AbortSignal;
+  /** Ends the mailbox: every lane stops after the command in flight. */
+  stop: (err: MigrateError) => void;
   emit: (e: MigrationEvent) => void;
   log: Logger | undefined;
 }
 
 /** Copies every folder, `connections` at a time, largest work spread by a shared queue. */
 async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllContext): Promise<void> {
-  const { options, emit, log } = ctx;
+  const { options, emit, log, signal } = ctx;
   const counters: ProgressCounters = {
     foldersTotal: plan.entries.length,
     foldersDone: 0,
@@ -292,10 +375,19 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
   counters.foldersDone = plan.entries.length - queue.length;
   const limits = { maxBytes: options.batchBytes ?? 4 * 1024 * 1024, maxMessages: options.batchMessages ?? 100 };
   const budget = new ByteBudget(Math.max(options.memoryBudgetBytes ?? 16 * 1024 * 1024, limits.maxBytes));
+  const gates = { source: new ServerGate(), destination: new ServerGate() };
+  const verdicts = report.scan?.verdicts;
+  let mailboxError: MigrateError | undefined;
+  const endMailbox = (err: MigrateError) => {
+    mailboxError ??= err;
+    queue.length = 0;
+    ctx.stop(err);
+  };
 
-  const runLane = async (lane: Lane | undefined): Promise<void> => {
+  const runLane = async (start: Lane | undefined): Promise<void> => {
+    let lane = start;
     for (let job = queue.shift(); job; job = queue.shift()) {
-      options.signal?.throwIfAborted();
+      signal.throwIfAborted();
       const { entry, folder } = job;
       // Per-folder bookkeeping across attempts: what earlier attempts copied stays copied, and
       // the counters only ever hold the latest attempt's plan.
@@ -304,17 +396,26 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
       let planned = { toCopy: 0, bytes: 0, present: 0 };
       for (let attempt = 1; ; attempt++) {
         const attemptItems: SkippedItem[] = [];
+        const attemptVerdicts: ScanVerdictRecord[] = [];
         try {
           if (!lane || !lane.source.isUsable() || !lane.dest.isUsable()) lane = await ctx.openLane();
+          const current: Lane = lane;
           await copyFolder({
-            source: lane.source,
-            dest: lane.dest,
+            lane: current,
+            reconnect: async (side) => {
+              await ctx.reconnect(current, side);
+              emit({ type: 'reconnected', side, folder: entry.sourceName });
+            },
             entry,
             report: folder,
             limits,
             budget,
+            retry: ctx.retry,
+            gates,
+            precheck: (meta) => precheck(meta, options.maxMessageSize, current.dest.caps().appendLimit),
+            screen: ctx.screen,
             dryRun: !!options.dryRun,
-            signal: options.signal,
+            signal,
             onPlanned(toCopy, toCopyBytes, alreadyPresent) {
               // Messages an earlier attempt copied are found again as already present: count them as copied.
               folder.alreadyPresent = Math.max(0, alreadyPresent - copiedBefore);
@@ -326,7 +427,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
               emit({ type: 'folder-start', folder: entry.sourceName, toCopy, toCopyBytes, alreadyPresent: folder.alreadyPresent });
               emit({ type: 'progress', counters: { ...counters } });
             },
-            onBatch(copied, copiedBytes, skipped: SkippedItem[]) {
+            onBatch(copied, copiedBytes, skipped, found) {
               counters.copied += copied;
               counters.copiedBytes += copiedBytes;
               counters.skipped += skipped.length;
@@ -336,25 +437,42 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
                 emit({ type: 'item-skipped', item });
                 log?.warn({ folder: item.folder, uid: item.uid, code: item.code, reason: item.reason }, 'message skipped');
               }
+              for (const v of found) {
+                attemptVerdicts.push(v);
+                verdicts?.push(v);
+                emit({ type: 'scan-verdict', verdict: v });
+                log?.warn({ folder: v.folder, uid: v.uid, verdict: v.verdict, signature: v.signature, action: v.action }, 'scan verdict');
+              }
               emit({ type: 'progress', counters: { ...counters } });
+              if (options.badItemLimit !== undefined && report.items.length > options.badItemLimit) {
+                throw new MigrateError(
+                  ERROR_CODES.BAD_ITEM_LIMIT,
+                  `${report.items.length} items were skipped, more than the limit of ${options.badItemLimit} (--bad-item-limit); the mailbox was stopped. The skipped items are listed in the report.`,
+                  { scope: 'mailbox' },
+                );
+              }
             },
           });
         } catch (err) {
-          if (options.signal?.aborted || (isMigrateError(err) && err.scope === 'mailbox')) {
-            // The mailbox is over: the other lanes finish the folder they hold and take no more.
-            queue.length = 0;
+          if (isMigrateError(err) && err.scope === 'mailbox' && err.code !== ERROR_CODES.ABORTED) {
+            // The mailbox is over: the other lanes stop after their command in flight.
+            endMailbox(err);
             throw err;
           }
+          if (signal.aborted) throw isMigrateError(err) ? err : new MigrateError(ERROR_CODES.ABORTED, 'The migration was stopped.', { scope: 'mailbox', cause: err });
           if (isMigrateError(err) && err.code === ERROR_CODES.CONNECTION_LOST && attempt < MAX_FOLDER_ATTEMPTS) {
-            // A dropped connection: take the folder again on new connections. Nothing is copied
-            // twice, because the retry lists the destination again and matches by content.
-            log?.warn({ folder: entry.sourceName, attempt, err: err.message }, 'connection lost; copying the folder again on new connections');
+            // Lost while the folder was being listed, or the folder was recreated: plan it again
+            // on new connections. Nothing is copied twice: the destination is listed again.
+            log?.warn({ folder: entry.sourceName, attempt, err: err.message }, 'planning the folder again');
             copiedBefore = folder.copied;
             copiedBytesBefore = folder.copiedBytes;
             for (const item of attemptItems) report.items.splice(report.items.indexOf(item), 1);
+            for (const v of attemptVerdicts) verdicts?.splice(verdicts.indexOf(v), 1);
             counters.skipped -= attemptItems.length;
             folder.skipped = 0;
             folder.vanished = 0;
+            if (folder.quarantined !== undefined) folder.quarantined = 0;
+            if (folder.withheld !== undefined) folder.withheld = 0;
             lane = undefined;
             continue;
           }
@@ -383,6 +501,61 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
   const workers = [ctx.lanes[0], ...extra.filter((l): l is Lane => !!l)];
   // Wait for every lane before reporting, so that no lane writes into a report already returned.
   const results = await Promise.allSettled(workers.map((lane) => runLane(lane)));
+  if (mailboxError) throw mailboxError;
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/** Refuses a message before it is fetched when it is over a size limit. */
+function precheck(meta: MessageMeta, maxMessageSize: number | undefined, appendLimit: number | undefined): { code: ErrorCode; reason: string } | undefined {
+  if (maxMessageSize !== undefined && meta.size > maxMessageSize) {
+    return { code: ERROR_CODES.MESSAGE_TOO_LARGE, reason: `The message is ${meta.size} bytes, more than --max-message-size ${maxMessageSize}` };
+  }
+  if (appendLimit !== undefined && meta.size > appendLimit) {
+    return { code: ERROR_CODES.MESSAGE_TOO_LARGE, reason: `The message is ${meta.size} bytes, more than the destination accepts (APPENDLIMIT=${appendLimit})` };
+  }
+  return undefined;
+}
+
+/** The retry policy from the caller's partial one, checked. */
+function retryPolicy(given: Partial<RetryPolicy> | undefined): RetryPolicy {
+  const p = { ...DEFAULT_RETRY, ...given };
+  if (!Number.isInteger(p.attempts) || p.attempts < 1 || p.attempts > 20) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `Retries must be a whole number from 1 to 20 (got ${p.attempts}).`, { scope: 'config' });
+  }
+  if (!(p.baseDelayMs >= 0) || !(p.maxDelayMs >= p.baseDelayMs)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The retry delay must be 0 or more and not above its maximum (got ${p.baseDelayMs} ms).`, { scope: 'config' });
+  }
+  return p;
+}
+
+/** The scanning screen from the scan options, checked before anything connects. */
+function buildScreen(scan: ScanOptions, retry: RetryPolicy, logger: Logger | undefined): ContentScreen {
+  const policy = scan.policy ?? 'quarantine';
+  if (!['quarantine', 'skip', 'report'].includes(policy)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The scan policy must be quarantine, skip or report (got "${policy}").`, { scope: 'config' });
+  }
+  if (scan.quarantineDir !== undefined && policy !== 'skip') {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `A quarantine directory is for --scan-policy skip (the policy is "${policy}").`, { scope: 'config' });
+  }
+  const timeout = scan.timeoutSeconds ?? 30;
+  if (!(timeout > 0)) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The scan timeout must be more than 0 seconds (got ${timeout}).`, { scope: 'config' });
+  let engine: ScanEngine;
+  if (typeof scan.scanner === 'object' && 'scan' in scan.scanner) {
+    engine = scan.scanner;
+  } else {
+    const address = typeof scan.scanner === 'string' ? parseScanUrl(scan.scanner) : scan.scanner;
+    const client = new ClamdClient(address, { timeoutMs: timeout * 1000 });
+    engine = { description: describeAddress(address), scan: (body, s) => client.scan(body, s) };
+  }
+  return new ContentScreen({
+    engine,
+    policy,
+    failOpen: !!scan.failOpen,
+    quarantineFolder: new QuarantineFolder(scan.quarantineFolder ?? 'Quarantine'),
+    quarantineDir: scan.quarantineDir !== undefined ? new QuarantineDir(scan.quarantineDir) : undefined,
+    retry,
+    ...(scan.attempts !== undefined ? { attempts: scan.attempts } : {}),
+    logger,
+  });
 }

@@ -33,6 +33,10 @@ export interface FolderReport {
   implicit?: true;
   /** Why the destination path differs from the source path: 'special-use', 'map', 'rename' or 'dest-prefix'. */
   mappedBy?: 'special-use' | 'map' | 'rename' | 'dest-prefix';
+  /** Messages the scanner flagged that went to the quarantine folder instead (scanning only). */
+  quarantined?: number;
+  /** Messages the scanner flagged that were not delivered (policy 'skip'; scanning only). */
+  withheld?: number;
   /** Set when the folder could not be processed as a whole. */
   error?: { code: ErrorCode; message: string; serverResponse?: string };
 }
@@ -46,6 +50,50 @@ export interface SkippedItem {
   code: ErrorCode;
   /** Why, including the server's own response text when it gave one. */
   reason: string;
+  /** How many times it was tried, when more than once. */
+  attempts?: number;
+}
+
+/** What the virus scanner said of one message that was not simply clean, and what was done. */
+export interface ScanVerdictRecord {
+  folder: string;
+  uid: number;
+  messageId?: string;
+  size: number;
+  /** SHA-256 of the message bytes (hex). */
+  sha256: string;
+  /** 'infected': the scanner found something; 'unscanned': no verdict (too large, scanner down with --scan-fail-open). */
+  verdict: 'infected' | 'unscanned';
+  /** MM-SCAN-INFECTED, MM-SCAN-TOO-LARGE, or MM-SCAN-UNAVAILABLE (delivered unscanned with --scan-fail-open); see docs/errors.md. */
+  code: ErrorCode;
+  /** The scanner's name for what it found. */
+  signature?: string;
+  /** Why it was not scanned. */
+  reason?: string;
+  /** 'quarantined': in the quarantine folder at the destination; 'withheld': not delivered; 'delivered': in the user's folder. */
+  action: 'quarantined' | 'withheld' | 'delivered';
+  quarantineFolder?: string;
+  /** Set when an earlier run had already quarantined it. */
+  alreadyQuarantined?: true;
+  /** The .eml file a withheld message was saved to (--quarantine-dir). */
+  savedAs?: string;
+}
+
+/** The scanning part of a report. */
+export interface ScanReport {
+  /** e.g. "clamd at 127.0.0.1:3310". */
+  engine: string;
+  policy: 'quarantine' | 'skip' | 'report';
+  failOpen: boolean;
+  /** Messages the scanner looked at, and their bytes. */
+  scanned: number;
+  scannedBytes: number;
+  /** Messages whose content had already been scanned in this run (same SHA-256). */
+  cached: number;
+  infected: number;
+  unscanned: number;
+  /** Every message that was not simply clean. */
+  verdicts: ScanVerdictRecord[];
 }
 
 /** The whole report. */
@@ -74,6 +122,8 @@ export interface MigrationReport {
   collisions: { destination: string; sources: string[] }[];
   /** Source folders left out: Gmail views ('gmail-view'), --include ('not-included'), --exclude ('excluded'), other users' or shared folders ('other-namespace'). */
   excluded: { source: string; reason: 'gmail-view' | 'not-included' | 'excluded' | 'other-namespace' }[];
+  /** Present when messages were scanned in transit. */
+  scan?: ScanReport;
   /** Set when the migration as a whole failed (connect, login, list, plan, abort). */
   error?: { code: ErrorCode; message: string; serverResponse?: string };
 }

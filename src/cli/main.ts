@@ -11,10 +11,11 @@ import { rename, writeFile } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import { parseEndpoint, redactUrl } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
-import { migrate } from '../migrate.js';
+import { migrate, type ScanOptions } from '../migrate.js';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
 import { createProgressPrinter, formatSummary } from './output.js';
+import { intOption, numberOption, parseSize } from './option-parsers.js';
 import { resolvePassword } from './passwords.js';
 
 /** Exit codes of the CLI. */
@@ -45,19 +46,20 @@ interface MigrateFlags {
   includeGmailViews?: boolean;
   includeOtherNamespaces?: boolean;
   separatorSubstitute: string;
+  retries: number;
+  retryDelay: number;
+  idleTimeout: number;
+  badItemLimit?: number;
+  maxMessageSize?: number;
+  scan?: string;
+  scanPolicy?: 'quarantine' | 'skip' | 'report';
+  quarantineFolder: string;
+  quarantineDir?: string;
+  scanFailOpen?: boolean;
+  scanTimeout: number;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
-
-function intOption(name: string, min: number, max: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min || n > max) {
-      throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `${name} takes a whole number from ${min} to ${max} (got "${value}").`, { scope: 'config' });
-    }
-    return n;
-  };
-}
 
 function addEndpointOptions(cmd: Command): Command {
   return cmd
@@ -83,7 +85,18 @@ function addEndpointOptions(cmd: Command): Command {
     .option('--no-automap', 'do not map Sent/Drafts/Trash/Junk/Archive onto the destination\'s own special folders')
     .option('--include-gmail-views', "also copy Gmail's All Mail, Important and Starred views (they repeat messages kept in other folders)")
     .option('--include-other-namespaces', "also copy other users' and shared folders the source shows, below their namespace's name")
-    .option('--separator-substitute <char>', 'replaces a destination separator (or control character) inside a folder name', '_');
+    .option('--separator-substitute <char>', 'replaces a destination separator (or control character) inside a folder name', '_')
+    .addOption(new Option('--retries <n>', 'tries per message for a temporary error (busy, locked, throttled) before it is deferred to the end of the folder, and again there').default(3).argParser(intOption('--retries', 1, 20)))
+    .addOption(new Option('--retry-delay <seconds>', 'first wait before trying again; it doubles each time (a server\'s suggested backoff is honoured)').default(1).argParser(numberOption('--retry-delay', 0, 600)))
+    .addOption(new Option('--idle-timeout <seconds>', 'seconds of silence on an open connection before it is rebuilt').default(300).argParser(intOption('--idle-timeout', 1, 86400)))
+    .addOption(new Option('--bad-item-limit <n>', 'fail the mailbox (exit 1) when more than N messages are skipped (default: no limit)').argParser(intOption('--bad-item-limit', 0, 1_000_000_000)))
+    .addOption(new Option('--max-message-size <size>', 'skip (and report) messages larger than SIZE, e.g. 25M').argParser(parseSize('--max-message-size')))
+    .option('--scan <url>', 'scan every message in transit with ClamAV: clamd://HOST:PORT or clamd:///path/to/clamd.sock')
+    .addOption(new Option('--scan-policy <policy>', 'what happens to a flagged message: quarantine (to the quarantine folder), skip (not delivered), report (delivered and reported)').choices(['quarantine', 'skip', 'report']))
+    .option('--quarantine-folder <name>', 'destination folder for quarantined messages (levels joined by /)', 'Quarantine')
+    .option('--quarantine-dir <dir>', 'with --scan-policy skip: save withheld messages as .eml files here')
+    .option('--scan-fail-open', 'when the scanner is unavailable, deliver unscanned (reported) instead of stopping')
+    .addOption(new Option('--scan-timeout <seconds>', 'seconds one scan may stay silent before the scanner counts as unavailable').default(30).argParser(intOption('--scan-timeout', 1, 3600)));
 }
 
 async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number> {
@@ -129,6 +142,11 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
         includeOtherNamespaces: !!flags.includeOtherNamespaces,
       },
       connectTimeoutSeconds: flags.timeout,
+      idleTimeoutSeconds: flags.idleTimeout,
+      retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
+      ...(flags.badItemLimit !== undefined ? { badItemLimit: flags.badItemLimit } : {}),
+      ...(flags.maxMessageSize !== undefined ? { maxMessageSize: flags.maxMessageSize } : {}),
+      ...(scanOptions(flags) ? { scan: scanOptions(flags)! } : {}),
       signal: controller.signal,
       ...(logger ? { logger } : {}),
       onEvent: (e) => {
@@ -147,6 +165,23 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
   else process.stdout.write(formatSummary(report));
   logger?.flush();
   return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
+}
+
+/** The scan options from the flags; scan flags without --scan are a usage error. */
+function scanOptions(flags: MigrateFlags): ScanOptions | undefined {
+  if (!flags.scan) {
+    const stray = [flags.scanPolicy && '--scan-policy', flags.quarantineDir && '--quarantine-dir', flags.scanFailOpen && '--scan-fail-open'].filter(Boolean);
+    if (stray.length > 0) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `${stray.join(', ')} need --scan.`, { scope: 'config' });
+    return undefined;
+  }
+  return {
+    scanner: flags.scan,
+    policy: flags.scanPolicy ?? 'quarantine',
+    quarantineFolder: flags.quarantineFolder,
+    ...(flags.quarantineDir ? { quarantineDir: flags.quarantineDir } : {}),
+    failOpen: !!flags.scanFailOpen,
+    timeoutSeconds: flags.scanTimeout,
+  };
 }
 
 /** Writes the report atomically: a crash never leaves half a JSON file behind. */

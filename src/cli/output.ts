@@ -74,6 +74,15 @@ export function createProgressPrinter(stream: NodeJS.WriteStream, interactive: b
           if (e.folder.error) line(`folder "${e.folder.source}" failed: ${e.folder.error.code} ${e.folder.error.message}`);
           else if (!interactive && !e.folder.noSelect && !dryRun) line(`folder "${e.folder.source}" -> "${e.folder.destination}": ${e.folder.copied} copied, ${e.folder.alreadyPresent} already present, ${e.folder.skipped} skipped`);
           break;
+        case 'scan-verdict': {
+          const v = e.verdict;
+          const what = v.verdict === 'infected' ? `infected (${v.signature})` : `unscanned (${v.reason})`;
+          line(`scan: folder "${v.folder}" UID ${v.uid}${v.messageId ? ` <${v.messageId}>` : ''}: ${what}; ${v.action}${v.quarantineFolder ? ` to "${v.quarantineFolder}"` : ''}${v.savedAs ? ` as ${v.savedAs}` : ''}`);
+          break;
+        }
+        case 'reconnected':
+          if (!interactive) line(`reconnected to the ${e.side} (folder "${e.folder}")`);
+          break;
         case 'progress':
           last = e.counters;
           if (interactive) draw();
@@ -115,6 +124,15 @@ export function formatSummary(report: MigrationReport): string {
   }
   if (report.collisions.length) {
     for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${s}"`).join(' and ')} -> "${c.destination}"`);
+  }
+  if (report.scan) {
+    const s = report.scan;
+    const actions = ['quarantined', 'withheld', 'delivered'].map((a) => [a, s.verdicts.filter((v) => v.action === a).length] as const).filter(([, n]) => n > 0);
+    out.push(
+      `scan (${s.engine}, policy ${s.policy}${s.failOpen ? ', fail-open' : ''}): ${s.scanned} scanned (${formatBytes(s.scannedBytes)}), ${s.cached} from cache, ${s.infected} infected, ${s.unscanned} unscanned` +
+        (actions.length ? `; ${actions.map(([a, n]) => `${n} ${a}`).join(', ')}` : '') +
+        (s.verdicts.length ? '. Every finding is listed in the report.' : '.'),
+    );
   }
   if (report.error) out.push(`error: ${report.error.code}: ${report.error.message}`);
   if (report.dryRun) {

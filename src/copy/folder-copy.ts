@@ -1,53 +1,145 @@
 /**
  * Copies one folder: read both listings, plan what is missing, then stream bodies from the source
- * to the destination in bounded batches. Reading batch k+1 overlaps appending batch k (they use
- * different connections), so the slower side sets the pace and memory holds at most two batches.
+ * to the destination in bounded batches. Reading (and scanning) batch k+1 overlaps appending
+ * batch k (they use different connections), so the slower side sets the pace and memory holds at
+ * most two batches.
  *
- * Item errors (a message the source will not give or the destination will not take) are recorded
- * and the folder goes on. Folder errors (the folder cannot be opened, the connection is lost)
- * end this folder only; the caller records them and goes on with the others.
+ * Failures, by blast radius:
+ * - An item error (the source will not give a message, the destination will not take it) costs
+ *   that item only. A temporary one ([UNAVAILABLE] "being scanned", [INUSE], throttling) is tried
+ *   again with backoff, then deferred to a second pass at the end of the folder, then reported
+ *   with the server's own words.
+ * - A lost connection is rebuilt where it broke: a new connection, the folder selected again, its
+ *   UIDVALIDITY checked, and the copy goes on. After a lost APPEND the destination is asked what
+ *   arrived (everything above the UIDNEXT seen when the folder was listed, matched by content), so
+ *   nothing is appended twice. A message whose FETCH makes the source drop the connection each
+ *   time is isolated and reported.
+ * - A changed UIDVALIDITY, or a folder that cannot be opened, ends this attempt at the folder; the
+ *   caller plans it again or reports it.
+ * - An out-of-quota destination or an unavailable scanner ends the mailbox (thrown).
  */
-import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
+import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from '../core/errors.js';
 import { flagsToCopy } from '../core/flags.js';
 import type { FolderPlanEntry } from '../plan/folder-plan.js';
 import { batchMessages, planMessages, type BatchLimits } from '../plan/message-plan.js';
 import type { ByteBudget } from './byte-budget.js';
-import type { FolderReport, SkippedItem } from '../report.js';
-import type { AppendItem, MailStore, MessageMeta } from '../stores/mail-store.js';
+import { isolateLosses } from './isolate.js';
+import { backoffDelay, sleep, type RetryPolicy, type ServerGate } from './retry-policy.js';
+import type { FolderReport, ScanVerdictRecord, SkippedItem } from '../report.js';
+import type { AppendItem, AppendOutcome, FetchOutcome, MailStore, MessageListing, MessageMeta } from '../stores/mail-store.js';
+import type { ContentScreen, ScreenResult } from '../scan/content-screen.js';
+
+/** A source and a destination connection that copy one folder at a time. */
+export interface Lane {
+  source: MailStore;
+  dest: MailStore;
+}
 
 /** What a folder copy needs. */
 export interface FolderCopyContext {
-  source: MailStore;
-  dest: MailStore;
+  lane: Lane;
+  /** Replaces one side of the lane (its connection was lost) with a new, connected store. */
+  reconnect(side: 'source' | 'destination'): Promise<void>;
   entry: FolderPlanEntry;
   report: FolderReport;
   limits: BatchLimits;
   /** Bytes of bodies that may be in memory at once, shared with the other lanes. */
   budget: ByteBudget;
+  retry: RetryPolicy;
+  /** Pauses shared by every lane that talks to the same server (throttling). */
+  gates: { source: ServerGate; destination: ServerGate };
+  /** Refuses an item before it is fetched (size limits); undefined lets it through. */
+  precheck(meta: MessageMeta): { code: ErrorCode; reason: string } | undefined;
+  /** Scanning in transit, when asked for. */
+  screen?: ContentScreen | undefined;
   dryRun: boolean;
   signal?: AbortSignal | undefined;
   /** Called once the folder's plan is known. */
   onPlanned(toCopy: number, toCopyBytes: number, alreadyPresent: number): void;
   /** Called after each batch with what it added. */
-  onBatch(copied: number, copiedBytes: number, skipped: SkippedItem[]): void;
+  onBatch(copied: number, copiedBytes: number, skipped: SkippedItem[], verdicts: ScanVerdictRecord[]): void;
 }
 
-interface FetchedBatch {
-  items: AppendItem[];
-  metas: MessageMeta[];
+/** A fetched message on its way to the destination. */
+interface Ready {
+  meta: MessageMeta;
+  body: Buffer;
+  screen?: ScreenResult;
 }
 
-/** Copies one folder, filling `ctx.report`. Throws only for folder-level failures. */
+/** An item that failed in a pass, with the error of its last try. */
+interface Failure {
+  meta: MessageMeta;
+  error: MigrateError;
+  tries: number;
+}
+
+interface Fetched {
+  ready: Ready[];
+  failed: Failure[];
+  vanished: number;
+  held: number;
+}
+
+/** Losses in a row, with no progress in between, after which a folder attempt gives up. */
+const MAX_LOSSES_IN_A_ROW = 6;
+/** UIDs described per command when a listing is taken again after a lost connection. */
+const LIST_CHUNK = 200;
+
+/** Copies one folder, filling `ctx.report`. Throws only for folder- and mailbox-level failures. */
 export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
-  const { source, dest, entry, report, signal } = ctx;
+  const { lane, entry, report, signal } = ctx;
   if (entry.noSelect) {
     ctx.onPlanned(0, 0, 0);
     return;
   }
   // By the name the source listed: re-spelling it from its levels could change it (a name
   // with a control character or "..", made safe only for the destination).
-  await source.openFolder(entry.sourcePath, true, entry.sourceName);
-  const sourceListing = await source.listMessages(signal);
+  const sourceStatus = await lane.source.openFolder(entry.sourcePath, true, entry.sourceName);
+  /** A side's connection was lost: build a new one, select the folder again, check it is the same folder. */
+  const reopenSource = async () => {
+    await ctx.reconnect('source');
+    const status = await lane.source.openFolder(entry.sourcePath, true, entry.sourceName);
+    if (status.uidValidity !== sourceStatus.uidValidity) throw validityChanged('source', entry.sourceName);
+  };
+
+  /**
+   * Lists the source folder. If the connection drops while it is described (a message the server
+   * cannot read, or the network), the listing is taken again in chunks on new connections and
+   * the message that breaks it is isolated and reported.
+   */
+  const listSource = async (): Promise<MessageListing> => {
+    try {
+      return await lane.source.listMessages(signal);
+    } catch (err) {
+      if (!isLoss(err, signal)) throw err;
+      await reopenSource();
+    }
+    const uids = await lane.source.listUids(signal);
+    const listing: MessageListing = { messages: [], failures: [] };
+    const done = new Set<number>();
+    for (let i = 0; i < uids.length; i += LIST_CHUNK) {
+      await isolateLosses(uids.slice(i, i + LIST_CHUNK), {
+        done,
+        step: async (part) => {
+          const l = await lane.source.listMessages(signal, { uids: part });
+          listing.messages.push(...l.messages);
+          listing.failures.push(...l.failures);
+          for (const uid of part) done.add(uid);
+        },
+        isLoss: (err) => isLoss(err, signal),
+        recover: reopenSource,
+        giveUp: (uid, err, n) => {
+          listing.failures.push({ uid, error: brokeConnection(`The source closed the connection each time UID ${uid} was described (${n} times)`, err) });
+          done.add(uid);
+        },
+        suspectLimit: ctx.retry.attempts,
+        maxLossesInARow: MAX_LOSSES_IN_A_ROW,
+      });
+    }
+    return listing;
+  };
+  const sourceListing = await listSource();
   const sourceMetas = sourceListing.messages;
   report.sourceCount = sourceMetas.length + sourceListing.failures.length;
   report.sourceBytes = sourceMetas.reduce((n, m) => n + m.size, 0);
@@ -61,10 +153,14 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   }));
 
   let destMetas: MessageMeta[] = [];
+  let destValidity: bigint | undefined;
+  let destMark = 1;
   if (!(ctx.dryRun && entry.create)) {
-    await dest.openFolder(entry.destPath, true);
-    const destListing = await dest.listMessages(signal);
-    await dest.closeFolder();
+    const status = await lane.dest.openFolder(entry.destPath, true);
+    destValidity = status.uidValidity;
+    destMark = status.uidNext ?? 1;
+    const destListing = await lane.dest.listMessages(signal);
+    await lane.dest.closeFolder();
     if (destListing.failures.length > 0) {
       // Without knowing what those messages are, copying could duplicate them: leave the folder.
       const first = destListing.failures[0]!;
@@ -75,10 +171,12 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
       );
     }
     destMetas = destListing.messages;
+    // Without UIDNEXT, everything the folder holds is looked at after a lost APPEND.
+    if (status.uidNext === undefined) destMark = 1;
   }
   if (unreadable.length > 0) {
     report.skipped += unreadable.length;
-    ctx.onBatch(0, 0, unreadable);
+    ctx.onBatch(0, 0, unreadable, []);
   }
   const plan = planMessages(sourceMetas, destMetas);
   report.alreadyPresent = plan.alreadyPresent;
@@ -89,80 +187,283 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     return;
   }
 
-  const skip = (meta: MessageMeta, code: SkippedItem['code'], reason: string): SkippedItem => {
+  const skipItem = (meta: MessageMeta, code: ErrorCode, reason: string, tries?: number): SkippedItem => {
     const item: SkippedItem = { folder: entry.sourceName, uid: meta.uid, size: meta.size, code, reason };
     if (meta.messageId) item.messageId = meta.messageId;
+    if (tries !== undefined && tries > 1) item.attempts = tries;
     return item;
   };
 
-  type Fetched = FetchedBatch & { skipped: SkippedItem[]; vanished: number; held: number };
-  const fetchBatch = async (metas: MessageMeta[]): Promise<Fetched> => {
-    const held = await ctx.budget.acquire(metas.reduce((n, m) => n + m.size, 0), signal);
+  // Size limits are known from the listing: refuse before fetching a byte.
+  const refused: SkippedItem[] = [];
+  let todo: MessageMeta[] = [];
+  for (const meta of plan.toCopy) {
+    const no = ctx.precheck(meta);
+    if (no) refused.push(skipItem(meta, no.code, no.reason));
+    else todo.push(meta);
+  }
+  if (refused.length > 0) {
+    report.skipped += refused.length;
+    ctx.onBatch(0, 0, refused, []);
+  }
+
+  /** Messages appended to the destination folder by this call (to tell, after a lost APPEND, what arrived). */
+  const sent: MessageMeta[] = [];
+  const tries = new Map<number, number>();
+  const addTry = (uid: number) => tries.set(uid, (tries.get(uid) ?? 0) + 1);
+
+  const pauseFor = (gate: ServerGate, failures: readonly Failure[]): number | undefined => {
+    const asked = Math.max(0, ...failures.map((f) => f.error.retryAfterMs ?? 0));
+    if (asked > 0) gate.pauseFor(asked);
+    return asked > 0 ? asked : undefined;
+  };
+  const retryable = (f: Failure, tryInPass: number) => f.error.retry === 'later' || (f.error.retry === 'now' && tryInPass < 2);
+
+  /** Fetches `metas`, surviving lost connections; a message that breaks the connection each time is isolated. */
+  const fetchRobust = async (metas: readonly MessageMeta[]): Promise<Map<number, FetchOutcome>> => {
+    const out = new Map<number, FetchOutcome>();
+    const done = new Set<number>();
+    const set = (o: FetchOutcome) => {
+      out.set(o.uid, o);
+      done.add(o.uid);
+    };
+    await isolateLosses(
+      metas.map((m) => m.uid),
+      {
+        done,
+        step: async (part) => {
+          await ctx.gates.source.wait(signal);
+          for await (const o of lane.source.fetchBodies(part, signal)) if (part.includes(o.uid) && !done.has(o.uid)) set(o);
+          for (const uid of part) if (!done.has(uid)) set({ uid, vanished: true });
+        },
+        isLoss: (err) => isLoss(err, signal),
+        recover: reopenSource,
+        giveUp: (uid, err, n) => set({ uid, error: brokeConnection(`The source closed the connection each time UID ${uid} was read (${n} times)`, err) }),
+        suspectLimit: ctx.retry.attempts,
+        maxLossesInARow: MAX_LOSSES_IN_A_ROW,
+      },
+    );
+    return out;
+  };
+
+  const fetchStage = async (metas: MessageMeta[]): Promise<Fetched> => {
+    const held = await ctx.budget.acquire(
+      metas.reduce((n, m) => n + m.size, 0),
+      signal,
+    );
     try {
-      const byUid = new Map(metas.map((m) => [m.uid, m]));
-      const items: AppendItem[] = [];
-      const ok: MessageMeta[] = [];
-      const skipped: SkippedItem[] = [];
+      const ready: Ready[] = [];
+      const failed: Failure[] = [];
       let vanished = 0;
-      for await (const outcome of source.fetchBodies(metas.map((m) => m.uid), signal)) {
-        const meta = byUid.get(outcome.uid);
-        if (!meta) continue;
-        if ('body' in outcome) {
-          items.push({ body: outcome.body, flags: flagsToCopy(meta.flags), internalDate: meta.internalDate });
-          ok.push(meta);
-        } else if ('error' in outcome) {
-          skipped.push(skip(meta, isMigrateError(outcome.error) ? outcome.error.code : ERROR_CODES.FETCH_FAILED, outcome.error.message));
-        } else {
-          vanished++;
+      let pending = metas;
+      for (let attempt = 1; pending.length > 0; attempt++) {
+        const outcomes = await fetchRobust(pending);
+        const again: Failure[] = [];
+        for (const meta of pending) {
+          const o = outcomes.get(meta.uid)!;
+          addTry(meta.uid);
+          if ('body' in o) ready.push({ meta, body: o.body });
+          else if ('vanished' in o) vanished++;
+          else {
+            const f: Failure = { meta, error: asItemError(o.error, ERROR_CODES.FETCH_FAILED), tries: tries.get(meta.uid)! };
+            if (attempt < ctx.retry.attempts && retryable(f, attempt)) again.push(f);
+            else failed.push(f);
+          }
         }
+        if (again.length === 0) break;
+        await sleep(backoffDelay(ctx.retry, attempt, pauseFor(ctx.gates.source, again)), signal);
+        pending = again.map((f) => f.meta);
       }
-      return { items, metas: ok, skipped, vanished, held };
+      if (ctx.screen && ready.length > 0) {
+        const results = await ctx.screen.check(
+          ready.map((r) => r.body),
+          signal,
+        );
+        results.forEach((s, i) => (ready[i]!.screen = s));
+      }
+      return { ready, failed, vanished, held };
     } catch (err) {
       ctx.budget.release(held);
       throw err;
     }
   };
 
-  const batches = batchMessages(plan.toCopy, ctx.limits);
-  let next: Promise<Fetched> | undefined = fetchBatch(batches[0]!);
-  try {
-    for (let k = 0; k < batches.length; k++) {
-      signal?.throwIfAborted();
-      const fetched: Fetched = await next!;
-      next = k + 1 < batches.length ? fetchBatch(batches[k + 1]!) : undefined;
-      // The prefetch may fail while we append; its error is handled when we await it.
-      next?.catch(() => undefined);
-      report.vanished += fetched.vanished;
-      const skipped = [...fetched.skipped];
-      let copied = 0;
-      let copiedBytes = 0;
+  /** After a lost APPEND: which of `inflight` are at the destination now? */
+  const arrived = async (inflight: readonly Ready[]): Promise<Set<Ready>> => {
+    const status = await lane.dest.openFolder(entry.destPath, true);
+    if (destValidity !== undefined && status.uidValidity !== destValidity) throw validityChanged('destination', entry.destName);
+    const listing = await lane.dest.listMessages(signal, { sinceUid: destMark });
+    await lane.dest.closeFolder();
+    if (listing.failures.length > 0) {
+      throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `After a lost connection, new messages in "${entry.destName}" cannot be read, so it cannot be told what arrived; the folder is planned again`, {
+        scope: 'folder',
+        retry: 'now',
+      });
+    }
+    const missing = new Set(planMessages([...sent, ...inflight.map((r) => r.meta)], listing.messages).toCopy);
+    return new Set(inflight.filter((r) => !missing.has(r.meta)));
+  };
+
+  /** Appends `items`, surviving lost connections without appending anything twice. */
+  const appendRobust = async (items: readonly Ready[]): Promise<Map<Ready, AppendOutcome>> => {
+    const out = new Map<Ready, AppendOutcome>();
+    let left = [...items];
+    let losses = 0;
+    while (left.length > 0) {
+      await ctx.gates.destination.wait(signal);
       try {
-        if (fetched.items.length > 0) {
-          const outcomes = await dest.appendBatch(entry.destPath, fetched.items, signal);
-          outcomes.forEach((o, i) => {
-            const meta = fetched.metas[i]!;
-            if (o.ok) {
-              copied++;
-              copiedBytes += fetched.items[i]!.body.length;
-            } else {
-              skipped.push(skip(meta, isMigrateError(o.error) ? o.error.code : ERROR_CODES.APPEND_FAILED, o.error.message));
-            }
-          });
+        const outcomes = await lane.dest.appendBatch(entry.destPath, left.map(toAppendItem), signal);
+        left.forEach((r, i) => out.set(r, outcomes[i]!));
+        left = [];
+      } catch (err) {
+        if (!isLoss(err, signal)) throw err;
+        // The outcome of what was in flight is unknown: never append it again blindly.
+        for (;;) {
+          if (++losses > MAX_LOSSES_IN_A_ROW) throw err;
+          try {
+            await ctx.reconnect('destination');
+            const there = await arrived(left);
+            for (const r of there) out.set(r, { ok: true, uid: undefined });
+            left = left.filter((r) => !there.has(r));
+            if (there.size > 0) losses = 0;
+            break;
+          } catch (again) {
+            if (!isLoss(again, signal)) throw again;
+          }
         }
-      } finally {
-        ctx.budget.release(fetched.held);
       }
-      report.copied += copied;
-      report.copiedBytes += copiedBytes;
+    }
+    return out;
+  };
+
+  const appendStage = async (ready: readonly Ready[]): Promise<{ copied: number; copiedBytes: number; failed: Failure[]; verdicts: ScanVerdictRecord[] }> => {
+    let copied = 0;
+    let copiedBytes = 0;
+    const failed: Failure[] = [];
+    const verdicts: ScanVerdictRecord[] = [];
+    let deliver: Ready[] = [];
+    for (const r of ready) {
+      if (!ctx.screen || !r.screen || r.screen.verdict === 'clean') {
+        deliver.push(r);
+        continue;
+      }
+      const decision = await ctx.screen.dispose(r.screen, { folder: entry.sourceName, meta: r.meta, body: r.body }, lane, () => ctx.reconnect('destination'), signal);
+      verdicts.push(decision.record);
+      if (decision.deliver) deliver.push(r);
+      else if (decision.record.action === 'quarantined') report.quarantined = (report.quarantined ?? 0) + 1;
+      else report.withheld = (report.withheld ?? 0) + 1;
+    }
+    for (let attempt = 1; deliver.length > 0; attempt++) {
+      const outcomes = await appendRobust(deliver);
+      const again: Failure[] = [];
+      for (const r of deliver) {
+        const o = outcomes.get(r)!;
+        addTry(r.meta.uid);
+        if (o.ok) {
+          copied++;
+          copiedBytes += r.body.length;
+          sent.push(r.meta);
+          continue;
+        }
+        const f: Failure = { meta: r.meta, error: asItemError(o.error, ERROR_CODES.APPEND_FAILED), tries: tries.get(r.meta.uid)! };
+        if (attempt < ctx.retry.attempts && retryable(f, attempt)) again.push(f);
+        else failed.push(f);
+      }
+      if (again.length === 0) break;
+      await sleep(backoffDelay(ctx.retry, attempt, pauseFor(ctx.gates.destination, again)), signal);
+      const byMeta = new Set(again.map((f) => f.meta));
+      deliver = deliver.filter((r) => byMeta.has(r.meta));
+    }
+    return { copied, copiedBytes, failed, verdicts };
+  };
+
+  /** One pass over `metas`: fetch (and scan) batch k+1 while batch k is appended. Returns what failed. */
+  const runPass = async (metas: MessageMeta[]): Promise<Failure[]> => {
+    const failures: Failure[] = [];
+    const batches = batchMessages(metas, ctx.limits);
+    if (batches.length === 0) return failures;
+    let next: Promise<Fetched> | undefined = fetchStage(batches[0]!);
+    try {
+      for (let k = 0; k < batches.length; k++) {
+        signal?.throwIfAborted();
+        const fetched: Fetched = await next!;
+        next = k + 1 < batches.length ? fetchStage(batches[k + 1]!) : undefined;
+        // The prefetch may fail while we append; its error is handled when we await it.
+        next?.catch(() => undefined);
+        report.vanished += fetched.vanished;
+        let result: Awaited<ReturnType<typeof appendStage>>;
+        try {
+          result = await appendStage(fetched.ready);
+        } finally {
+          ctx.budget.release(fetched.held);
+        }
+        failures.push(...fetched.failed, ...result.failed);
+        report.copied += result.copied;
+        report.copiedBytes += result.copiedBytes;
+        ctx.onBatch(result.copied, result.copiedBytes, [], result.verdicts);
+      }
+    } catch (err) {
+      await next?.then(
+        (b) => ctx.budget.release(b.held),
+        () => undefined,
+      );
+      throw err;
+    }
+    return failures;
+  };
+
+  try {
+    // Pass 1, then the deferred pass for what failed for a reason that may pass.
+    let failures = await runPass(todo);
+    const deferred = failures.filter((f) => f.error.retry !== 'never');
+    if (deferred.length > 0) {
+      const wait = backoffDelay(ctx.retry, ctx.retry.attempts, Math.max(0, ...deferred.map((f) => f.error.retryAfterMs ?? 0)) || undefined);
+      await sleep(wait, signal);
+      todo = deferred.map((f) => f.meta);
+      failures = [...failures.filter((f) => f.error.retry === 'never'), ...(await runPass(todo))];
+    }
+    const skipped = failures.map((f) => {
+      const still = f.tries > 1 ? ` (still failing after ${f.tries} tries)` : '';
+      return skipItem(f.meta, f.error.code, `${f.error.message}${still}`, f.tries);
+    });
+    if (skipped.length > 0) {
       report.skipped += skipped.length;
-      ctx.onBatch(copied, copiedBytes, skipped);
+      ctx.onBatch(0, 0, skipped, []);
     }
   } catch (err) {
-    await next?.then(
-      (b) => ctx.budget.release(b.held),
-      () => undefined,
-    );
-    if (signal?.aborted) throw new MigrateError(ERROR_CODES.ABORTED, 'The migration was stopped.', { scope: 'mailbox', cause: err });
+    if (signal?.aborted && !(isMigrateError(err) && err.scope === 'mailbox')) {
+      throw new MigrateError(ERROR_CODES.ABORTED, 'The migration was stopped.', { scope: 'mailbox', cause: err });
+    }
     throw err;
   }
+}
+
+function toAppendItem(r: Ready): AppendItem {
+  return { body: r.body, flags: flagsToCopy(r.meta.flags), internalDate: r.meta.internalDate };
+}
+
+/** True for a lost connection (and not for an abort, which is not to be retried). */
+function isLoss(err: unknown, signal: AbortSignal | undefined): boolean {
+  return !signal?.aborted && isMigrateError(err) && err.code === ERROR_CODES.CONNECTION_LOST && err.scope !== 'mailbox';
+}
+
+function asItemError(err: Error, code: ErrorCode): MigrateError {
+  return isMigrateError(err) ? err : new MigrateError(code, err.message, { scope: 'message', retry: 'now', cause: err });
+}
+
+function brokeConnection(message: string, err: unknown): MigrateError {
+  const server = isMigrateError(err) ? err.serverResponse : undefined;
+  return new MigrateError(ERROR_CODES.FETCH_FAILED, `${message}; last: ${(err as Error)?.message ?? String(err)}`, {
+    scope: 'message',
+    retry: 'never',
+    cause: err,
+    ...(server ? { serverResponse: server } : {}),
+  });
+}
+
+function validityChanged(side: 'source' | 'destination', name: string): MigrateError {
+  return new MigrateError(ERROR_CODES.CONNECTION_LOST, `The ${side} folder "${name}" changed its UIDVALIDITY while it was copied (it was recreated); it is planned again from its contents`, {
+    scope: 'folder',
+    retry: 'now',
+  });
 }

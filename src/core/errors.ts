@@ -34,6 +34,13 @@ export const ERROR_CODES = {
   FETCH_FAILED: 'MM-FETCH-FAILED',
   APPEND_FAILED: 'MM-APPEND-FAILED',
   CONNECTION_LOST: 'MM-CONNECTION-LOST',
+  MESSAGE_TOO_LARGE: 'MM-MESSAGE-TOO-LARGE',
+  DEST_OVERQUOTA: 'MM-DEST-OVERQUOTA',
+  BAD_ITEM_LIMIT: 'MM-BAD-ITEM-LIMIT',
+  SCAN_UNAVAILABLE: 'MM-SCAN-UNAVAILABLE',
+  SCAN_INFECTED: 'MM-SCAN-INFECTED',
+  SCAN_TOO_LARGE: 'MM-SCAN-TOO-LARGE',
+  QUARANTINE_FAILED: 'MM-QUARANTINE-FAILED',
   ABORTED: 'MM-ABORTED',
   REPORT_WRITE: 'MM-REPORT-WRITE',
   INTERNAL: 'MM-INTERNAL',
@@ -54,6 +61,8 @@ export interface MigrateErrorOptions {
   retry?: RetryClass;
   /** The server's own words (tagged response text), already free of secrets. */
   serverResponse?: string;
+  /** Milliseconds the server asked us to wait before trying again. */
+  retryAfterMs?: number;
   cause?: unknown;
 }
 
@@ -63,6 +72,8 @@ export class MigrateError extends Error {
   readonly scope: ErrorScope;
   readonly retry: RetryClass;
   readonly serverResponse: string | undefined;
+  /** A wait the server asked for before trying again (e.g. a throttling answer's suggested backoff). */
+  readonly retryAfterMs: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: MigrateErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -71,6 +82,7 @@ export class MigrateError extends Error {
     this.scope = options.scope;
     this.retry = options.retry ?? 'never';
     this.serverResponse = options.serverResponse;
+    this.retryAfterMs = options.retryAfterMs;
   }
 
   /** A plain object for reports and JSON logs (no stack, no cause chain). */

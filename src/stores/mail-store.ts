@@ -104,11 +104,18 @@ export interface MailStore {
   /**
    * Lists every message of the open folder (uid, size, flags, date, identity). A message the
    * server will not describe is returned in `failures`, not thrown: it costs that message only.
+   * With `sinceUid`, only messages with that UID or higher (what arrived since a known UIDNEXT);
+   * with `uids`, only those.
    */
-  listMessages(signal?: AbortSignal): Promise<MessageListing>;
+  listMessages(signal?: AbortSignal, options?: { sinceUid?: number; uids?: readonly number[] }): Promise<MessageListing>;
+  /** The UIDs of the open folder (cheap: no message is read). */
+  listUids(signal?: AbortSignal): Promise<number[]>;
   /** Fetches full bodies of the open folder by UID; one bad message does not fail the others. */
   fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome>;
-  /** Appends messages to a folder; one bad message does not fail the others. */
+  /**
+   * Appends messages to a folder; one bad message does not fail the others. Throws a mailbox-scope
+   * error when the destination is out of quota, and CONNECTION_LOST when the outcome is unknown.
+   */
   appendBatch(path: readonly string[], items: readonly AppendItem[], signal?: AbortSignal): Promise<AppendOutcome[]>;
   /** False once the connection is gone; the engine then builds a new store. */
   isUsable(): boolean;

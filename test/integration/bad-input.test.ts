@@ -114,6 +114,24 @@ describe('bad input', () => {
     assertFailure(await runCli(['migrate', '--from', server.url('src'), '--to', server.url('dst'), '--from-password-file', '/nonexistent/pw'], env), 2, 'MM-CONFIG-PASSWORD-FILE');
     assertFailure(await runCli(['migrate', '--to', server.url('dst')], env), 2, 'MM-USAGE');
     assertFailure(await runCli(['migrate', '--from', server.url('src'), '--to', server.url('dst'), '--connections', 'lots'], env), 2, 'MM-CONFIG-OPTION');
+    const ends = ['--from', server.url('src'), '--to', server.url('dst')];
+    for (const bad of [
+      ['--scan', 'http://127.0.0.1:3310'],
+      ['--scan', 'clamd://127.0.0.1'],
+      ['--scan', 'clamd://relative/sock'],
+      ['--scan-policy', 'skip'],
+      ['--scan-fail-open'],
+      ['--scan', 'clamd://127.0.0.1:3310', '--scan-policy', 'quarantine', '--quarantine-dir', '/tmp/x'],
+      ['--scan', 'clamd://127.0.0.1:3310', '--scan-policy', 'skip', '--quarantine-dir', '/etc/passwd/quarantine'],
+      ['--max-message-size', 'huge'],
+      ['--bad-item-limit', '-1'],
+      ['--retries', '0'],
+      ['--retry-delay', 'soon'],
+    ]) {
+      assertFailure(await runCli(['migrate', ...ends, ...bad], env), 2, 'MM-CONFIG-OPTION');
+    }
+    const policy = await runCli(['migrate', ...ends, '--scan', 'clamd://127.0.0.1:3310', '--scan-policy', 'delete'], env);
+    assert.equal(policy.code, 2, policy.stderr);
   });
 });
 

@@ -3,7 +3,7 @@
  * refuses a message (quota plugin: quota_max_mail_size) with NO. Everything else arrives, the bad
  * item is reported with the server's own words, exit code 3.
  * (A source that cannot read a message is Dovecot's "Disconnected: FETCH failed", a connection
- * loss: reconnect-and-isolate belongs to the fault-tolerance work and its tests.)
+ * loss: see faults.test.ts, which isolates it.)
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -614,6 +614,405 @@ describe('scripted IMAP server: fault hooks', () => {
 });
 
 // ---------------------------------------------------------------------------------------------
+// As a migration destination: CREATE, SUBSCRIBE, APPEND, and the destination fault hooks
+// ---------------------------------------------------------------------------------------------
+
+describe('scripted IMAP server: as a migration destination', () => {
+  const login = `LOGIN alice "${PASSWORD.replace(/["\\]/g, '\\$&')}"`;
+  /** 8-bit bytes, a bare LF, CRLFs, no final newline: anything that is not kept byte for byte shows. */
+  const odd = (id: string) => Buffer.concat([Buffer.from(`Message-ID: <${id}@example.test>\r\nSubject: ${id}\nX-8bit: `), Buffer.from([0xe9, 0x80, 0xff]), Buffer.from('\r\n\r\nbody\r\nlast line without newline')]);
+  const dest = (extra: Partial<ScriptedFolder>[] = []): ScriptedFolder[] => [folder('INBOX'), folder('Sent Items', { attributes: ['\\Sent'] }), ...extra.map((e) => folder(e.name!, e))];
+  /** A raw APPEND with a synchronizing literal: waits for "+", sends the bytes, returns the answer. */
+  async function appendSync(raw: Raw, tag: string, args: string, msg: Buffer): Promise<string> {
+    raw.write(`${tag} APPEND ${args} {${msg.length}}\r\n`);
+    const cont = await raw.until(/^(\+ |[^ ]+ (NO|BAD) )[^\r\n]*\r\n/m);
+    if (!cont.includes('+ ')) return cont;
+    raw.write(Buffer.concat([msg, Buffer.from('\r\n')]));
+    return cont + (await raw.tagged(tag));
+  }
+  /** A raw APPEND with a LITERAL+ literal, all in one write. */
+  function appendPlus(raw: Raw, tag: string, args: string, msg: Buffer): void {
+    raw.write(Buffer.concat([Buffer.from(`${tag} APPEND ${args} {${msg.length}+}\r\n`), msg, Buffer.from('\r\n')]));
+  }
+
+  test('APPEND stores the exact bytes, flags and date, answers APPENDUID, and every connection sees it', async () => {
+    const srv = await startScriptedImap({ personality: exchange, users: { alice: { password: PASSWORD, folders: dest() } }, limits: { maxLiteralBytes: 4096 } });
+    try {
+      const uidValidity = (await (async () => {
+        const { raw } = await Raw.open(srv);
+        await raw.cmd('l', login);
+        const st = await raw.cmd('s', 'STATUS "Sent Items" (UIDVALIDITY UIDNEXT MESSAGES)');
+        raw.close();
+        assert.match(st, /UIDNEXT 1 MESSAGES 0/);
+        return Number(/UIDVALIDITY (\d+)/.exec(st)![1]);
+      })());
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', login);
+      // Synchronizing literal, flags in any case and repeated, a space-padded day with a zone offset.
+      const one = odd('one');
+      const a1 = await appendSync(raw, 'a1', '"Sent Items" (\\seen $Label1 \\Flagged $label1 \\SEEN) " 1-Feb-2020 01:30:00 +0130"', one);
+      assert.match(a1, /^\+ [^\r\n]*\r\n/, 'a continuation for the synchronizing literal');
+      assert.equal(lastLine(a1), `a1 OK [APPENDUID ${uidValidity} 1] Append completed.`);
+      // LITERAL+ (no continuation), no flags, a negative offset.
+      const two = Buffer.from('Subject: two\r\n\r\n');
+      appendPlus(raw, 'a2', '"Sent Items" () "31-Dec-1999 23:00:00 -0200"', two);
+      const a2 = await raw.tagged('a2');
+      assert.doesNotMatch(a2, /^\+/m);
+      assert.equal(lastLine(a2), `a2 OK [APPENDUID ${uidValidity} 2] Append completed.`);
+      // Neither flags nor date: the date is now, in whole seconds.
+      const before = Math.floor(Date.now() / 1000) * 1000;
+      appendPlus(raw, 'a3', 'INBOX', Buffer.from('Subject: three\r\n\r\n'));
+      assert.match(lastLine(await raw.tagged('a3')), /^a3 OK \[APPENDUID \d+ 1\] Append completed\.$/);
+      const after = Date.now();
+
+      // Refusals: no folder (TRYCREATE), \Recent and unknown system flags, bad dates, no literal, a
+      // second message (no MULTIAPPEND), a literal over maxLiteralBytes (the existing TOOBIG handling).
+      assert.equal(lastLine(await appendSync(raw, 'n1', 'Nowhere', two)), "n1 NO [TRYCREATE] Mailbox doesn't exist");
+      for (const [args, why] of [
+        ['INBOX (\\Recent)', /Invalid flag \\Recent/],
+        ['INBOX (\\Frob)', /Invalid flag/],
+        ['INBOX (\\*)', /Expected an atom/],
+        ['INBOX "31-Feb-2020 00:00:00 +0000"', /Invalid date-time/],
+        ['INBOX "1-Feb-2020 00:00:00 +0000"', /Invalid date-time/],
+        ['INBOX "01-Feb-2020 24:00:00 +0000"', /Invalid date-time/],
+      ] as const) {
+        assert.match(lastLine(await appendSync(raw, 'b', args, two)), new RegExp(`^b BAD .*${why.source}`), args);
+      }
+      assert.match(lastLine(await raw.cmd('b2', 'APPEND INBOX () message')), /^b2 BAD APPEND needs the message as a literal/);
+      raw.write('b3 APPEND INBOX {2}\r\n');
+      await raw.until(/^\+ [^\r\n]*\r\n/m);
+      raw.write('ab {2}\r\n');
+      await raw.until(/^\+ [^\r\n]*\r\n/m);
+      raw.write('cd\r\n');
+      assert.match(lastLine(await raw.tagged('b3')), /^b3 BAD/, 'MULTIAPPEND is not implemented');
+      assert.match(lastLine(await appendSync(raw, 'b4', 'INBOX', Buffer.alloc(5000, 'x'))), /^b4 BAD \[TOOBIG\]/);
+      assert.match(lastLine(await raw.cmd('b5', 'NOOP')), /^b5 OK/, 'the connection goes on');
+
+      // What the server holds.
+      const box = new Map(srv.mailbox('alice').map((f) => [f.name, f]));
+      assert.deepEqual([...box.keys()], ['INBOX', 'Sent Items']);
+      const sent = box.get('Sent Items')!.messages;
+      assert.deepEqual(
+        sent.map((m) => m.uid),
+        [1, 2],
+      );
+      assert.ok(sent[0]!.raw.equals(one), 'exact bytes');
+      assert.deepEqual(sent[0]!.flags, ['\\Seen', '$Label1', '\\Flagged'], 'system flags canonical, duplicates (any case) once');
+      assert.equal(sent[0]!.internalDate.toISOString(), '2020-02-01T00:00:00.000Z');
+      assert.ok(sent[1]!.raw.equals(two));
+      assert.deepEqual(sent[1]!.flags, []);
+      assert.equal(sent[1]!.internalDate.toISOString(), '2000-01-01T01:00:00.000Z');
+      const inbox = box.get('INBOX')!.messages;
+      assert.equal(inbox.length, 1, 'nothing refused was stored');
+      const t = inbox[0]!.internalDate.getTime();
+      assert.ok(t >= before && t <= after && t % 1000 === 0, 'default date: now, in whole seconds');
+      raw.close();
+
+      // Another connection reads it back the way mailmover lists a destination, and STATUS agrees.
+      const client = await connect(srv);
+      try {
+        assert.deepEqual(await client.status('Sent Items', { messages: true, uidNext: true }), { path: 'Sent Items', messages: 2, uidNext: 3 });
+        await client.mailboxOpen('Sent Items', { readOnly: true });
+        const before = srv.log.length;
+        const listed = [];
+        for await (const m of client.fetch('1:*', { uid: true, flags: true, internalDate: true, size: true, headers: true }, { uid: true })) listed.push(m);
+        assert.ok(srv.log.slice(before).some((l) => /UID FETCH 1:\* \(UID FLAGS INTERNALDATE RFC822\.SIZE BODY\.PEEK\[HEADER\]\)/.test(l)), srv.log.slice(before).join('\n'));
+        assert.deepEqual(
+          listed.map((m) => [m.uid, m.size, [...m.flags!].sort(), (m.internalDate as Date).toISOString()]),
+          [
+            [1, one.length, ['$Label1', '\\Flagged', '\\Seen'], '2020-02-01T00:00:00.000Z'],
+            [2, two.length, [], '2000-01-01T01:00:00.000Z'],
+          ],
+        );
+        assert.ok(listed[0]!.headers!.equals(one.subarray(0, one.indexOf('\r\n\r\n') + 4)));
+        const body = await client.fetchOne('1', { source: true }, { uid: true });
+        assert.ok(body && body.source!.equals(one));
+      } finally {
+        await done(client);
+      }
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('APPEND into a selected mailbox: EXISTS for the appender at once, for other connections at their next command', async () => {
+    const srv = await startScriptedImap({ personality: literalNames, users: { alice: { password: PASSWORD, folders: dest() } } });
+    try {
+      const { raw: a } = await Raw.open(srv);
+      const { raw: b } = await Raw.open(srv);
+      await a.cmd('l', login);
+      await b.cmd('l', login);
+      assert.match(await a.cmd('s', 'SELECT INBOX'), /^\* 0 EXISTS\r\n/m);
+      assert.match(await b.cmd('s', 'EXAMINE INBOX'), /^\* 0 EXISTS\r\n/m);
+      // No UIDPLUS on this preset: no APPENDUID.
+      assert.match(await appendSync(a, 'a1', 'INBOX', odd('x')), /^\* 1 EXISTS\r\na1 OK Append completed\.\r\n/m);
+      assert.match(await b.cmd('n', 'NOOP'), /^\* 1 EXISTS\r\nn OK/);
+      assert.match(await b.cmd('n2', 'NOOP'), /^n2 OK/, 'only once');
+      assert.match(await b.cmd('f', 'UID FETCH 1:* (FLAGS)'), /^\* 1 FETCH \(UID 1 FLAGS \(\)\)\r\nf OK/);
+      a.close();
+      b.close();
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('CREATE makes the folder and its missing parents (selectable); ALREADYEXISTS; SUBSCRIBE/UNSUBSCRIBE are recorded', async () => {
+    const srv = await startScriptedImap({ personality: exchange, users: { alice: { password: PASSWORD, folders: dest([{ name: 'Old/Deep', subscribed: true }]) } } });
+    try {
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', login);
+      assert.equal(lastLine(await raw.cmd('c1', 'CREATE "Projekte/&AMQ-rger/2024"')), 'c1 OK CREATE completed.', 'modified UTF-7 on the wire');
+      assert.equal(lastLine(await raw.cmd('c2', 'CREATE "Projekte/&AMQ-rger/2024"')), 'c2 NO [ALREADYEXISTS] Mailbox already exists');
+      assert.equal(lastLine(await raw.cmd('c3', 'CREATE Projekte')), 'c3 NO [ALREADYEXISTS] Mailbox already exists', 'the parent was created too');
+      assert.equal(lastLine(await raw.cmd('c4', 'CREATE inbox')), 'c4 NO [ALREADYEXISTS] Mailbox already exists');
+      assert.equal(lastLine(await raw.cmd('c5', 'CREATE Old')), 'c5 OK CREATE completed.', 'a level that was only implied becomes a folder');
+      assert.equal(lastLine(await raw.cmd('c6', 'CREATE Neu/')), 'c6 OK CREATE completed.', 'a trailing delimiter is dropped');
+      assert.match(lastLine(await raw.cmd('c7', 'CREATE A*')), /^c7 BAD/, 'not an astring');
+      for (const name of ['"A//B"', '"/A"', '"A*"', '"A%B"', '"&Jjo"']) assert.match(lastLine(await raw.cmd('c7', `CREATE ${name}`)), /^c7 NO \[CANNOT\] Invalid mailbox name/, name);
+      assert.match(
+        await raw.cmd('l1', 'LIST "" "*"'),
+        /"\/" Projekte\r\n\* LIST \(\\HasChildren\) "\/" Projekte\/&AMQ-rger\r\n\* LIST \(\\HasNoChildren\) "\/" Projekte\/&AMQ-rger\/2024\r\n\* LIST \(\\HasChildren\) "\/" Old\r\n\* LIST \(\\HasNoChildren\) "\/" Neu\r\nl1 OK/,
+      );
+      assert.match(await raw.cmd('s0', 'STATUS "Projekte/&AMQ-rger" (MESSAGES UIDNEXT)'), /\(MESSAGES 0 UIDNEXT 1\)/, 'a created parent is selectable');
+
+      assert.equal(lastLine(await raw.cmd('s1', 'SUBSCRIBE "Projekte/&AMQ-rger/2024"')), 's1 OK SUBSCRIBE completed.');
+      assert.equal(lastLine(await raw.cmd('s2', 'SUBSCRIBE "Projekte/&AMQ-rger/2024"')), 's2 OK SUBSCRIBE completed.', 'idempotent');
+      assert.equal(lastLine(await raw.cmd('s3', 'UNSUBSCRIBE Old/Deep')), 's3 OK UNSUBSCRIBE completed.');
+      assert.match(lastLine(await raw.cmd('s4', 'SUBSCRIBE Nowhere')), /^s4 NO \[NONEXISTENT\]/);
+      assert.match(await raw.cmd('s5', 'LSUB "" "*"'), /^\* LSUB \(\\HasNoChildren\) "\/" Projekte\/&AMQ-rger\/2024\r\ns5 OK/);
+      raw.close();
+
+      assert.deepEqual(
+        srv.mailbox('alice').map((f) => [f.name, f.subscribed]),
+        [
+          ['INBOX', false],
+          ['Sent Items', false],
+          ['Old/Deep', false],
+          ['Projekte', false],
+          ['Projekte/Ärger', false],
+          ['Projekte/Ärger/2024', true],
+          ['Old', false],
+          ['Neu', false],
+        ],
+      );
+      assert.throws(() => srv.mailbox('nobody'), /no user nobody/);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  // Through imapflow, the way mailmover writes a destination, for every preset.
+  for (const p of Object.values(PERSONALITIES)) {
+    test(`${p.name}: imapflow's mailboxCreate, mailboxSubscribe, append and read-back`, async () => {
+      const prefix = p.namespace.startsWith('(("INBOX.') ? 'INBOX.' : '';
+      const path = prefix + ['Ablage Ä', 'Kunden "x"', '2024'].join(p.delimiter ?? ' ~ ');
+      const srv = await startScriptedImap({ personality: p, users: { alice: { password: PASSWORD, folders: [folder('INBOX')] } } });
+      try {
+        const client = await connect(srv);
+        const big = Buffer.concat([odd('big'), Buffer.alloc(10_000, 'y')]);
+        try {
+          assert.deepEqual(await client.mailboxCreate(path), { path, created: true });
+          assert.deepEqual(await client.mailboxCreate(path), { path, created: false }, 'ALREADYEXISTS is what imapflow understands');
+          await client.mailboxUnsubscribe(path);
+          const small = odd('small');
+          const r1 = await client.append(path, small, ['\\Seen', '$Forwarded'], new Date('2021-03-04T05:06:07Z'));
+          const r2 = await client.append(path, big, [], new Date('2001-01-01T00:00:00Z'));
+          const uidPlus = (p.capabilitiesAfterLogin ?? p.capabilities).includes('UIDPLUS');
+          assert.equal(r1 && r1.uid, uidPlus ? 1 : undefined);
+          assert.equal(r2 && r2.uid, uidPlus ? 2 : undefined);
+          await client.mailboxSubscribe(path);
+          const entries = await client.list();
+          const entry = entries.find((e) => e.path === path);
+          assert.ok(entry && entry.subscribed && !entry.flags.has('\\Noselect'), JSON.stringify(entries.map((e) => [e.path, [...e.flags], e.subscribed])));
+          await client.mailboxOpen(path, { readOnly: true });
+          const got = [];
+          for await (const m of client.fetch('1:*', { uid: true, flags: true, internalDate: true, size: true, source: true }, { uid: true })) got.push(m);
+          assert.deepEqual(
+            got.map((m) => [m.uid, [...m.flags!].sort(), (m.internalDate as Date).toISOString(), m.size]),
+            [
+              [1, ['$Forwarded', '\\Seen'], '2021-03-04T05:06:07.000Z', small.length],
+              [2, [], '2001-01-01T00:00:00.000Z', big.length],
+            ],
+          );
+          assert.ok(got[0]!.source!.equals(small) && got[1]!.source!.equals(big));
+        } finally {
+          await done(client);
+        }
+        const stored = srv.mailbox('alice').find((f) => f.name === path)!;
+        assert.ok(stored.subscribed);
+        assert.ok(stored.messages[1]!.raw.equals(big));
+        if (p.delimiter) assert.ok(srv.mailbox('alice').some((f) => f.name === prefix + 'Ablage Ä'), 'the parent exists');
+      } finally {
+        await srv.stop();
+      }
+    });
+  }
+
+  test('appendFailures: the configured answer verbatim, nothing stored, K times (over connections), then stored', async () => {
+    const throttled = 'NO [LIMIT] Request is throttled. Suggested Backoff Time: 200 milliseconds';
+    const srv = await startScriptedImap({
+      personality: exchange,
+      users: { alice: { password: PASSWORD, folders: dest() } },
+      faults: {
+        alice: {
+          appendFailures: [
+            { match: '<m2@example.test>', times: 2, response: throttled },
+            { match: '<bad@example.test>', times: 'always', response: 'NO [CANNOT] bad message' },
+            { match: '<m2@example.test>', times: 1, response: 'NO [OVERQUOTA] Quota exceeded' },
+          ],
+        },
+      },
+    });
+    try {
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', login);
+      appendPlus(raw, 'a1', 'INBOX', odd('m1'));
+      assert.match(lastLine(await raw.tagged('a1')), /^a1 OK \[APPENDUID \d+ 1\]/);
+      appendPlus(raw, 'a2', 'INBOX (\\Seen)', odd('m2'));
+      assert.equal(lastLine(await raw.tagged('a2')), `a2 ${throttled}`);
+      assert.equal(lastLine(await appendSync(raw, 'a3', 'INBOX', odd('m2'))), `a3 ${throttled}`, 'also after a synchronizing literal');
+      raw.close();
+      assert.equal(srv.mailbox('alice')[0]!.messages.length, 1, 'a failed APPEND stores nothing');
+
+      // The counters are per user: a new connection, through imapflow, meets the next rule.
+      const client = await connect(srv);
+      try {
+        await assert.rejects(client.append('INBOX', odd('m2')), (e: { responseStatus?: string; responseText?: string }) => e.responseStatus === 'NO' && e.responseText === 'Quota exceeded');
+        const ok = await client.append('INBOX', odd('m2'), ['\\Seen']);
+        assert.equal(ok && ok.uid, 2, 'failures use up no UID');
+        for (let i = 0; i < 3; i++) await assert.rejects(client.append('INBOX', odd('bad')), /Command failed/);
+        const again = await client.append('INBOX', odd('m2'));
+        assert.equal(again && again.uid, 3, 'the rules ran out for m2');
+      } finally {
+        await done(client);
+      }
+      const inbox = srv.mailbox('alice')[0]!.messages;
+      assert.deepEqual(
+        inbox.map((m) => [m.uid, /Message-ID: <(\w+)@/.exec(m.raw.toString('latin1'))![1]]),
+        [
+          [1, 'm1'],
+          [2, 'm2'],
+          [3, 'm2'],
+        ],
+      );
+      assert.ok(inbox[1]!.raw.equals(odd('m2')));
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('byeAfterCommands: after N tagged commands since login, * BYE and close instead of an answer, on `times` connections', async () => {
+    const srv = await startScriptedImap({
+      personality: exchange,
+      users: { alice: { password: PASSWORD, folders: dest() } },
+      faults: { alice: { byeAfterCommands: { count: 3, text: 'Server is restarting', times: 2 } } },
+    });
+    try {
+      const cut = async (tag: string) => {
+        const { raw } = await Raw.open(srv);
+        assert.match(lastLine(await raw.cmd('c0', 'CAPABILITY')), /^c0 OK/, 'not counted: before login');
+        assert.match(lastLine(await raw.cmd('l', login)), /^l OK/, 'the login itself is not counted');
+        assert.match(lastLine(await raw.cmd('c1', 'NOOP')), /^c1 OK/);
+        assert.match(lastLine(await raw.cmd('c2', 'FROB')), /^c2 BAD/, 'every tagged command counts, whatever its answer');
+        appendPlus(raw, 'c3', 'INBOX', odd(`before-${tag}`));
+        assert.match(lastLine(await raw.tagged('c3')), /^c3 OK/);
+        // The 4th is read in full (literal included) but not executed: no tagged answer, then close.
+        appendPlus(raw, tag, 'INBOX', odd(`cut-${tag}`));
+        assert.equal(await raw.until(/^\* BYE [^\r\n]*\r\n/m), '* BYE Server is restarting\r\n');
+        await raw.closed;
+        assert.doesNotMatch(await raw.until(/$/), new RegExp(`^${tag} `, 'm'));
+      };
+      await cut('x1');
+      await cut('x2');
+      // Budget spent: a third connection goes on past the count.
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', login);
+      for (let i = 0; i < 6; i++) assert.match(lastLine(await raw.cmd(`n${i}`, 'NOOP')), new RegExp(`^n${i} OK`));
+      raw.close();
+      assert.deepEqual(
+        srv.mailbox('alice')[0]!.messages.map((m) => m.raw.toString('latin1').match(/<([\w-]+)@/)![1]),
+        ['before-x1', 'before-x2'],
+        'the cut commands were not executed',
+      );
+      assert.equal(srv.log.filter((l) => /<fault: answered with \* BYE Server is restarting>/.test(l)).length, 2);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('byeAfterCommands through imapflow: the connection ends with the BYE text, a new one works', async () => {
+    const srv = await startScriptedImap({
+      personality: gmail,
+      users: { alice: { password: PASSWORD, folders: dest() } },
+      faults: { alice: { byeAfterCommands: { count: 0, text: '[UNAVAILABLE] Too many simultaneous connections' } } },
+    });
+    try {
+      // count 0: the first command after login (imapflow's own CAPABILITY/ID/ENABLE...) is cut.
+      const c = new ImapFlow({ host: srv.host, port: srv.port, secure: false, auth: { user: 'alice', pass: PASSWORD }, logger: false, disableAutoIdle: true });
+      c.on('error', () => undefined);
+      const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+      await c.connect().then(
+        () => c.list(),
+        () => undefined,
+      ).catch(() => undefined);
+      await closed;
+      assert.equal(c.usable, false);
+      const second = await connect(srv);
+      try {
+        await second.mailboxCreate('Neu');
+        assert.ok((await second.list()).some((e) => e.path === 'Neu'));
+      } finally {
+        await done(second);
+      }
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('appendDropConnection: the message is stored, then the connection closes without a tagged answer', async () => {
+    const srv = await startScriptedImap({
+      personality: cyrus,
+      users: { alice: { password: PASSWORD, folders: [folder('INBOX'), folder('INBOX.Archiv')] } },
+      faults: { alice: { appendDropConnection: { match: 'Message-ID: <lost@', times: 2 } } },
+    });
+    try {
+      const { raw } = await Raw.open(srv);
+      await raw.cmd('l', `AUTHENTICATE PLAIN ${Buffer.from(`\0alice\0${PASSWORD}`).toString('base64')}`);
+      assert.match(await raw.cmd('s', 'SELECT INBOX.Archiv'), /^\* 0 EXISTS\r\n/m);
+      appendPlus(raw, 'a1', 'INBOX.Archiv (\\Flagged) "02-Jan-2020 00:00:00 +0000"', odd('lost'));
+      await raw.closed;
+      assert.equal(await raw.until(/$/), '', 'no EXISTS, no tagged answer: nothing at all');
+      const stored = srv.mailbox('alice')[1]!.messages;
+      assert.equal(stored.length, 1);
+      assert.ok(stored[0]!.raw.equals(odd('lost')));
+      assert.deepEqual(stored[0]!.flags, ['\\Flagged']);
+
+      // imapflow: the append fails although the message arrived; the next one is dropped as well
+      // (times: 2), the third is answered.
+      const client = await connect(srv);
+      client.on('close', () => undefined);
+      await assert.rejects(client.append('INBOX.Archiv', odd('lost')));
+      assert.equal(client.usable, false);
+      client.close();
+      const next = await connect(srv);
+      try {
+        const r = await next.append('INBOX.Archiv', odd('lost'));
+        assert.equal(r && r.uid, 3);
+        await next.mailboxOpen('INBOX.Archiv', { readOnly: true });
+        const uids = [];
+        for await (const m of next.fetch('1:*', { uid: true, headers: ['message-id'] })) uids.push(m.uid);
+        assert.deepEqual(uids, [1, 2, 3], 'the dropped APPENDs are there for any later reader');
+      } finally {
+        await done(next);
+      }
+      assert.equal(srv.log.filter((l) => l.includes('connection dropped without a tagged answer')).length, 2);
+    } finally {
+      await srv.stop();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
 // Protocol details and robustness over a raw socket
 // ---------------------------------------------------------------------------------------------
 
@@ -834,7 +1233,7 @@ describe('scripted IMAP server: protocol details (raw socket)', () => {
       assert.match(lastLine(await raw.cmd('k6', 'SEARCH HEADER Subject a')), /^k6 BAD/);
       assert.match(lastLine(await raw.cmd('u', 'UNSELECT')), /^u OK/);
       assert.match(lastLine(await raw.cmd('u2', 'FETCH 1 FLAGS')), /^u2 BAD No mailbox selected/);
-      assert.match(lastLine(await raw.cmd('c', 'CREATE Neu')), /^c NO \[CANNOT\]/);
+      assert.match(lastLine(await raw.cmd('c', 'DELETE "Sent Items"')), /^c NO \[CANNOT\]/, 'nothing is ever removed');
       raw.close();
     } finally {
       await srv.stop();

@@ -2,7 +2,7 @@
  * Turns what imapflow and Node's socket layer throw into {@link MigrateError}s with a stable code,
  * a blast radius, a retry class and the server's own words.
  */
-import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode, type ErrorScope } from '../../core/errors.js';
+import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode, type ErrorScope, type RetryClass } from '../../core/errors.js';
 import type { Endpoint } from '../../core/endpoint.js';
 import { getStatusCode } from 'imapflow/lib/tools.js';
 
@@ -90,6 +90,46 @@ export function connectError(err: unknown, endpoint: Endpoint, side: 'source' | 
   return mk(ERROR_CODES.CONNECT_FAILED, `The ${where} could not be used: ${e.message ?? String(err)}${e.code ? ` (${e.code})` : ''}.`, 'later');
 }
 
+/** What a server's answer to a failed command says about trying again. */
+export interface ResponseClass {
+  /** 'later': a temporary condition (busy, locked, throttled); 'now': unknown, worth one more try; 'never': permanent. */
+  retry: RetryClass;
+  /** The wait the server suggested, when it named one. */
+  retryAfterMs?: number;
+  /** The destination is out of quota: every further message would fail too. */
+  overQuota: boolean;
+}
+
+/** Response codes (RFC 5530) that name a temporary condition. */
+const TRANSIENT_CODES = /\[(UNAVAILABLE|INUSE|LIMIT|THROTTLED|SERVERBUG)\b/i;
+/** Response codes that name a permanent one. */
+const PERMANENT_CODES = /\[(CANNOT|TOOBIG|NONEXISTENT|TRYCREATE|NOPERM|PARSE|CLIENTBUG|EXPUNGEISSUED|CORRUPTION|ALREADYEXISTS)\b/i;
+/** Words of temporary conditions from servers that send no response code (Exchange, Gmail, scanners). */
+const TRANSIENT_WORDS = /throttl|try again later|temporar|being scanned|currently unavailable|busy|too many (requests|connections|simultaneous)|server is overloaded/i;
+/** Size refusals: a [LIMIT] that says the message itself is too big is not going to change. */
+const SIZE_WORDS = /too (large|big)|size limit|exceeds/i;
+
+/**
+ * Classifies a server's answer to a failed command (the tagged NO/BAD text with its code).
+ *
+ * [UNAVAILABLE], [INUSE], [LIMIT] and throttling words are temporary; [CANNOT], [TOOBIG] and
+ * the like are permanent; [OVERQUOTA] ends the mailbox. Microsoft 365 says how long to wait
+ * ("Suggested Backoff Time: 2500 milliseconds"), which is honoured. An answer that says nothing
+ * we recognise is tried once more ('now') and then reported.
+ */
+export function classifyResponse(text: string | undefined): ResponseClass {
+  if (!text) return { retry: 'now', overQuota: false };
+  const suggested = /suggested\s+backoff\s+time[^0-9]{0,5}(\d{1,9})\s*(ms|milli|s)?/i.exec(text);
+  const retryAfterMs = suggested ? Number(suggested[1]) * (/^s$/i.test(suggested[2] ?? '') ? 1000 : 1) : undefined;
+  const withWait = (c: ResponseClass): ResponseClass => (retryAfterMs === undefined ? c : { ...c, retryAfterMs });
+  if (/\[OVERQUOTA\b/i.test(text) || /quota exceeded|over quota|mailbox (is )?full/i.test(text)) return { retry: 'never', overQuota: true };
+  if (PERMANENT_CODES.test(text)) return { retry: 'never', overQuota: false };
+  if (TRANSIENT_CODES.test(text)) return /\[LIMIT\b/i.test(text) && SIZE_WORDS.test(text) && !suggested ? { retry: 'never', overQuota: false } : withWait({ retry: 'later', overQuota: false });
+  if (suggested || TRANSIENT_WORDS.test(text)) return withWait({ retry: 'later', overQuota: false });
+  if (/^BAD\b/i.test(text)) return { retry: 'never', overQuota: false };
+  return { retry: 'now', overQuota: false };
+}
+
 /** Wraps a failed command at the given scope, keeping the server's words. */
 export function commandError(code: ErrorCode, scope: ErrorScope, what: string, err: unknown): MigrateError {
   if (isMigrateError(err)) return err;
@@ -97,10 +137,18 @@ export function commandError(code: ErrorCode, scope: ErrorScope, what: string, e
   const e = (err ?? {}) as WireError;
   const lost = isConnectionLoss(err);
   const detail = text ?? (lost ? `connection lost (${e.code})` : (e.message ?? String(err)));
-  return new MigrateError(lost ? ERROR_CODES.CONNECTION_LOST : code, `${what}: ${detail}`, {
-    scope: lost ? 'folder' : scope,
-    retry: lost ? 'now' : 'never',
+  if (lost) {
+    return new MigrateError(ERROR_CODES.CONNECTION_LOST, `${what}: ${detail}`, { scope: 'folder', retry: 'now', cause: err, ...(text ? { serverResponse: text } : {}) });
+  }
+  const cls = classifyResponse(text);
+  if (cls.overQuota && code === ERROR_CODES.APPEND_FAILED) {
+    return new MigrateError(ERROR_CODES.DEST_OVERQUOTA, `${what}: the mailbox is over its quota: ${detail}`, { scope: 'mailbox', retry: 'never', cause: err, ...(text ? { serverResponse: text } : {}) });
+  }
+  return new MigrateError(code, `${what}: ${detail}`, {
+    scope,
+    retry: cls.retry,
     cause: err,
     ...(text ? { serverResponse: text } : {}),
+    ...(cls.retryAfterMs !== undefined ? { retryAfterMs: cls.retryAfterMs } : {}),
   });
 }

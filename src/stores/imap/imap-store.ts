@@ -228,13 +228,34 @@ export class ImapStore implements MailStore {
     if (this.client?.mailbox) await this.conn.mailboxClose();
   }
 
-  async listMessages(signal?: AbortSignal): Promise<MessageListing> {
+  async listUids(signal?: AbortSignal): Promise<number[]> {
+    const box = this.conn.mailbox;
+    if (!box || box.exists === 0) return [];
+    try {
+      const found = await this.conn.search({ all: true }, { uid: true });
+      signal?.throwIfAborted();
+      return Array.isArray(found) ? found : [];
+    } catch (err) {
+      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
+      throw this.listError(box.path, err);
+    }
+  }
+
+  async listMessages(signal?: AbortSignal, options: { sinceUid?: number; uids?: readonly number[] } = {}): Promise<MessageListing> {
     const box = this.conn.mailbox;
     if (!box || box.exists === 0) return { messages: [], failures: [] };
+    const since = Math.max(1, options.sinceUid ?? 1);
+    const only = options.uids ? new Set(options.uids) : undefined;
+    if (only && only.size === 0) return { messages: [], failures: [] };
+    const wanted = (uid: number) => uid >= since && (!only || only.has(uid));
     const listing: MessageListing = { messages: [], failures: [] };
     const mark = this.responses.mark();
     try {
-      await this.listRange('1:*', false, listing, signal);
+      // "UID n:*" also answers the last message when every UID is below n (RFC 3501 §6.4.8): filter.
+      if (only) await this.listRange(packUids([...only]), true, listing, signal);
+      else if (since > 1) await this.listRange(`${since}:*`, true, listing, signal);
+      else await this.listRange('1:*', false, listing, signal);
+      listing.messages = listing.messages.filter((m) => wanted(m.uid));
       // A FETCH line imapflow could not parse is a message missing from the listing: describe
       // the folder again message by message to find out which one, and report it.
       if (this.responses.since(mark).length === 0) return listing;
@@ -245,8 +266,8 @@ export class ImapStore implements MailStore {
     // locked) fails it. Find the UIDs, then describe them in chunks, then one by one.
     let uids: number[];
     try {
-      const found = await this.conn.search({ all: true }, { uid: true });
-      uids = Array.isArray(found) ? found : [];
+      const found = only ? [...only] : await this.conn.search(since > 1 ? { uid: `${since}:*` } : { all: true }, { uid: true });
+      uids = (Array.isArray(found) ? found : []).filter(wanted);
     } catch (err) {
       throw this.listError(box.path, err);
     }
@@ -308,7 +329,18 @@ export class ImapStore implements MailStore {
    */
   private throwIfFatal(err: unknown, signal: AbortSignal | undefined, wrap: (err: unknown) => MigrateError): void {
     if (signal?.aborted) throw signal.reason;
-    if (isConnectionLoss(err) || !this.client?.usable) throw wrap(err);
+    if (isConnectionLoss(err) || !this.client?.usable) {
+      const e = wrap(err);
+      // The connection is gone whatever the error said (a NO and then BYE): the outcome of the
+      // command is unknown, and the caller must treat it as a lost connection.
+      if (e.code === ERROR_CODES.CONNECTION_LOST) throw e;
+      throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `${e.message} (the ${this.opts.side} closed the connection)`, {
+        scope: 'folder',
+        retry: 'now',
+        cause: err,
+        ...(e.serverResponse ? { serverResponse: e.serverResponse } : {}),
+      });
+    }
   }
 
   private listError(path: string, err: unknown): MigrateError {
@@ -368,7 +400,7 @@ export class ImapStore implements MailStore {
     const caps = this.caps();
     const out: (AppendOutcome | undefined)[] = items.map((item) =>
       caps.appendLimit !== undefined && item.body.length > caps.appendLimit
-        ? { ok: false, error: new MigrateError(ERROR_CODES.APPEND_FAILED, `Message of ${item.body.length} bytes exceeds the destination's APPENDLIMIT of ${caps.appendLimit}`, { scope: 'message' }) }
+        ? { ok: false, error: new MigrateError(ERROR_CODES.MESSAGE_TOO_LARGE, `Message of ${item.body.length} bytes exceeds the destination's APPENDLIMIT of ${caps.appendLimit}`, { scope: 'message' }) }
         : undefined,
     );
     // Messages with NUL bytes need literal8 (RFC 3516), which imapflow's single APPEND handles.
@@ -379,6 +411,9 @@ export class ImapStore implements MailStore {
         multi.forEach(({ i }, k) => (out[i] = { ok: true, uid: res.uids?.[k] }));
       } catch (err) {
         this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
+        const e = commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the messages`, err);
+        // Out of quota: every further message would be refused too.
+        if (e.scope === 'mailbox') throw e;
         // MULTIAPPEND is atomic (RFC 3502): nothing was stored. Retry one by one below so that a
         // single refused message does not cost the others.
       }
@@ -391,7 +426,9 @@ export class ImapStore implements MailStore {
         out[i] = { ok: true, uid: res && typeof res === 'object' ? res.uid : undefined };
       } catch (err) {
         this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
-        out[i] = { ok: false, error: commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the message`, err) };
+        const e = commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the message`, err);
+        if (e.scope === 'mailbox') throw e;
+        out[i] = { ok: false, error: e };
       }
     }
     return out as AppendOutcome[];

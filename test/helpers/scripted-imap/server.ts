@@ -3,14 +3,17 @@
  * personalities.ts) so that a migration can be tested against servers that do not run here.
  *
  * Real IMAP (RFC 3501 syntax, with the RFC 9051 clarifications) over a real TCP socket on 127.0.0.1,
- * written on node:net only. It is a read-only migration SOURCE: it logs in, answers NAMESPACE, LIST
- * (plain, RFC 5258 extended, LSUB, XLIST), STATUS, SELECT/EXAMINE, FETCH and SEARCH, and refuses every
- * command that would change the mailbox (except the \Seen that a non-PEEK body fetch sets and the
- * expunge that CLOSE performs, both as RFC 3501 requires). README.md in this folder lists what is
- * implemented, what deliberately is not, and the sources.
+ * written on node:net only. As a migration SOURCE it logs in, answers NAMESPACE, LIST (plain, RFC 5258
+ * extended, LSUB, XLIST), STATUS, SELECT/EXAMINE, FETCH and SEARCH. As a migration DESTINATION it also
+ * answers CREATE, SUBSCRIBE/UNSUBSCRIBE and APPEND (single message, no MULTIAPPEND or CATENATE), with
+ * APPENDUID when the personality advertises UIDPLUS. Every other command that would change a mailbox
+ * (DELETE, RENAME, STORE, COPY, MOVE, EXPUNGE) is refused, except the \Seen that a non-PEEK body fetch
+ * sets and the expunge that CLOSE performs, both as RFC 3501 requires. README.md in this folder lists
+ * what is implemented, what deliberately is not, and the sources.
  *
- * The server copies the folders it is given, so tests can reuse their fixtures; state (the \Seen a
- * BODY[] fetch sets, what CLOSE expunges, fault counters) is shared by all connections of one server.
+ * The server copies the folders it is given, so tests can reuse their fixtures; state (created folders,
+ * subscriptions, appended messages, the \Seen a BODY[] fetch sets, what CLOSE expunges, fault counters)
+ * is per user and shared by all connections of one server. `mailbox(user)` reads it back.
  */
 import net from 'node:net';
 
@@ -121,6 +124,60 @@ export interface UserFaults {
    * unterminated quoted string instead of the literal), every time; the command still ends OK.
    */
   malformedFetch?: Record<string, number[]>;
+  /**
+   * APPENDs that fail. An APPEND whose message bytes contain `match` (compared as UTF-8 bytes, e.g. a
+   * Message-ID) is answered with `tag <response>`, verbatim, e.g. 'NO [LIMIT] Request is throttled.
+   * Suggested Backoff Time: 200 milliseconds', 'NO [OVERQUOTA] Quota exceeded', 'NO [CANNOT] bad
+   * message', and the message is NOT stored. After `times` such answers ('always': never) it is stored
+   * normally. The first rule that matches and has failures left applies. Counters are per rule, shared
+   * by all connections of the user. Checked after the syntax and the target mailbox, before storing.
+   */
+  appendFailures?: AppendFailure[];
+  /**
+   * A server that throttles or restarts mid-work: once a connection has had `count` tagged commands
+   * after its login (every command counts, whatever its answer; the LOGIN/AUTHENTICATE itself does not),
+   * the next tagged command is read in full (literals included) but not executed: the server sends
+   * `* BYE <text>` and closes that connection. At most `times` connections of the user are cut this
+   * way (default 1; the budget is shared by all connections and spent when a BYE is sent).
+   */
+  byeAfterCommands?: { count: number; text: string; times?: number };
+  /**
+   * An APPEND whose message bytes contain `match` is STORED (new UID, visible to other connections),
+   * then the connection is closed without the tagged OK (and without EXISTS or APPENDUID), so the
+   * client cannot know whether it arrived. The first `times` such APPENDs of the user, over all
+   * connections. appendFailures are checked first: an APPEND that fails is not stored and not dropped.
+   */
+  appendDropConnection?: { match: string; times: number };
+}
+
+/** One appendFailures rule. */
+export interface AppendFailure {
+  /** Bytes (as UTF-8) the message must contain, e.g. '<m3@example.test>'. */
+  match: string;
+  /** How many matching APPENDs fail; 'always' never recovers. */
+  times: number | 'always';
+  /** Tagged response after the tag, verbatim, e.g. 'NO [OVERQUOTA] Quota exceeded'. */
+  response: string;
+}
+
+/** A message as `ScriptedImapServer.mailbox()` reports it. */
+export interface StoredMessage {
+  uid: number;
+  /** Exact bytes (for an appended message: the literal exactly as received). A copy. */
+  raw: Buffer;
+  /** Flags as stored (system flags in their canonical spelling, e.g. `\Seen`; keywords as sent). */
+  flags: string[];
+  /** INTERNALDATE, in whole seconds. */
+  internalDate: Date;
+}
+
+/** A folder as `ScriptedImapServer.mailbox()` reports it. */
+export interface StoredFolder {
+  /** Full name after decoding, as in ScriptedFolder.name (INBOX always spelled 'INBOX'). */
+  name: string;
+  subscribed: boolean;
+  /** In UID order. */
+  messages: StoredMessage[];
 }
 
 export interface ScriptedUser {
@@ -155,6 +212,13 @@ export interface ScriptedImapServer {
   log: string[];
   /** Connections open right now. */
   connections(): number;
+  /**
+   * A snapshot of a user's folders right now, in the server's order (configured folders first, then
+   * created ones in order of creation; \Noselect folders included), with everything that CREATE,
+   * SUBSCRIBE/UNSUBSCRIBE, APPEND, \Seen-setting fetches and CLOSE changed. Read it to check what a
+   * destination received without going through the client under test. Throws for an unknown user.
+   */
+  mailbox(user: string): StoredFolder[];
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,6 +318,20 @@ function astring(value: string, style: NameStyle, allow8bit: boolean): string {
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 const pad2 = (n: number) => String(n).padStart(2, '0');
 
+/** Parses a date-time (RFC 3501 §9: "dd-Mon-yyyy hh:mm:ss +zzzz", the day maybe space-padded). */
+function parseDateTime(text: string): Date {
+  const m = /^([ \d]\d)-([A-Za-z]{3})-(\d{4}) (\d\d):(\d\d):(\d\d) ([+-])(\d\d)(\d\d)$/.exec(text);
+  const month = m ? MONTHS.findIndex((x) => x.toLowerCase() === m[2]!.toLowerCase()) : -1;
+  if (!m || month < 0) throw bad('Invalid date-time');
+  const [day, year, h, min, sec, zh, zm] = [m[1]!.trim(), m[3], m[4], m[5], m[6], m[8], m[9]].map(Number) as [number, number, number, number, number, number, number];
+  // setUTCFullYear, not Date.UTC: Date.UTC reads years 0-99 as 1900-1999.
+  const d = new Date(0);
+  d.setUTCFullYear(year, month, day);
+  d.setUTCHours(h, min, sec, 0);
+  if (d.getUTCFullYear() !== year || d.getUTCMonth() !== month || d.getUTCDate() !== day || h > 23 || min > 59 || sec > 59 || zh > 23 || zm > 59) throw bad('Invalid date-time');
+  return new Date(d.getTime() - (m[7] === '-' ? -1 : 1) * (zh * 60 + zm) * 60_000);
+}
+
 /** date-time (RFC 3501 §9), in UTC. */
 export function formatInternalDate(d: Date): string {
   return (
@@ -283,6 +361,9 @@ class ConnectionClosed extends Error {}
 
 /** A tagged response given verbatim (fault hooks). */
 class TaggedResponse extends Error {}
+
+/** The command is not answered at all: the connection is closed (fault hooks). */
+class DropConnection extends Error {}
 
 /** One part of a command: a line (without CRLF) or a literal's bytes. */
 type Segment = { line: Buffer } | { literal: Buffer };
@@ -435,6 +516,18 @@ class ArgReader {
     return next.literal;
   }
 
+  /** A flag list: "(" [flag *(SP flag)] ")", a flag being an atom or "\\" atom (RFC 3501 §9). */
+  flagList(): string[] {
+    if (!this.take('(')) throw bad('Expected a flag list');
+    const flags: string[] = [];
+    if (this.take(')')) return flags;
+    for (;;) {
+      flags.push((this.take('\\') ? '\\' : '') + this.atom());
+      if (this.take(')')) return flags;
+      this.sp();
+    }
+  }
+
   /** A parenthesized list of atoms, strings and nested lists. */
   list(depth = 0): Token[] {
     if (depth > MAX_LIST_DEPTH) throw bad('Lists nested too deeply');
@@ -581,6 +674,12 @@ interface UserState {
   faults: UserFaults;
   /** Remaining failures: "folder\0uid" -> count. */
   failuresLeft: Map<string, number>;
+  /** Remaining failures per appendFailures rule (same index). */
+  appendFailuresLeft: number[];
+  /** Remaining connections byeAfterCommands may still cut. */
+  byesLeft: number;
+  /** Remaining APPENDs appendDropConnection may still drop. */
+  dropsLeft: number;
 }
 
 const SPECIAL_USE = new Set(['\\all', '\\archive', '\\drafts', '\\flagged', '\\junk', '\\sent', '\\trash', '\\important']);
@@ -598,6 +697,28 @@ function stableHash(text: string): number {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h;
+}
+
+/** Default UIDVALIDITY of a folder: derived from its name, stable between runs. */
+const defaultUidValidity = (name: string) => (stableHash(name) % 0x7fffffff) + 1;
+
+/** Adds every ancestor of `name` (the names before each delimiter) to `parents`. */
+function addParents(parents: Set<string>, name: string, delimiter: string | null): void {
+  if (!delimiter) return;
+  let at = name.lastIndexOf(delimiter);
+  while (at > 0) {
+    parents.add(name.slice(0, at));
+    at = name.lastIndexOf(delimiter, at - 1);
+  }
+}
+
+/** A new, empty, selectable folder (CREATE). */
+function addFolder(user: UserState, name: string, delimiter: string | null): FolderState {
+  const state: FolderState = { name, attributes: [], subscribed: false, noSelect: false, uidValidity: defaultUidValidity(name), uidNext: 1, highestModseq: 1, messages: [] };
+  user.folders.push(state);
+  user.byName.set(name, state);
+  addParents(user.parents, name, delimiter);
+  return state;
 }
 
 function buildUser(name: string, user: ScriptedUser, delimiter: string | null, faults: UserFaults | undefined): UserState {
@@ -629,7 +750,7 @@ function buildUser(name: string, user: ScriptedUser, delimiter: string | null, f
       attributes,
       subscribed: !!f.subscribed,
       noSelect,
-      uidValidity: f.uidValidity ?? (stableHash(f.name) % 0x7fffffff) + 1,
+      uidValidity: f.uidValidity ?? defaultUidValidity(f.name),
       uidNext: last + 1,
       highestModseq: messages.length + 1,
       messages,
@@ -638,22 +759,28 @@ function buildUser(name: string, user: ScriptedUser, delimiter: string | null, f
     byName.set(key, state);
   }
   const parents = new Set<string>();
-  if (delimiter) {
-    for (const f of folders) {
-      let at = f.name.lastIndexOf(delimiter);
-      while (at > 0) {
-        parents.add(f.name.slice(0, at));
-        at = f.name.lastIndexOf(delimiter, at - 1);
-      }
-    }
-  }
+  for (const f of folders) addParents(parents, f.name, delimiter);
   const failuresLeft = new Map<string, number>();
   for (const [folder, byUid] of Object.entries(faults?.fetchFailures ?? {})) {
     for (const [uid, failure] of Object.entries(byUid)) {
       failuresLeft.set(`${inboxKey(folder)}\0${uid}`, failure.times === 'always' ? Infinity : failure.times);
     }
   }
-  return { password: user.password, folders, byName, parents, faults: faults ?? {}, failuresLeft };
+  const bye = faults?.byeAfterCommands;
+  if (bye && (!Number.isInteger(bye.count) || bye.count < 0)) throw new Error(`scripted-imap: byeAfterCommands.count for ${name} must be a whole number >= 0`);
+  for (const rule of faults?.appendFailures ?? []) if (!rule.match) throw new Error(`scripted-imap: an appendFailures rule for ${name} has an empty match`);
+  if (faults?.appendDropConnection && !faults.appendDropConnection.match) throw new Error(`scripted-imap: appendDropConnection for ${name} has an empty match`);
+  return {
+    password: user.password,
+    folders,
+    byName,
+    parents,
+    faults: faults ?? {},
+    failuresLeft,
+    appendFailuresLeft: (faults?.appendFailures ?? []).map((rule) => (rule.times === 'always' ? Infinity : rule.times)),
+    byesLeft: bye ? (bye.times ?? 1) : 0,
+    dropsLeft: faults?.appendDropConnection?.times ?? 0,
+  };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -822,6 +949,15 @@ export async function startScriptedImap(opts: ScriptedImapOptions): Promise<Scri
     port,
     log: shared.log,
     connections: () => sockets.size,
+    mailbox(name: string): StoredFolder[] {
+      const user = users.get(name);
+      if (!user) throw new Error(`scripted-imap: no user ${name}`);
+      return user.folders.map((f) => ({
+        name: f.name,
+        subscribed: f.subscribed,
+        messages: f.messages.map((m) => ({ uid: m.uid, raw: Buffer.from(m.raw), flags: [...m.flags], internalDate: new Date(m.internalDate.getTime()) })),
+      }));
+    },
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -844,6 +980,10 @@ class Session {
   private readOnly = false;
   private utf8 = false;
   private condstore = false;
+  /** Messages of the selected mailbox this connection has been told about (EXISTS). */
+  private knownExists = 0;
+  /** Tagged commands since login (byeAfterCommands). */
+  private commandsSinceLogin = 0;
 
   constructor(
     private readonly socket: net.Socket,
@@ -1036,6 +1176,7 @@ class Session {
       return;
     }
     let name = '';
+    let invalid = false;
     try {
       r.sp();
       name = r.atom().toUpperCase();
@@ -1044,20 +1185,56 @@ class Session {
         name = `UID ${r.atom().toUpperCase()}`;
       }
     } catch {
-      this.logCommand(segments, tag, '');
+      invalid = true;
+      name = '';
+    }
+    this.logCommand(segments, tag, name);
+    if (await this.byeInstead(tag)) return;
+    if (invalid) {
       await this.send(`${tag} BAD Missing or invalid command`);
       return;
     }
-    this.logCommand(segments, tag, name);
     try {
+      // Messages another connection appended to the selected mailbox: announce them before any answer.
+      await this.reportExists();
       const text = await this.execute(name, r);
+      await this.reportExists();
       await this.send(`${tag} ${text}`);
     } catch (err) {
       if (err instanceof ConnectionClosed) throw err;
+      if (err instanceof DropConnection) {
+        this.state = 'logout';
+        return;
+      }
       if (err instanceof CommandError) await this.send(`${tag} ${err.status} ${err.message}`);
       else if (err instanceof TaggedResponse) await this.send(`${tag} ${err.message}`);
       else await this.send(`${tag} BAD Internal error: ${String((err as Error)?.message ?? err).replace(/[\r\n]+/g, ' ')}`);
     }
+  }
+
+  /**
+   * byeAfterCommands: counts this tagged command (once logged in); when it is one too many and the
+   * user's budget allows, answers `* BYE` instead, and the connection closes. True when it did.
+   */
+  private async byeInstead(tag: string): Promise<boolean> {
+    const user = this.user;
+    const rule = user?.faults.byeAfterCommands;
+    if (!user || !rule || this.state === 'not-authenticated') return false;
+    if (this.commandsSinceLogin++ < rule.count || user.byesLeft <= 0) return false;
+    user.byesLeft--;
+    this.shared.log.push(`${tag} <fault: answered with * BYE ${rule.text}>`);
+    this.state = 'logout';
+    await this.send(`* BYE ${rule.text}`);
+    return true;
+  }
+
+  /** Sends `* n EXISTS` when the selected mailbox grew since this connection last heard. */
+  private async reportExists(): Promise<void> {
+    if (this.state !== 'selected' || !this.selected) return;
+    const n = this.selected.messages.length;
+    // It only shrinks through CLOSE on another connection; there is no EXPUNGE to report that with.
+    if (n > this.knownExists) await this.send(`* ${n} EXISTS`);
+    this.knownExists = n;
   }
 
   /** Runs a command; returns the text of the tagged OK ("OK ..."). */
@@ -1130,9 +1307,16 @@ class Session {
       case 'SEARCH':
       case 'UID SEARCH':
         return this.search(name === 'UID SEARCH', r);
+      case 'CREATE':
+        return this.create(r);
+      case 'SUBSCRIBE':
+      case 'UNSUBSCRIBE':
+        return this.subscribe(name, r);
+      case 'APPEND':
+        return this.append(r);
       default:
-        // CREATE, DELETE, RENAME, (UN)SUBSCRIBE, APPEND, STORE, COPY, MOVE, EXPUNGE: a source only.
-        throw no('[CANNOT] This scripted server is a read-only migration source');
+        // DELETE, RENAME, STORE, COPY, MOVE, EXPUNGE: nothing is ever changed or removed.
+        throw no('[CANNOT] This scripted server only adds folders and messages');
     }
   }
 
@@ -1412,9 +1596,108 @@ class Session {
     await this.send(`* OK [UIDNEXT ${f.uidNext}] Predicted next UID`);
     if (this.condstore) await this.send(`* OK [HIGHESTMODSEQ ${f.highestModseq}] Highest`);
     this.selected = f;
+    this.knownExists = f.messages.length;
     this.readOnly = readOnly;
     this.state = 'selected';
     return `OK [${readOnly ? 'READ-ONLY' : 'READ-WRITE'}] ${command} completed.`;
+  }
+
+  /** CREATE (RFC 3501 §6.3.3): the folder and any missing parents, all selectable and unsubscribed. */
+  private create(r: ArgReader): string {
+    r.sp();
+    const raw = r.astring();
+    r.end();
+    const decoded = this.decodeName(raw);
+    const d = this.p.delimiter;
+    // A trailing delimiter only declares that children will follow.
+    const name = decoded !== null && d && decoded.endsWith(d) ? decoded.slice(0, -d.length) : decoded;
+    const segments = name === null ? [] : d ? name.split(d) : [name];
+    if (name === null || segments.some((s) => s === '') || /[*%\0\r\n]/.test(name)) throw no('[CANNOT] Invalid mailbox name');
+    // INBOX is case-insensitive, also as the first level of a hierarchy below it.
+    if (segments[0]!.toUpperCase() === 'INBOX') segments[0] = 'INBOX';
+    const user = this.user!;
+    const full = segments.join(d ?? '');
+    if (user.byName.has(full)) throw no('[ALREADYEXISTS] Mailbox already exists');
+    for (let i = 1; i <= segments.length; i++) {
+      const level = segments.slice(0, i).join(d ?? '');
+      if (!user.byName.has(level)) addFolder(user, level, d);
+    }
+    return 'OK CREATE completed.';
+  }
+
+  /** SUBSCRIBE / UNSUBSCRIBE (RFC 3501 §6.3.6-7) of an existing folder; both are idempotent. */
+  private subscribe(command: 'SUBSCRIBE' | 'UNSUBSCRIBE', r: ArgReader): string {
+    r.sp();
+    const raw = r.astring();
+    r.end();
+    this.folder(raw).subscribed = command === 'SUBSCRIBE';
+    return `OK ${command} completed.`;
+  }
+
+  /**
+   * APPEND (RFC 3501 §6.3.11): one message, stored byte for byte, with its flags and internal date
+   * (default: now), under the folder's next UID; APPENDUID (RFC 4315) with UIDPLUS. Literal limits are
+   * enforced while the command is read (readCommand), like for every other command.
+   */
+  private append(r: ArgReader): string {
+    r.sp();
+    const rawName = r.astring();
+    r.sp();
+    const flags: string[] = [];
+    if (r.peek() === '(') {
+      for (const flag of r.flagList()) {
+        let stored = flag;
+        if (flag.startsWith('\\')) {
+          // \Recent cannot be set by a client (RFC 3501 §2.3.2), and no other system flag exists here.
+          const system = SYSTEM_FLAGS.find((f) => f.toLowerCase() === flag.toLowerCase());
+          if (!system) throw bad(`Invalid flag ${flag}`);
+          stored = system;
+        }
+        if (!has(flags, stored)) flags.push(stored);
+      }
+      r.sp();
+    }
+    let internalDate: Date | undefined;
+    if (r.peek() === '"') {
+      internalDate = parseDateTime(r.string().toString('latin1'));
+      r.sp();
+    }
+    if (r.peek() !== '{') throw bad('APPEND needs the message as a literal');
+    const raw = r.string();
+    // A second message (MULTIAPPEND) or CATENATE: neither is implemented nor advertised.
+    r.end();
+    const user = this.user!;
+    const name = this.decodeName(rawName);
+    const f = name === null ? undefined : user.byName.get(inboxKey(name));
+    if (!f) throw no("[TRYCREATE] Mailbox doesn't exist");
+    if (f.noSelect) throw no('[CANNOT] Mailbox cannot hold messages');
+
+    const rules = user.faults.appendFailures ?? [];
+    for (let i = 0; i < rules.length; i++) {
+      const rule = rules[i]!;
+      if (user.appendFailuresLeft[i]! > 0 && raw.includes(rule.match)) {
+        user.appendFailuresLeft[i]!--;
+        throw new TaggedResponse(rule.response);
+      }
+    }
+
+    const uid = f.uidNext++;
+    f.messages.push({
+      uid,
+      raw: Buffer.from(raw),
+      flags,
+      internalDate: new Date(Math.floor((internalDate ?? new Date()).getTime() / 1000) * 1000),
+      modseq: ++f.highestModseq,
+      gmMsgId: (BigInt(stableHash(f.name)) << 32n) | BigInt(uid),
+    });
+
+    const drop = user.faults.appendDropConnection;
+    if (drop && user.dropsLeft > 0 && raw.includes(drop.match)) {
+      user.dropsLeft--;
+      this.shared.log.push(`<fault: message stored as ${f.name} UID ${uid}, connection dropped without a tagged answer>`);
+      throw new DropConnection();
+    }
+    return this.hasCap('UIDPLUS') ? `OK [APPENDUID ${f.uidValidity} ${uid}] Append completed.` : 'OK Append completed.';
   }
 
   /** The messages a sequence set names, in mailbox order, with their sequence numbers. */

@@ -1,0 +1,39 @@
+/**
+ * Parsers for command-line option values. Each throws a MigrateError (MM-CONFIG-OPTION, exit 2)
+ * with the option's name and the value it got.
+ */
+import { ERROR_CODES, MigrateError } from '../core/errors.js';
+
+/** Parses a size such as 25M, 1.5G, 10MB, 500k or 1048576 (binary units: 1K = 1024 bytes). */
+export function parseSize(name: string) {
+  return (value: string): number => {
+    const m = /^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(i?b)?\s*$/i.exec(value);
+    const n = m ? Math.round(Number(m[1]) * 1024 ** ' kmgt'.indexOf((m[2] || ' ').toLowerCase())) : NaN;
+    if (!m || !Number.isSafeInteger(n) || n < 1) {
+      throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `${name} takes a size such as 25M, 1G or a number of bytes (got "${value}").`, { scope: 'config' });
+    }
+    return n;
+  };
+}
+
+/** A number option within [min, max]. */
+export function numberOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min || n > max || value.trim() === '') {
+      throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `${name} takes a number from ${min} to ${max} (got "${value}").`, { scope: 'config' });
+    }
+    return n;
+  };
+}
+
+/** A whole-number option within [min, max]. */
+export function intOption(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) {
+      throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `${name} takes a whole number from ${min} to ${max} (got "${value}").`, { scope: 'config' });
+    }
+    return n;
+  };
+}

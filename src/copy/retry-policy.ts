@@ -1,0 +1,71 @@
+/**
+ * When and how long to wait before trying an item again. Pure: the random source is a parameter.
+ *
+ * Delays grow exponentially from `baseDelayMs` (1, 2, 4, 8 ... seconds by default) up to
+ * `maxDelayMs`, with jitter (each delay is drawn between half and all of its nominal value) so
+ * that many lanes or workers hit by the same outage do not come back in lock-step. A server that
+ * says how long to wait (a throttling answer's suggested backoff) is honoured: the delay is never
+ * shorter than what it asked, up to {@link MAX_SUGGESTED_MS}.
+ */
+
+/** How persistent item retries are. */
+export interface RetryPolicy {
+  /** Tries per item in one pass (1 = no retry). The deferred pass at the end of a folder gets as many again. */
+  attempts: number;
+  /** First delay; each further one doubles. */
+  baseDelayMs: number;
+  /** Longest computed delay. */
+  maxDelayMs: number;
+}
+
+/** The defaults: 3 tries per pass, 1 s doubling up to 60 s. */
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 3, baseDelayMs: 1000, maxDelayMs: 60_000 };
+
+/** The longest wait a server's own suggestion can impose (a hostile or confused server must not park us for a day). */
+export const MAX_SUGGESTED_MS = 5 * 60_000;
+
+/**
+ * The delay before retry number `retry` (1 = the first retry), honouring `suggestedMs` when the
+ * server gave one. `random` returns a number in [0, 1).
+ */
+export function backoffDelay(policy: RetryPolicy, retry: number, suggestedMs?: number, random: () => number = Math.random): number {
+  const nominal = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, retry - 1));
+  const jittered = nominal / 2 + (nominal / 2) * random();
+  const floor = suggestedMs === undefined ? 0 : Math.min(Math.max(0, suggestedMs), MAX_SUGGESTED_MS);
+  return Math.round(Math.max(jittered, floor));
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as it is aborted. */
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  if (ms <= 0) return signal?.aborted ? Promise.reject(signal.reason) : Promise.resolve();
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason);
+    const onAbort = () => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    const timer = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * A pause shared by everything that talks to one server: when one command is throttled, every
+ * lane holds back until the suggested time has passed, instead of each finding out on its own.
+ */
+export class ServerGate {
+  private until = 0;
+
+  /** Holds every later {@link wait} until `ms` from now (a later pause never shortens an earlier one). */
+  pauseFor(ms: number): void {
+    this.until = Math.max(this.until, Date.now() + Math.min(ms, MAX_SUGGESTED_MS));
+  }
+
+  /** Resolves once no pause is in force. */
+  async wait(signal?: AbortSignal): Promise<void> {
+    for (let left = this.until - Date.now(); left > 0; left = this.until - Date.now()) await sleep(left, signal);
+  }
+}

@@ -1,0 +1,201 @@
+/**
+ * Scanning in transit: every message is shown to a virus scanner before it is appended, and what
+ * the scanner finds decides where the message goes (the user's folder, a quarantine folder at the
+ * destination, or nowhere but a local .eml file).
+ *
+ * - Identical content is scanned once: verdicts are cached by SHA-256 of the bytes.
+ * - Scans run a few at a time and during the fetch stage, so they overlap the previous batch's
+ *   APPEND instead of adding to it.
+ * - The scanner failing is not a verdict. While it is unreachable the copy waits and tries again
+ *   with backoff; past the limit the mailbox stops (fail closed: nothing unscanned is delivered)
+ *   unless fail-open was asked for, in which case messages go through marked "unscanned".
+ * - A message larger than the scanner takes is "unscanned" too, and is then treated by the policy
+ *   like a finding (quarantined, withheld or delivered-and-reported); with fail-open it is delivered.
+ */
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
+import { backoffDelay, sleep, type RetryPolicy } from '../copy/retry-policy.js';
+import type { ScanVerdictRecord } from '../report.js';
+import type { MailStore, MessageMeta } from '../stores/mail-store.js';
+import type { ScanVerdict } from './clamd.js';
+import type { QuarantineDir, QuarantineFolder } from './quarantine.js';
+
+/** What to do with a message the scanner flags. */
+export type ScanPolicy = 'quarantine' | 'skip' | 'report';
+
+/** Something that scans bytes: a clamd client, or any engine with the same verdicts. */
+export interface ScanEngine {
+  /** For messages: "clamd at 127.0.0.1:3310". */
+  readonly description: string;
+  /** Throws a MigrateError with code MM-SCAN-UNAVAILABLE when the scanner cannot give a verdict. */
+  scan(body: Buffer, signal?: AbortSignal): Promise<ScanVerdict>;
+}
+
+/** The screen's finding for one message. */
+export type ScreenResult =
+  | { verdict: 'clean'; sha256: string }
+  | { verdict: 'infected'; signature: string; sha256: string }
+  | { verdict: 'unscanned'; reason: string; sha256: string; tooLarge: boolean };
+
+/** Options of {@link ContentScreen}. */
+export interface ContentScreenOptions {
+  engine: ScanEngine;
+  policy: ScanPolicy;
+  /** Deliver unscanned when the scanner is down (default: stop the mailbox). */
+  failOpen: boolean;
+  /** Where quarantined messages go at the destination (policy 'quarantine'). */
+  quarantineFolder: QuarantineFolder;
+  /** Where withheld messages are saved (policy 'skip'), when given. */
+  quarantineDir?: QuarantineDir | undefined;
+  /** Backoff while the scanner is unreachable. */
+  retry: RetryPolicy;
+  /** Tries of one scan before the scanner is declared unavailable (default 6: about 15 to 30 s with the default backoff). */
+  attempts?: number;
+  /** Scans in flight at once per batch (default 4). */
+  concurrency?: number;
+  logger?: Logger | undefined;
+}
+
+/** Counters for the report. */
+export interface ScreenStats {
+  scanned: number;
+  scannedBytes: number;
+  cached: number;
+  infected: number;
+  unscanned: number;
+}
+
+/** What becomes of a flagged message. */
+export interface Disposal {
+  /** True: append it to the user's folder as usual. */
+  deliver: boolean;
+  record: ScanVerdictRecord;
+}
+
+/** How long a fail-open screen stops asking a scanner that was found down. */
+const DOWN_HOLD_MS = 60_000;
+
+/** Scans messages in transit and applies the policy; shared by every lane of a migration. */
+export class ContentScreen {
+  readonly stats: ScreenStats = { scanned: 0, scannedBytes: 0, cached: 0, infected: 0, unscanned: 0 };
+  private readonly cache = new Map<string, Promise<ScreenResult>>();
+  private downUntil = 0;
+
+  constructor(readonly options: ContentScreenOptions) {}
+
+  /** Scans `bodies` (a few at a time); resolves with one result per body, in order. */
+  async check(bodies: readonly Buffer[], signal?: AbortSignal): Promise<ScreenResult[]> {
+    const out: ScreenResult[] = new Array<ScreenResult>(bodies.length);
+    let next = 0;
+    const worker = async () => {
+      for (let i = next++; i < bodies.length; i = next++) out[i] = await this.scanOne(bodies[i]!, signal);
+    };
+    await Promise.all(Array.from({ length: Math.min(this.options.concurrency ?? 4, bodies.length) }, worker));
+    return out;
+  }
+
+  private scanOne(body: Buffer, signal?: AbortSignal): Promise<ScreenResult> {
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const cached = this.cache.get(sha256);
+    if (cached) {
+      this.stats.cached++;
+      return cached;
+    }
+    const pending = this.scanFresh(body, sha256, signal);
+    this.cache.set(sha256, pending);
+    // Only real verdicts stay cached: "unscanned" and failures are asked again next time.
+    pending.then(
+      (r) => r.verdict === 'unscanned' && this.cache.delete(sha256),
+      () => this.cache.delete(sha256),
+    );
+    return pending;
+  }
+
+  private async scanFresh(body: Buffer, sha256: string, signal?: AbortSignal): Promise<ScreenResult> {
+    const { engine, retry, failOpen } = this.options;
+    const attempts = this.options.attempts ?? 6;
+    if (failOpen && Date.now() < this.downUntil) return this.unscanned(sha256, `${engine.description} was unavailable; delivered unscanned (--scan-fail-open)`, false);
+    for (let attempt = 1; ; attempt++) {
+      let verdict: ScanVerdict;
+      try {
+        verdict = await engine.scan(body, signal);
+      } catch (err) {
+        if (signal?.aborted || !isMigrateError(err) || err.code !== ERROR_CODES.SCAN_UNAVAILABLE) throw err;
+        if (attempt >= attempts) {
+          if (failOpen) {
+            this.downUntil = Date.now() + DOWN_HOLD_MS;
+            this.options.logger?.warn({ err: err.message }, 'scanner unavailable; delivering unscanned (--scan-fail-open)');
+            return this.unscanned(sha256, `${err.message}; delivered unscanned (--scan-fail-open)`, false);
+          }
+          throw new MigrateError(
+            ERROR_CODES.SCAN_UNAVAILABLE,
+            `The virus scanner could not be used after ${attempt} tries (${err.message}). The copy stopped so that no unscanned message is delivered; what was copied so far was scanned. Start the scanner and run again (the rerun goes on where this one stopped), or pass --scan-fail-open to deliver unscanned.`,
+            { scope: 'mailbox', retry: 'later', cause: err },
+          );
+        }
+        const wait = backoffDelay(retry, attempt);
+        this.options.logger?.warn({ attempt, waitMs: wait, err: err.message }, 'scanner unavailable; waiting');
+        await sleep(wait, signal);
+        continue;
+      }
+      this.stats.scanned++;
+      this.stats.scannedBytes += body.length;
+      if (verdict.status === 'clean') return { verdict: 'clean', sha256 };
+      if (verdict.status === 'infected') {
+        this.stats.infected++;
+        return { verdict: 'infected', signature: verdict.signature, sha256 };
+      }
+      return this.unscanned(sha256, `larger than ${engine.description} accepts (${verdict.reply})`, true);
+    }
+  }
+
+  private unscanned(sha256: string, reason: string, tooLarge: boolean): ScreenResult {
+    this.stats.unscanned++;
+    return { verdict: 'unscanned', reason, sha256, tooLarge };
+  }
+
+  /**
+   * Applies the policy to a flagged message: quarantine it at the destination (through `lane`,
+   * calling `reconnect` when its destination connection is lost), withhold it (saved as .eml
+   * when a quarantine directory was given), or let it be delivered; and records the verdict.
+   */
+  async dispose(
+    result: Exclude<ScreenResult, { verdict: 'clean' }>,
+    item: { folder: string; meta: MessageMeta; body: Buffer },
+    lane: { dest: MailStore },
+    reconnect: () => Promise<void>,
+    signal?: AbortSignal,
+  ): Promise<Disposal> {
+    const { policy, failOpen } = this.options;
+    const record: ScanVerdictRecord = {
+      folder: item.folder,
+      uid: item.meta.uid,
+      size: item.body.length,
+      sha256: result.sha256,
+      verdict: result.verdict,
+      code: result.verdict === 'infected' ? ERROR_CODES.SCAN_INFECTED : result.tooLarge ? ERROR_CODES.SCAN_TOO_LARGE : ERROR_CODES.SCAN_UNAVAILABLE,
+      action: 'delivered',
+      ...(item.meta.messageId ? { messageId: item.meta.messageId } : {}),
+      ...(result.verdict === 'infected' ? { signature: result.signature } : { reason: result.reason }),
+    };
+    // Unscanned because the scanner was down and fail-open was asked for, or too large with
+    // fail-open: delivered as asked. A finding (or a too-large message, failing closed) follows the policy.
+    const followPolicy = result.verdict === 'infected' || !failOpen;
+    if (!followPolicy || policy === 'report') {
+      return { deliver: true, record };
+    }
+    if (policy === 'quarantine') {
+      const q = this.options.quarantineFolder;
+      const added = await q.put(lane, item.meta, item.body, reconnect, signal);
+      record.action = 'quarantined';
+      record.quarantineFolder = q.name;
+      if (!added) record.alreadyQuarantined = true;
+    } else {
+      record.action = 'withheld';
+      const dir = this.options.quarantineDir;
+      if (dir) record.savedAs = await dir.save(item.folder, item.meta.uid, result.sha256, item.body);
+    }
+    return { deliver: false, record };
+  }
+}
