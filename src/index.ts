@@ -12,6 +12,7 @@
  * ```
  */
 export { migrate, type MigrateOptions, type EndpointOptions, type ScanOptions } from './migrate.js';
+export { verify, type VerifyOptions, type VerifyReport, type VerifyFolderReport, type VerifyDifference } from './verify.js';
 export { DEFAULT_RETRY, backoffDelay, type RetryPolicy } from './copy/retry-policy.js';
 export { ClamdClient, parseScanUrl, describeAddress, type ClamdAddress, type ScanVerdict } from './scan/clamd.js';
 export type { ScanEngine, ScanPolicy } from './scan/content-screen.js';
@@ -22,6 +23,6 @@ export { parseEndpoint, type Endpoint } from './core/endpoint.js';
 export { planFolders, type FolderPlan, type FolderPlanEntry, type FolderCollision, type ExcludedFolder, type MappedBy } from './plan/folder-plan.js';
 export { parseFolderRules, DEFAULT_RULES, type FolderRules, type FolderRuleOptions, type RenameRule } from './plan/folder-rules.js';
 export { specialRoleOf, viewRoleOf, specialFolders, type SpecialRole, type ViewRole } from './plan/special-use.js';
-export { planMessages, batchMessages, type MessagePlan, type BatchLimits } from './plan/message-plan.js';
+export { planMessages, matchMessages, batchMessages, type MessagePlan, type MessageMatch, type MatchPass, type BatchLimits } from './plan/message-plan.js';
 export type { MailStore, StoreCaps, FolderInfo, MessageMeta, FolderStatus, AppendItem, AppendOutcome, FetchOutcome } from './stores/mail-store.js';
 export { VERSION } from './version.js';

@@ -15,7 +15,7 @@ import type { EventListener, MigrationEvent, ProgressCounters } from './events.j
 import { planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
 import { statusOf, totalsOf, type FolderReport, type MigrationReport, type ScanVerdictRecord, type SkippedItem } from './report.js';
-import { ImapStore } from './stores/imap/imap-store.js';
+import { storeFactory } from './stores/imap/open.js';
 import type { MailStore, MessageMeta } from './stores/mail-store.js';
 import { VERSION } from './version.js';
 
@@ -147,19 +147,12 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   if (screen) {
     report.scan = { engine: screen.options.engine.description, policy: screen.options.policy, failOpen: screen.options.failOpen, ...screen.stats, verdicts: [] };
   }
-  const makeStore = (side: 'source' | 'destination'): MailStore => {
-    const o = side === 'source' ? options.from : options.to;
-    return new ImapStore({
-      endpoint: side === 'source' ? from : to,
-      credentials: { password: o.password },
-      security: { tlsInsecure: !!o.tlsInsecure, allowPlaintext: !!o.allowPlaintext },
-      side,
-      connectTimeoutSeconds: options.connectTimeoutSeconds,
-      socketTimeoutSeconds: options.idleTimeoutSeconds,
-      separatorSubstitute: substitute,
-      logger: log,
-    });
-  };
+  const makeStore = storeFactory({ ...options.from, endpoint: from }, { ...options.to, endpoint: to }, {
+    connectTimeoutSeconds: options.connectTimeoutSeconds,
+    idleTimeoutSeconds: options.idleTimeoutSeconds,
+    separatorSubstitute: substitute,
+    logger: log,
+  });
   const lanes: Lane[] = [];
   const openLane = async (): Promise<Lane> => {
     const lane = { source: makeStore('source'), dest: makeStore('destination') };

@@ -12,16 +12,18 @@ import { pino, type Logger } from 'pino';
 import { parseEndpoint, redactUrl } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { migrate, type ScanOptions } from '../migrate.js';
+import type { FolderRuleOptions } from '../plan/folder-rules.js';
+import { verify, type VerifyReport } from '../verify.js';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
-import { createProgressPrinter, formatSummary } from './output.js';
+import { createProgressPrinter, formatSummary, formatVerifySummary } from './output.js';
 import { intOption, numberOption, parseSize } from './option-parsers.js';
 import { resolvePassword } from './passwords.js';
 
 /** Exit codes of the CLI. */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
 
-interface MigrateFlags {
+interface ConnectionFlags {
   from: string;
   to: string;
   fromPasswordFile?: string;
@@ -32,11 +34,11 @@ interface MigrateFlags {
   report?: string;
   json?: boolean;
   log?: string;
-  dryRun?: boolean;
-  connections: number;
-  mergeCollisions?: boolean;
   timeout: number;
   progress: boolean;
+}
+
+interface FolderFlags {
   include: string[];
   exclude: string[];
   map: string[];
@@ -46,6 +48,16 @@ interface MigrateFlags {
   includeGmailViews?: boolean;
   includeOtherNamespaces?: boolean;
   separatorSubstitute: string;
+}
+
+interface VerifyFlags extends ConnectionFlags, FolderFlags {
+  deep?: boolean;
+}
+
+interface MigrateFlags extends ConnectionFlags, FolderFlags {
+  dryRun?: boolean;
+  connections: number;
+  mergeCollisions?: boolean;
   retries: number;
   retryDelay: number;
   idleTimeout: number;
@@ -61,7 +73,8 @@ interface MigrateFlags {
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-function addEndpointOptions(cmd: Command): Command {
+/** The options every command that talks to both servers has. */
+function addConnectionOptions(cmd: Command): Command {
   return cmd
     .requiredOption('--from <url>', 'source mailbox: imap://USER@HOST[:PORT] (STARTTLS when offered) or imaps://USER@HOST[:PORT]')
     .requiredOption('--to <url>', 'destination mailbox, same form as --from')
@@ -73,10 +86,13 @@ function addEndpointOptions(cmd: Command): Command {
     .option('--report <file>', 'write the JSON report to FILE')
     .option('--json', 'print the JSON report on stdout instead of the summary')
     .option('--log <file>', 'write structured JSON logs (pino) to FILE')
-    .addOption(new Option('--connections <n>', 'folders copied at once, each with its own connection pair').default(2).argParser(intOption('--connections', 1, 16)))
-    .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
     .addOption(new Option('--timeout <seconds>', 'seconds to wait for a server to accept and greet').default(20).argParser(intOption('--timeout', 1, 3600)))
-    .option('--no-progress', 'no live progress line on a terminal')
+    .option('--no-progress', 'no live progress line on a terminal');
+}
+
+/** Which folders, and where they go (shared by migrate, plan and verify, so that they pair folders alike). */
+function addFolderOptions(cmd: Command): Command {
+  return cmd
     .option('--include <regex>', 'copy only folders whose path (levels joined by /) matches; repeatable', collect, [])
     .option('--exclude <regex>', 'leave out folders whose path matches; repeatable', collect, [])
     .option('--map <source=destination>', 'put a folder (and its subfolders) at another path, e.g. "Old Mail=Archive/Old"; repeatable', collect, [])
@@ -85,7 +101,14 @@ function addEndpointOptions(cmd: Command): Command {
     .option('--no-automap', 'do not map Sent/Drafts/Trash/Junk/Archive onto the destination\'s own special folders')
     .option('--include-gmail-views', "also copy Gmail's All Mail, Important and Starred views (they repeat messages kept in other folders)")
     .option('--include-other-namespaces', "also copy other users' and shared folders the source shows, below their namespace's name")
-    .option('--separator-substitute <char>', 'replaces a destination separator (or control character) inside a folder name', '_')
+    .option('--separator-substitute <char>', 'replaces a destination separator (or control character) inside a folder name', '_');
+}
+
+/** How messages are copied. */
+function addCopyOptions(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--connections <n>', 'folders copied at once, each with its own connection pair').default(2).argParser(intOption('--connections', 1, 16)))
+    .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
     .addOption(new Option('--retries <n>', 'tries per message for a temporary error (busy, locked, throttled) before it is deferred to the end of the folder, and again there').default(3).argParser(intOption('--retries', 1, 20)))
     .addOption(new Option('--retry-delay <seconds>', 'first wait before trying again; it doubles each time (a server\'s suggested backoff is honoured)').default(1).argParser(numberOption('--retry-delay', 0, 600)))
     .addOption(new Option('--idle-timeout <seconds>', 'seconds of silence on an open connection before it is rebuilt').default(300).argParser(intOption('--idle-timeout', 1, 86400)))
@@ -131,16 +154,7 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
       connections: flags.connections,
       mergeCollisions: !!flags.mergeCollisions,
       separatorSubstitute: flags.separatorSubstitute,
-      folders: {
-        include: flags.include,
-        exclude: flags.exclude,
-        map: flags.map,
-        rename: flags.rename,
-        ...(flags.destPrefix ? { destPrefix: flags.destPrefix } : {}),
-        automap: flags.automap,
-        includeGmailViews: !!flags.includeGmailViews,
-        includeOtherNamespaces: !!flags.includeOtherNamespaces,
-      },
+      folders: folderOptions(flags),
       connectTimeoutSeconds: flags.timeout,
       idleTimeoutSeconds: flags.idleTimeout,
       retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
@@ -167,6 +181,55 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
   return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
 }
 
+/** The folder rule options from the flags. */
+function folderOptions(flags: FolderFlags): FolderRuleOptions {
+  return {
+    include: flags.include,
+    exclude: flags.exclude,
+    map: flags.map,
+    rename: flags.rename,
+    ...(flags.destPrefix ? { destPrefix: flags.destPrefix } : {}),
+    automap: flags.automap,
+    includeGmailViews: !!flags.includeGmailViews,
+    includeOtherNamespaces: !!flags.includeOtherNamespaces,
+  };
+}
+
+async function runVerify(flags: VerifyFlags): Promise<number> {
+  const from = parseEndpoint(flags.from, 'from');
+  const to = parseEndpoint(flags.to, 'to');
+  const fromPassword = await resolvePassword('from', flags.fromPasswordFile, process.env, from.user);
+  const toPassword = await resolvePassword('to', flags.toPasswordFile, process.env, to.user);
+  const logger: Logger | undefined = flags.log ? pino({ base: { pid: process.pid } }, pino.destination({ dest: flags.log, sync: true, mkdir: true })) : undefined;
+  const controller = new AbortController();
+  const onSignal = () => controller.abort(new MigrateError(ERROR_CODES.ABORTED, 'Stopped by a signal.', { scope: 'mailbox' }));
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let report: VerifyReport;
+  try {
+    report = await verify({
+      from: { url: from, password: fromPassword, tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      to: { url: to, password: toPassword, tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      deep: !!flags.deep,
+      folders: folderOptions(flags),
+      separatorSubstitute: flags.separatorSubstitute,
+      connectTimeoutSeconds: flags.timeout,
+      signal: controller.signal,
+      ...(logger ? { logger } : {}),
+      onFolder: (f) => {
+        if (!flags.json && !process.stderr.isTTY) process.stderr.write(`verified "${f.source}": ${f.state}\n`);
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  if (flags.report) await writeReport(flags.report, report);
+  process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatVerifySummary(report));
+  logger?.flush();
+  return report.status === 'match' ? EXIT.OK : EXIT.FAILED;
+}
+
 /** The scan options from the flags; scan flags without --scan are a usage error. */
 function scanOptions(flags: MigrateFlags): ScanOptions | undefined {
   if (!flags.scan) {
@@ -185,7 +248,7 @@ function scanOptions(flags: MigrateFlags): ScanOptions | undefined {
 }
 
 /** Writes the report atomically: a crash never leaves half a JSON file behind. */
-async function writeReport(file: string, report: MigrationReport): Promise<void> {
+async function writeReport(file: string, report: MigrationReport | VerifyReport): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
     await writeFile(tmp, JSON.stringify(report, null, 2) + '\n');
@@ -203,12 +266,16 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .showHelpAfterError('(run with --help for usage)')
     .configureOutput({ outputError: (text, write) => write(`mailmover: ${ERROR_CODES.USAGE}: ${text.replace(/^error: /, '')}`) })
     .exitOverride();
-  addEndpointOptions(program.command('migrate').description('copy a whole mailbox; a rerun copies only what is missing'))
+  const full = (cmd: Command) => addCopyOptions(addFolderOptions(addConnectionOptions(cmd)));
+  full(program.command('migrate').description('copy a whole mailbox; a rerun copies only what is missing'))
     .option('--dry-run', 'plan and count only; change nothing (same as the plan command)')
     .action(async (flags: MigrateFlags) => setExit(await runMigrate(flags, !!flags.dryRun)));
-  addEndpointOptions(program.command('plan').description('show the folder mapping and the counts without changing anything')).action(async (flags: MigrateFlags) =>
+  full(program.command('plan').description('show the folder mapping and the counts without changing anything')).action(async (flags: MigrateFlags) =>
     setExit(await runMigrate(flags, true)),
   );
+  addFolderOptions(addConnectionOptions(program.command('verify').description('compare source and destination folder by folder; exit 0 only when they match')))
+    .option('--deep', 'also compare the SHA-256 of every message (reads every body on both sides)')
+    .action(async (flags: VerifyFlags) => setExit(await runVerify(flags)));
   return program;
 }
 

@@ -4,6 +4,7 @@
  */
 import type { MigrationEvent, ProgressCounters } from '../events.js';
 import type { MigrationReport } from '../report.js';
+import type { VerifyReport } from '../verify.js';
 
 /** Formats bytes for people (binary units, one decimal). */
 export function formatBytes(n: number): string {
@@ -145,5 +146,42 @@ export function formatSummary(report: MigrationReport): string {
     out.push(`${report.status}: ${t.copied} messages (${formatBytes(t.copiedBytes)}) copied, ${t.alreadyPresent} already present, ${t.skipped} skipped, in ${t.seconds} s${rate}.`);
     if (t.skipped) out.push(`Every skipped message is listed above and in the report (--report FILE).`);
   }
+  return out.join('\n') + '\n';
+}
+
+/** The table `mailmover verify` prints: one row per folder pair, then the differences. */
+export function formatVerifySummary(report: VerifyReport): string {
+  const header = ['SOURCE', 'DESTINATION', 'SOURCE MSGS', 'DEST MSGS', 'MISSING', 'EXTRA', 'CHANGED', 'FLAGS', 'DATES', ...(report.deep ? ['BODIES'] : []), 'STATE'];
+  const rows = report.folders.map((f) => [
+    f.source,
+    f.destination,
+    String(f.sourceCount),
+    String(f.destCount),
+    String(f.missing),
+    String(f.extra),
+    String(f.changed),
+    String(f.flagsDiffer),
+    String(f.datesDiffer),
+    ...(report.deep ? [String(f.bodiesDiffer ?? 0)] : []),
+    f.error ? f.error.code : f.state,
+  ]);
+  const widths = header.map((h, i) => Math.min(48, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
+  const last = header.length - 1;
+  const fmt = (r: string[]) => r.map((c, i) => (i >= 2 && i < last ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join('  ').trimEnd();
+  const out = [fmt(header), ...rows.map(fmt), ''];
+  for (const f of report.folders) {
+    for (const d of f.differences) {
+      const ids = [d.sourceUid !== undefined ? `source UID ${d.sourceUid}` : '', d.destUid !== undefined ? `destination UID ${d.destUid}` : '', d.messageId ? `<${d.messageId}>` : ''].filter(Boolean).join(', ');
+      out.push(`${d.kind}: "${f.source}" ${ids}${d.detail ? `: ${d.detail}` : ''}`);
+    }
+    if (f.error) out.push(`error: "${f.source}": ${f.error.code}: ${f.error.message}`);
+  }
+  if (report.error) out.push(`error: ${report.error.code}: ${report.error.message}`);
+  const t = report.totals;
+  out.push(
+    report.status === 'match'
+      ? `match: ${t.folders} folders, ${t.sourceMessages} messages at both sides${report.deep ? ', every body identical' : ''}.`
+      : `${report.status}: ${t.missing} missing, ${t.extra} extra, ${t.changed} changed, ${t.flagsDiffer} with other flags, ${t.datesDiffer} with other dates${report.deep ? `, ${t.bodiesDiffer} with other bytes` : ''}.`,
+  );
   return out.join('\n') + '\n';
 }

@@ -14,24 +14,41 @@ export interface MessagePlan {
   alreadyPresent: number;
 }
 
+/** How a source message was matched to a destination message (see {@link matchMessages}). */
+export type MatchPass = 'exact' | 'identity-and-size' | 'identity';
+
+/** The matching of one folder's two listings. */
+export interface MessageMatch {
+  /** Matched pairs, with the pass that matched them. */
+  pairs: { source: MessageMeta; dest: MessageMeta; pass: MatchPass }[];
+  /** Source messages with no counterpart at the destination, in UID order. */
+  missing: MessageMeta[];
+  /** Destination messages with no counterpart at the source. */
+  extra: MessageMeta[];
+}
+
 /**
- * Plans one folder: which of `source` are not yet in `dest`.
+ * Matches the source messages of a folder with the destination's, as a multiset.
  *
  * Three passes, each on what the earlier ones left:
- * 1. identity headers + size + flags + INTERNALDATE: identical bytes with different flags or
- *    dates (a message filed twice and read once) keep their own flags and dates;
- * 2. identity headers + size: the same message whose flags changed since;
- * 3. identity headers alone, only for messages with a Message-ID: the same message stored by a
- *    server that changed its size (Courier adds a missing final CRLF, Exchange reports sizes of
- *    its own). Without a Message-ID the size must match, or two automated messages with the same
- *    Date, From, To and Subject could be taken for one another.
+ * 1. identity headers + size + flags + INTERNALDATE ('exact'): identical bytes with different
+ *    flags or dates (a message filed twice and read once) keep their own flags and dates;
+ * 2. identity headers + size ('identity-and-size'): the same message whose flags changed since;
+ * 3. identity headers alone, only for messages with a Message-ID ('identity'): the same message
+ *    stored by a server that changed its size (Courier adds a missing final CRLF, Exchange
+ *    reports sizes of its own). Without a Message-ID the size must match, or two automated
+ *    messages with the same Date, From, To and Subject could be taken for one another.
  */
-export function planMessages(source: readonly MessageMeta[], dest: readonly MessageMeta[]): MessagePlan {
-  const passes: ((m: MessageMeta) => string | undefined)[] = [exactKey, (m) => `${m.key}|${m.size}`, (m) => (m.messageId ? m.key : undefined)];
+export function matchMessages(source: readonly MessageMeta[], dest: readonly MessageMeta[]): MessageMatch {
+  const passes: [MatchPass, (m: MessageMeta) => string | undefined][] = [
+    ['exact', exactKey],
+    ['identity-and-size', (m) => `${m.key}|${m.size}`],
+    ['identity', (m) => (m.messageId ? m.key : undefined)],
+  ];
   let remaining = [...source].sort((a, b) => a.uid - b.uid);
   let available = [...dest];
-  let alreadyPresent = 0;
-  for (const keyOf of passes) {
+  const pairs: MessageMatch['pairs'] = [];
+  for (const [pass, keyOf] of passes) {
     const byKey = new Map<string, MessageMeta[]>();
     for (const m of available) {
       const k = keyOf(m);
@@ -47,7 +64,7 @@ export function planMessages(source: readonly MessageMeta[], dest: readonly Mess
       const match = k === undefined ? undefined : byKey.get(k)?.pop();
       if (match) {
         used.add(match);
-        alreadyPresent++;
+        pairs.push({ source: m, dest: match, pass });
       } else {
         unmatched.push(m);
       }
@@ -55,7 +72,13 @@ export function planMessages(source: readonly MessageMeta[], dest: readonly Mess
     remaining = unmatched;
     available = available.filter((m) => !used.has(m));
   }
-  return { toCopy: remaining, alreadyPresent };
+  return { pairs, missing: remaining, extra: available };
+}
+
+/** Plans one folder: which of `source` are not yet in `dest` (see {@link matchMessages}). */
+export function planMessages(source: readonly MessageMeta[], dest: readonly MessageMeta[]): MessagePlan {
+  const m = matchMessages(source, dest);
+  return { toCopy: m.missing, alreadyPresent: m.pairs.length };
 }
 
 /** Content identity plus size, flags and INTERNALDATE (to the second, IMAP's precision). */

@@ -12,7 +12,7 @@
  * number, then a zero-length chunk; clamd answers `stream: OK`, `stream: NAME FOUND` or
  * `INSTREAM size limit exceeded. ERROR`, terminated by NUL, and closes the connection.
  *
- * Quirks this is built on (measured, /work/shared/notes/components.md §2):
+ * Quirks this is built on (measured against Debian 12's clamd 1.4.6):
  * - over the size limit clamd stops reading, answers and closes; the client's further writes fail
  *   with EPIPE or ECONNRESET, possibly before it has read the answer. Write errors are therefore only
  *   recorded, the answer is read until close, and no more is written once the answer has begun or a

@@ -32,6 +32,12 @@ const EICAR_MARK = ['EICAR', 'STANDARD', 'ANTIVIRUS', 'TEST', 'FILE'].join('-');
 export interface ClamdOptions {
   /** clamd's `StreamMaxLength` in its own syntax (`1M`, `512K`, `10M`). Default `'1M'`. */
   streamMaxLength?: string;
+  /**
+   * Turn off clamd's cache of clean files (`DisableCache yes`). clamd remembers the hash of every
+   * clean file and skips it next time; a migration sees every message once, so a benchmark that
+   * copies the same corpus in several rounds must turn the cache off to measure real scanning.
+   */
+  disableCache?: boolean;
   /** Keep the private directory after {@link ClamdServer.stop} (also with `KEEP_TEST_DIRS=1`). */
   keep?: boolean;
 }
@@ -93,7 +99,7 @@ async function writeSignatures(dbDir: string): Promise<void> {
  * The instance's clamd.conf. No `User` line: clamd keeps the invoking user. `SelfCheck 0`: no database
  * reloads in the middle of a test.
  */
-function renderConfig(dir: string, port: number, streamMaxLength: string): string {
+function renderConfig(dir: string, port: number, streamMaxLength: string, disableCache: boolean): string {
   return `# throwaway test instance written by test/helpers/clamd.ts
 Foreground yes
 DatabaseDirectory ${dir}/db
@@ -108,6 +114,7 @@ LogTime yes
 StreamMaxLength ${streamMaxLength}
 MaxThreads 4
 SelfCheck 0
+DisableCache ${disableCache ? 'yes' : 'no'}
 `;
 }
 
@@ -187,7 +194,7 @@ export async function startClamd(options: ClamdOptions = {}): Promise<ClamdServe
     };
     return retryPorts<ClamdServer>('clamd', PORT_ATTEMPTS, async () => {
       const port = await freePort();
-      await writeFile(paths.conf, renderConfig(dir, port, streamMaxLength));
+      await writeFile(paths.conf, renderConfig(dir, port, streamMaxLength, options.disableCache === true));
       const started = await launch(binary, paths, port, keep);
       if ('master' in started) return { server: makeServer(binary, paths, port, started.master, keep, keepByEnv) };
       // Lost the race for the port: try again with a new one. Anything else is a real failure.

@@ -1,0 +1,41 @@
+/**
+ * Builds the IMAP stores of a run: one factory for both sides from the caller's endpoint options,
+ * so that migrate and verify connect alike (TLS policy, timeouts, name substitute, logger).
+ */
+import type { Logger } from 'pino';
+import type { Endpoint } from '../../core/endpoint.js';
+import type { MailStore } from '../mail-store.js';
+import { ImapStore } from './imap-store.js';
+
+/** One side's connection settings. */
+export interface SideOptions {
+  endpoint: Endpoint;
+  password: string;
+  tlsInsecure?: boolean | undefined;
+  allowPlaintext?: boolean | undefined;
+}
+
+/** Settings shared by both sides. */
+export interface StoreSettings {
+  connectTimeoutSeconds?: number | undefined;
+  idleTimeoutSeconds?: number | undefined;
+  separatorSubstitute: string;
+  logger?: Logger | undefined;
+}
+
+/** A function that builds a new, unconnected store for either side. */
+export function storeFactory(source: SideOptions, destination: SideOptions, settings: StoreSettings): (side: 'source' | 'destination') => MailStore {
+  return (side) => {
+    const o = side === 'source' ? source : destination;
+    return new ImapStore({
+      endpoint: o.endpoint,
+      credentials: { password: o.password },
+      security: { tlsInsecure: !!o.tlsInsecure, allowPlaintext: !!o.allowPlaintext },
+      side,
+      connectTimeoutSeconds: settings.connectTimeoutSeconds,
+      socketTimeoutSeconds: settings.idleTimeoutSeconds,
+      separatorSubstitute: settings.separatorSubstitute,
+      logger: settings.logger,
+    });
+  };
+}
