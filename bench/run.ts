@@ -24,12 +24,13 @@ import { killAllChildren, rssMethod, runMeasured, tailOf, type RunResult } from 
 import { compare, describeCounts, folderCounts, snapshot, type Fidelity, type Snapshot } from './verify.js';
 
 /**
- * The mailmover command line, one constant. Placeholders: {host}, {port}, {src}, {dst}.
+ * The mailmover command line, one constant. Placeholders: {host}, {port}, {src}, {dst}, {work}.
+ * Each destination gets a state ledger of its own in the work directory, so the rerun is incremental.
  * Passwords travel in MAILMOVER_FROM_PASSWORD / MAILMOVER_TO_PASSWORD. Runs with the repository
  * root as working directory. The built CLI is run as an installed `mailmover` command is: as an
  * executable, so its shebang's Node options (a small V8 young generation) apply.
  */
-const MAILMOVER_COMMAND = ['dist/cli/main.js', 'migrate', '--from', 'imap://{src}@{host}:{port}', '--to', 'imap://{dst}@{host}:{port}', '--json'];
+const MAILMOVER_COMMAND = ['dist/cli/main.js', 'migrate', '--from', 'imap://{src}@{host}:{port}', '--to', 'imap://{dst}@{host}:{port}', '--json', '--state', '{work}/state-{dst}.db'];
 /** The file whose presence means "mailmover is built". */
 const MAILMOVER_ENTRY = 'dist/cli/main.js';
 
@@ -181,7 +182,8 @@ function mailmoverTool(ctx: Ctx, scan: boolean): Tool {
           .replace('{host}', ctx.dovecot.host)
           .replace('{port}', String(ctx.dovecot.port))
           .replace('{src}', 'src')
-          .replace('{dst}', dst);
+          .replace(/\{dst\}/g, dst)
+          .replace('{work}', ctx.work);
       const [cmd, ...args] = MAILMOVER_COMMAND.map(fill);
       if (scan) args.push('--scan', ctx.clamd!.socketUrl());
       return {

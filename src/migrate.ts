@@ -11,6 +11,7 @@ import { DEFAULT_RETRY, ServerGate, backoffDelay, sleep, type RetryPolicy } from
 import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from './scan/clamd.js';
 import { ContentScreen, type ScanEngine, type ScanPolicy } from './scan/content-screen.js';
 import { QuarantineDir, QuarantineFolder } from './scan/quarantine.js';
+import { Ledger, type MailboxState } from './state/ledger.js';
 import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
 import { planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
@@ -65,6 +66,12 @@ export interface MigrateOptions {
   maxMessageSize?: number;
   /** Scan every message in transit before it is appended. */
   scan?: ScanOptions;
+  /**
+   * The state ledger file (SQLite): reruns look only at what changed, crashes are recovered
+   * exactly, skipped items are kept as an audit trail. Without it (the library's default) every
+   * run plans each folder from both listings. The CLI uses defaultStatePath() unless --no-state.
+   */
+  statePath?: string;
   signal?: AbortSignal;
   onEvent?: EventListener;
   logger?: Logger;
@@ -116,6 +123,16 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The largest message size must be a positive number of bytes (got ${options.maxMessageSize}).`, { scope: 'config' });
   }
   const screen = options.scan && !options.dryRun ? buildScreen(options.scan, retry, options.logger) : undefined;
+  // The ledger is opened and the mailbox locked before anything connects: a second run on the
+  // same mailbox, or a state file from a newer version, changes nothing.
+  const ledger = options.statePath && !options.dryRun ? Ledger.open(options.statePath) : undefined;
+  let mailboxState: MailboxState | undefined;
+  try {
+    mailboxState = ledger?.lockMailbox(from.display, to.display);
+  } catch (err) {
+    ledger?.close();
+    throw err;
+  }
   const started = Date.now();
   // Stops every lane when the mailbox as a whole fails (quota, scanner, bad item limit), as an
   // abort from the caller does.
@@ -230,6 +247,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
       options,
       retry,
       screen,
+      state: mailboxState,
       signal,
       stop: (err) => stopper.abort(err),
       emit,
@@ -245,6 +263,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     log?.error({ code: e.code, err: e.message }, 'migration failed');
   } finally {
     await Promise.all(lanes.flatMap((l) => [l.source.close(), l.dest.close()]));
+    mailboxState?.release();
+    ledger?.close();
   }
   if (screen && report.scan) Object.assign(report.scan, screen.stats);
   const finished = Date.now();
@@ -344,6 +364,7 @@ interface CopyAllContext {
   options: MigrateOptions;
   retry: RetryPolicy;
   screen: ContentScreen | undefined;
+  state: MailboxState | undefined;
   signal: AbortSignal;
   /** Ends the mailbox: every lane stops after the command in flight. */
   stop: (err: MigrateError) => void;
@@ -407,6 +428,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
             gates,
             precheck: (meta) => precheck(meta, options.maxMessageSize, current.dest.caps().appendLimit),
             screen: ctx.screen,
+            state: ctx.state?.folder(entry.sourceName, entry.destName),
             dryRun: !!options.dryRun,
             signal,
             onPlanned(toCopy, toCopyBytes, alreadyPresent) {

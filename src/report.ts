@@ -33,6 +33,8 @@ export interface FolderReport {
   implicit?: true;
   /** Why the destination path differs from the source path: 'special-use', 'map', 'rename' or 'dest-prefix'. */
   mappedBy?: 'special-use' | 'map' | 'rename' | 'dest-prefix';
+  /** True when the state ledger let this pass look only at new and previously skipped messages. */
+  incremental?: true;
   /** Messages the scanner flagged that went to the quarantine folder instead (scanning only). */
   quarantined?: number;
   /** Messages the scanner flagged that were not delivered (policy 'skip'; scanning only). */

@@ -16,6 +16,8 @@ import type { FolderRuleOptions } from '../plan/folder-rules.js';
 import { verify, type VerifyReport } from '../verify.js';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
+import { defaultStatePath } from '../state/ledger.js';
+import { homedir } from 'node:os';
 import { createProgressPrinter, formatSummary, formatVerifySummary } from './output.js';
 import { intOption, numberOption, parseSize } from './option-parsers.js';
 import { resolvePassword } from './passwords.js';
@@ -58,6 +60,7 @@ interface MigrateFlags extends ConnectionFlags, FolderFlags {
   dryRun?: boolean;
   connections: number;
   mergeCollisions?: boolean;
+  state?: string | false;
   retries: number;
   retryDelay: number;
   idleTimeout: number;
@@ -108,6 +111,8 @@ function addFolderOptions(cmd: Command): Command {
 function addCopyOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--connections <n>', 'folders copied at once, each with its own connection pair').default(2).argParser(intOption('--connections', 1, 16)))
+    .option('--state <file>', `the state ledger (SQLite) that makes reruns incremental and crash-safe (default ${defaultStatePath().replace(homedir(), '~')})`)
+    .option('--no-state', 'keep no state: every run lists both sides in full')
     .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
     .addOption(new Option('--retries <n>', 'tries per message for a temporary error (busy, locked, throttled) before it is deferred to the end of the folder, and again there').default(3).argParser(intOption('--retries', 1, 20)))
     .addOption(new Option('--retry-delay <seconds>', 'first wait before trying again; it doubles each time (a server\'s suggested backoff is honoured)').default(1).argParser(numberOption('--retry-delay', 0, 600)))
@@ -157,6 +162,7 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
       folders: folderOptions(flags),
       connectTimeoutSeconds: flags.timeout,
       idleTimeoutSeconds: flags.idleTimeout,
+      ...(flags.state !== false ? { statePath: flags.state ?? defaultStatePath() } : {}),
       retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
       ...(flags.badItemLimit !== undefined ? { badItemLimit: flags.badItemLimit } : {}),
       ...(flags.maxMessageSize !== undefined ? { maxMessageSize: flags.maxMessageSize } : {}),

@@ -21,13 +21,14 @@
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from '../core/errors.js';
 import { flagsToCopy } from '../core/flags.js';
 import type { FolderPlanEntry } from '../plan/folder-plan.js';
-import { batchMessages, planMessages, type BatchLimits } from '../plan/message-plan.js';
+import { batchMessages, matchMessages, planMessages, type BatchLimits } from '../plan/message-plan.js';
 import type { ByteBudget } from './byte-budget.js';
 import { isolateLosses } from './isolate.js';
 import { backoffDelay, sleep, type RetryPolicy, type ServerGate } from './retry-policy.js';
 import type { FolderReport, ScanVerdictRecord, SkippedItem } from '../report.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, MailStore, MessageListing, MessageMeta } from '../stores/mail-store.js';
 import type { ContentScreen, ScreenResult } from '../scan/content-screen.js';
+import type { FolderState } from '../state/ledger.js';
 
 /** A source and a destination connection that copy one folder at a time. */
 export interface Lane {
@@ -50,6 +51,8 @@ export interface FolderCopyContext {
   gates: { source: ServerGate; destination: ServerGate };
   /** Refuses an item before it is fetched (size limits); undefined lets it through. */
   precheck(meta: MessageMeta): { code: ErrorCode; reason: string } | undefined;
+  /** This folder's record in the state ledger, when there is one. */
+  state?: FolderState | undefined;
   /** Scanning in transit, when asked for. */
   screen?: ContentScreen | undefined;
   dryRun: boolean;
@@ -139,10 +142,37 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     }
     return listing;
   };
-  const sourceListing = await listSource();
+  // With a state ledger whose record of this folder is complete and still true at both sides
+  // (same UIDVALIDITY; the destination's UIDNEXT and count as left by the last pass), only the
+  // source's new messages and the ones skipped last time are looked at: no listing of either
+  // side in full. Anything else (a new folder, a killed run's intents, a destination changed
+  // behind our back) is planned in full from both listings, by content identity.
+  const state = ctx.dryRun ? undefined : ctx.state;
+  const marks = state?.trusted();
+  let incremental = false;
+  if (marks && !entry.create && marks.sourceUidValidity === sourceStatus.uidValidity && sourceStatus.uidNext !== undefined) {
+    const d = await lane.dest.folderStatus(entry.destPath);
+    incremental = !!d && d.uidValidity === marks.destUidValidity && d.uidNext === marks.destUidNext && d.exists === marks.destCount;
+  }
+  if (incremental) {
+    state!.unmark();
+    report.incremental = true;
+  } else {
+    state?.reset();
+  }
+  let sourceListing: MessageListing;
+  if (incremental) {
+    const fresh = sourceStatus.uidNext! > marks!.sourceUidNext ? await lane.source.listMessages(signal, { sinceUid: marks!.sourceUidNext }) : { messages: [], failures: [] };
+    const again = state!.skippedUids();
+    const retried = again.length > 0 ? await lane.source.listMessages(signal, { uids: again }) : { messages: [], failures: [] };
+    sourceListing = { messages: [...retried.messages, ...fresh.messages], failures: [...retried.failures, ...fresh.failures] };
+  } else {
+    sourceListing = await listSource();
+  }
   const sourceMetas = sourceListing.messages;
-  report.sourceCount = sourceMetas.length + sourceListing.failures.length;
-  report.sourceBytes = sourceMetas.reduce((n, m) => n + m.size, 0);
+  const newBytes = sourceMetas.reduce((n, m) => n + m.size, 0);
+  report.sourceCount = incremental ? sourceStatus.exists : sourceMetas.length + sourceListing.failures.length;
+  report.sourceBytes = incremental ? marks!.sourceBytes + newBytes : newBytes;
   // A message the source will not even describe cannot be copied: it is skipped and reported.
   const unreadable: SkippedItem[] = sourceListing.failures.map(({ uid, error }) => ({
     folder: entry.sourceName,
@@ -153,9 +183,9 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   }));
 
   let destMetas: MessageMeta[] = [];
-  let destValidity: bigint | undefined;
-  let destMark = 1;
-  if (!(ctx.dryRun && entry.create)) {
+  let destValidity: bigint | undefined = incremental ? marks!.destUidValidity : undefined;
+  let destMark = incremental ? marks!.destUidNext : 1;
+  if (!incremental && !(ctx.dryRun && entry.create)) {
     const status = await lane.dest.openFolder(entry.destPath, true);
     destValidity = status.uidValidity;
     destMark = status.uidNext ?? 1;
@@ -176,14 +206,35 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   }
   if (unreadable.length > 0) {
     report.skipped += unreadable.length;
+    for (const u of unreadable) state?.skip(u.uid, u.code, u.reason, undefined);
     ctx.onBatch(0, 0, unreadable, []);
   }
-  const plan = planMessages(sourceMetas, destMetas);
+  const match = matchMessages(sourceMetas, destMetas);
+  if (!incremental) state?.recordPresent(match.pairs.map((p) => ({ source: p.source, destUid: p.dest.uid })));
+  const plan = { toCopy: match.missing, alreadyPresent: incremental ? Math.max(0, sourceStatus.exists - sourceMetas.length - sourceListing.failures.length) : match.pairs.length };
   report.alreadyPresent = plan.alreadyPresent;
   const toCopyBytes = plan.toCopy.reduce((n, m) => n + m.size, 0);
   ctx.onPlanned(plan.toCopy.length, toCopyBytes, plan.alreadyPresent);
+  /** Records the pass as complete: a rerun may trust it. */
+  const finish = async () => {
+    if (!state || destValidity === undefined) return;
+    // Nothing appended in an incremental pass: the destination is as the marks say (no STATUS needed).
+    const d = incremental && report.copied === 0 ? { uidValidity: marks!.destUidValidity, uidNext: marks!.destUidNext, exists: marks!.destCount } : await lane.dest.folderStatus(entry.destPath);
+    if (!d || d.uidValidity !== destValidity) return;
+    state.markSynced({
+      sourceUidValidity: sourceStatus.uidValidity,
+      // Messages that arrive at the source from now on have at least this UID.
+      sourceUidNext: incremental ? Math.max(marks!.sourceUidNext, sourceStatus.uidNext!) : (sourceStatus.uidNext ?? Math.max(0, ...sourceMetas.map((m) => m.uid)) + 1),
+      sourceCount: report.sourceCount,
+      sourceBytes: report.sourceBytes,
+      destUidValidity: d.uidValidity,
+      destUidNext: d.uidNext ?? 0,
+      destCount: d.exists,
+    });
+  };
   if (ctx.dryRun || plan.toCopy.length === 0) {
     if (ctx.dryRun) report.copied = 0;
+    else await finish();
     return;
   }
 
@@ -204,6 +255,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   }
   if (refused.length > 0) {
     report.skipped += refused.length;
+    for (const r of refused) state?.skip(r.uid, r.code, r.reason, undefined);
     ctx.onBatch(0, 0, refused, []);
   }
 
@@ -354,7 +406,17 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
       else report.withheld = (report.withheld ?? 0) + 1;
     }
     for (let attempt = 1; deliver.length > 0; attempt++) {
+      // Intent before acting, result after: a run killed in between leaves intents, and the next
+      // run plans this folder from both listings instead of trusting the ledger.
+      state?.intend(deliver.map((r) => ({ uid: r.meta.uid, key: r.meta.key, size: r.meta.size, flags: flagsToCopy(r.meta.flags) })));
       const outcomes = await appendRobust(deliver);
+      state?.settle(
+        deliver.flatMap((r) => {
+          const o = outcomes.get(r)!;
+          return o.ok ? [{ uid: r.meta.uid, destUid: o.uid }] : [];
+        }),
+        deliver.filter((r) => !outcomes.get(r)!.ok).map((r) => r.meta.uid),
+      );
       const again: Failure[] = [];
       for (const r of deliver) {
         const o = outcomes.get(r)!;
@@ -428,8 +490,10 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     });
     if (skipped.length > 0) {
       report.skipped += skipped.length;
+      for (const k of skipped) state?.skip(k.uid, k.code, k.reason, k.attempts);
       ctx.onBatch(0, 0, skipped, []);
     }
+    await finish();
   } catch (err) {
     if (signal?.aborted && !(isMigrateError(err) && err.scope === 'mailbox')) {
       throw new MigrateError(ERROR_CODES.ABORTED, 'The migration was stopped.', { scope: 'mailbox', cause: err });

@@ -99,6 +99,11 @@ export interface MailStore {
    * name as listed, when known: a listed name is opened exactly as listed, never re-spelled.
    */
   openFolder(path: readonly string[], readOnly: boolean, name?: string): Promise<FolderStatus>;
+  /**
+   * UIDVALIDITY, UIDNEXT and message count of a folder without selecting it (STATUS); undefined
+   * when the server does not say.
+   */
+  folderStatus(path: readonly string[]): Promise<FolderStatus | undefined>;
   /** Leaves the open folder (so that later APPENDs are not filtered by its read-only state). */
   closeFolder(): Promise<void>;
   /**

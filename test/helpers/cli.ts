@@ -3,6 +3,9 @@
  * its exit code and output. Tests never import the CLI module: they drive the real binary.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** The built CLI entry point. */
@@ -16,12 +19,19 @@ export interface CliResult {
   ms: number;
 }
 
+/**
+ * Where CLI runs keep their default state ledger: a private directory per test process (never the
+ * machine's ~/.local/state). Removed when the process exits.
+ */
+const STATE_HOME = mkdtempSync(path.join(os.tmpdir(), 'mailmover-state-'));
+process.once('exit', () => rmSync(STATE_HOME, { recursive: true, force: true }));
+
 /** Runs `mailmover ...args` with extra environment variables; kills it after `timeoutMs`. */
 export function runCli(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 180_000): Promise<CliResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const merged: Record<string, string> = {};
-    for (const [k, v] of Object.entries({ ...process.env, MAILMOVER_FROM_PASSWORD: undefined, MAILMOVER_TO_PASSWORD: undefined, ...env })) {
+    for (const [k, v] of Object.entries({ ...process.env, XDG_STATE_HOME: STATE_HOME, MAILMOVER_FROM_PASSWORD: undefined, MAILMOVER_TO_PASSWORD: undefined, ...env })) {
       if (v !== undefined) merged[k] = v;
     }
     const child = spawn(process.execPath, [CLI, ...args], {

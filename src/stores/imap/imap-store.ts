@@ -224,6 +224,20 @@ export class ImapStore implements MailStore {
     }
   }
 
+  async folderStatus(path: readonly string[]): Promise<FolderStatus | undefined> {
+    const name = this.serverName(path);
+    let st: { uidValidity?: bigint | number; uidNext?: number; messages?: number } | false;
+    try {
+      st = (await this.conn.status(name, { uidValidity: true, uidNext: true, messages: true })) as typeof st;
+    } catch (err) {
+      throw commandError(ERROR_CODES.FOLDER_SELECT_FAILED, 'folder', `STATUS of "${name}" at the ${this.opts.side} failed`, err);
+    }
+    // imapflow answers false for a refused STATUS, and for a connection lost meanwhile.
+    if (!this.client?.usable) throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `The ${this.opts.side} connection was lost during STATUS of "${name}".`, { scope: 'folder', retry: 'now' });
+    if (!st || st.uidValidity === undefined || st.uidNext === undefined || st.messages === undefined) return undefined;
+    return { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages };
+  }
+
   async closeFolder(): Promise<void> {
     if (this.client?.mailbox) await this.conn.mailboxClose();
   }

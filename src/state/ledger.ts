@@ -1,0 +1,341 @@
+/**
+ * The state ledger: an embedded SQLite database (better-sqlite3) that remembers, per mailbox and
+ * folder, what a migration did, so that a rerun does only what changed and a crash never
+ * duplicates or loses mail.
+ *
+ * It records per folder the source and destination UIDVALIDITY, UIDNEXT and message counts seen
+ * after the last complete pass, the source UID -> destination UID map (the destination UID when the
+ * server said it, with UIDPLUS), and every skipped item with its reason: the per-item audit trail.
+ *
+ * Crash safety is "intent before, result after": the rows of a batch are written as `intent`
+ * before its APPEND is sent and turned into `done` after it was answered, each in one
+ * transaction. A folder with intents left over from a killed run is never trusted: it is planned
+ * again from both listings (content identity), which settles what the lost APPEND did.
+ *
+ * The schema is versioned (PRAGMA user_version) and migrated forward on open; a file written by a
+ * newer mailmover is refused and left untouched. One run per mailbox at a time: a lock in the
+ * mailbox row names the process holding it; a lock of a process that no longer runs (on this
+ * host) is taken over.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { hostname, homedir } from 'node:os';
+import path from 'node:path';
+import { ERROR_CODES, MigrateError } from '../core/errors.js';
+
+/** The schema version this code writes. */
+export const SCHEMA_VERSION = 1;
+
+/** Each step takes the schema from version i to i+1. */
+const MIGRATIONS: string[] = [
+  `CREATE TABLE mailbox (
+     id INTEGER PRIMARY KEY,
+     source TEXT NOT NULL,
+     destination TEXT NOT NULL,
+     lock_pid INTEGER,
+     lock_host TEXT,
+     lock_at TEXT,
+     UNIQUE (source, destination));
+   CREATE TABLE folder (
+     id INTEGER PRIMARY KEY,
+     mailbox_id INTEGER NOT NULL REFERENCES mailbox(id) ON DELETE CASCADE,
+     source_name TEXT NOT NULL,
+     dest_name TEXT NOT NULL,
+     source_uidvalidity TEXT,
+     source_uidnext INTEGER,
+     source_count INTEGER,
+     source_bytes INTEGER,
+     dest_uidvalidity TEXT,
+     dest_uidnext INTEGER,
+     dest_count INTEGER,
+     synced_at TEXT,
+     UNIQUE (mailbox_id, source_name));
+   CREATE TABLE message (
+     folder_id INTEGER NOT NULL REFERENCES folder(id) ON DELETE CASCADE,
+     source_uid INTEGER NOT NULL,
+     dest_uid INTEGER,
+     key TEXT NOT NULL,
+     size INTEGER NOT NULL,
+     flags TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('intent', 'done')),
+     PRIMARY KEY (folder_id, source_uid));
+   CREATE TABLE skipped (
+     folder_id INTEGER NOT NULL REFERENCES folder(id) ON DELETE CASCADE,
+     source_uid INTEGER NOT NULL,
+     code TEXT NOT NULL,
+     reason TEXT NOT NULL,
+     attempts INTEGER,
+     at TEXT NOT NULL,
+     PRIMARY KEY (folder_id, source_uid));`,
+];
+
+/** The default ledger file: $XDG_STATE_HOME/mailmover/state.db, or ~/.local/state/mailmover/state.db. */
+export function defaultStatePath(env: NodeJS.ProcessEnv = process.env): string {
+  const base = env.XDG_STATE_HOME && path.isAbsolute(env.XDG_STATE_HOME) ? env.XDG_STATE_HOME : path.join(homedir(), '.local', 'state');
+  return path.join(base, 'mailmover', 'state.db');
+}
+
+/** What the ledger knows of a folder after its last complete pass. */
+export interface FolderMarks {
+  sourceUidValidity: bigint;
+  sourceUidNext: number;
+  sourceCount: number;
+  sourceBytes: number;
+  destUidValidity: bigint;
+  destUidNext: number;
+  destCount: number;
+}
+
+/** A message row. */
+export interface LedgerMessage {
+  sourceUid: number;
+  destUid: number | undefined;
+  key: string;
+  size: number;
+  flags: string[];
+}
+
+/** A skipped item as the ledger keeps it. */
+export interface LedgerSkip {
+  folder: string;
+  sourceUid: number;
+  code: string;
+  reason: string;
+  attempts: number | undefined;
+  at: string;
+}
+
+/** An open ledger file. */
+export class Ledger {
+  private constructor(
+    readonly file: string,
+    private readonly db: Database.Database,
+  ) {}
+
+  /**
+   * Opens (creating when missing) the ledger at `file`, migrating an older schema forward.
+   * A file written by a newer version is refused (MM-STATE-VERSION) and left as it is.
+   */
+  static open(file: string): Ledger {
+    let db: Database.Database;
+    try {
+      mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      db = new Database(file);
+    } catch (err) {
+      throw new MigrateError(ERROR_CODES.STATE_OPEN, `The state file "${file}" cannot be opened: ${(err as Error).message}`, { scope: 'config', cause: err });
+    }
+    try {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version > SCHEMA_VERSION) {
+        throw new MigrateError(
+          ERROR_CODES.STATE_VERSION,
+          `The state file "${file}" was written by a newer mailmover (schema ${version}; this one knows up to ${SCHEMA_VERSION}). It was left untouched: use that version, or another --state file.`,
+          { scope: 'config' },
+        );
+      }
+      db.pragma('journal_mode = WAL');
+      // NORMAL in WAL mode: a killed process never loses a committed transaction (only a power cut could lose the last ones).
+      db.pragma('synchronous = NORMAL');
+      db.pragma('foreign_keys = ON');
+      db.pragma('busy_timeout = 5000');
+      if (version < SCHEMA_VERSION) {
+        db.transaction(() => {
+          for (let v = version; v < SCHEMA_VERSION; v++) db.exec(MIGRATIONS[v]!);
+          db.pragma(`user_version = ${SCHEMA_VERSION}`);
+        }).immediate();
+      }
+    } catch (err) {
+      db.close();
+      if (err instanceof MigrateError) throw err;
+      throw new MigrateError(ERROR_CODES.STATE_OPEN, `The state file "${file}" cannot be used: ${(err as Error).message}`, { scope: 'config', cause: err });
+    }
+    return new Ledger(file, db);
+  }
+
+  /**
+   * Takes the lock of a mailbox (source and destination URLs without passwords) for this process.
+   * Refused (MM-STATE-LOCKED) while another live process holds it.
+   */
+  lockMailbox(source: string, destination: string): MailboxState {
+    const pid = process.pid;
+    const host = hostname();
+    const id = this.db
+      .transaction(() => {
+        this.db.prepare('INSERT OR IGNORE INTO mailbox (source, destination) VALUES (?, ?)').run(source, destination);
+        const row = this.db.prepare('SELECT id, lock_pid, lock_host, lock_at FROM mailbox WHERE source = ? AND destination = ?').get(source, destination) as {
+          id: number;
+          lock_pid: number | null;
+          lock_host: string | null;
+          lock_at: string | null;
+        };
+        if (row.lock_pid !== null && row.lock_pid !== pid && !(row.lock_host === host && !processAlive(row.lock_pid))) {
+          throw new MigrateError(
+            ERROR_CODES.STATE_LOCKED,
+            `Another mailmover run (pid ${row.lock_pid} on ${row.lock_host}, since ${row.lock_at}) is working on this mailbox (${source} -> ${destination}). Wait for it to finish, or stop it.`,
+            { scope: 'config' },
+          );
+        }
+        this.db.prepare('UPDATE mailbox SET lock_pid = ?, lock_host = ?, lock_at = ? WHERE id = ?').run(pid, host, new Date().toISOString(), row.id);
+        return row.id;
+      })
+      .immediate();
+    return new MailboxState(this.db, id);
+  }
+
+  /** Every skipped item the ledger holds for a mailbox, for `mailmover report`. */
+  skippedItems(source: string, destination: string): LedgerSkip[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT f.source_name AS folder, s.source_uid AS sourceUid, s.code, s.reason, s.attempts, s.at
+           FROM skipped s JOIN folder f ON f.id = s.folder_id JOIN mailbox m ON m.id = f.mailbox_id
+           WHERE m.source = ? AND m.destination = ? ORDER BY f.source_name, s.source_uid`,
+        )
+        .all(source, destination) as (Omit<LedgerSkip, 'attempts'> & { attempts: number | null })[]
+    ).map((r) => ({ ...r, attempts: r.attempts ?? undefined }));
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** One locked mailbox in the ledger. */
+export class MailboxState {
+  constructor(
+    private readonly db: Database.Database,
+    readonly id: number,
+  ) {}
+
+  /** The ledger's record of a source folder (created empty when new). */
+  folder(sourceName: string, destName: string): FolderState {
+    this.db.prepare('INSERT OR IGNORE INTO folder (mailbox_id, source_name, dest_name) VALUES (?, ?, ?)').run(this.id, sourceName, destName);
+    const row = this.db.prepare('SELECT id FROM folder WHERE mailbox_id = ? AND source_name = ?').get(this.id, sourceName) as { id: number };
+    this.db.prepare('UPDATE folder SET dest_name = ? WHERE id = ?').run(destName, row.id);
+    return new FolderState(this.db, row.id);
+  }
+
+  /** Gives the lock back. */
+  release(): void {
+    this.db.prepare('UPDATE mailbox SET lock_pid = NULL, lock_host = NULL, lock_at = NULL WHERE id = ? AND lock_pid = ?').run(this.id, process.pid);
+  }
+}
+
+/** One folder's rows. Every write is its own transaction. */
+export class FolderState {
+  constructor(
+    private readonly db: Database.Database,
+    readonly id: number,
+  ) {}
+
+  /** The marks of the last complete pass, when there was one and nothing is left half-done. */
+  trusted(): FolderMarks | undefined {
+    const r = this.db.prepare('SELECT * FROM folder WHERE id = ?').get(this.id) as Record<string, string | number | null>;
+    if (r.source_uidvalidity === null || r.dest_uidvalidity === null || r.synced_at === null) return undefined;
+    if (this.intents() > 0) return undefined;
+    return {
+      sourceUidValidity: BigInt(r.source_uidvalidity as string),
+      sourceUidNext: r.source_uidnext as number,
+      sourceCount: r.source_count as number,
+      sourceBytes: r.source_bytes as number,
+      destUidValidity: BigInt(r.dest_uidvalidity as string),
+      destUidNext: r.dest_uidnext as number,
+      destCount: r.dest_count as number,
+    };
+  }
+
+  /** Rows written before an APPEND whose answer never came (a killed run). */
+  intents(): number {
+    return (this.db.prepare("SELECT count(*) AS n FROM message WHERE folder_id = ? AND state = 'intent'").get(this.id) as { n: number }).n;
+  }
+
+  /** Source UIDs skipped by an earlier pass (they are tried again). */
+  skippedUids(): number[] {
+    return (this.db.prepare('SELECT source_uid AS uid FROM skipped WHERE folder_id = ? ORDER BY source_uid').all(this.id) as { uid: number }[]).map((r) => r.uid);
+  }
+
+  /**
+   * Forgets the folder's rows, skipped items and marks: the folder is being planned again from
+   * both listings, which records what it finds (and a changed UIDVALIDITY makes old UIDs meaningless).
+   */
+  reset(): void {
+    this.db
+      .transaction(() => {
+        this.db.prepare('DELETE FROM message WHERE folder_id = ?').run(this.id);
+        this.db.prepare('DELETE FROM skipped WHERE folder_id = ?').run(this.id);
+        this.db
+          .prepare('UPDATE folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, synced_at = NULL WHERE id = ?')
+          .run(this.id);
+      })
+      .immediate();
+  }
+
+  /** Records the messages found at both sides by a full plan (source UID -> destination UID). */
+  recordPresent(pairs: readonly { source: { uid: number; key: string; size: number; flags: string[] }; destUid: number }[]): void {
+    const put = this.db.prepare("INSERT OR REPLACE INTO message (folder_id, source_uid, dest_uid, key, size, flags, state) VALUES (?, ?, ?, ?, ?, ?, 'done')");
+    const unskip = this.db.prepare('DELETE FROM skipped WHERE folder_id = ? AND source_uid = ?');
+    this.db
+      .transaction(() => {
+        for (const p of pairs) {
+          put.run(this.id, p.source.uid, p.destUid, p.source.key, p.source.size, p.source.flags.join(' '));
+          unskip.run(this.id, p.source.uid);
+        }
+      })
+      .immediate();
+  }
+
+  /** Intent: these source messages are about to be appended. */
+  intend(items: readonly { uid: number; key: string; size: number; flags: string[] }[]): void {
+    const put = this.db.prepare("INSERT OR REPLACE INTO message (folder_id, source_uid, dest_uid, key, size, flags, state) VALUES (?, ?, NULL, ?, ?, ?, 'intent')");
+    this.db.transaction(() => items.forEach((m) => put.run(this.id, m.uid, m.key, m.size, m.flags.join(' ')))).immediate();
+  }
+
+  /** Result: `done` arrived (with their destination UIDs when known); `failed` did not. */
+  settle(done: readonly { uid: number; destUid: number | undefined }[], failed: readonly number[]): void {
+    const ok = this.db.prepare("UPDATE message SET state = 'done', dest_uid = ? WHERE folder_id = ? AND source_uid = ?");
+    const unskip = this.db.prepare('DELETE FROM skipped WHERE folder_id = ? AND source_uid = ?');
+    const drop = this.db.prepare("DELETE FROM message WHERE folder_id = ? AND source_uid = ? AND state = 'intent'");
+    this.db
+      .transaction(() => {
+        for (const d of done) {
+          ok.run(d.destUid ?? null, this.id, d.uid);
+          unskip.run(this.id, d.uid);
+        }
+        for (const uid of failed) drop.run(this.id, uid);
+      })
+      .immediate();
+  }
+
+  /** The audit trail: a skipped item and why. */
+  skip(uid: number, code: string, reason: string, attempts: number | undefined): void {
+    this.db
+      .prepare('INSERT OR REPLACE INTO skipped (folder_id, source_uid, code, reason, attempts, at) VALUES (?, ?, ?, ?, ?, ?)')
+      .run(this.id, uid, code, reason, attempts ?? null, new Date().toISOString());
+  }
+
+  /** The marks after a complete pass: from now on a rerun trusts them. */
+  markSynced(m: FolderMarks): void {
+    this.db
+      .prepare('UPDATE folder SET source_uidvalidity = ?, source_uidnext = ?, source_count = ?, source_bytes = ?, dest_uidvalidity = ?, dest_uidnext = ?, dest_count = ?, synced_at = ? WHERE id = ?')
+      .run(String(m.sourceUidValidity), m.sourceUidNext, m.sourceCount, m.sourceBytes, String(m.destUidValidity), m.destUidNext, m.destCount, new Date().toISOString(), this.id);
+  }
+
+  /** Marks a pass as not complete (a later run plans the folder in full). */
+  unmark(): void {
+    this.db.prepare('UPDATE folder SET synced_at = NULL WHERE id = ?').run(this.id);
+  }
+
+  /** Messages recorded as present at the destination. */
+  doneCount(): number {
+    return (this.db.prepare("SELECT count(*) AS n FROM message WHERE folder_id = ? AND state = 'done'").get(this.id) as { n: number }).n;
+  }
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * The state ledger against real Dovecot: reruns look only at what changed; a run killed with
+ * SIGKILL at many points and then run again leaves every message at the destination exactly once;
+ * a destination folder recreated behind our back (new UIDVALIDITY) is refilled exactly; a state
+ * file from a newer version is refused and left untouched; two runs on one mailbox are refused.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { ImapFlow } from 'imapflow';
+import { migrate, type MigrateOptions } from '../../src/index.js';
+import { Ledger } from '../../src/state/ledger.js';
+import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
+import { readMailbox, seedMailbox, type FixtureFolder, type FixtureMessage } from '../helpers/fixture.js';
+import { CLI, runCli } from '../helpers/cli.js';
+import { seededOffsets } from '../helpers/fault-proxy.js';
+
+const msg = (tag: string, i: number, size = 200): FixtureMessage => ({
+  raw: Buffer.from(`From: s@example.org\r\nSubject: ${tag} ${i}\r\nMessage-ID: <${tag}-${i}@state.test>\r\n\r\n${'s'.repeat(size + (i % 50))}\r\n`),
+  flags: i % 3 === 0 ? ['\\Seen'] : i % 3 === 1 ? ['\\Answered', '$Label1'] : [],
+  internalDate: new Date(Date.UTC(2022, i % 12, 1 + (i % 28), i % 24)),
+});
+
+describe('the state ledger', () => {
+  let server: PlainDovecotServer;
+  let dir: string;
+  let users = 0;
+  const small: FixtureFolder[] = [
+    { path: ['INBOX'], subscribed: true, messages: Array.from({ length: 30 }, (_, i) => msg('in', i)) },
+    { path: ['Work'], subscribed: true, messages: Array.from({ length: 20 }, (_, i) => msg('work', i)) },
+    { path: ['Work', 'Old'], subscribed: false, messages: Array.from({ length: 10 }, (_, i) => msg('old', i)) },
+  ];
+  // A few thousand messages for the kill test (small ones: the point is many state writes).
+  const big: FixtureFolder[] = ['INBOX', 'A', 'B', 'C'].map((name, k) => ({
+    path: [name],
+    subscribed: true,
+    messages: Array.from({ length: 600 }, (_, i) => msg(`big${k}`, i, 100)),
+  }));
+  // A byte-identical duplicate must arrive twice, never once or three times.
+  big[1]!.messages.push(big[1]!.messages[7]!);
+
+  const newUser = async () => {
+    const user = `d${++users}`;
+    await server.addUser(user, 'dst-pw');
+    return user;
+  };
+  const options = (src: string, user: string, state: string): MigrateOptions => ({
+    from: { url: `imap://${src}@127.0.0.1:${server.port}`, password: 'src-pw' },
+    to: { url: `imap://${user}@127.0.0.1:${server.port}`, password: 'dst-pw' },
+    statePath: state,
+  });
+  const client = async (user: string, password: string) => {
+    const c = new ImapFlow({ host: '127.0.0.1', port: server.port, secure: false, auth: { user, pass: password }, logger: false });
+    await c.connect();
+    return c;
+  };
+
+  before(async () => {
+    server = await startDovecot({ tls: false });
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mm-state-test-'));
+    await server.addUser('small', 'src-pw');
+    await server.addUser('big', 'src-pw');
+    await seedMailbox(server, 'small', 'src-pw', small);
+    await seedMailbox(server, 'big', 'src-pw', big);
+  });
+  after(async () => {
+    await server?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('a rerun looks only at what changed: nothing, then only the new messages', async () => {
+    const user = await newUser();
+    const state = path.join(dir, 'incremental.db');
+    const first = await migrate(options('small', user, state));
+    assert.equal(first.status, 'complete');
+    assert.equal(first.totals.copied, 60);
+
+    const second = await migrate(options('small', user, state));
+    assert.equal(second.status, 'complete');
+    assert.equal(second.totals.copied, 0);
+    assert.equal(second.totals.messages, 60);
+    assert.ok(second.folders.filter((f) => !f.noSelect).every((f) => f.incremental), JSON.stringify(second.folders));
+
+    const c = await client('small', 'src-pw');
+    try {
+      await c.append('INBOX', msg('in', 100).raw, ['\\Flagged'], msg('in', 100).internalDate);
+      await c.append('Work/Old', msg('old', 100).raw, [], msg('old', 100).internalDate);
+    } finally {
+      await c.logout();
+    }
+    const third = await migrate(options('small', user, state));
+    assert.equal(third.status, 'complete');
+    assert.equal(third.totals.copied, 2);
+    assert.ok(third.folders.filter((f) => !f.noSelect).every((f) => f.incremental));
+    assert.deepEqual(await readMailbox(server, user, 'dst-pw'), await readMailbox(server, 'small', 'src-pw'));
+  });
+
+  test('a destination folder recreated behind our back (new UIDVALIDITY) is planned in full and refilled exactly', async () => {
+    const user = await newUser();
+    const state = path.join(dir, 'validity.db');
+    assert.equal((await migrate(options('small', user, state))).status, 'complete');
+    const c = await client(user, 'dst-pw');
+    try {
+      await c.mailboxDelete('Work/Old');
+      await c.mailboxCreate('Work/Old');
+      await c.mailboxUnsubscribe('Work/Old');
+    } finally {
+      await c.logout();
+    }
+    const again = await migrate(options('small', user, state));
+    assert.equal(again.status, 'complete');
+    const old = again.folders.find((f) => f.source === 'Work/Old')!;
+    assert.equal(old.incremental, undefined);
+    assert.equal(old.copied, old.sourceCount);
+    assert.ok(old.copied >= 10);
+    assert.deepEqual(await readMailbox(server, user, 'dst-pw'), await readMailbox(server, 'small', 'src-pw'));
+  });
+
+  test('killed with SIGKILL at 20 points and run again each time: every message exactly once', async () => {
+    const expected = await readMailbox(server, 'big', 'src-pw');
+    // How long an uninterrupted run takes, to spread the kill points over it.
+    const timing = await newUser();
+    const t0 = Date.now();
+    assert.equal((await migrate(options('big', timing, path.join(dir, 'timing.db')))).status, 'complete');
+    const full = Date.now() - t0;
+    // Node's own start (~0.2 s) comes first; kill anywhere from there to the end of the copy.
+    const points = seededOffsets(20261121, 20, 150, 250 + full);
+    for (const [i, at] of points.entries()) {
+      const user = await newUser();
+      const state = path.join(dir, `kill-${i}.db`);
+      const args = ['migrate', '--from', `imap://big@127.0.0.1:${server.port}`, '--to', `imap://${user}@127.0.0.1:${server.port}`, '--state', state, '--json', '--connections', String(1 + (i % 2))];
+      const env = { ...process.env, MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' };
+      // Killed first at `at` ms, and (every third point) killed again in the rerun.
+      const killed = await new Promise<number | null>((resolve) => {
+        const child = spawn(process.execPath, [CLI, ...args], { env, stdio: 'ignore' });
+        const timer = setTimeout(() => child.kill('SIGKILL'), at);
+        child.on('close', (code) => {
+          clearTimeout(timer);
+          resolve(code);
+        });
+      });
+      if (i % 3 === 0 && killed === null) {
+        await new Promise<void>((resolve) => {
+          const child = spawn(process.execPath, [CLI, ...args], { env, stdio: 'ignore' });
+          const timer = setTimeout(() => child.kill('SIGKILL'), 300 + ((at * 7) % 700));
+          child.on('close', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+        });
+      }
+      const rerun = await runCli(args, { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' });
+      assert.equal(rerun.code, 0, `kill point ${i} at ${at} ms: ${rerun.stderr}`);
+      assert.deepEqual(await readMailbox(server, user, 'dst-pw'), expected, `kill point ${i} at ${at} ms`);
+      await rm(server.homeOf(user), { recursive: true, force: true });
+    }
+  });
+
+  test('a state file from a newer version is refused and left untouched', async () => {
+    const user = await newUser();
+    const state = path.join(dir, 'newer.db');
+    const db = new Database(state);
+    db.pragma('user_version = 99');
+    db.exec('CREATE TABLE future (x INTEGER)');
+    db.close();
+    const before = createHash('sha256').update(await readFile(state)).digest('hex');
+    const run = await runCli(['migrate', '--from', `imap://small@127.0.0.1:${server.port}`, '--to', `imap://${user}@127.0.0.1:${server.port}`, '--state', state], {
+      MAILMOVER_FROM_PASSWORD: 'src-pw',
+      MAILMOVER_TO_PASSWORD: 'dst-pw',
+    });
+    assert.equal(run.code, 2, run.stderr);
+    assert.match(run.stderr, /MM-STATE-VERSION/);
+    assert.equal(createHash('sha256').update(await readFile(state)).digest('hex'), before);
+    const got = await readMailbox(server, user, 'dst-pw');
+    assert.ok(got.every((f) => f.messages.length === 0), 'nothing was copied');
+  });
+
+  test('a second run on the same mailbox is refused while the first holds the lock; a dead holder is taken over', async () => {
+    const user = await newUser();
+    const state = path.join(dir, 'lock.db');
+    const from = `imap://small@127.0.0.1:${server.port}`;
+    const to = `imap://${user}@127.0.0.1:${server.port}`;
+    // This test process holds the lock, as a running mailmover would.
+    const ledger = Ledger.open(state);
+    const held = ledger.lockMailbox(from, to);
+    const env = { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' };
+    const refused = await runCli(['migrate', '--from', from, '--to', to, '--state', state], env);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /MM-STATE-LOCKED/);
+    assert.match(refused.stderr, new RegExp(`pid ${process.pid}`));
+    held.release();
+    ledger.close();
+    // A lock left by a process that no longer exists (killed) does not block.
+    const db = new Database(state);
+    db.prepare('UPDATE mailbox SET lock_pid = ?, lock_host = ?, lock_at = ?').run(2 ** 22 + 12345, os.hostname(), new Date().toISOString());
+    db.close();
+    const ok = await runCli(['migrate', '--from', from, '--to', to, '--state', state], env);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+});
