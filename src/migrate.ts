@@ -72,6 +72,10 @@ export interface MigrateOptions {
    * run plans each folder from both listings. The CLI uses defaultStatePath() unless --no-state.
    */
   statePath?: string;
+  /** Remove at the destination what was deleted at the source since the last pass (uses the ledger; default off). */
+  syncDeletions?: boolean;
+  /** A move: remove each source message once a fresh destination listing shows it (default off). */
+  deleteSource?: boolean;
   signal?: AbortSignal;
   onEvent?: EventListener;
   logger?: Logger;
@@ -123,6 +127,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The largest message size must be a positive number of bytes (got ${options.maxMessageSize}).`, { scope: 'config' });
   }
   const screen = options.scan && !options.dryRun ? buildScreen(options.scan, retry, options.logger) : undefined;
+  if (options.syncDeletions && !options.statePath) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, 'Deletions are synced from the state ledger (what was copied, and is gone at the source now): --sync-deletions needs a state file.', { scope: 'config' });
+  }
   // The ledger is opened and the mailbox locked before anything connects: a second run on the
   // same mailbox, or a state file from a newer version, changes nothing.
   const ledger = options.statePath && !options.dryRun ? Ledger.open(options.statePath) : undefined;
@@ -429,6 +436,8 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
             precheck: (meta) => precheck(meta, options.maxMessageSize, current.dest.caps().appendLimit),
             screen: ctx.screen,
             state: ctx.state?.folder(entry.sourceName, entry.destName),
+            syncDeletions: !!options.syncDeletions,
+            deleteSource: !!options.deleteSource,
             dryRun: !!options.dryRun,
             signal,
             onPlanned(toCopy, toCopyBytes, alreadyPresent) {

@@ -33,6 +33,12 @@ export interface FolderReport {
   implicit?: true;
   /** Why the destination path differs from the source path: 'special-use', 'map', 'rename' or 'dest-prefix'. */
   mappedBy?: 'special-use' | 'map' | 'rename' | 'dest-prefix';
+  /** Messages whose flags were brought in line with the source's. */
+  flagsUpdated?: number;
+  /** Messages removed at the destination because they were deleted at the source (--sync-deletions). */
+  deleted?: number;
+  /** Source messages removed after they were verified at the destination (--delete-source). */
+  sourceDeleted?: number;
   /** True when the state ledger let this pass look only at new and previously skipped messages. */
   incremental?: true;
   /** Messages the scanner flagged that went to the quarantine folder instead (scanning only). */

@@ -16,7 +16,8 @@ import type { FolderRuleOptions } from '../plan/folder-rules.js';
 import { verify, type VerifyReport } from '../verify.js';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
-import { defaultStatePath } from '../state/ledger.js';
+import { Ledger, defaultStatePath } from '../state/ledger.js';
+import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { createProgressPrinter, formatSummary, formatVerifySummary } from './output.js';
 import { intOption, numberOption, parseSize } from './option-parsers.js';
@@ -61,6 +62,9 @@ interface MigrateFlags extends ConnectionFlags, FolderFlags {
   connections: number;
   mergeCollisions?: boolean;
   state?: string | false;
+  syncDeletions?: boolean;
+  deleteSource?: boolean;
+  watch?: string | true;
   retries: number;
   retryDelay: number;
   idleTimeout: number;
@@ -113,6 +117,8 @@ function addCopyOptions(cmd: Command): Command {
     .addOption(new Option('--connections <n>', 'folders copied at once, each with its own connection pair').default(2).argParser(intOption('--connections', 1, 16)))
     .option('--state <file>', `the state ledger (SQLite) that makes reruns incremental and crash-safe (default ${defaultStatePath().replace(homedir(), '~')})`)
     .option('--no-state', 'keep no state: every run lists both sides in full')
+    .option('--sync-deletions', 'remove at the destination what was deleted at the source since the last pass (off by default)')
+    .option('--delete-source', 'move: remove each source message once it is verified at the destination')
     .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
     .addOption(new Option('--retries <n>', 'tries per message for a temporary error (busy, locked, throttled) before it is deferred to the end of the folder, and again there').default(3).argParser(intOption('--retries', 1, 20)))
     .addOption(new Option('--retry-delay <seconds>', 'first wait before trying again; it doubles each time (a server\'s suggested backoff is honoured)').default(1).argParser(numberOption('--retry-delay', 0, 600)))
@@ -127,7 +133,41 @@ function addCopyOptions(cmd: Command): Command {
     .addOption(new Option('--scan-timeout <seconds>', 'seconds one scan may stay silent before the scanner counts as unavailable').default(30).argParser(intOption('--scan-timeout', 1, 3600)));
 }
 
-async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number> {
+/**
+ * `--watch`: passes one after another until Ctrl-C, `seconds` apart (polling). Each pass is
+ * incremental with the ledger, so a quiet mailbox costs a STATUS per folder. Ctrl-C during a pass
+ * stops it after the batch in flight (the ledger stays consistent); during the wait, at once.
+ */
+async function runWatch(flags: MigrateFlags): Promise<number> {
+  const seconds = flags.watch === true || flags.watch === undefined ? 60 : intOption('--watch', 1, 86_400)(flags.watch);
+  const controller = new AbortController();
+  const stop = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(`\n${sig}: stopping after the batch in flight\n`);
+    controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  let last: number = EXIT.OK;
+  try {
+    for (let pass = 1; !controller.signal.aborted; pass++) {
+      const code = await runMigrate(flags, false, controller);
+      if (controller.signal.aborted) break;
+      last = code;
+      process.stderr.write(`watch: pass ${pass} done (exit ${code}); next in ${seconds} s (Ctrl-C stops)\n`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, seconds * 1000);
+        controller.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+    }
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  return last;
+}
+
+async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortController): Promise<number> {
   const from = parseEndpoint(flags.from, 'from');
   const to = parseEndpoint(flags.to, 'to');
   const fromPassword = await resolvePassword('from', flags.fromPasswordFile, process.env, from.user);
@@ -136,7 +176,7 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
     ? pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, pino.destination({ dest: flags.log, sync: true, mkdir: true }))
     : undefined;
 
-  const controller = new AbortController();
+  const controller = outer ?? new AbortController();
   let interrupts = 0;
   const onSignal = (sig: NodeJS.Signals) => {
     interrupts++;
@@ -144,8 +184,10 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
     process.stderr.write(`\n${sig}: stopping after the batch in flight (press Ctrl-C again to quit at once)\n`);
     controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  if (!outer) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
 
   const interactive = !!process.stderr.isTTY && flags.progress;
   const printer = flags.json ? undefined : createProgressPrinter(process.stderr, interactive, dryRun);
@@ -163,6 +205,8 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
       connectTimeoutSeconds: flags.timeout,
       idleTimeoutSeconds: flags.idleTimeout,
       ...(flags.state !== false ? { statePath: flags.state ?? defaultStatePath() } : {}),
+      syncDeletions: !!flags.syncDeletions,
+      deleteSource: !!flags.deleteSource,
       retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
       ...(flags.badItemLimit !== undefined ? { badItemLimit: flags.badItemLimit } : {}),
       ...(flags.maxMessageSize !== undefined ? { maxMessageSize: flags.maxMessageSize } : {}),
@@ -185,6 +229,33 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean): Promise<number>
   else process.stdout.write(formatSummary(report));
   logger?.flush();
   return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
+}
+
+/** `mailmover report`: the audit trail the ledger keeps for a mailbox. */
+async function runReport(flags: { from: string; to: string; state?: string; json?: boolean }): Promise<number> {
+  const from = parseEndpoint(flags.from, 'from');
+  const to = parseEndpoint(flags.to, 'to');
+  const file = flags.state ?? defaultStatePath();
+  if (!existsSync(file)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${file}" (no migration with a ledger has run, or pass --state FILE).`, { scope: 'config' });
+  const ledger = Ledger.open(file);
+  try {
+    const folders = ledger.folders(from.display, to.display);
+    const skipped = ledger.skippedItems(from.display, to.display);
+    if (flags.json) {
+      process.stdout.write(JSON.stringify({ source: from.display, destination: to.display, state: file, folders, skipped }, null, 2) + '\n');
+    } else {
+      const lines = [`${from.display} -> ${to.display} (${file})`];
+      if (folders.length === 0) lines.push('No record of this mailbox.');
+      for (const f of folders) {
+        lines.push(`${f.source} -> ${f.destination}: ${f.copies} copied${f.skipped ? `, ${f.skipped} skipped` : ''}${f.intents ? `, ${f.intents} in flight when a run stopped` : ''}; last complete pass ${f.syncedAt ?? 'none'}`);
+      }
+      for (const k of skipped) lines.push(`skipped: "${k.folder}" UID ${k.sourceUid}: ${k.code} ${k.reason}${k.attempts ? ` (${k.attempts} tries)` : ''} at ${k.at}`);
+      process.stdout.write(lines.join('\n') + '\n');
+    }
+  } finally {
+    ledger.close();
+  }
+  return EXIT.OK;
 }
 
 /** The folder rule options from the flags. */
@@ -275,10 +346,19 @@ export function buildProgram(setExit: (code: number) => void): Command {
   const full = (cmd: Command) => addCopyOptions(addFolderOptions(addConnectionOptions(cmd)));
   full(program.command('migrate').description('copy a whole mailbox; a rerun copies only what is missing'))
     .option('--dry-run', 'plan and count only; change nothing (same as the plan command)')
-    .action(async (flags: MigrateFlags) => setExit(await runMigrate(flags, !!flags.dryRun)));
+    .option('--watch [seconds]', 'cutover: keep syncing new mail every SECONDS (default 60) until Ctrl-C')
+    .action(async (flags: MigrateFlags) => setExit(flags.watch && !flags.dryRun ? await runWatch(flags) : await runMigrate(flags, !!flags.dryRun)));
   full(program.command('plan').description('show the folder mapping and the counts without changing anything')).action(async (flags: MigrateFlags) =>
     setExit(await runMigrate(flags, true)),
   );
+  program
+    .command('report')
+    .description("print the state ledger's record of a mailbox: folders, copies, skipped items and why")
+    .requiredOption('--from <url>', 'source mailbox, as given to migrate')
+    .requiredOption('--to <url>', 'destination mailbox, as given to migrate')
+    .option('--state <file>', 'the state ledger (default: the one migrate uses)')
+    .option('--json', 'print JSON instead of text')
+    .action(async (flags: { from: string; to: string; state?: string; json?: boolean }) => setExit(await runReport(flags)));
   addFolderOptions(addConnectionOptions(program.command('verify').description('compare source and destination folder by folder; exit 0 only when they match')))
     .option('--deep', 'also compare the SHA-256 of every message (reads every body on both sides)')
     .action(async (flags: VerifyFlags) => setExit(await runVerify(flags)));

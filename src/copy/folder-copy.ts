@@ -51,6 +51,10 @@ export interface FolderCopyContext {
   gates: { source: ServerGate; destination: ServerGate };
   /** Refuses an item before it is fetched (size limits); undefined lets it through. */
   precheck(meta: MessageMeta): { code: ErrorCode; reason: string } | undefined;
+  /** Remove at the destination what was deleted at the source since the last pass (needs the ledger). */
+  syncDeletions?: boolean;
+  /** A move: remove each source message once a fresh destination listing shows it arrived. */
+  deleteSource?: boolean;
   /** This folder's record in the state ledger, when there is one. */
   state?: FolderState | undefined;
   /** Scanning in transit, when asked for. */
@@ -150,15 +154,42 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   const state = ctx.dryRun ? undefined : ctx.state;
   const marks = state?.trusted();
   let incremental = false;
-  if (marks && !entry.create && marks.sourceUidValidity === sourceStatus.uidValidity && sourceStatus.uidNext !== undefined) {
+  // A move verifies every message at the destination from a fresh listing: never incremental.
+  if (marks && !ctx.deleteSource && !entry.create && marks.sourceUidValidity === sourceStatus.uidValidity && sourceStatus.uidNext !== undefined) {
     const d = await lane.dest.folderStatus(entry.destPath);
     incremental = !!d && d.uidValidity === marks.destUidValidity && d.uidNext === marks.destUidNext && d.exists === marks.destCount;
+  }
+  // Flag changes and deletions at the source since the last pass, from the ledger's rows.
+  const known = state?.copies();
+  const flagUpdates: { sourceUid: number; destUid: number; flags: string[] }[] = [];
+  const gone: { sourceUid: number; destUid: number }[] = [];
+  if (incremental) {
+    const rows = new Map(known!.rows.map((r) => [r.sourceUid, r]));
+    // CONDSTORE: only what changed since the last pass's HIGHESTMODSEQ; otherwise every message's flags (no headers: cheap).
+    const unchanged = marks!.sourceModseq !== undefined && sourceStatus.highestModseq !== undefined && sourceStatus.highestModseq === marks!.sourceModseq;
+    if (!unchanged) {
+      const since = marks!.sourceModseq !== undefined && sourceStatus.highestModseq !== undefined ? marks!.sourceModseq : undefined;
+      for (const f of await lane.source.listFlags(signal, since !== undefined ? { changedSince: since } : {})) {
+        const row = rows.get(f.uid);
+        const flags = flagsToCopy(f.flags);
+        if (!row || row.flags.join(' ') === flags.join(' ')) continue;
+        // A copy without a known destination UID (no UIDPLUS) cannot be updated in place: plan in full.
+        if (row.destUid === undefined) incremental = false;
+        else flagUpdates.push({ sourceUid: row.sourceUid, destUid: row.destUid, flags });
+      }
+    }
+    // Copies whose source UID is gone (one UID SEARCH: no message is read).
+    if (incremental && ctx.syncDeletions) {
+      const present = new Set(await lane.source.listUids(signal));
+      for (const r of known!.rows) if (!present.has(r.sourceUid) && r.destUid !== undefined) gone.push({ sourceUid: r.sourceUid, destUid: r.destUid });
+    }
   }
   if (incremental) {
     state!.unmark();
     report.incremental = true;
   } else {
     state?.reset();
+    flagUpdates.length = 0;
   }
   let sourceListing: MessageListing;
   if (incremental) {
@@ -210,7 +241,30 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     ctx.onBatch(0, 0, unreadable, []);
   }
   const match = matchMessages(sourceMetas, destMetas);
-  if (!incremental) state?.recordPresent(match.pairs.map((p) => ({ source: p.source, destUid: p.dest.uid })));
+  if (!incremental) {
+    // Same message, other flags: the source's flags win (the destination is a copy until cutover).
+    for (const p of match.pairs) {
+      const flags = flagsToCopy(p.source.flags);
+      if (flags.join(' ') !== flagsToCopy(p.dest.flags).join(' ')) flagUpdates.push({ sourceUid: p.source.uid, destUid: p.dest.uid, flags });
+    }
+    // Deleted at the source: destination messages this ledger recorded as copies (same
+    // destination UIDVALIDITY) that match no source message any more.
+    if (ctx.syncDeletions && known && destValidity !== undefined && known.destUidValidity === destValidity) {
+      const copied = new Set(known.rows.flatMap((r) => (r.destUid === undefined ? [] : [r.destUid])));
+      for (const x of match.extra) if (copied.has(x.uid)) gone.push({ sourceUid: -1, destUid: x.uid });
+    }
+    state?.recordPresent(match.pairs.map((p) => ({ source: { ...p.source, flags: flagsToCopy(p.source.flags) }, destUid: p.dest.uid })));
+  }
+  if (!ctx.dryRun && flagUpdates.length > 0) {
+    await lane.dest.setFlags(entry.destPath, flagUpdates.map((u) => ({ uid: u.destUid, flags: u.flags })));
+    state?.updateFlags(flagUpdates);
+    report.flagsUpdated = flagUpdates.length;
+  }
+  if (!ctx.dryRun && gone.length > 0) {
+    await lane.dest.deleteMessages(entry.destPath, gone.map((g) => g.destUid));
+    state?.forget(gone.filter((g) => g.sourceUid >= 0).map((g) => g.sourceUid));
+    report.deleted = gone.length;
+  }
   const plan = { toCopy: match.missing, alreadyPresent: incremental ? Math.max(0, sourceStatus.exists - sourceMetas.length - sourceListing.failures.length) : match.pairs.length };
   report.alreadyPresent = plan.alreadyPresent;
   const toCopyBytes = plan.toCopy.reduce((n, m) => n + m.size, 0);
@@ -219,7 +273,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   const finish = async () => {
     if (!state || destValidity === undefined) return;
     // Nothing appended in an incremental pass: the destination is as the marks say (no STATUS needed).
-    const d = incremental && report.copied === 0 ? { uidValidity: marks!.destUidValidity, uidNext: marks!.destUidNext, exists: marks!.destCount } : await lane.dest.folderStatus(entry.destPath);
+    const d = incremental && report.copied === 0 && !report.flagsUpdated && !report.deleted ? { uidValidity: marks!.destUidValidity, uidNext: marks!.destUidNext, exists: marks!.destCount } : await lane.dest.folderStatus(entry.destPath);
     if (!d || d.uidValidity !== destValidity) return;
     state.markSynced({
       sourceUidValidity: sourceStatus.uidValidity,
@@ -227,14 +281,35 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
       sourceUidNext: incremental ? Math.max(marks!.sourceUidNext, sourceStatus.uidNext!) : (sourceStatus.uidNext ?? Math.max(0, ...sourceMetas.map((m) => m.uid)) + 1),
       sourceCount: report.sourceCount,
       sourceBytes: report.sourceBytes,
+      sourceModseq: sourceStatus.highestModseq,
       destUidValidity: d.uidValidity,
       destUidNext: d.uidNext ?? 0,
       destCount: d.exists,
     });
   };
+  /**
+   * A move: the destination is listed afresh and every source message it holds (matched by
+   * content, as a multiset) is removed at the source. Nothing that is not verified there -
+   * skipped, refused, quarantined, vanished - is ever removed.
+   */
+  const removeVerified = async () => {
+    if (!ctx.deleteSource || ctx.dryRun) return;
+    await lane.dest.openFolder(entry.destPath, true);
+    const there = await lane.dest.listMessages(signal);
+    await lane.dest.closeFolder();
+    if (there.failures.length > 0) {
+      throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `The destination folder "${entry.destName}" could not be listed in full to verify the copies; nothing was removed at the source`, { scope: 'folder' });
+    }
+    const verified = matchMessages(sourceMetas, there.messages).pairs.map((p) => p.source.uid);
+    await lane.source.deleteMessages(entry.sourcePath, verified, entry.sourceName);
+    report.sourceDeleted = verified.length;
+  };
   if (ctx.dryRun || plan.toCopy.length === 0) {
     if (ctx.dryRun) report.copied = 0;
-    else await finish();
+    else {
+      await finish();
+      await removeVerified();
+    }
     return;
   }
 
@@ -494,6 +569,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
       ctx.onBatch(0, 0, skipped, []);
     }
     await finish();
+    await removeVerified();
   } catch (err) {
     if (signal?.aborted && !(isMigrateError(err) && err.scope === 'mailbox')) {
       throw new MigrateError(ERROR_CODES.ABORTED, 'The migration was stopped.', { scope: 'mailbox', cause: err });

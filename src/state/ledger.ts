@@ -45,6 +45,7 @@ const MIGRATIONS: string[] = [
      source_uidnext INTEGER,
      source_count INTEGER,
      source_bytes INTEGER,
+     source_modseq TEXT,
      dest_uidvalidity TEXT,
      dest_uidnext INTEGER,
      dest_count INTEGER,
@@ -81,6 +82,8 @@ export interface FolderMarks {
   sourceUidNext: number;
   sourceCount: number;
   sourceBytes: number;
+  /** CONDSTORE: the source folder's HIGHESTMODSEQ at the last pass, when it has one. */
+  sourceModseq: bigint | undefined;
   destUidValidity: bigint;
   destUidNext: number;
   destCount: number;
@@ -195,6 +198,22 @@ export class Ledger {
     ).map((r) => ({ ...r, attempts: r.attempts ?? undefined }));
   }
 
+  /** Per folder: copies recorded, intents left over, skipped items, last complete pass. */
+  folders(source: string, destination: string): { source: string; destination: string; copies: number; intents: number; skipped: number; syncedAt: string | undefined }[] {
+    return (
+      this.db
+        .prepare(
+          `SELECT f.source_name AS source, f.dest_name AS destination, f.synced_at AS syncedAt,
+             (SELECT count(*) FROM message WHERE folder_id = f.id AND state = 'done') AS copies,
+             (SELECT count(*) FROM message WHERE folder_id = f.id AND state = 'intent') AS intents,
+             (SELECT count(*) FROM skipped WHERE folder_id = f.id) AS skipped
+           FROM folder f JOIN mailbox m ON m.id = f.mailbox_id
+           WHERE m.source = ? AND m.destination = ? ORDER BY f.source_name`,
+        )
+        .all(source, destination) as { source: string; destination: string; copies: number; intents: number; skipped: number; syncedAt: string | null }[]
+    ).map((r) => ({ ...r, syncedAt: r.syncedAt ?? undefined }));
+  }
+
   close(): void {
     this.db.close();
   }
@@ -238,6 +257,7 @@ export class FolderState {
       sourceUidNext: r.source_uidnext as number,
       sourceCount: r.source_count as number,
       sourceBytes: r.source_bytes as number,
+      sourceModseq: r.source_modseq === null ? undefined : BigInt(r.source_modseq as string),
       destUidValidity: BigInt(r.dest_uidvalidity as string),
       destUidNext: r.dest_uidnext as number,
       destCount: r.dest_count as number,
@@ -264,7 +284,7 @@ export class FolderState {
         this.db.prepare('DELETE FROM message WHERE folder_id = ?').run(this.id);
         this.db.prepare('DELETE FROM skipped WHERE folder_id = ?').run(this.id);
         this.db
-          .prepare('UPDATE folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, synced_at = NULL WHERE id = ?')
+          .prepare('UPDATE folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, source_modseq = NULL, dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, synced_at = NULL WHERE id = ?')
           .run(this.id);
       })
       .immediate();
@@ -316,13 +336,51 @@ export class FolderState {
   /** The marks after a complete pass: from now on a rerun trusts them. */
   markSynced(m: FolderMarks): void {
     this.db
-      .prepare('UPDATE folder SET source_uidvalidity = ?, source_uidnext = ?, source_count = ?, source_bytes = ?, dest_uidvalidity = ?, dest_uidnext = ?, dest_count = ?, synced_at = ? WHERE id = ?')
-      .run(String(m.sourceUidValidity), m.sourceUidNext, m.sourceCount, m.sourceBytes, String(m.destUidValidity), m.destUidNext, m.destCount, new Date().toISOString(), this.id);
+      .prepare('UPDATE folder SET source_uidvalidity = ?, source_uidnext = ?, source_count = ?, source_bytes = ?, source_modseq = ?, dest_uidvalidity = ?, dest_uidnext = ?, dest_count = ?, synced_at = ? WHERE id = ?')
+      .run(
+        String(m.sourceUidValidity),
+        m.sourceUidNext,
+        m.sourceCount,
+        m.sourceBytes,
+        m.sourceModseq === undefined ? null : String(m.sourceModseq),
+        String(m.destUidValidity),
+        m.destUidNext,
+        m.destCount,
+        new Date().toISOString(),
+        this.id,
+      );
   }
 
   /** Marks a pass as not complete (a later run plans the folder in full). */
   unmark(): void {
     this.db.prepare('UPDATE folder SET synced_at = NULL WHERE id = ?').run(this.id);
+  }
+
+  /** The copied messages the ledger knows, with the destination UIDVALIDITY they were recorded under. */
+  copies(): { destUidValidity: bigint | undefined; rows: LedgerMessage[] } {
+    const f = this.db.prepare('SELECT dest_uidvalidity AS v FROM folder WHERE id = ?').get(this.id) as { v: string | null };
+    const rows = (
+      this.db.prepare("SELECT source_uid, dest_uid, key, size, flags FROM message WHERE folder_id = ? AND state = 'done'").all(this.id) as {
+        source_uid: number;
+        dest_uid: number | null;
+        key: string;
+        size: number;
+        flags: string;
+      }[]
+    ).map((r) => ({ sourceUid: r.source_uid, destUid: r.dest_uid ?? undefined, key: r.key, size: r.size, flags: r.flags ? r.flags.split(' ') : [] }));
+    return { destUidValidity: f.v === null ? undefined : BigInt(f.v), rows };
+  }
+
+  /** Records flags synced to the destination. */
+  updateFlags(items: readonly { sourceUid: number; flags: string[] }[]): void {
+    const put = this.db.prepare('UPDATE message SET flags = ? WHERE folder_id = ? AND source_uid = ?');
+    this.db.transaction(() => items.forEach((i) => put.run(i.flags.join(' '), this.id, i.sourceUid))).immediate();
+  }
+
+  /** Forgets messages removed at both sides. */
+  forget(sourceUids: readonly number[]): void {
+    const del = this.db.prepare('DELETE FROM message WHERE folder_id = ? AND source_uid = ?');
+    this.db.transaction(() => sourceUids.forEach((u) => del.run(this.id, u))).immediate();
   }
 
   /** Messages recorded as present at the destination. */

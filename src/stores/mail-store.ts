@@ -64,6 +64,8 @@ export interface FolderStatus {
   uidValidity: bigint;
   uidNext: number | undefined;
   exists: number;
+  /** RFC 7162 CONDSTORE: the highest mod-sequence of the folder, when the server keeps them. */
+  highestModseq?: bigint | undefined;
 }
 
 /** A message to append. */
@@ -115,6 +117,18 @@ export interface MailStore {
   listMessages(signal?: AbortSignal, options?: { sinceUid?: number; uids?: readonly number[] }): Promise<MessageListing>;
   /** The UIDs of the open folder (cheap: no message is read). */
   listUids(signal?: AbortSignal): Promise<number[]>;
+  /**
+   * The flags of the open folder's messages (UID and FLAGS only), or with `changedSince` only of
+   * those whose mod-sequence is higher (CONDSTORE); `changedSince` is ignored without CONDSTORE.
+   */
+  listFlags(signal?: AbortSignal, options?: { changedSince?: bigint }): Promise<{ uid: number; flags: string[] }[]>;
+  /** Replaces the flags of messages in a folder (selected read-write for it). */
+  setFlags(path: readonly string[], items: readonly { uid: number; flags: string[] }[]): Promise<void>;
+  /**
+   * Removes messages from a folder by UID: \Deleted, then UID EXPUNGE of exactly those UIDs.
+   * Needs UIDPLUS (a plain EXPUNGE would remove every \Deleted message): without it, throws.
+   */
+  deleteMessages(path: readonly string[], uids: readonly number[], listedName?: string): Promise<void>;
   /** Fetches full bodies of the open folder by UID; one bad message does not fail the others. */
   fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome>;
   /**

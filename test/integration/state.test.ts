@@ -121,6 +121,30 @@ describe('the state ledger', () => {
     assert.deepEqual(await readMailbox(server, user, 'dst-pw'), await readMailbox(server, 'small', 'src-pw'));
   });
 
+  test('a source folder recreated (new UIDVALIDITY, same messages) is matched by content: nothing twice', async () => {
+    await server.addUser('revalid', 'src-pw');
+    await seedMailbox(server, 'revalid', 'src-pw', small);
+    const user = await newUser();
+    const state = path.join(dir, 'source-validity.db');
+    assert.equal((await migrate(options('revalid', user, state))).status, 'complete');
+    const c = await client('revalid', 'src-pw');
+    try {
+      await c.mailboxDelete('Work/Old');
+      await c.mailboxCreate('Work/Old');
+      for (const m of small[2]!.messages) await c.append('Work/Old', m.raw, m.flags, m.internalDate);
+      await c.append('Work/Old', msg('old', 77).raw, [], msg('old', 77).internalDate);
+    } finally {
+      await c.logout();
+    }
+    const again = await migrate(options('revalid', user, state));
+    assert.equal(again.status, 'complete');
+    const old = again.folders.find((f) => f.source === 'Work/Old')!;
+    assert.equal(old.incremental, undefined);
+    assert.equal(old.copied, 1);
+    assert.equal(old.alreadyPresent, 10);
+    assert.deepEqual(await readMailbox(server, user, 'dst-pw'), await readMailbox(server, 'revalid', 'src-pw'));
+  });
+
   test('killed with SIGKILL at 20 points and run again each time: every message exactly once', async () => {
     const expected = await readMailbox(server, 'big', 'src-pw');
     // How long an uninterrupted run takes, to spread the kill points over it.
@@ -201,5 +225,133 @@ describe('the state ledger', () => {
     db.close();
     const ok = await runCli(['migrate', '--from', from, '--to', to, '--state', state], env);
     assert.equal(ok.code, 0, ok.stderr);
+  });
+  test('flag changes between passes reach the destination: with the ledger (CONDSTORE) and without', async () => {
+    await server.addUser('flags', 'src-pw');
+    await seedMailbox(server, 'flags', 'src-pw', small);
+    const user = await newUser();
+    const state = path.join(dir, 'flags.db');
+    assert.equal((await migrate(options('flags', user, state))).status, 'complete');
+    const c = await client('flags', 'src-pw');
+    try {
+      await c.mailboxOpen('INBOX');
+      await c.messageFlagsAdd({ header: { 'message-id': '<in-1@state.test>' } }, ['\\Flagged', '$Urgent']);
+      await c.messageFlagsRemove({ header: { 'message-id': '<in-3@state.test>' } }, ['\\Seen']);
+      await c.mailboxOpen('Work');
+      await c.messageFlagsSet({ header: { 'message-id': '<work-2@state.test>' } }, ['\\Seen', '\\Answered']);
+    } finally {
+      await c.logout();
+    }
+    const again = await migrate(options('flags', user, state));
+    assert.equal(again.status, 'complete');
+    assert.ok(again.folders.filter((f) => !f.noSelect).every((f) => f.incremental));
+    assert.equal(again.folders.reduce((n, f) => n + (f.flagsUpdated ?? 0), 0), 3);
+    assert.equal(again.totals.copied, 0);
+    assert.deepEqual(await readMailbox(server, user, 'dst-pw'), await readMailbox(server, 'flags', 'src-pw'));
+
+    // Without a ledger the full plan finds the same message with other flags and updates them too.
+    const c2 = await client('flags', 'src-pw');
+    try {
+      await c2.mailboxOpen('INBOX');
+      await c2.messageFlagsSet({ header: { 'message-id': '<in-5@state.test>' } }, ['$Later']);
+    } finally {
+      await c2.logout();
+    }
+    const stateless = await migrate({ ...options('flags', user, state), statePath: undefined });
+    assert.equal(stateless.folders.find((f) => f.source === 'INBOX')!.flagsUpdated, 1);
+    assert.deepEqual(await readMailbox(server, user, 'dst-pw'), await readMailbox(server, 'flags', 'src-pw'));
+  });
+
+  test('messages deleted at the source stay at the destination unless --sync-deletions', async () => {
+    await server.addUser('del', 'src-pw');
+    await seedMailbox(server, 'del', 'src-pw', small);
+    const user = await newUser();
+    const state = path.join(dir, 'deletions.db');
+    assert.equal((await migrate(options('del', user, state))).status, 'complete');
+    const before = await readMailbox(server, user, 'dst-pw');
+    const c = await client('del', 'src-pw');
+    try {
+      await c.mailboxOpen('INBOX');
+      await c.messageDelete({ header: { 'message-id': '<in-4@state.test>' } });
+      await c.mailboxOpen('Work');
+      await c.messageDelete({ header: { 'message-id': '<work-9@state.test>' } });
+    } finally {
+      await c.logout();
+    }
+    const kept = await migrate(options('del', user, state));
+    assert.equal(kept.status, 'complete');
+    assert.deepEqual(await readMailbox(server, user, 'dst-pw'), before, 'off by default: nothing removed');
+    const synced = await migrate({ ...options('del', user, state), syncDeletions: true });
+    assert.equal(synced.status, 'complete');
+    assert.equal(synced.folders.reduce((n, f) => n + (f.deleted ?? 0), 0), 2);
+    assert.deepEqual(await readMailbox(server, user, 'dst-pw'), await readMailbox(server, 'del', 'src-pw'));
+  });
+
+  test('--delete-source removes at the source only what is verified at the destination (a refused APPEND stays)', async () => {
+    const quota = await startDovecot({
+      tls: false,
+      extraConfig: ['mail_plugins = $mail_plugins quota', 'plugin {', '  quota = count:User quota', '  quota_vsizes = yes', '  quota_max_mail_size = 64k', '}'].join('\n'),
+    });
+    try {
+      await server.addUser('mover', 'src-pw');
+      const moved: FixtureFolder[] = [{ path: ['INBOX'], subscribed: true, messages: Array.from({ length: 6 }, (_, i) => msg('mv', i, i === 2 ? 70_000 : 300)) }];
+      await seedMailbox(server, 'mover', 'src-pw', moved);
+      await quota.addUser('dst', 'dst-pw');
+      const run = await runCli(
+        ['migrate', '--from', `imap://mover@127.0.0.1:${server.port}`, '--to', `imap://dst@127.0.0.1:${quota.port}`, '--delete-source', '--state', path.join(dir, 'move.db'), '--json'],
+        { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' },
+      );
+      assert.equal(run.code, 3, run.stderr);
+      const report = JSON.parse(run.stdout) as { items: { messageId?: string }[]; folders: { source: string; sourceDeleted?: number }[] };
+      assert.deepEqual(report.items.map((i) => i.messageId), ['mv-2@state.test']);
+      assert.equal(report.folders.find((f) => f.source === 'INBOX')!.sourceDeleted, 5);
+      const left = (await readMailbox(server, 'mover', 'src-pw')).find((f) => f.path[0] === 'INBOX')!.messages;
+      assert.deepEqual(left.map((m) => m.size), [moved[0]!.messages[2]!.raw.length], 'only the refused message is still at the source');
+      const arrived = (await readMailbox(quota, 'dst', 'dst-pw')).find((f) => f.path[0] === 'INBOX')!.messages;
+      assert.equal(arrived.length, 5);
+    } finally {
+      await quota.stop();
+    }
+  });
+  test('--watch keeps syncing new mail until Ctrl-C, then stops cleanly; report prints the ledger', async () => {
+    await server.addUser('watched', 'src-pw');
+    await seedMailbox(server, 'watched', 'src-pw', small);
+    const user = await newUser();
+    const state = path.join(dir, 'watch.db');
+    const from = `imap://watched@127.0.0.1:${server.port}`;
+    const to = `imap://${user}@127.0.0.1:${server.port}`;
+    const child = spawn(process.execPath, [CLI, 'migrate', '--from', from, '--to', to, '--state', state, '--watch', '1', '--no-progress'], {
+      env: { ...process.env, MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stderr = '';
+    const passes = () => (stderr.match(/watch: pass \d+ done/g) ?? []).length;
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout.resume();
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const until = async (ok: () => boolean) => {
+      for (let i = 0; i < 300 && !ok(); i++) await new Promise((r) => setTimeout(r, 50));
+      assert.ok(ok(), stderr);
+    };
+    await until(() => passes() >= 1);
+    const c = await client('watched', 'src-pw');
+    try {
+      await c.append('INBOX', msg('in', 500).raw, ['\\Seen'], msg('in', 500).internalDate);
+    } finally {
+      await c.logout();
+    }
+    const seen = passes();
+    await until(() => passes() >= seen + 2);
+    child.kill('SIGINT');
+    assert.equal(await exited, 0, stderr);
+    assert.deepEqual(await readMailbox(server, user, 'dst-pw'), await readMailbox(server, 'watched', 'src-pw'));
+
+    const text = await runCli(['report', '--from', from, '--to', to, '--state', state], {});
+    assert.equal(text.code, 0, text.stderr);
+    assert.match(text.stdout, /INBOX -> INBOX: 31 copied; last complete pass 20\d\d-/);
+    const json = await runCli(['report', '--from', from, '--to', to, '--state', state, '--json'], {});
+    const r = JSON.parse(json.stdout) as { folders: { source: string; copies: number; intents: number }[] };
+    assert.equal(r.folders.find((f) => f.source === 'Work')!.copies, 20);
+    assert.ok(r.folders.every((f) => f.intents === 0), 'no intent left behind');
   });
 });

@@ -202,7 +202,8 @@ export class ImapStore implements MailStore {
     try {
       const open = () => this.conn.mailboxOpen(name, { readOnly });
       const box = outside ? await this.outsidePersonal(open) : await open();
-      return { uidValidity: BigInt(box.uidValidity), uidNext: box.uidNext, exists: box.exists };
+      const modseq = (box as { highestModseq?: bigint | number }).highestModseq;
+      return { uidValidity: BigInt(box.uidValidity), uidNext: box.uidNext, exists: box.exists, highestModseq: modseq === undefined ? undefined : BigInt(modseq) };
     } catch (err) {
       throw commandError(ERROR_CODES.FOLDER_SELECT_FAILED, 'folder', `Opening folder "${name}" at the ${this.opts.side} failed`, err);
     }
@@ -236,6 +237,77 @@ export class ImapStore implements MailStore {
     if (!this.client?.usable) throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `The ${this.opts.side} connection was lost during STATUS of "${name}".`, { scope: 'folder', retry: 'now' });
     if (!st || st.uidValidity === undefined || st.uidNext === undefined || st.messages === undefined) return undefined;
     return { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages };
+  }
+
+  async listFlags(signal?: AbortSignal, options: { changedSince?: bigint } = {}): Promise<{ uid: number; flags: string[] }[]> {
+    const box = this.conn.mailbox;
+    if (!box || box.exists === 0) return [];
+    const out: { uid: number; flags: string[] }[] = [];
+    try {
+      const fetchOptions = { uid: true, ...(options.changedSince !== undefined ? { changedSince: options.changedSince } : {}) };
+      for await (const msg of this.conn.fetch('1:*', { uid: true, flags: true }, fetchOptions)) {
+        signal?.throwIfAborted();
+        if (msg.uid) out.push({ uid: msg.uid, flags: [...(msg.flags ?? [])] });
+      }
+    } catch (err) {
+      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
+      throw this.listError(box.path, err);
+    }
+    return out;
+  }
+
+  async setFlags(path: readonly string[], items: readonly { uid: number; flags: string[] }[]): Promise<void> {
+    if (items.length === 0) return;
+    const name = this.serverName(path);
+    await this.openFolder(path, false);
+    try {
+      for (const item of items) {
+        try {
+          // An empty list clears every flag; FLAGS.SILENT via imapflow's messageFlagsSet.
+          await this.conn.messageFlagsSet(String(item.uid), item.flags, { uid: true });
+        } catch (err) {
+          this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Setting flags in "${name}" failed`, e));
+          this.opts.logger?.warn({ folder: name, uid: item.uid, err: serverText(err) ?? String(err) }, 'flags not updated');
+        }
+      }
+    } finally {
+      await this.leaveWithoutExpunge(path);
+    }
+  }
+
+  /**
+   * Leaves a folder selected read-write without expunging: CLOSE would remove every message
+   * marked \\Deleted, including ones copied with that flag on purpose. Selecting the folder
+   * read-only first leaves the read-write selection without expunging (RFC 3501 §6.3.1), and a
+   * CLOSE of a read-only folder expunges nothing (§6.4.2). (UNSELECT would do it in one step, but
+   * imapflow only offers it through its internals.)
+   */
+  private async leaveWithoutExpunge(path: readonly string[], listedName?: string): Promise<void> {
+    if (!this.client?.usable || !this.client.mailbox) return;
+    try {
+      await this.openFolder(path, true, listedName);
+      await this.conn.mailboxClose();
+    } catch {
+      // Best effort: the next SELECT or the logout leaves the folder without expunging as well.
+    }
+  }
+
+  async deleteMessages(path: readonly string[], uids: readonly number[], listedName?: string): Promise<void> {
+    if (uids.length === 0) return;
+    const name = listedName ?? this.serverName(path);
+    if (!this.caps().appendUid) {
+      throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `The ${this.opts.side} has no UIDPLUS: messages cannot be removed one by one without removing others marked \\Deleted, so "${name}" was left as it is`, { scope: 'folder' });
+    }
+    await this.openFolder(path, false, listedName);
+    try {
+      const ok = await this.conn.messageDelete(packUids([...uids]), { uid: true });
+      if (!ok) throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `Removing ${uids.length} message(s) from "${name}" at the ${this.opts.side} was refused`, { scope: 'folder' });
+    } catch (err) {
+      this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Removing messages from "${name}" failed`, e));
+      throw commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Removing messages from "${name}" at the ${this.opts.side} failed`, err);
+    } finally {
+      await this.leaveWithoutExpunge(path, listedName);
+    }
   }
 
   async closeFolder(): Promise<void> {
