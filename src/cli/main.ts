@@ -14,6 +14,7 @@ import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { migrate, type ScanOptions } from '../migrate.js';
 import type { FolderRuleOptions } from '../plan/folder-rules.js';
 import { verify, type VerifyReport } from '../verify.js';
+import { SourceWatcher } from '../watch.js';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
 import { Ledger, defaultStatePath } from '../state/ledger.js';
@@ -149,29 +150,38 @@ async function runWatch(flags: MigrateFlags): Promise<number> {
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
   let last: number = EXIT.OK;
+  // Asked once: a prompt every pass would stall the watch.
+  const passwords = {
+    from: await resolvePassword('from', flags.fromPasswordFile, process.env, parseEndpoint(flags.from, 'from').user),
+    to: await resolvePassword('to', flags.toPasswordFile, process.env, parseEndpoint(flags.to, 'to').user),
+  };
+  const watcher = new SourceWatcher({
+    from: { url: parseEndpoint(flags.from, 'from'), password: passwords.from, tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+    connectTimeoutSeconds: flags.timeout,
+  });
   try {
     for (let pass = 1; !controller.signal.aborted; pass++) {
-      const code = await runMigrate(flags, false, controller);
+      await watcher.mark(controller.signal);
+      const code = await runMigrate(flags, false, controller, passwords);
       if (controller.signal.aborted) break;
       last = code;
-      process.stderr.write(`watch: pass ${pass} done (exit ${code}); next in ${seconds} s (Ctrl-C stops)\n`);
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, seconds * 1000);
-        controller.signal.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-      });
+      process.stderr.write(`watch: pass ${pass} done (exit ${code}); next on new mail in INBOX (IDLE) or in ${seconds} s (Ctrl-C stops)\n`);
+      const woken = await watcher.wait(seconds, controller.signal);
+      if (woken) process.stderr.write('watch: new mail at the source\n');
     }
   } finally {
+    await watcher.close();
     process.off('SIGINT', stop);
     process.off('SIGTERM', stop);
   }
   return last;
 }
 
-async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortController): Promise<number> {
+async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortController, known?: { from: string; to: string }): Promise<number> {
   const from = parseEndpoint(flags.from, 'from');
   const to = parseEndpoint(flags.to, 'to');
-  const fromPassword = await resolvePassword('from', flags.fromPasswordFile, process.env, from.user);
-  const toPassword = await resolvePassword('to', flags.toPasswordFile, process.env, to.user);
+  const fromPassword = known?.from ?? (await resolvePassword('from', flags.fromPasswordFile, process.env, from.user));
+  const toPassword = known?.to ?? (await resolvePassword('to', flags.toPasswordFile, process.env, to.user));
   const logger: Logger | undefined = flags.log
     ? pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, pino.destination({ dest: flags.log, sync: true, mkdir: true }))
     : undefined;

@@ -279,76 +279,88 @@ export class FolderState {
    * both listings, which records what it finds (and a changed UIDVALIDITY makes old UIDs meaningless).
    */
   reset(): void {
-    this.db
-      .transaction(() => {
-        this.db.prepare('DELETE FROM message WHERE folder_id = ?').run(this.id);
-        this.db.prepare('DELETE FROM skipped WHERE folder_id = ?').run(this.id);
-        this.db
-          .prepare('UPDATE folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, source_modseq = NULL, dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, synced_at = NULL WHERE id = ?')
-          .run(this.id);
-      })
-      .immediate();
+    write('reset', () => {
+      this.db
+        .transaction(() => {
+          this.db.prepare('DELETE FROM message WHERE folder_id = ?').run(this.id);
+          this.db.prepare('DELETE FROM skipped WHERE folder_id = ?').run(this.id);
+          this.db
+            .prepare('UPDATE folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, source_modseq = NULL, dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, synced_at = NULL WHERE id = ?')
+            .run(this.id);
+        })
+        .immediate();
+    });
   }
 
   /** Records the messages found at both sides by a full plan (source UID -> destination UID). */
   recordPresent(pairs: readonly { source: { uid: number; key: string; size: number; flags: string[] }; destUid: number }[]): void {
-    const put = this.db.prepare("INSERT OR REPLACE INTO message (folder_id, source_uid, dest_uid, key, size, flags, state) VALUES (?, ?, ?, ?, ?, ?, 'done')");
-    const unskip = this.db.prepare('DELETE FROM skipped WHERE folder_id = ? AND source_uid = ?');
-    this.db
-      .transaction(() => {
-        for (const p of pairs) {
-          put.run(this.id, p.source.uid, p.destUid, p.source.key, p.source.size, p.source.flags.join(' '));
-          unskip.run(this.id, p.source.uid);
-        }
-      })
-      .immediate();
+    write('recordPresent', () => {
+      const put = this.db.prepare("INSERT OR REPLACE INTO message (folder_id, source_uid, dest_uid, key, size, flags, state) VALUES (?, ?, ?, ?, ?, ?, 'done')");
+      const unskip = this.db.prepare('DELETE FROM skipped WHERE folder_id = ? AND source_uid = ?');
+      this.db
+        .transaction(() => {
+          for (const p of pairs) {
+            put.run(this.id, p.source.uid, p.destUid, p.source.key, p.source.size, p.source.flags.join(' '));
+            unskip.run(this.id, p.source.uid);
+          }
+        })
+        .immediate();
+    });
   }
 
   /** Intent: these source messages are about to be appended. */
   intend(items: readonly { uid: number; key: string; size: number; flags: string[] }[]): void {
-    const put = this.db.prepare("INSERT OR REPLACE INTO message (folder_id, source_uid, dest_uid, key, size, flags, state) VALUES (?, ?, NULL, ?, ?, ?, 'intent')");
-    this.db.transaction(() => items.forEach((m) => put.run(this.id, m.uid, m.key, m.size, m.flags.join(' ')))).immediate();
+    write('intend', () => {
+      const put = this.db.prepare("INSERT OR REPLACE INTO message (folder_id, source_uid, dest_uid, key, size, flags, state) VALUES (?, ?, NULL, ?, ?, ?, 'intent')");
+      this.db.transaction(() => items.forEach((m) => put.run(this.id, m.uid, m.key, m.size, m.flags.join(' ')))).immediate();
+    });
   }
 
   /** Result: `done` arrived (with their destination UIDs when known); `failed` did not. */
   settle(done: readonly { uid: number; destUid: number | undefined }[], failed: readonly number[]): void {
-    const ok = this.db.prepare("UPDATE message SET state = 'done', dest_uid = ? WHERE folder_id = ? AND source_uid = ?");
-    const unskip = this.db.prepare('DELETE FROM skipped WHERE folder_id = ? AND source_uid = ?');
-    const drop = this.db.prepare("DELETE FROM message WHERE folder_id = ? AND source_uid = ? AND state = 'intent'");
-    this.db
-      .transaction(() => {
-        for (const d of done) {
-          ok.run(d.destUid ?? null, this.id, d.uid);
-          unskip.run(this.id, d.uid);
-        }
-        for (const uid of failed) drop.run(this.id, uid);
-      })
-      .immediate();
+    write('settle', () => {
+      const ok = this.db.prepare("UPDATE message SET state = 'done', dest_uid = ? WHERE folder_id = ? AND source_uid = ?");
+      const unskip = this.db.prepare('DELETE FROM skipped WHERE folder_id = ? AND source_uid = ?');
+      const drop = this.db.prepare("DELETE FROM message WHERE folder_id = ? AND source_uid = ? AND state = 'intent'");
+      this.db
+        .transaction(() => {
+          for (const d of done) {
+            ok.run(d.destUid ?? null, this.id, d.uid);
+            unskip.run(this.id, d.uid);
+          }
+          for (const uid of failed) drop.run(this.id, uid);
+        })
+        .immediate();
+    });
   }
 
   /** The audit trail: a skipped item and why. */
   skip(uid: number, code: string, reason: string, attempts: number | undefined): void {
-    this.db
-      .prepare('INSERT OR REPLACE INTO skipped (folder_id, source_uid, code, reason, attempts, at) VALUES (?, ?, ?, ?, ?, ?)')
-      .run(this.id, uid, code, reason, attempts ?? null, new Date().toISOString());
+    write('skip', () => {
+      this.db
+        .prepare('INSERT OR REPLACE INTO skipped (folder_id, source_uid, code, reason, attempts, at) VALUES (?, ?, ?, ?, ?, ?)')
+        .run(this.id, uid, code, reason, attempts ?? null, new Date().toISOString());
+    });
   }
 
   /** The marks after a complete pass: from now on a rerun trusts them. */
   markSynced(m: FolderMarks): void {
-    this.db
-      .prepare('UPDATE folder SET source_uidvalidity = ?, source_uidnext = ?, source_count = ?, source_bytes = ?, source_modseq = ?, dest_uidvalidity = ?, dest_uidnext = ?, dest_count = ?, synced_at = ? WHERE id = ?')
-      .run(
-        String(m.sourceUidValidity),
-        m.sourceUidNext,
-        m.sourceCount,
-        m.sourceBytes,
-        m.sourceModseq === undefined ? null : String(m.sourceModseq),
-        String(m.destUidValidity),
-        m.destUidNext,
-        m.destCount,
-        new Date().toISOString(),
-        this.id,
-      );
+    write('markSynced', () => {
+      this.db
+        .prepare('UPDATE folder SET source_uidvalidity = ?, source_uidnext = ?, source_count = ?, source_bytes = ?, source_modseq = ?, dest_uidvalidity = ?, dest_uidnext = ?, dest_count = ?, synced_at = ? WHERE id = ?')
+        .run(
+          String(m.sourceUidValidity),
+          m.sourceUidNext,
+          m.sourceCount,
+          m.sourceBytes,
+          m.sourceModseq === undefined ? null : String(m.sourceModseq),
+          String(m.destUidValidity),
+          m.destUidNext,
+          m.destCount,
+          new Date().toISOString(),
+          this.id,
+        );
+    });
   }
 
   /** Marks a pass as not complete (a later run plans the folder in full). */
@@ -373,20 +385,46 @@ export class FolderState {
 
   /** Records flags synced to the destination. */
   updateFlags(items: readonly { sourceUid: number; flags: string[] }[]): void {
-    const put = this.db.prepare('UPDATE message SET flags = ? WHERE folder_id = ? AND source_uid = ?');
-    this.db.transaction(() => items.forEach((i) => put.run(i.flags.join(' '), this.id, i.sourceUid))).immediate();
+    write('updateFlags', () => {
+      const put = this.db.prepare('UPDATE message SET flags = ? WHERE folder_id = ? AND source_uid = ?');
+      this.db.transaction(() => items.forEach((i) => put.run(i.flags.join(' '), this.id, i.sourceUid))).immediate();
+    });
   }
 
   /** Forgets messages removed at both sides. */
   forget(sourceUids: readonly number[]): void {
-    const del = this.db.prepare('DELETE FROM message WHERE folder_id = ? AND source_uid = ?');
-    this.db.transaction(() => sourceUids.forEach((u) => del.run(this.id, u))).immediate();
+    write('forget', () => {
+      const del = this.db.prepare('DELETE FROM message WHERE folder_id = ? AND source_uid = ?');
+      this.db.transaction(() => sourceUids.forEach((u) => del.run(this.id, u))).immediate();
+    });
   }
 
   /** Messages recorded as present at the destination. */
   doneCount(): number {
     return (this.db.prepare("SELECT count(*) AS n FROM message WHERE folder_id = ? AND state = 'done'").get(this.id) as { n: number }).n;
   }
+}
+
+/**
+ * A crash switch for the crash-safety tests: MAILMOVER_TEST_KILL_AT="KIND:before|after:N" makes
+ * the process SIGKILL itself just before or just after the Nth ledger write of that kind
+ * (intend, settle, recordPresent, markSynced, reset, skip, updateFlags, forget). It exists so
+ * that the tests can stop a run around every kind of state write, not only at random moments.
+ */
+const killAt = /^(\w+):(before|after):(\d+)$/.exec(process.env.MAILMOVER_TEST_KILL_AT ?? '');
+const writes = new Map<string, number>();
+function checkpoint(kind: string, when: 'before' | 'after'): void {
+  if (!killAt || killAt[1] !== kind) return;
+  if (when === 'before') writes.set(kind, (writes.get(kind) ?? 0) + 1);
+  if (killAt[2] === when && writes.get(kind) === Number(killAt[3])) process.kill(process.pid, 'SIGKILL');
+}
+
+/** Runs a ledger write between its two checkpoints. */
+function write<T>(kind: string, fn: () => T): T {
+  checkpoint(kind, 'before');
+  const out = fn();
+  checkpoint(kind, 'after');
+  return out;
 }
 
 function processAlive(pid: number): boolean {

@@ -136,6 +136,12 @@ export interface MailStore {
    * error when the destination is out of quota, and CONNECTION_LOST when the outcome is unknown.
    */
   appendBatch(path: readonly string[], items: readonly AppendItem[], signal?: AbortSignal): Promise<AppendOutcome[]>;
+  /**
+   * Waits until the folder changes (a new or removed message) or `timeoutMs` passes: IDLE
+   * (RFC 2177) where the server has it, otherwise a plain wait. Resolves true when woken by a change,
+   * or at once when the folder's UIDNEXT is already above `sinceUidNext`.
+   */
+  waitForChange(path: readonly string[], timeoutMs: number, signal?: AbortSignal, sinceUidNext?: number): Promise<boolean>;
   /** False once the connection is gone; the engine then builds a new store. */
   isUsable(): boolean;
   close(): Promise<void>;

@@ -520,6 +520,42 @@ export class ImapStore implements MailStore {
     return out as AppendOutcome[];
   }
 
+  async waitForChange(path: readonly string[], timeoutMs: number, signal?: AbortSignal, sinceUidNext?: number): Promise<boolean> {
+    const status = await this.openFolder(path, true);
+    if (sinceUidNext !== undefined && status.uidNext !== undefined && status.uidNext > sinceUidNext) return true;
+    // An abort that came while the folder was being selected: no event will say so again.
+    if (signal?.aborted) return false;
+    const conn = this.conn;
+    if (!(conn.capabilities as Map<string, unknown>).has('IDLE')) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
+      });
+      return false;
+    }
+    return new Promise<boolean>((resolve) => {
+      let done = false;
+      const finish = (changed: boolean) => {
+        if (done) return;
+        done = true;
+        clearTimeout(timer);
+        conn.off('exists', onChange);
+        conn.off('expunge', onChange);
+        signal?.removeEventListener('abort', onAbort);
+        // Any command ends the IDLE (imapflow sends DONE first).
+        if (conn.usable) conn.noop().catch(() => undefined);
+        resolve(changed);
+      };
+      const onChange = () => finish(true);
+      const onAbort = () => finish(false);
+      const timer = setTimeout(() => finish(false), timeoutMs);
+      conn.on('exists', onChange);
+      conn.on('expunge', onChange);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      conn.idle().catch(() => finish(false));
+    });
+  }
+
   isUsable(): boolean {
     return !!this.client?.usable;
   }
