@@ -72,6 +72,11 @@ export interface MigrateOptions {
    * run plans each folder from both listings. The CLI uses defaultStatePath() unless --no-state.
    */
   statePath?: string;
+  /**
+   * Pauses shared by everything that talks to the same servers: a throttling answer to one
+   * mailbox of a batch slows every mailbox on that server (default: this migration's own).
+   */
+  serverGates?: { source: ServerGate; destination: ServerGate };
   /** Remove at the destination what was deleted at the source since the last pass (uses the ledger; default off). */
   syncDeletions?: boolean;
   /** A move: remove each source message once a fresh destination listing shows it (default off). */
@@ -396,7 +401,8 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
   counters.foldersDone = plan.entries.length - queue.length;
   const limits = { maxBytes: options.batchBytes ?? 4 * 1024 * 1024, maxMessages: options.batchMessages ?? 100 };
   const budget = new ByteBudget(Math.max(options.memoryBudgetBytes ?? 16 * 1024 * 1024, limits.maxBytes));
-  const gates = { source: new ServerGate(), destination: new ServerGate() };
+  // Shared with other mailboxes on the same servers when the caller passes them (batches).
+  const gates = options.serverGates ?? { source: new ServerGate(), destination: new ServerGate() };
   const verdicts = report.scan?.verdicts;
   let mailboxError: MigrateError | undefined;
   const endMailbox = (err: MigrateError) => {

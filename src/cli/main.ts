@@ -15,6 +15,10 @@ import { migrate, type ScanOptions } from '../migrate.js';
 import type { FolderRuleOptions } from '../plan/folder-rules.js';
 import { verify, type VerifyReport } from '../verify.js';
 import { SourceWatcher } from '../watch.js';
+import { loadBatchConfig } from '../batch/config.js';
+import { loadMailboxList } from '../batch/mailbox-list.js';
+import { runBatch, type BatchReport } from '../batch/run-batch.js';
+import path from 'node:path';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
 import { Ledger, defaultStatePath } from '../state/ledger.js';
@@ -241,6 +245,87 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
   return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
 }
 
+interface BatchFlags {
+  config: string;
+  parallel: number;
+  state?: string;
+  reportDir?: string;
+  name?: string;
+  again?: boolean;
+  json?: boolean;
+  log?: string;
+}
+
+async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<number> {
+  const config = loadBatchConfig(flags.config);
+  const list = loadMailboxList(listFile);
+  for (const w of list.warnings) process.stderr.write(`mailmover: warning: ${w}\n`);
+  const name = flags.name ?? path.basename(listFile);
+  const reportDir = flags.reportDir ?? path.join(path.dirname(path.resolve(listFile)), `${path.basename(listFile).replace(/\.csv$/i, '')}-reports`);
+  const logger: Logger | undefined = flags.log ? pino({ base: { pid: process.pid } }, pino.destination({ dest: flags.log, sync: true, mkdir: true })) : undefined;
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(`\n${sig}: stopping every mailbox after the batch in flight (Ctrl-C again quits at once)\n`);
+    controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let done = 0;
+  let report: BatchReport;
+  try {
+    report = await runBatch({
+      list,
+      config,
+      name,
+      parallel: flags.parallel,
+      statePath: flags.state ?? defaultStatePath(),
+      reportDir,
+      again: !!flags.again,
+      signal: controller.signal,
+      ...(logger ? { logger } : {}),
+      onEvent: (e) => {
+        if (flags.json || e.type === 'job-start') return;
+        done++;
+        const j = e.job;
+        process.stderr.write(`[${done}/${list.rows.length}] ${j.source} -> ${j.destination}: ${j.status}${e.type === 'job-skipped' ? ' (earlier run)' : ''}, ${j.copied} copied${j.skipped ? `, ${j.skipped} skipped` : ''}${j.code ? ` ${j.code}` : ''}\n`);
+      },
+    });
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  const t = report.totals;
+  if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else {
+    process.stdout.write(
+      `${report.status}: ${t.mailboxes} mailboxes, ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed; ` +
+        `${t.copied} messages copied, ${t.skippedItems} skipped, ${t.seconds} s. Reports: ${reportDir}/batch-report.md\n`,
+    );
+    for (const j of report.jobs.filter((x) => x.status !== 'complete')) process.stdout.write(`  line ${j.line}: ${j.source}: ${j.status} ${j.code ?? ''} ${j.message ?? ''}\n`);
+  }
+  logger?.flush();
+  return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
+}
+
+async function runBatchStatus(listFile: string, flags: { state?: string; name?: string; json?: boolean }): Promise<number> {
+  const file = flags.state ?? defaultStatePath();
+  if (!existsSync(file)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${file}" (pass --state FILE).`, { scope: 'config' });
+  const ledger = Ledger.open(file);
+  try {
+    const jobs = ledger.jobs(flags.name ?? path.basename(listFile));
+    if (flags.json) process.stdout.write(JSON.stringify(jobs, null, 2) + '\n');
+    else {
+      const count = (s: string) => jobs.filter((j) => j.status === s).length;
+      process.stdout.write(`${jobs.length} mailboxes: ${count('complete')} complete, ${count('partial')} partial, ${count('failed')} failed, ${count('running')} running\n`);
+      for (const j of jobs) process.stdout.write(`${String(j.line).padStart(5)}  ${j.status.padEnd(8)}  ${j.source} -> ${j.destination}  ${j.copied} copied${j.code ? `  ${j.code}` : ''}\n`);
+    }
+  } finally {
+    ledger.close();
+  }
+  return EXIT.OK;
+}
+
 /** `mailmover report`: the audit trail the ledger keeps for a mailbox. */
 async function runReport(flags: { from: string; to: string; state?: string; json?: boolean }): Promise<number> {
   const from = parseEndpoint(flags.from, 'from');
@@ -361,6 +446,28 @@ export function buildProgram(setExit: (code: number) => void): Command {
   full(program.command('plan').description('show the folder mapping and the counts without changing anything')).action(async (flags: MigrateFlags) =>
     setExit(await runMigrate(flags, true)),
   );
+  const batch = program.command('batch').description('many mailboxes: a CSV list and a server configuration');
+  batch
+    .command('run')
+    .description('migrate every mailbox of the list, N at a time; a rerun skips the complete ones and resumes the rest')
+    .argument('<list.csv>', 'one mailbox per row: source_user[,destination_user,source_password,destination_password]')
+    .requiredOption('--config <file.yaml>', 'the servers, admin access, defaults and folder rules')
+    .addOption(new Option('--parallel <n>', 'mailboxes at once').default(4).argParser(intOption('--parallel', 1, 256)))
+    .option('--state <file>', 'the state ledger (default: the one migrate uses)')
+    .option('--report-dir <dir>', 'where the per-mailbox reports and batch-report.json/.md go (default: LIST-reports next to the list)')
+    .option('--name <name>', 'the batch name in the ledger (default: the list file name)')
+    .option('--again', 'also run the mailboxes an earlier run completed (an incremental pass for each)')
+    .option('--json', 'print the batch report as JSON')
+    .option('--log <file>', 'write structured JSON logs (pino) to FILE')
+    .action(async (list: string, flags: BatchFlags) => setExit(await runBatchCommand(list, flags)));
+  batch
+    .command('status')
+    .description('show the recorded status of every mailbox of a batch')
+    .argument('<list.csv>', 'the list the batch was run with')
+    .option('--state <file>', 'the state ledger (default: the one migrate uses)')
+    .option('--name <name>', 'the batch name (default: the list file name)')
+    .option('--json', 'print JSON')
+    .action(async (list: string, flags: { state?: string; name?: string; json?: boolean }) => setExit(await runBatchStatus(list, flags)));
   program
     .command('report')
     .description("print the state ledger's record of a mailbox: folders, copies, skipped items and why")

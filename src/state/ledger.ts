@@ -24,7 +24,7 @@ import path from 'node:path';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 /** Each step takes the schema from version i to i+1. */
 const MIGRATIONS: string[] = [
@@ -68,6 +68,21 @@ const MIGRATIONS: string[] = [
      attempts INTEGER,
      at TEXT NOT NULL,
      PRIMARY KEY (folder_id, source_uid));`,
+  // 2: batches (mailmover batch): one row per mailbox of a batch, with its status.
+  `CREATE TABLE batch_job (
+     batch TEXT NOT NULL,
+     line INTEGER NOT NULL,
+     source TEXT NOT NULL,
+     destination TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'complete', 'partial', 'failed')),
+     code TEXT,
+     message TEXT,
+     copied INTEGER NOT NULL DEFAULT 0,
+     skipped INTEGER NOT NULL DEFAULT 0,
+     seconds REAL,
+     report TEXT,
+     updated_at TEXT NOT NULL,
+     PRIMARY KEY (batch, source, destination));`,
 ];
 
 /** The default ledger file: $XDG_STATE_HOME/mailmover/state.db, or ~/.local/state/mailmover/state.db. */
@@ -96,6 +111,21 @@ export interface LedgerMessage {
   key: string;
   size: number;
   flags: string[];
+}
+
+/** One mailbox of a batch as the ledger keeps it. */
+export interface BatchJobRecord {
+  line: number;
+  source: string;
+  destination: string;
+  status: 'queued' | 'running' | 'complete' | 'partial' | 'failed';
+  code?: string;
+  message?: string;
+  copied: number;
+  skipped: number;
+  seconds?: number;
+  /** The mailbox's report file. */
+  report?: string;
 }
 
 /** A skipped item as the ledger keeps it. */
@@ -196,6 +226,63 @@ export class Ledger {
         )
         .all(source, destination) as (Omit<LedgerSkip, 'attempts'> & { attempts: number | null })[]
     ).map((r) => ({ ...r, attempts: r.attempts ?? undefined }));
+  }
+
+  /** Records the status of one mailbox of a batch. */
+  recordJob(batch: string, job: BatchJobRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO batch_job (batch, line, source, destination, status, code, message, copied, skipped, seconds, report, updated_at)
+         VALUES (@batch, @line, @source, @destination, @status, @code, @message, @copied, @skipped, @seconds, @report, @at)
+         ON CONFLICT (batch, source, destination) DO UPDATE SET line = excluded.line, status = excluded.status, code = excluded.code,
+           message = excluded.message, copied = excluded.copied, skipped = excluded.skipped, seconds = excluded.seconds,
+           report = excluded.report, updated_at = excluded.updated_at`,
+      )
+      .run({
+        batch,
+        line: job.line,
+        source: job.source,
+        destination: job.destination,
+        status: job.status,
+        code: job.code ?? null,
+        message: job.message ?? null,
+        copied: job.copied,
+        skipped: job.skipped,
+        seconds: job.seconds ?? null,
+        report: job.report ?? null,
+        at: new Date().toISOString(),
+      });
+  }
+
+  /** The mailboxes of a batch as last recorded. */
+  jobs(batch: string): (BatchJobRecord & { updatedAt: string })[] {
+    return (
+      this.db.prepare('SELECT * FROM batch_job WHERE batch = ? ORDER BY line').all(batch) as {
+        line: number;
+        source: string;
+        destination: string;
+        status: BatchJobRecord['status'];
+        code: string | null;
+        message: string | null;
+        copied: number;
+        skipped: number;
+        seconds: number | null;
+        report: string | null;
+        updated_at: string;
+      }[]
+    ).map((r) => ({
+      line: r.line,
+      source: r.source,
+      destination: r.destination,
+      status: r.status,
+      ...(r.code ? { code: r.code } : {}),
+      ...(r.message ? { message: r.message } : {}),
+      copied: r.copied,
+      skipped: r.skipped,
+      ...(r.seconds !== null ? { seconds: r.seconds } : {}),
+      ...(r.report ? { report: r.report } : {}),
+      updatedAt: r.updated_at,
+    }));
   }
 
   /** Per folder: copies recorded, intents left over, skipped items, last complete pass. */

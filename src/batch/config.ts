@@ -1,0 +1,158 @@
+/**
+ * The batch configuration file (YAML): the source and destination servers, admin access, and
+ * the defaults and folder rules every mailbox of the batch uses. Checked in full before anything
+ * connects; every problem is reported with its line, column and field.
+ *
+ * ```yaml
+ * source:
+ *   url: imaps://old.example.com          # no user: users come from the CSV
+ *   master: { user: admin, password: env:OLD_MASTER_PW }   # optional: proxy/master-user login
+ * destination:
+ *   url: imaps://new.example.com
+ *   tlsInsecure: false
+ * defaults: { connections: 2, retries: 3, badItemLimit: 10 }
+ * rules: { exclude: ['^Junk$'], map: ['Old Mail=Archive/Old'] }
+ * ```
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument, isMap, type Node } from 'yaml';
+import { ERROR_CODES, MigrateError } from '../core/errors.js';
+import type { FolderRuleOptions } from '../plan/folder-rules.js';
+
+/** One server of a batch. */
+export interface BatchServer {
+  /** `imap://HOST[:PORT]` or `imaps://HOST[:PORT]`, without a user. */
+  protocol: 'imap' | 'imaps';
+  host: string;
+  port: number | undefined;
+  tlsInsecure: boolean;
+  allowPlaintext: boolean;
+  /** Log in as `USER<separator>MASTER` with the master's password (Dovecot's master users). */
+  master?: { user: string; password: string; separator: string };
+}
+
+/** The whole file. */
+export interface BatchConfig {
+  source: BatchServer;
+  destination: BatchServer;
+  defaults: { connections: number; retries: number; retryDelaySeconds: number; badItemLimit: number | undefined; maxMessageSize: number | undefined };
+  rules: FolderRuleOptions;
+}
+
+type Where = (node: Node | null | undefined) => string;
+
+/** Reads and checks the configuration file. Throws MM-BATCH-CONFIG with line and field on any problem. */
+export function loadBatchConfig(file: string): BatchConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw fail(`${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const pos = lines.linePos(e.pos[0]);
+    throw fail(`${file}:${pos.line}:${pos.col}: not valid YAML: ${e.message.split('\n')[0]}`);
+  }
+  const where: Where = (node) => {
+    const offset = node?.range?.[0];
+    if (offset === undefined) return file;
+    const pos = lines.linePos(offset);
+    return `${file}:${pos.line}:${pos.col}`;
+  };
+  const root = doc.contents;
+  if (!isMap(root)) throw fail(`${where(root)}: the file must be a mapping with "source" and "destination"`);
+  const known = ['source', 'destination', 'defaults', 'rules'];
+  for (const pair of root.items) {
+    const key = String((pair.key as { value?: unknown })?.value ?? pair.key);
+    if (!known.includes(key)) throw fail(`${where(pair.key as Node)}: unknown field "${key}" (known: ${known.join(', ')})`);
+  }
+  const source = server(root.get('source', true) as Node | undefined, 'source', where, root);
+  const destination = server(root.get('destination', true) as Node | undefined, 'destination', where, root);
+  const defaultsNode = root.get('defaults', true) as Node | undefined;
+  if (defaultsNode && !isMap(defaultsNode)) throw fail(`${where(defaultsNode)}: defaults must be a mapping`);
+  const d = (defaultsNode && isMap(defaultsNode) ? defaultsNode.toJSON() : {}) as Record<string, unknown>;
+  const num = (name: string, min: number, max: number, fallback: number | undefined): number | undefined => {
+    const v = d[name];
+    if (v === undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
+      throw fail(`${where((defaultsNode as { get?: (k: string, keep: boolean) => Node } | undefined)?.get?.(name, true))}: defaults.${name} must be a number from ${min} to ${max}`);
+    }
+    return v;
+  };
+  for (const key of Object.keys(d)) {
+    if (!['connections', 'retries', 'retryDelaySeconds', 'badItemLimit', 'maxMessageSize'].includes(key)) throw fail(`${where(defaultsNode)}: unknown field defaults.${key}`);
+  }
+  const rulesNode = root.get('rules', true) as Node | undefined;
+  if (rulesNode && !isMap(rulesNode)) throw fail(`${where(rulesNode)}: rules must be a mapping`);
+  const rules = (rulesNode && isMap(rulesNode) ? rulesNode.toJSON() : {}) as Record<string, unknown>;
+  const list = (name: string): string[] | undefined => {
+    const v = rules[name];
+    if (v === undefined) return undefined;
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw fail(`${where(rulesNode)}: rules.${name} must be a list of strings`);
+    return v as string[];
+  };
+  for (const key of Object.keys(rules)) {
+    if (!['include', 'exclude', 'map', 'rename', 'destPrefix', 'automap'].includes(key)) throw fail(`${where(rulesNode)}: unknown field rules.${key}`);
+  }
+  return {
+    source,
+    destination,
+    defaults: {
+      connections: num('connections', 1, 16, 2)!,
+      retries: num('retries', 1, 20, 3)!,
+      retryDelaySeconds: num('retryDelaySeconds', 0, 600, 1)!,
+      badItemLimit: num('badItemLimit', 0, 1e9, undefined),
+      maxMessageSize: num('maxMessageSize', 1, 2 ** 40, undefined),
+    },
+    rules: {
+      ...(list('include') ? { include: list('include')! } : {}),
+      ...(list('exclude') ? { exclude: list('exclude')! } : {}),
+      ...(list('map') ? { map: list('map')! } : {}),
+      ...(list('rename') ? { rename: list('rename')! } : {}),
+      ...(typeof rules.destPrefix === 'string' ? { destPrefix: rules.destPrefix } : {}),
+      ...(typeof rules.automap === 'boolean' ? { automap: rules.automap } : {}),
+    },
+  };
+}
+
+function server(node: Node | undefined, name: string, where: Where, root: Node): BatchServer {
+  if (!node) throw fail(`${where(root)}: "${name}" is missing`);
+  if (!isMap(node)) throw fail(`${where(node)}: ${name} must be a mapping with a url`);
+  const value = node.toJSON() as Record<string, unknown>;
+  const at = (key: string) => where((node.get(key, true) as Node | undefined) ?? node);
+  for (const key of Object.keys(value)) {
+    if (!['url', 'tlsInsecure', 'allowPlaintext', 'master'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
+  }
+  const url = value.url;
+  const m = typeof url === 'string' ? /^(imaps?):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?\/?$/.exec(url) : null;
+  if (!m) throw fail(`${at('url')}: ${name}.url must be imap://HOST[:PORT] or imaps://HOST[:PORT], without a user (users come from the CSV)`);
+  const port = m[3] === undefined ? undefined : Number(m[3]);
+  if (port !== undefined && (port < 1 || port > 65535)) throw fail(`${at('url')}: ${name}.url has an invalid port`);
+  for (const flag of ['tlsInsecure', 'allowPlaintext']) {
+    if (value[flag] !== undefined && typeof value[flag] !== 'boolean') throw fail(`${at(flag)}: ${name}.${flag} must be true or false`);
+  }
+  let master: BatchServer['master'];
+  if (value.master !== undefined) {
+    const mm = value.master as Record<string, unknown>;
+    if (typeof mm !== 'object' || mm === null || typeof mm.user !== 'string' || !mm.user || typeof mm.password !== 'string' || !mm.password) {
+      throw fail(`${at('master')}: ${name}.master needs user and password (a reference such as env:NAME or file:PATH)`);
+    }
+    if (mm.separator !== undefined && (typeof mm.separator !== 'string' || mm.separator.length !== 1)) throw fail(`${at('master')}: ${name}.master.separator must be one character`);
+    master = { user: mm.user, password: mm.password, separator: (mm.separator as string | undefined) ?? '*' };
+  }
+  return {
+    protocol: m[1] as 'imap' | 'imaps',
+    host: m[2]!.replace(/^\[|\]$/g, ''),
+    port,
+    tlsInsecure: value.tlsInsecure === true,
+    allowPlaintext: value.allowPlaintext === true,
+    ...(master ? { master } : {}),
+  };
+}
+
+function fail(message: string): MigrateError {
+  return new MigrateError(ERROR_CODES.BATCH_CONFIG, message, { scope: 'config' });
+}

@@ -1,0 +1,222 @@
+/**
+ * Runs a batch of mailboxes on this machine: `parallel` at a time, each an independent job with
+ * its own status, report and state (the shared ledger file). One failing mailbox never stops the
+ * others; a rerun skips the mailboxes recorded complete and resumes the rest (incremental, from
+ * the ledger). A throttling answer to one mailbox pauses every mailbox on that server.
+ */
+import { mkdirSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
+import { ServerGate } from '../copy/retry-policy.js';
+import { migrate } from '../migrate.js';
+import type { MigrationReport } from '../report.js';
+import { Ledger, type BatchJobRecord } from '../state/ledger.js';
+import { VERSION } from '../version.js';
+import type { BatchConfig, BatchServer } from './config.js';
+import type { MailboxList, MailboxRow } from './mailbox-list.js';
+import { resolveSecret } from './secrets.js';
+
+/** Options of {@link runBatch}. */
+export interface BatchOptions {
+  list: MailboxList;
+  config: BatchConfig;
+  /** Names the batch in the ledger (the CSV file's name by default in the CLI). */
+  name: string;
+  /** Mailboxes at once (default 4). */
+  parallel?: number;
+  statePath: string;
+  /** Where each mailbox's report and the batch report go. */
+  reportDir: string;
+  /** Run mailboxes already recorded complete again (an incremental pass) instead of skipping them. */
+  again?: boolean;
+  env?: NodeJS.ProcessEnv;
+  signal?: AbortSignal;
+  onEvent?: (e: BatchEvent) => void;
+  logger?: Logger;
+}
+
+/** What the batch reports while it runs. */
+export type BatchEvent =
+  | { type: 'job-start'; line: number; source: string; destination: string }
+  | { type: 'job-done'; job: BatchJobResult }
+  | { type: 'job-skipped'; job: BatchJobResult };
+
+/** One mailbox's outcome. */
+export interface BatchJobResult extends BatchJobRecord {
+  /** True when an earlier run had completed it and it was not run again. */
+  alreadyComplete?: true;
+}
+
+/** The batch report (batch-report.json; batch-report.md is the same for people). */
+export interface BatchReport {
+  version: 1;
+  kind: 'batch';
+  tool: string;
+  name: string;
+  status: 'complete' | 'partial' | 'failed';
+  startedAt: string;
+  finishedAt: string;
+  parallel: number;
+  totals: { mailboxes: number; complete: number; partial: number; failed: number; alreadyComplete: number; copied: number; skippedItems: number; seconds: number };
+  warnings: string[];
+  jobs: BatchJobResult[];
+}
+
+/** Runs the batch; resolves with its report (also written to the report directory). */
+export async function runBatch(options: BatchOptions): Promise<BatchReport> {
+  const parallel = options.parallel ?? 4;
+  if (!Number.isInteger(parallel) || parallel < 1 || parallel > 256) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `parallel must be a whole number from 1 to 256 (got ${parallel}).`, { scope: 'config' });
+  }
+  try {
+    mkdirSync(options.reportDir, { recursive: true });
+  } catch (err) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The report directory "${options.reportDir}" cannot be created: ${(err as Error).message}`, { scope: 'config', cause: err });
+  }
+  const started = Date.now();
+  const ledger = Ledger.open(options.statePath);
+  const gates = { source: new ServerGate(), destination: new ServerGate() };
+  const jobs: BatchJobResult[] = [];
+  try {
+    const before = new Map(ledger.jobs(options.name).map((j) => [`${j.source}\0${j.destination}`, j]));
+    const queue = [...options.list.rows];
+    const worker = async () => {
+      for (let row = queue.shift(); row; row = queue.shift()) {
+        if (options.signal?.aborted) return;
+        const [source, destination] = [urlOf(options.config.source, row.sourceUser), urlOf(options.config.destination, row.destinationUser)];
+        const prior = before.get(`${source}\0${destination}`);
+        if (prior?.status === 'complete' && !options.again) {
+          const job: BatchJobResult = { ...prior, line: row.line, alreadyComplete: true };
+          jobs.push(job);
+          options.onEvent?.({ type: 'job-skipped', job });
+          continue;
+        }
+        options.onEvent?.({ type: 'job-start', line: row.line, source, destination });
+        ledger.recordJob(options.name, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0 });
+        const job = await runOne(row, source, destination, options, gates);
+        ledger.recordJob(options.name, job);
+        jobs.push(job);
+        options.onEvent?.({ type: 'job-done', job });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(parallel, Math.max(1, options.list.rows.length)) }, worker));
+  } finally {
+    ledger.close();
+  }
+  jobs.sort((a, b) => a.line - b.line);
+  const count = (s: BatchJobRecord['status']) => jobs.filter((j) => j.status === s).length;
+  const report: BatchReport = {
+    version: 1,
+    kind: 'batch',
+    tool: `mailmover ${VERSION}`,
+    name: options.name,
+    status: count('complete') === jobs.length ? 'complete' : count('complete') + count('partial') > 0 ? 'partial' : 'failed',
+    startedAt: new Date(started).toISOString(),
+    finishedAt: new Date().toISOString(),
+    parallel,
+    totals: {
+      mailboxes: jobs.length,
+      complete: count('complete'),
+      partial: count('partial'),
+      failed: count('failed'),
+      alreadyComplete: jobs.filter((j) => j.alreadyComplete).length,
+      copied: jobs.reduce((n, j) => n + (j.alreadyComplete ? 0 : j.copied), 0),
+      skippedItems: jobs.reduce((n, j) => n + (j.alreadyComplete ? 0 : j.skipped), 0),
+      seconds: Math.round((Date.now() - started) / 10) / 100,
+    },
+    warnings: options.list.warnings,
+    jobs,
+  };
+  await writeFile(path.join(options.reportDir, 'batch-report.json'), JSON.stringify(report, null, 2) + '\n');
+  await writeFile(path.join(options.reportDir, 'batch-report.md'), batchMarkdown(report));
+  return report;
+}
+
+/** One mailbox: resolve its secrets, migrate, write its report. Never throws. */
+async function runOne(row: MailboxRow, source: string, destination: string, options: BatchOptions, gates: { source: ServerGate; destination: ServerGate }): Promise<BatchJobResult> {
+  const t0 = Date.now();
+  const base: BatchJobResult = { line: row.line, source, destination, status: 'failed', copied: 0, skipped: 0 };
+  let report: MigrationReport;
+  try {
+    const from = login(options.config.source, row.sourceUser, row.sourcePassword, 'source', options.env);
+    const to = login(options.config.destination, row.destinationUser, row.destinationPassword, 'destination', options.env);
+    const d = options.config.defaults;
+    report = await migrate({
+      from: { url: from.url, password: from.password, tlsInsecure: options.config.source.tlsInsecure, allowPlaintext: options.config.source.allowPlaintext },
+      to: { url: to.url, password: to.password, tlsInsecure: options.config.destination.tlsInsecure, allowPlaintext: options.config.destination.allowPlaintext },
+      connections: d.connections,
+      retry: { attempts: d.retries, baseDelayMs: Math.round(d.retryDelaySeconds * 1000) },
+      ...(d.badItemLimit !== undefined ? { badItemLimit: d.badItemLimit } : {}),
+      ...(d.maxMessageSize !== undefined ? { maxMessageSize: d.maxMessageSize } : {}),
+      folders: options.config.rules,
+      statePath: options.statePath,
+      serverGates: gates,
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.logger ? { logger: options.logger.child({ mailbox: source }) } : {}),
+    });
+  } catch (err) {
+    const e = isMigrateError(err) ? err : new MigrateError(ERROR_CODES.INTERNAL, String((err as Error)?.message ?? err), { scope: 'mailbox' });
+    return { ...base, code: e.code, message: e.message, seconds: secondsSince(t0) };
+  }
+  const file = path.join(options.reportDir, `${String(row.line).padStart(5, '0')}-${safeName(row.sourceUser)}.json`);
+  await writeFile(file, JSON.stringify(report, null, 2) + '\n').catch(() => undefined);
+  return {
+    ...base,
+    status: report.status,
+    ...(report.error ? { code: report.error.code, message: report.error.message } : report.items[0] ? { code: report.items[0].code, message: `${report.items.length} item(s) skipped; first: ${report.items[0].reason}` } : {}),
+    copied: report.totals.copied,
+    skipped: report.totals.skipped,
+    seconds: secondsSince(t0),
+    report: file,
+  };
+}
+
+/** The URL and password one side logs in with: the row's own password, or the master login. */
+function login(server: BatchServer, user: string, ref: string | undefined, side: 'source' | 'destination', env?: NodeJS.ProcessEnv): { url: string; password: string } {
+  const secret = (r: string, what: string) => {
+    try {
+      return resolveSecret(r, env).value;
+    } catch (err) {
+      throw new MigrateError(ERROR_CODES.BATCH_SECRET, `The ${side} ${what} cannot be resolved: ${(err as Error).message}`, { scope: 'mailbox' });
+    }
+  };
+  if (ref !== undefined) return { url: urlOf(server, user), password: secret(ref, 'password') };
+  if (server.master) return { url: urlOf(server, `${user}${server.master.separator}${server.master.user}`), password: secret(server.master.password, 'master password') };
+  throw new MigrateError(ERROR_CODES.BATCH_SECRET, `No ${side} password for ${user}: give one in the list, or a master login in the configuration.`, { scope: 'mailbox' });
+}
+
+function urlOf(server: BatchServer, user: string): string {
+  const host = server.host.includes(':') ? `[${server.host}]` : server.host;
+  return `${server.protocol}://${encodeURIComponent(user)}@${host}${server.port ? `:${server.port}` : ''}`;
+}
+
+function secondsSince(t0: number): number {
+  return Math.round((Date.now() - t0) / 10) / 100;
+}
+
+function safeName(s: string): string {
+  return s.replace(/[^A-Za-z0-9._@-]+/g, '_').slice(0, 60);
+}
+
+/** The batch report as Markdown, for an administrator to forward. */
+export function batchMarkdown(r: BatchReport): string {
+  const t = r.totals;
+  const lines = [
+    `# Mailbox migration batch "${r.name}": ${r.status}`,
+    '',
+    `${t.mailboxes} mailboxes: ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed. ${t.copied} messages copied, ${t.skippedItems} skipped, in ${t.seconds} s with ${r.parallel} at a time (${r.startedAt} to ${r.finishedAt}).`,
+    '',
+    '| line | source | destination | status | copied | skipped | code | detail |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...r.jobs.map((j) => `| ${j.line} | ${cell(j.source)} | ${cell(j.destination)} | ${j.status}${j.alreadyComplete ? ' (earlier run)' : ''} | ${j.copied} | ${j.skipped} | ${j.code ?? ''} | ${cell(j.message ?? '')} |`),
+  ];
+  if (r.warnings.length) lines.push('', '## Warnings', '', ...r.warnings.map((w) => `- ${w}`));
+  lines.push('', 'Error codes are explained in docs/errors.md of mailmover.', '');
+  return lines.join('\n');
+}
+
+function cell(s: string): string {
+  return s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ').slice(0, 200);
+}
