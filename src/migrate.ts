@@ -7,7 +7,7 @@ import { parseEndpoint, type Endpoint } from './core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from './core/errors.js';
 import { ByteBudget } from './copy/byte-budget.js';
 import { copyFolder, type Lane } from './copy/folder-copy.js';
-import { DEFAULT_RETRY, ServerGate, backoffDelay, sleep, type RetryPolicy } from './copy/retry-policy.js';
+import { DEFAULT_RETRY, ServerGate, backoffDelay, sleep, type RetryPolicy, type ServerLimits } from './copy/retry-policy.js';
 import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from './scan/clamd.js';
 import { ContentScreen, type ScanEngine, type ScanPolicy } from './scan/content-screen.js';
 import { QuarantineDir, QuarantineFolder } from './scan/quarantine.js';
@@ -25,6 +25,11 @@ export interface EndpointOptions {
   /** `imap://USER@HOST[:PORT]` or `imaps://USER@HOST[:PORT]`, or an already parsed endpoint. */
   url: string | Endpoint;
   password: string;
+  /**
+   * Log in with the URL's user and password (an admin or proxy account) and act as this user:
+   * SASL PLAIN with an authorization identity (Dovecot master users, Cyrus admins).
+   */
+  authzid?: string;
   /** Do not verify the server's certificate (test servers only). */
   tlsInsecure?: boolean;
   /** Allow the password to travel unencrypted to a host that is not loopback. */
@@ -77,6 +82,8 @@ export interface MigrateOptions {
    * mailbox of a batch slows every mailbox on that server (default: this migration's own).
    */
   serverGates?: { source: ServerGate; destination: ServerGate };
+  /** Limits for both servers of this migration (ignored when serverGates is given). */
+  limits?: ServerLimits;
   /** Remove at the destination what was deleted at the source since the last pass (uses the ledger; default off). */
   syncDeletions?: boolean;
   /** A move: remove each source message once a fresh destination listing shows it (default off). */
@@ -140,7 +147,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const ledger = options.statePath && !options.dryRun ? Ledger.open(options.statePath) : undefined;
   let mailboxState: MailboxState | undefined;
   try {
-    mailboxState = ledger?.lockMailbox(from.display, to.display);
+    mailboxState = ledger?.lockMailbox(mailboxName(from.display, options.from.authzid), mailboxName(to.display, options.to.authzid));
   } catch (err) {
     ledger?.close();
     throw err;
@@ -165,8 +172,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     dryRun: !!options.dryRun,
     startedAt: new Date(started).toISOString(),
     finishedAt: '',
-    source: { url: from.display },
-    destination: { url: to.display },
+    source: { url: mailboxName(from.display, options.from.authzid) },
+    destination: { url: mailboxName(to.display, options.to.authzid) },
     totals: totalsOf([], 0),
     folders: [],
     items: [],
@@ -182,17 +189,46 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     separatorSubstitute: substitute,
     logger: log,
   });
+  // Shared with other mailboxes on the same servers when the caller passes them (batches).
+  const gates = options.serverGates ?? { source: new ServerGate(options.limits), destination: new ServerGate(options.limits) };
   const lanes: Lane[] = [];
-  const openLane = async (): Promise<Lane> => {
+  /** Lanes hold a connection slot per side; slots are taken source first, so waits never form a cycle. */
+  const laneSlots = new Set<Lane>();
+  const releaseLane = async (lane: Lane) => {
+    await Promise.all([lane.source.close(), lane.dest.close()]);
+    lanes.splice(lanes.indexOf(lane), 1);
+    if (laneSlots.delete(lane)) {
+      gates.source.release();
+      gates.destination.release();
+    }
+  };
+  /** Opens a lane; an optional one (an extra lane) takes slots only when they are free now. */
+  const openLane = async (optional = false): Promise<Lane> => {
+    if (optional) {
+      if (!gates.source.tryAcquire()) throw new Error('the source connection cap is reached');
+      if (!gates.destination.tryAcquire()) {
+        gates.source.release();
+        throw new Error('the destination connection cap is reached');
+      }
+    } else {
+      await gates.source.acquire(signal);
+      try {
+        await gates.destination.acquire(signal);
+      } catch (err) {
+        gates.source.release();
+        throw err;
+      }
+    }
     const lane = { source: makeStore('source'), dest: makeStore('destination') };
+    lanes.push(lane);
+    laneSlots.add(lane);
     // Both sides must log in before anything is written, so a wrong password changes nothing.
     const results = await Promise.allSettled([lane.source.connect(signal), lane.dest.connect(signal)]);
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) {
-      await Promise.all([lane.source.close(), lane.dest.close()]);
+      await releaseLane(lane);
       throw failed.reason;
     }
-    lanes.push(lane);
     return lane;
   };
   /**
@@ -254,6 +290,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     await copyAll(plan, report, {
       lanes,
       openLane,
+      releaseLane,
+      gates,
       reconnect,
       connections,
       options,
@@ -274,7 +312,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     report.error = e.toJSON();
     log?.error({ code: e.code, err: e.message }, 'migration failed');
   } finally {
-    await Promise.all(lanes.flatMap((l) => [l.source.close(), l.dest.close()]));
+    await Promise.all([...lanes].map((l) => releaseLane(l)));
     mailboxState?.release();
     ledger?.close();
   }
@@ -370,7 +408,9 @@ const MAX_FOLDER_ATTEMPTS = 3;
 
 interface CopyAllContext {
   lanes: Lane[];
-  openLane: () => Promise<Lane>;
+  openLane: (optional?: boolean) => Promise<Lane>;
+  releaseLane: (lane: Lane) => Promise<void>;
+  gates: { source: ServerGate; destination: ServerGate };
   reconnect: (lane: Lane, side: 'source' | 'destination') => Promise<void>;
   connections: number;
   options: MigrateOptions;
@@ -402,7 +442,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
   const limits = { maxBytes: options.batchBytes ?? 4 * 1024 * 1024, maxMessages: options.batchMessages ?? 100 };
   const budget = new ByteBudget(Math.max(options.memoryBudgetBytes ?? 16 * 1024 * 1024, limits.maxBytes));
   // Shared with other mailboxes on the same servers when the caller passes them (batches).
-  const gates = options.serverGates ?? { source: new ServerGate(), destination: new ServerGate() };
+  const gates = ctx.gates;
   const verdicts = report.scan?.verdicts;
   let mailboxError: MigrateError | undefined;
   const endMailbox = (err: MigrateError) => {
@@ -425,7 +465,11 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
         const attemptItems: SkippedItem[] = [];
         const attemptVerdicts: ScanVerdictRecord[] = [];
         try {
-          if (!lane || !lane.source.isUsable() || !lane.dest.isUsable()) lane = await ctx.openLane();
+          if (!lane || !lane.source.isUsable() || !lane.dest.isUsable()) {
+            // A broken lane gives its connection slots back before a new one takes them.
+            if (lane) await ctx.releaseLane(lane);
+            lane = await ctx.openLane();
+          }
           const current: Lane = lane;
           await copyFolder({
             lane: current,
@@ -503,6 +547,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
             folder.vanished = 0;
             if (folder.quarantined !== undefined) folder.quarantined = 0;
             if (folder.withheld !== undefined) folder.withheld = 0;
+            if (lane) await ctx.releaseLane(lane);
             lane = undefined;
             continue;
           }
@@ -522,7 +567,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
   // leaves us with the lanes we have.
   const extra = await Promise.all(
     Array.from({ length: Math.max(0, Math.min(ctx.connections, queue.length) - 1) }, () =>
-      ctx.openLane().catch((err: unknown) => {
+      ctx.openLane(true).catch((err: unknown) => {
         log?.warn({ err: (err as Error)?.message }, 'could not open an extra connection pair; continuing with fewer');
         return undefined;
       }),
@@ -534,6 +579,11 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
   if (mailboxError) throw mailboxError;
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+}
+
+/** A mailbox's name in reports and the ledger: the URL, and the user acted as when it is not the URL's. */
+export function mailboxName(display: string, authzid: string | undefined): string {
+  return authzid ? `${display} (as ${authzid})` : display;
 }
 
 /** Refuses a message before it is fetched when it is over a size limit. */

@@ -27,8 +27,12 @@ export interface BatchServer {
   port: number | undefined;
   tlsInsecure: boolean;
   allowPlaintext: boolean;
+  /** Connections at once and rates over the whole batch (see ServerLimits). */
+  maxConnections?: number;
+  maxMessagesPerSecond?: number;
+  maxBytesPerSecond?: number;
   /** Log in as `USER<separator>MASTER` with the master's password (Dovecot's master users). */
-  master?: { user: string; password: string; separator: string };
+  master?: { user: string; password: string; separator: string; method: 'separator' | 'authzid' };
 }
 
 /** The whole file. */
@@ -124,7 +128,14 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
   const value = node.toJSON() as Record<string, unknown>;
   const at = (key: string) => where((node.get(key, true) as Node | undefined) ?? node);
   for (const key of Object.keys(value)) {
-    if (!['url', 'tlsInsecure', 'allowPlaintext', 'master'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
+    if (!['url', 'tlsInsecure', 'allowPlaintext', 'master', 'maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
+  }
+  const limits: Record<string, number> = {};
+  for (const key of ['maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond']) {
+    const v = value[key];
+    if (v === undefined) continue;
+    if (typeof v !== 'number' || !(v > 0) || (key === 'maxConnections' && !Number.isInteger(v))) throw fail(`${at(key)}: ${name}.${key} must be a positive number`);
+    limits[key] = v;
   }
   const url = value.url;
   const m = typeof url === 'string' ? /^(imaps?):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?\/?$/.exec(url) : null;
@@ -141,7 +152,8 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
       throw fail(`${at('master')}: ${name}.master needs user and password (a reference such as env:NAME or file:PATH)`);
     }
     if (mm.separator !== undefined && (typeof mm.separator !== 'string' || mm.separator.length !== 1)) throw fail(`${at('master')}: ${name}.master.separator must be one character`);
-    master = { user: mm.user, password: mm.password, separator: (mm.separator as string | undefined) ?? '*' };
+    if (mm.method !== undefined && mm.method !== 'separator' && mm.method !== 'authzid') throw fail(`${at('master')}: ${name}.master.method must be separator (USER*MASTER) or authzid (SASL PLAIN authorization identity)`);
+    master = { user: mm.user, password: mm.password, separator: (mm.separator as string | undefined) ?? '*', method: (mm.method as 'separator' | 'authzid' | undefined) ?? 'separator' };
   }
   return {
     protocol: m[1] as 'imap' | 'imaps',
@@ -149,6 +161,7 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
     port,
     tlsInsecure: value.tlsInsecure === true,
     allowPlaintext: value.allowPlaintext === true,
+    ...limits,
     ...(master ? { master } : {}),
   };
 }

@@ -77,7 +77,10 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
   }
   const started = Date.now();
   const ledger = Ledger.open(options.statePath);
-  const gates = { source: new ServerGate(), destination: new ServerGate() };
+  // One gate per server for the whole batch: connection caps, rates and throttling pauses apply
+  // across mailboxes. Each mailbox needs at least one connection per side.
+  const limitsOf = (s: BatchServer) => ({ maxConnections: s.maxConnections, maxMessagesPerSecond: s.maxMessagesPerSecond, maxBytesPerSecond: s.maxBytesPerSecond });
+  const gates = { source: new ServerGate(limitsOf(options.config.source)), destination: new ServerGate(limitsOf(options.config.destination)) };
   const jobs: BatchJobResult[] = [];
   try {
     const before = new Map(ledger.jobs(options.name).map((j) => [`${j.source}\0${j.destination}`, j]));
@@ -144,8 +147,8 @@ async function runOne(row: MailboxRow, source: string, destination: string, opti
     const to = login(options.config.destination, row.destinationUser, row.destinationPassword, 'destination', options.env);
     const d = options.config.defaults;
     report = await migrate({
-      from: { url: from.url, password: from.password, tlsInsecure: options.config.source.tlsInsecure, allowPlaintext: options.config.source.allowPlaintext },
-      to: { url: to.url, password: to.password, tlsInsecure: options.config.destination.tlsInsecure, allowPlaintext: options.config.destination.allowPlaintext },
+      from: { url: from.url, password: from.password, ...(from.authzid ? { authzid: from.authzid } : {}), tlsInsecure: options.config.source.tlsInsecure, allowPlaintext: options.config.source.allowPlaintext },
+      to: { url: to.url, password: to.password, ...(to.authzid ? { authzid: to.authzid } : {}), tlsInsecure: options.config.destination.tlsInsecure, allowPlaintext: options.config.destination.allowPlaintext },
       connections: d.connections,
       retry: { attempts: d.retries, baseDelayMs: Math.round(d.retryDelaySeconds * 1000) },
       ...(d.badItemLimit !== undefined ? { badItemLimit: d.badItemLimit } : {}),
@@ -174,7 +177,7 @@ async function runOne(row: MailboxRow, source: string, destination: string, opti
 }
 
 /** The URL and password one side logs in with: the row's own password, or the master login. */
-function login(server: BatchServer, user: string, ref: string | undefined, side: 'source' | 'destination', env?: NodeJS.ProcessEnv): { url: string; password: string } {
+function login(server: BatchServer, user: string, ref: string | undefined, side: 'source' | 'destination', env?: NodeJS.ProcessEnv): { url: string; password: string; authzid?: string } {
   const secret = (r: string, what: string) => {
     try {
       return resolveSecret(r, env).value;
@@ -183,6 +186,7 @@ function login(server: BatchServer, user: string, ref: string | undefined, side:
     }
   };
   if (ref !== undefined) return { url: urlOf(server, user), password: secret(ref, 'password') };
+  if (server.master?.method === 'authzid') return { url: urlOf(server, server.master.user), password: secret(server.master.password, 'master password'), authzid: user };
   if (server.master) return { url: urlOf(server, `${user}${server.master.separator}${server.master.user}`), password: secret(server.master.password, 'master password') };
   throw new MigrateError(ERROR_CODES.BATCH_SECRET, `No ${side} password for ${user}: give one in the list, or a master login in the configuration.`, { scope: 'mailbox' });
 }

@@ -39,6 +39,8 @@ interface ConnectionFlags {
   fromTlsInsecure?: boolean;
   toTlsInsecure?: boolean;
   allowPlaintext?: boolean;
+  fromAuthzid?: string;
+  toAuthzid?: string;
   report?: string;
   json?: boolean;
   log?: string;
@@ -70,6 +72,8 @@ interface MigrateFlags extends ConnectionFlags, FolderFlags {
   syncDeletions?: boolean;
   deleteSource?: boolean;
   watch?: string | true;
+  maxMessagesPerSecond?: number;
+  maxBytesPerSecond?: number;
   retries: number;
   retryDelay: number;
   idleTimeout: number;
@@ -95,6 +99,8 @@ function addConnectionOptions(cmd: Command): Command {
     .option('--from-tls-insecure', 'do not verify the source server certificate')
     .option('--to-tls-insecure', 'do not verify the destination server certificate')
     .option('--allow-plaintext', 'allow passwords to travel unencrypted to hosts that are not loopback')
+    .option('--from-authzid <user>', "log in with the --from URL's user (an admin or proxy account) and act as USER (SASL PLAIN authorization identity)")
+    .option('--to-authzid <user>', "the same for the destination")
     .option('--report <file>', 'write the JSON report to FILE')
     .option('--json', 'print the JSON report on stdout instead of the summary')
     .option('--log <file>', 'write structured JSON logs (pino) to FILE')
@@ -122,6 +128,8 @@ function addCopyOptions(cmd: Command): Command {
     .addOption(new Option('--connections <n>', 'folders copied at once, each with its own connection pair').default(2).argParser(intOption('--connections', 1, 16)))
     .option('--state <file>', `the state ledger (SQLite) that makes reruns incremental and crash-safe (default ${defaultStatePath().replace(homedir(), '~')})`)
     .option('--no-state', 'keep no state: every run lists both sides in full')
+    .addOption(new Option('--max-messages-per-second <n>', 'at most N messages a second from the source and to the destination').argParser(numberOption('--max-messages-per-second', 0.01, 1e6)))
+    .addOption(new Option('--max-bytes-per-second <size>', 'at most SIZE (e.g. 10M) of messages a second per server').argParser(parseSize('--max-bytes-per-second')))
     .option('--sync-deletions', 'remove at the destination what was deleted at the source since the last pass (off by default)')
     .option('--delete-source', 'move: remove each source message once it is verified at the destination')
     .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
@@ -160,7 +168,7 @@ async function runWatch(flags: MigrateFlags): Promise<number> {
     to: await resolvePassword('to', flags.toPasswordFile, process.env, parseEndpoint(flags.to, 'to').user),
   };
   const watcher = new SourceWatcher({
-    from: { url: parseEndpoint(flags.from, 'from'), password: passwords.from, tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+    from: { url: parseEndpoint(flags.from, 'from'), password: passwords.from, ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
     connectTimeoutSeconds: flags.timeout,
   });
   try {
@@ -209,8 +217,8 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
   let report: MigrationReport;
   try {
     report = await migrate({
-      from: { url: from, password: fromPassword, tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
-      to: { url: to, password: toPassword, tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      from: { url: from, password: fromPassword, ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      to: { url: to, password: toPassword, ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       dryRun,
       connections: flags.connections,
       mergeCollisions: !!flags.mergeCollisions,
@@ -221,6 +229,7 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
       ...(flags.state !== false ? { statePath: flags.state ?? defaultStatePath() } : {}),
       syncDeletions: !!flags.syncDeletions,
       deleteSource: !!flags.deleteSource,
+      limits: { maxMessagesPerSecond: flags.maxMessagesPerSecond, maxBytesPerSecond: flags.maxBytesPerSecond },
       retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
       ...(flags.badItemLimit !== undefined ? { badItemLimit: flags.badItemLimit } : {}),
       ...(flags.maxMessageSize !== undefined ? { maxMessageSize: flags.maxMessageSize } : {}),
@@ -380,8 +389,8 @@ async function runVerify(flags: VerifyFlags): Promise<number> {
   let report: VerifyReport;
   try {
     report = await verify({
-      from: { url: from, password: fromPassword, tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
-      to: { url: to, password: toPassword, tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      from: { url: from, password: fromPassword, ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      to: { url: to, password: toPassword, ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       deep: !!flags.deep,
       folders: folderOptions(flags),
       separatorSubstitute: flags.separatorSubstitute,

@@ -349,6 +349,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   /** Fetches `metas`, surviving lost connections; a message that breaks the connection each time is isolated. */
   const fetchRobust = async (metas: readonly MessageMeta[]): Promise<Map<number, FetchOutcome>> => {
     const out = new Map<number, FetchOutcome>();
+    const sizeOf = new Map(metas.map((m) => [m.uid, m.size]));
     const done = new Set<number>();
     const set = (o: FetchOutcome) => {
       out.set(o.uid, o);
@@ -359,7 +360,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
       {
         done,
         step: async (part) => {
-          await ctx.gates.source.wait(signal);
+          await ctx.gates.source.take(part.length, part.reduce((n, uid) => n + (sizeOf.get(uid) ?? 0), 0), signal);
           for await (const o of lane.source.fetchBodies(part, signal)) if (part.includes(o.uid) && !done.has(o.uid)) set(o);
           for (const uid of part) if (!done.has(uid)) set({ uid, vanished: true });
         },
@@ -437,7 +438,11 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     let left = [...items];
     let losses = 0;
     while (left.length > 0) {
-      await ctx.gates.destination.wait(signal);
+      await ctx.gates.destination.take(
+        left.length,
+        left.reduce((n, r) => n + r.body.length, 0),
+        signal,
+      );
       try {
         const outcomes = await lane.dest.appendBatch(entry.destPath, left.map(toAppendItem), signal);
         left.forEach((r, i) => out.set(r, outcomes[i]!));

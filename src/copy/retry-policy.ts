@@ -52,12 +52,33 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
+/** Limits on one server, shared by every lane and every mailbox that talks to it. */
+export interface ServerLimits {
+  /** Connections open to it at once (a lane holds one per side). */
+  maxConnections?: number | undefined;
+  /** Messages fetched from it (source) or appended to it (destination) per second. */
+  maxMessagesPerSecond?: number | undefined;
+  /** Bytes of messages fetched or appended per second. */
+  maxBytesPerSecond?: number | undefined;
+}
+
 /**
- * A pause shared by everything that talks to one server: when one command is throttled, every
- * lane holds back until the suggested time has passed, instead of each finding out on its own.
+ * Everything shared by the lanes (and the mailboxes of a batch) that talk to one server:
+ * - a pause: when one command is throttled, every lane holds back until the suggested time has
+ *   passed, instead of each finding out on its own;
+ * - rate limits (messages and bytes per second), spread over all lanes;
+ * - a cap on open connections.
  */
 export class ServerGate {
   private until = 0;
+  private messageClock = 0;
+  private byteClock = 0;
+  private slotsFree: number;
+  private readonly waiting: (() => void)[] = [];
+
+  constructor(readonly limits: ServerLimits = {}) {
+    this.slotsFree = limits.maxConnections ?? Number.POSITIVE_INFINITY;
+  }
 
   /** Holds every later {@link wait} until `ms` from now (a later pause never shortens an earlier one). */
   pauseFor(ms: number): void {
@@ -67,5 +88,60 @@ export class ServerGate {
   /** Resolves once no pause is in force. */
   async wait(signal?: AbortSignal): Promise<void> {
     for (let left = this.until - Date.now(); left > 0; left = this.until - Date.now()) await sleep(left, signal);
+  }
+
+  /**
+   * Waits for any pause, then for the rate limits to admit `messages` messages of `bytes` bytes
+   * (a leaky bucket: the work is booked at the limit's pace, and this call waits for its turn).
+   */
+  async take(messages: number, bytes: number, signal?: AbortSignal): Promise<void> {
+    await this.wait(signal);
+    const now = Date.now();
+    let start = now;
+    const { maxMessagesPerSecond: mps, maxBytesPerSecond: bps } = this.limits;
+    if (mps) {
+      start = Math.max(start, this.messageClock);
+      this.messageClock = Math.max(now, this.messageClock) + (messages * 1000) / mps;
+    }
+    if (bps) {
+      start = Math.max(start, this.byteClock);
+      this.byteClock = Math.max(now, this.byteClock) + (bytes * 1000) / bps;
+    }
+    if (start > now) await sleep(start - now, signal);
+  }
+
+  /** Takes a connection slot, waiting for one when the cap is reached. */
+  async acquire(signal?: AbortSignal): Promise<void> {
+    if (this.slotsFree > 0) {
+      this.slotsFree--;
+      return;
+    }
+    signal?.throwIfAborted();
+    await new Promise<void>((resolve, reject) => {
+      const grant = () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = () => {
+        this.waiting.splice(this.waiting.indexOf(grant), 1);
+        reject(signal!.reason);
+      };
+      this.waiting.push(grant);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Takes a slot only when one is free now. */
+  tryAcquire(): boolean {
+    if (this.slotsFree <= 0) return false;
+    this.slotsFree--;
+    return true;
+  }
+
+  /** Gives a slot back. */
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.slotsFree++;
   }
 }

@@ -32,6 +32,11 @@ export interface EndpointSecurity {
 /** Credentials for one side. Only the password is secret. */
 export interface Credentials {
   password: string;
+  /**
+   * SASL PLAIN authorization identity: log in with the URL's user and password (an admin or
+   * proxy account) and act as this user (RFC 4616). Dovecot master users and Cyrus admins.
+   */
+  authzid?: string | undefined;
 }
 
 /**

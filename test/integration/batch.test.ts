@@ -133,4 +133,36 @@ describe('mailmover batch', () => {
     assert.equal(csv.code, 2);
     assert.match(csv.stderr, /MM-BATCH-CSV: .*bad\.csv:3: source_user is empty/);
   });
+  test('admin access with SASL PLAIN authorization identities (authzid) instead of USER*MASTER; migrate --from-authzid too', async () => {
+    await writeFile(
+      path.join(dir, 'authzid.yaml'),
+      [
+        'source:',
+        `  url: imap://127.0.0.1:${source.port}`,
+        '  master: { user: admin, password: env:MM_SOURCE_MASTER, method: authzid }',
+        'destination:',
+        `  url: imap://127.0.0.1:${dest.port}`,
+        '  master: { user: admin, password: env:MM_SOURCE_MASTER, method: authzid }',
+        '',
+      ].join('\n'),
+    );
+    for (const i of [301, 302]) {
+      await source.addUser(name(i), `pw${i}`);
+      await dest.addUser(name(i), `pw${i}`);
+      await seedMailbox(source, name(i), `pw${i}`, mailbox(i));
+    }
+    await writeFile(path.join(dir, 'authzid.csv'), `source_user\n${name(301)}\n`);
+    const r = await runCli(['batch', 'run', path.join(dir, 'authzid.csv'), '--config', path.join(dir, 'authzid.yaml'), '--state', path.join(dir, 'authzid.db'), '--report-dir', path.join(dir, 'r2'), '--json'], {
+      MM_SOURCE_MASTER: 'adminpw',
+    });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.deepEqual(await readMailbox(dest, name(301), 'pw301'), await readMailbox(source, name(301), 'pw301'));
+    const m = await runCli(
+      ['migrate', '--from', `imap://admin@127.0.0.1:${source.port}`, '--from-authzid', name(302), '--to', `imap://admin@127.0.0.1:${dest.port}`, '--to-authzid', name(302), '--no-state', '--json'],
+      { MAILMOVER_FROM_PASSWORD: 'adminpw', MAILMOVER_TO_PASSWORD: 'adminpw' },
+    );
+    assert.equal(m.code, 0, m.stderr);
+    assert.match((JSON.parse(m.stdout) as { source: { url: string } }).source.url, /\(as u302\)$/);
+    assert.deepEqual(await readMailbox(dest, name(302), 'pw302'), await readMailbox(source, name(302), 'pw302'));
+  });
 });

@@ -73,6 +73,35 @@ describe('ServerGate', () => {
   });
 });
 
+describe('ServerGate limits', () => {
+  test('connection slots: a waiter gets the slot given back, tryAcquire never waits', async () => {
+    const gate = new ServerGate({ maxConnections: 1 });
+    await gate.acquire();
+    assert.equal(gate.tryAcquire(), false);
+    let got = false;
+    const waiting = gate.acquire().then(() => (got = true));
+    await new Promise((r) => setTimeout(r, 10));
+    assert.equal(got, false);
+    gate.release();
+    await waiting;
+    assert.equal(got, true);
+    gate.release();
+    assert.equal(gate.tryAcquire(), true);
+  });
+  test("rates are booked at the limit's pace across callers", async () => {
+    const gate = new ServerGate({ maxMessagesPerSecond: 100, maxBytesPerSecond: 1_000_000 });
+    const t0 = Date.now();
+    await Promise.all([gate.take(10, 1000), gate.take(10, 1000), gate.take(10, 1000)]);
+    // 30 messages at 100/s: the third booking starts 200 ms in.
+    assert.ok(Date.now() - t0 >= 190, `${Date.now() - t0}`);
+    const g2 = new ServerGate({ maxBytesPerSecond: 1000 });
+    const t1 = Date.now();
+    await g2.take(1, 300);
+    await g2.take(1, 1);
+    assert.ok(Date.now() - t1 >= 290, 'bytes too');
+  });
+});
+
 describe('isolateLosses', () => {
   const lost = new Error('lost');
   const base = (done: Set<number>, given: Map<number, number>) => ({

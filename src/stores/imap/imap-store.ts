@@ -58,7 +58,9 @@ export class ImapStore implements MailStore {
       host: endpoint.host,
       port: endpoint.port,
       secure: endpoint.protocol === 'imaps',
-      auth: { user: endpoint.user, pass: credentials.password },
+      auth: credentials.authzid
+        ? { user: endpoint.user, pass: credentials.password, authzid: credentials.authzid, loginMethod: 'AUTH=PLAIN' }
+        : { user: endpoint.user, pass: credentials.password },
       tls: { rejectUnauthorized: !security.tlsInsecure },
       logger: this.responses.logger as unknown as ImapFlowOptions['logger'],
       connectionTimeout: timeout,

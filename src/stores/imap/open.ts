@@ -11,6 +11,8 @@ import { ImapStore } from './imap-store.js';
 export interface SideOptions {
   endpoint: Endpoint;
   password: string;
+  /** Act as this user after logging in with the URL's (SASL PLAIN authorization identity). */
+  authzid?: string | undefined;
   tlsInsecure?: boolean | undefined;
   allowPlaintext?: boolean | undefined;
 }
@@ -29,7 +31,7 @@ export function storeFactory(source: SideOptions, destination: SideOptions, sett
     const o = side === 'source' ? source : destination;
     return new ImapStore({
       endpoint: o.endpoint,
-      credentials: { password: o.password },
+      credentials: { password: o.password, authzid: o.authzid },
       security: { tlsInsecure: !!o.tlsInsecure, allowPlaintext: !!o.allowPlaintext },
       side,
       connectTimeoutSeconds: settings.connectTimeoutSeconds,
