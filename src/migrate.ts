@@ -30,6 +30,12 @@ export interface EndpointOptions {
    * SASL PLAIN with an authorization identity (Dovecot master users, Cyrus admins).
    */
   authzid?: string;
+  /**
+   * Log in with OAuth 2.0 access tokens (XOAUTH2/OAUTHBEARER, as Gmail and Microsoft 365 want):
+   * a function giving a token, asked for a fresh one when the server refuses it (see
+   * tokenFromFile, tokenFromCommand). The password is then not used.
+   */
+  accessToken?: (fresh: boolean) => Promise<string>;
   /** Do not verify the server's certificate (test servers only). */
   tlsInsecure?: boolean;
   /** Allow the password to travel unencrypted to a host that is not loopback. */

@@ -31,6 +31,8 @@ export interface BatchServer {
   maxConnections?: number;
   maxMessagesPerSecond?: number;
   maxBytesPerSecond?: number;
+  /** OAuth 2.0 for every mailbox: a command printing a token, or a token file; `{user}` is replaced by the mailbox's user. */
+  oauth?: { tokenCommand?: string; tokenFile?: string };
   /** Log in as `USER<separator>MASTER` with the master's password (Dovecot's master users). */
   master?: { user: string; password: string; separator: string; method: 'separator' | 'authzid' };
 }
@@ -128,7 +130,7 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
   const value = node.toJSON() as Record<string, unknown>;
   const at = (key: string) => where((node.get(key, true) as Node | undefined) ?? node);
   for (const key of Object.keys(value)) {
-    if (!['url', 'tlsInsecure', 'allowPlaintext', 'master', 'maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
+    if (!['url', 'tlsInsecure', 'allowPlaintext', 'master', 'oauth', 'maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
   }
   const limits: Record<string, number> = {};
   for (const key of ['maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond']) {
@@ -155,8 +157,16 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
     if (mm.method !== undefined && mm.method !== 'separator' && mm.method !== 'authzid') throw fail(`${at('master')}: ${name}.master.method must be separator (USER*MASTER) or authzid (SASL PLAIN authorization identity)`);
     master = { user: mm.user, password: mm.password, separator: (mm.separator as string | undefined) ?? '*', method: (mm.method as 'separator' | 'authzid' | undefined) ?? 'separator' };
   }
+  let oauth: BatchServer['oauth'];
+  if (value.oauth !== undefined) {
+    const o = value.oauth as Record<string, unknown>;
+    const ok = typeof o === 'object' && o !== null && Object.keys(o).length === 1 && (typeof o.tokenCommand === 'string' || typeof o.tokenFile === 'string');
+    if (!ok) throw fail(`${at('oauth')}: ${name}.oauth must be { tokenCommand: "..." } or { tokenFile: "..." } ({user} is replaced by the mailbox's user)`);
+    oauth = typeof o.tokenCommand === 'string' ? { tokenCommand: o.tokenCommand } : { tokenFile: o.tokenFile as string };
+  }
   return {
     protocol: m[1] as 'imap' | 'imaps',
+    ...(oauth ? { oauth } : {}),
     host: m[2]!.replace(/^\[|\]$/g, ''),
     port,
     tlsInsecure: value.tlsInsecure === true,

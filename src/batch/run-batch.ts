@@ -12,11 +12,13 @@ import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { ServerGate } from '../copy/retry-policy.js';
 import { migrate } from '../migrate.js';
 import type { MigrationReport } from '../report.js';
+import type { ProgressCounters } from '../events.js';
 import { Ledger, type BatchJobRecord } from '../state/ledger.js';
 import { VERSION } from '../version.js';
 import type { BatchConfig, BatchServer } from './config.js';
 import type { MailboxList, MailboxRow } from './mailbox-list.js';
 import { resolveSecret } from './secrets.js';
+import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/access-token.js';
 
 /** Options of {@link runBatch}. */
 export interface BatchOptions {
@@ -40,6 +42,7 @@ export interface BatchOptions {
 /** What the batch reports while it runs. */
 export type BatchEvent =
   | { type: 'job-start'; line: number; source: string; destination: string }
+  | { type: 'job-progress'; line: number; source: string; counters: ProgressCounters }
   | { type: 'job-done'; job: BatchJobResult }
   | { type: 'job-skipped'; job: BatchJobResult };
 
@@ -147,8 +150,8 @@ async function runOne(row: MailboxRow, source: string, destination: string, opti
     const to = login(options.config.destination, row.destinationUser, row.destinationPassword, 'destination', options.env);
     const d = options.config.defaults;
     report = await migrate({
-      from: { url: from.url, password: from.password, ...(from.authzid ? { authzid: from.authzid } : {}), tlsInsecure: options.config.source.tlsInsecure, allowPlaintext: options.config.source.allowPlaintext },
-      to: { url: to.url, password: to.password, ...(to.authzid ? { authzid: to.authzid } : {}), tlsInsecure: options.config.destination.tlsInsecure, allowPlaintext: options.config.destination.allowPlaintext },
+      from: { url: from.url, password: from.password, ...(from.accessToken ? { accessToken: from.accessToken } : {}), ...(from.authzid ? { authzid: from.authzid } : {}), tlsInsecure: options.config.source.tlsInsecure, allowPlaintext: options.config.source.allowPlaintext },
+      to: { url: to.url, password: to.password, ...(to.accessToken ? { accessToken: to.accessToken } : {}), ...(to.authzid ? { authzid: to.authzid } : {}), tlsInsecure: options.config.destination.tlsInsecure, allowPlaintext: options.config.destination.allowPlaintext },
       connections: d.connections,
       retry: { attempts: d.retries, baseDelayMs: Math.round(d.retryDelaySeconds * 1000) },
       ...(d.badItemLimit !== undefined ? { badItemLimit: d.badItemLimit } : {}),
@@ -156,6 +159,9 @@ async function runOne(row: MailboxRow, source: string, destination: string, opti
       folders: options.config.rules,
       statePath: options.statePath,
       serverGates: gates,
+      onEvent: (e) => {
+        if (e.type === 'progress') options.onEvent?.({ type: 'job-progress', line: row.line, source, counters: e.counters });
+      },
       ...(options.signal ? { signal: options.signal } : {}),
       ...(options.logger ? { logger: options.logger.child({ mailbox: source }) } : {}),
     });
@@ -177,7 +183,7 @@ async function runOne(row: MailboxRow, source: string, destination: string, opti
 }
 
 /** The URL and password one side logs in with: the row's own password, or the master login. */
-function login(server: BatchServer, user: string, ref: string | undefined, side: 'source' | 'destination', env?: NodeJS.ProcessEnv): { url: string; password: string; authzid?: string } {
+function login(server: BatchServer, user: string, ref: string | undefined, side: 'source' | 'destination', env?: NodeJS.ProcessEnv): { url: string; password: string; authzid?: string; accessToken?: TokenProvider } {
   const secret = (r: string, what: string) => {
     try {
       return resolveSecret(r, env).value;
@@ -186,6 +192,8 @@ function login(server: BatchServer, user: string, ref: string | undefined, side:
     }
   };
   if (ref !== undefined) return { url: urlOf(server, user), password: secret(ref, 'password') };
+  if (server.oauth?.tokenCommand) return { url: urlOf(server, user), password: '', accessToken: tokenFromCommand(server.oauth.tokenCommand, user) };
+  if (server.oauth?.tokenFile) return { url: urlOf(server, user), password: '', accessToken: tokenFromFile(server.oauth.tokenFile.replaceAll('{user}', user.replace(/[/\0]/g, '_'))) };
   if (server.master?.method === 'authzid') return { url: urlOf(server, server.master.user), password: secret(server.master.password, 'master password'), authzid: user };
   if (server.master) return { url: urlOf(server, `${user}${server.master.separator}${server.master.user}`), password: secret(server.master.password, 'master password') };
   throw new MigrateError(ERROR_CODES.BATCH_SECRET, `No ${side} password for ${user}: give one in the list, or a master login in the configuration.`, { scope: 'mailbox' });

@@ -22,6 +22,7 @@ import path from 'node:path';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
 import { Ledger, defaultStatePath } from '../state/ledger.js';
+import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/access-token.js';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { createProgressPrinter, formatSummary, formatVerifySummary } from './output.js';
@@ -41,6 +42,10 @@ interface ConnectionFlags {
   allowPlaintext?: boolean;
   fromAuthzid?: string;
   toAuthzid?: string;
+  fromTokenFile?: string;
+  fromTokenCommand?: string;
+  toTokenFile?: string;
+  toTokenCommand?: string;
   report?: string;
   json?: boolean;
   log?: string;
@@ -99,6 +104,10 @@ function addConnectionOptions(cmd: Command): Command {
     .option('--from-tls-insecure', 'do not verify the source server certificate')
     .option('--to-tls-insecure', 'do not verify the destination server certificate')
     .option('--allow-plaintext', 'allow passwords to travel unencrypted to hosts that are not loopback')
+    .option('--from-token-file <file>', 'log in to the source with the OAuth 2.0 access token in FILE (XOAUTH2/OAUTHBEARER); read again when refused')
+    .option('--from-token-command <command>', 'run COMMAND (sh -c) for the source access token; run again when the token is refused')
+    .option('--to-token-file <file>', 'the same for the destination')
+    .option('--to-token-command <command>', 'the same for the destination')
     .option('--from-authzid <user>', "log in with the --from URL's user (an admin or proxy account) and act as USER (SASL PLAIN authorization identity)")
     .option('--to-authzid <user>', "the same for the destination")
     .option('--report <file>', 'write the JSON report to FILE')
@@ -164,11 +173,11 @@ async function runWatch(flags: MigrateFlags): Promise<number> {
   let last: number = EXIT.OK;
   // Asked once: a prompt every pass would stall the watch.
   const passwords = {
-    from: await resolvePassword('from', flags.fromPasswordFile, process.env, parseEndpoint(flags.from, 'from').user),
-    to: await resolvePassword('to', flags.toPasswordFile, process.env, parseEndpoint(flags.to, 'to').user),
+    from: await sidePassword('from', flags, parseEndpoint(flags.from, 'from').user),
+    to: await sidePassword('to', flags, parseEndpoint(flags.to, 'to').user),
   };
   const watcher = new SourceWatcher({
-    from: { url: parseEndpoint(flags.from, 'from'), password: passwords.from, ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+    from: { url: parseEndpoint(flags.from, 'from'), password: passwords.from, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
     connectTimeoutSeconds: flags.timeout,
   });
   try {
@@ -192,8 +201,8 @@ async function runWatch(flags: MigrateFlags): Promise<number> {
 async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortController, known?: { from: string; to: string }): Promise<number> {
   const from = parseEndpoint(flags.from, 'from');
   const to = parseEndpoint(flags.to, 'to');
-  const fromPassword = known?.from ?? (await resolvePassword('from', flags.fromPasswordFile, process.env, from.user));
-  const toPassword = known?.to ?? (await resolvePassword('to', flags.toPasswordFile, process.env, to.user));
+  const fromPassword = known?.from ?? (await sidePassword('from', flags, from.user));
+  const toPassword = known?.to ?? (await sidePassword('to', flags, to.user));
   const logger: Logger | undefined = flags.log
     ? pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, pino.destination({ dest: flags.log, sync: true, mkdir: true }))
     : undefined;
@@ -217,8 +226,8 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
   let report: MigrationReport;
   try {
     report = await migrate({
-      from: { url: from, password: fromPassword, ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
-      to: { url: to, password: toPassword, ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      from: { url: from, password: fromPassword, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      to: { url: to, password: toPassword, ...sideTokens('to', flags), ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       dryRun,
       connections: flags.connections,
       mergeCollisions: !!flags.mergeCollisions,
@@ -282,6 +291,17 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
   process.on('SIGTERM', onSignal);
   let done = 0;
   let report: BatchReport;
+  // On a terminal: one live line with every running mailbox's progress. Otherwise a line per finished mailbox.
+  const live = !flags.json && !!process.stderr.isTTY;
+  const running = new Map<number, string>();
+  let lastDraw = 0;
+  const draw = (force = false) => {
+    if (!live || (!force && Date.now() - lastDraw < 250)) return;
+    lastDraw = Date.now();
+    const width = process.stderr.columns || 120;
+    const text = `[${done}/${list.rows.length}] ${[...running.values()].join(' | ')}`;
+    process.stderr.write(`\r${text.slice(0, width - 1)}\u001b[K`);
+  };
   try {
     report = await runBatch({
       list,
@@ -294,13 +314,26 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
       signal: controller.signal,
       ...(logger ? { logger } : {}),
       onEvent: (e) => {
-        if (flags.json || e.type === 'job-start') return;
+        if (flags.json) return;
+        if (e.type === 'job-start') {
+          running.set(e.line, `${e.source.replace(/^imaps?:\/\//, '').replace(/@.*$/, '')} …`);
+          return draw();
+        }
+        if (e.type === 'job-progress') {
+          const c = e.counters;
+          running.set(e.line, `${e.source.replace(/^imaps?:\/\//, '').replace(/@.*$/, '')} ${c.copied}/${c.toCopy}`);
+          return draw();
+        }
+        running.delete(e.job.line);
         done++;
         const j = e.job;
+        if (live) process.stderr.write('\r\u001b[K');
         process.stderr.write(`[${done}/${list.rows.length}] ${j.source} -> ${j.destination}: ${j.status}${e.type === 'job-skipped' ? ' (earlier run)' : ''}, ${j.copied} copied${j.skipped ? `, ${j.skipped} skipped` : ''}${j.code ? ` ${j.code}` : ''}\n`);
+        draw(true);
       },
     });
   } finally {
+    if (live && running.size === 0) process.stderr.write('\r\u001b[K');
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
@@ -333,6 +366,23 @@ async function runBatchStatus(listFile: string, flags: { state?: string; name?: 
     ledger.close();
   }
   return EXIT.OK;
+}
+
+/** The password of a side, unless it logs in with OAuth 2.0 tokens (then no password is asked for). */
+function sidePassword(side: 'from' | 'to', flags: ConnectionFlags, user: string): Promise<string> {
+  const tokens = side === 'from' ? flags.fromTokenFile ?? flags.fromTokenCommand : flags.toTokenFile ?? flags.toTokenCommand;
+  if (tokens) return Promise.resolve('');
+  return resolvePassword(side, side === 'from' ? flags.fromPasswordFile : flags.toPasswordFile, process.env, user);
+}
+
+/** The OAuth 2.0 token source of a side, when it has one. */
+function sideTokens(side: 'from' | 'to', flags: ConnectionFlags): { accessToken: TokenProvider } | Record<string, never> {
+  const file = side === 'from' ? flags.fromTokenFile : flags.toTokenFile;
+  const command = side === 'from' ? flags.fromTokenCommand : flags.toTokenCommand;
+  if (file && command) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--${side}-token-file and --${side}-token-command exclude each other.`, { scope: 'config' });
+  if (file) return { accessToken: tokenFromFile(file) };
+  if (command) return { accessToken: tokenFromCommand(command) };
+  return {};
 }
 
 /** `mailmover report`: the audit trail the ledger keeps for a mailbox. */
@@ -379,8 +429,8 @@ function folderOptions(flags: FolderFlags): FolderRuleOptions {
 async function runVerify(flags: VerifyFlags): Promise<number> {
   const from = parseEndpoint(flags.from, 'from');
   const to = parseEndpoint(flags.to, 'to');
-  const fromPassword = await resolvePassword('from', flags.fromPasswordFile, process.env, from.user);
-  const toPassword = await resolvePassword('to', flags.toPasswordFile, process.env, to.user);
+  const fromPassword = await sidePassword('from', flags, from.user);
+  const toPassword = await sidePassword('to', flags, to.user);
   const logger: Logger | undefined = flags.log ? pino({ base: { pid: process.pid } }, pino.destination({ dest: flags.log, sync: true, mkdir: true })) : undefined;
   const controller = new AbortController();
   const onSignal = () => controller.abort(new MigrateError(ERROR_CODES.ABORTED, 'Stopped by a signal.', { scope: 'mailbox' }));
@@ -389,8 +439,8 @@ async function runVerify(flags: VerifyFlags): Promise<number> {
   let report: VerifyReport;
   try {
     report = await verify({
-      from: { url: from, password: fromPassword, ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
-      to: { url: to, password: toPassword, ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      from: { url: from, password: fromPassword, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      to: { url: to, password: toPassword, ...sideTokens('to', flags), ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       deep: !!flags.deep,
       folders: folderOptions(flags),
       separatorSubstitute: flags.separatorSubstitute,

@@ -37,6 +37,8 @@ export interface Credentials {
    * proxy account) and act as this user (RFC 4616). Dovecot master users and Cyrus admins.
    */
   authzid?: string | undefined;
+  /** An OAuth 2.0 access token source: log in with XOAUTH2/OAUTHBEARER instead of the password. */
+  accessToken?: ((fresh: boolean) => Promise<string>) | undefined;
 }
 
 /**

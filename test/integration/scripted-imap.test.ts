@@ -2,8 +2,9 @@
  * Proves the scripted IMAP server (test/helpers/scripted-imap) with imapflow itself, not with mailmover:
  * for every vendor personality, login, NAMESPACE, the folder tree as imapflow decodes it (paths,
  * delimiters, \Noselect parents, subscriptions), a 500-folder tree 12 levels deep, and the exact bytes,
- * flags and dates of messages read the way mailmover's source side reads them. Then the fault hooks, and
- * the protocol details and robustness checks over a raw socket. If this file fails, tests built on the
+ * flags and dates of messages read the way mailmover's source side reads them. Then the fault hooks, OAuth
+ * 2.0 logins (XOAUTH2, OAUTHBEARER, expired tokens), and the protocol details and robustness checks over
+ * a raw socket. If this file fails, tests built on the
  * scripted server are no evidence about mailmover.
  */
 import assert from 'node:assert/strict';
@@ -1008,6 +1009,308 @@ describe('scripted IMAP server: as a migration destination', () => {
       assert.equal(srv.log.filter((l) => l.includes('connection dropped without a tagged answer')).length, 2);
     } finally {
       await srv.stop();
+    }
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// OAuth 2.0: AUTHENTICATE XOAUTH2 and OAUTHBEARER
+// ---------------------------------------------------------------------------------------------
+
+describe('scripted IMAP server: OAuth 2.0 (XOAUTH2, OAUTHBEARER)', () => {
+  // Access tokens as Google and Microsoft issue them use every b64token character but "=" padding.
+  const TOKEN = 'ya29.a0Af-H6_valid~Token+1/x==';
+  const OTHER = 'EwBoA8l6BAAU.second-Token_2';
+  const STALE = 'ya29.expired-or-revoked_3';
+  const folders = (): ScriptedFolder[] => [folder('INBOX', { subscribed: true }), folder('Sent Items', { attributes: ['\\Sent'], subscribed: true }), folder('Archive/2024')];
+  const users = (tokens: string[] = [TOKEN]) => ({ alice: { password: PASSWORD, folders: folders(), tokens }, bob: { password: PASSWORD, folders: [folder('INBOX')], tokens: [OTHER] } });
+
+  /** A preset with OAuth mechanisms added next to its AUTH=PLAIN (before and after login, and in a greeting's [CAPABILITY]). */
+  const withMechs = (p: Personality, ...mechs: string[]): Personality => {
+    const add = (caps: string[]) => caps.flatMap((c) => (c === 'AUTH=PLAIN' ? [c, ...mechs] : [c]));
+    return {
+      ...p,
+      name: `${p.name}+${mechs.join('+')}`,
+      greeting: p.greeting.replace(/^(\* OK \[CAPABILITY [^\]]*)\bAUTH=PLAIN\b/, `$1AUTH=PLAIN ${mechs.join(' ')}`),
+      capabilities: add(p.capabilities),
+      ...(p.capabilitiesAfterLogin ? { capabilitiesAfterLogin: add(p.capabilitiesAfterLogin) } : {}),
+    };
+  };
+  // Outlook.com / Microsoft 365 advertise AUTH=XOAUTH2 only; Gmail advertises both (imapflow then
+  // prefers OAUTHBEARER). See README.md.
+  const outlook = withMechs(exchange, 'AUTH=XOAUTH2');
+  const google = withMechs(gmail, 'AUTH=XOAUTH2', 'AUTH=OAUTHBEARER');
+
+  const xoauth2 = (user: string, token: string) => Buffer.from(`user=${user}\x01auth=Bearer ${token}\x01\x01`).toString('base64');
+  const oauthbearer = (user: string | null, token: string, port = 143) =>
+    Buffer.from(`n,${user === null ? '' : `a=${user}`},\x01host=127.0.0.1\x01port=${port}\x01auth=Bearer ${token}\x01\x01`).toString('base64');
+  /** The JSON error inside a `+` continuation. */
+  const challenge = (out: string) => JSON.parse(Buffer.from(/^\+ ([^\r\n]*)\r\n/m.exec(out)![1]!, 'base64').toString('utf8')) as Record<string, string>;
+
+  interface OauthError {
+    authenticationFailed?: boolean;
+    serverResponseCode?: string;
+    response?: string;
+    oauthError?: Record<string, string>;
+  }
+
+  /** connect() with an access token; its failure, or null when it logged in. Fails the test after 5 s (a hang). */
+  async function tokenLogin(srv: ScriptedImapServer, token: string, check?: (c: ImapFlow) => Promise<void>, user = 'alice'): Promise<OauthError | null> {
+    const c = new ImapFlow({ host: srv.host, port: srv.port, secure: false, auth: { user, accessToken: token }, logger: false, disableAutoIdle: true });
+    c.on('error', () => undefined);
+    let timer: NodeJS.Timeout | undefined;
+    const hang = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error('imapflow hung in AUTHENTICATE')), 5000);
+    });
+    try {
+      await Promise.race([c.connect(), hang]);
+    } catch (e) {
+      if ((e as Error).message === 'imapflow hung in AUTHENTICATE') throw e;
+      return e as OauthError;
+    } finally {
+      clearTimeout(timer);
+      if (!c.authenticated) c.close();
+    }
+    try {
+      await check?.(c);
+    } finally {
+      await done(c);
+    }
+    return null;
+  }
+
+  const noToken = (srv: ScriptedImapServer, ...tokens: string[]) => {
+    const secrets = tokens.flatMap((t) => [t, xoauth2('alice', t), oauthbearer('alice', t)]);
+    for (const l of srv.log) for (const s of secrets) assert.ok(!l.includes(s), `a token reached the log: ${l}`);
+  };
+
+  for (const [p, mech, status] of [
+    [outlook, 'XOAUTH2', '401'],
+    [google, 'OAUTHBEARER', 'invalid_token'],
+  ] as const) {
+    test(`${p.name}: imapflow logs in with a valid token via ${mech} and lists; a wrong one fails AUTHENTICATIONFAILED, without hanging`, async () => {
+      const srv = await startScriptedImap({ personality: p, users: users() });
+      try {
+        const ok = await tokenLogin(srv, TOKEN, async (c) => {
+          const paths = (await c.list()).map((e) => e.path).sort();
+          assert.deepEqual(paths, ['Archive/2024', 'INBOX', 'Sent Items']);
+          const st = await c.status('INBOX', { messages: true });
+          assert.equal(st && st.messages, 0);
+        });
+        assert.equal(ok, null);
+        assert.ok(srv.log.some((l) => new RegExp(`^\\w+ AUTHENTICATE ${mech} \\*\\*\\*$`).test(l)), srv.log.join('\n'));
+        assert.ok(srv.log.some((l) => new RegExp(`^\\w+ <${mech} "alice" Bearer \\*\\*\\*: accepted>$`).test(l)), srv.log.join('\n'));
+
+        const before = srv.log.length;
+        for (const wrong of [STALE, OTHER]) {
+          const err = await tokenLogin(srv, wrong);
+          assert.ok(err, `${wrong} must not log in`);
+          assert.equal(err.authenticationFailed, true);
+          assert.equal(err.serverResponseCode, 'AUTHENTICATIONFAILED');
+          assert.match(err.response ?? '', /NO \[AUTHENTICATIONFAILED\] Invalid credentials \(Failure\)$/);
+          // imapflow decoded the JSON in the "+" and acknowledged it (an empty line, or AQ== for OAUTHBEARER).
+          assert.equal(err.oauthError?.status, status);
+          assert.equal(err.oauthError?.scope, 'https://mail.google.com/');
+        }
+        const failed = srv.log.slice(before);
+        assert.equal(failed.filter((l) => new RegExp(`^\\w+ <${mech} "alice" Bearer \\*\\*\\*: rejected>$`).test(l)).length, 2, failed.join('\n'));
+        assert.equal(failed.filter((l) => l === '*** (SASL response)').length, 2, 'one acknowledgement each');
+        noToken(srv, TOKEN, STALE, OTHER);
+        // Passwords still work for the same user.
+        const byPassword = await connect(srv);
+        await done(byPassword);
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        assert.equal(srv.connections(), 0, 'no connection left behind');
+      } finally {
+        await srv.stop();
+      }
+    });
+  }
+
+  test('setTokens: a token that worked fails on the next login; sessions already in keep working; [] expires all', async () => {
+    const srv = await startScriptedImap({ personality: outlook, users: users() });
+    const open = new ImapFlow({ host: srv.host, port: srv.port, secure: false, auth: { user: 'alice', accessToken: TOKEN }, logger: false, disableAutoIdle: true });
+    open.on('error', () => undefined);
+    try {
+      await open.connect();
+      srv.setTokens('alice', [OTHER]);
+      const err = await tokenLogin(srv, TOKEN);
+      assert.equal(err?.serverResponseCode, 'AUTHENTICATIONFAILED');
+      assert.equal(err?.authenticationFailed, true);
+      assert.equal((await open.list()).length, 3, 'the session logged in before is still in');
+      assert.equal(await tokenLogin(srv, OTHER), null, 'the new token works');
+      assert.equal(await tokenLogin(srv, OTHER, undefined, 'bob'), null, "bob's tokens are his own");
+      srv.setTokens('alice', []);
+      assert.equal((await tokenLogin(srv, OTHER))?.serverResponseCode, 'AUTHENTICATIONFAILED');
+      assert.throws(() => srv.setTokens('carol', [TOKEN]), /no user carol/);
+      assert.throws(() => srv.setTokens('alice', ['has space']), /b64token/);
+      noToken(srv, TOKEN, OTHER);
+    } finally {
+      await done(open);
+      await srv.stop();
+    }
+    await assert.rejects(startScriptedImap({ personality: outlook, users: { alice: { password: PASSWORD, folders: [], tokens: ['bad\x01token'] } } }), /b64token/);
+  });
+
+  test('raw XOAUTH2: with SASL-IR and after "+"; an invalid token gets "+ <JSON>", then NO after the empty line', async () => {
+    const srv = await startScriptedImap({ personality: outlook, users: users() });
+    try {
+      const { raw } = await Raw.open(srv);
+      // Invalid (and an unknown user): the JSON error first, the NO only after the client's empty line.
+      raw.write(`o1 AUTHENTICATE XOAUTH2 ${xoauth2('alice', STALE)}\r\n`);
+      const cont = await raw.until(/^\+ [^\r\n]*\r\n/m);
+      assert.deepEqual(challenge(cont), { status: '401', schemes: 'Bearer', scope: 'https://mail.google.com/' });
+      raw.write('\r\n');
+      assert.equal(lastLine(await raw.tagged('o1')), 'o1 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)');
+      raw.write(`o2 AUTHENTICATE XOAUTH2 ${xoauth2('nobody', TOKEN)}\r\n`);
+      await raw.until(/^\+ [^\r\n]*\r\n/m);
+      raw.write('*\r\n');
+      assert.equal(lastLine(await raw.tagged('o2')), 'o2 BAD AUTHENTICATE cancelled');
+      // Without SASL-IR: an empty "+", then the message.
+      raw.write('o3 AUTHENTICATE XOAUTH2\r\n');
+      assert.equal(await raw.until(/^\+ [^\r\n]*\r\n/m), '+ \r\n');
+      raw.write(`${xoauth2('alice', STALE)}\r\n`);
+      await raw.until(/^\+ [^\r\n]*\r\n/m);
+      raw.write('AQ==\r\n');
+      assert.equal(lastLine(await raw.tagged('o3')), 'o3 BAD Invalid XOAUTH2 error acknowledgement', 'XOAUTH2 wants an empty line');
+      raw.write('o4 AUTHENTICATE XOAUTH2\r\n');
+      await raw.until(/^\+ \r\n/m);
+      raw.write(`${xoauth2('alice', TOKEN)}\r\n`);
+      assert.equal(lastLine(await raw.tagged('o4')), 'o4 OK AUTHENTICATE completed.');
+      assert.match(await raw.cmd('o5', 'CAPABILITY'), /MOVE ID UNSELECT CLIENTACCESSRULES/);
+      assert.match(lastLine(await raw.cmd('o6', `AUTHENTICATE XOAUTH2 ${xoauth2('alice', TOKEN)}`)), /^o6 BAD Already authenticated/);
+      raw.close();
+
+      const { raw: r2 } = await Raw.open(srv);
+      assert.equal(lastLine(await r2.cmd('p1', `AUTHENTICATE XOAUTH2 ${xoauth2('alice', TOKEN)}`)), 'p1 OK AUTHENTICATE completed.');
+      assert.match(await r2.cmd('p2', 'LIST "" "*"'), /\* LIST \([^)]*\) "\/" "?Sent Items"?\r\n/);
+      r2.close();
+
+      // Malformed messages are BAD at once, with no "+".
+      const { raw: r3 } = await Raw.open(srv);
+      for (const [i, msg] of [
+        `user=alice\x01auth=Bearer ${TOKEN}\x01`, // one final ^A missing
+        `auth=Bearer ${TOKEN}\x01\x01`, // no user
+        `user=alice\x01auth=Basic ${TOKEN}\x01\x01`, // not a bearer token
+        `user=alice\x01auth=Bearer tok en\x01\x01`,
+      ].entries()) {
+        const out = await r3.cmd(`m${i}`, `AUTHENTICATE XOAUTH2 ${Buffer.from(msg).toString('base64')}`);
+        assert.doesNotMatch(out, /^\+/m);
+        assert.match(lastLine(out), new RegExp(`^m${i} BAD `));
+      }
+      assert.match(lastLine(await r3.cmd('m9', 'AUTHENTICATE XOAUTH2 not*base64')), /^m9 BAD/);
+      assert.match(lastLine(await r3.cmd('m10', 'AUTHENTICATE OAUTHBEARER =')), /^m10 NO Unsupported authentication mechanism/, 'not advertised by this preset');
+      r3.close();
+
+      assert.deepEqual(
+        srv.log.filter((l) => / AUTHENTICATE |<XOAUTH2/.test(l)).slice(0, 9),
+        [
+          'o1 AUTHENTICATE XOAUTH2 ***',
+          'o1 <XOAUTH2 "alice" Bearer ***: rejected>',
+          'o2 AUTHENTICATE XOAUTH2 ***',
+          'o2 <XOAUTH2 "nobody" Bearer ***: rejected>',
+          'o3 AUTHENTICATE XOAUTH2',
+          'o3 <XOAUTH2 "alice" Bearer ***: rejected>',
+          'o4 AUTHENTICATE XOAUTH2',
+          'o4 <XOAUTH2 "alice" Bearer ***: accepted>',
+          'o6 AUTHENTICATE XOAUTH2 ***',
+        ],
+      );
+      noToken(srv, TOKEN, STALE);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('raw OAUTHBEARER (RFC 7628): with SASL-IR and after "+", with and without a=; an invalid token gets "+ <JSON>", NO after AQ==', async () => {
+    const srv = await startScriptedImap({ personality: google, users: users() });
+    try {
+      const { raw } = await Raw.open(srv);
+      raw.write(`b1 AUTHENTICATE OAUTHBEARER ${oauthbearer('alice', STALE)}\r\n`);
+      assert.deepEqual(challenge(await raw.until(/^\+ [^\r\n]*\r\n/m)), { status: 'invalid_token', scope: 'https://mail.google.com/' });
+      raw.write('AQ==\r\n');
+      assert.equal(lastLine(await raw.tagged('b1')), 'b1 NO [AUTHENTICATIONFAILED] Invalid credentials (Failure)');
+      // Bob's token does not log in alice.
+      raw.write(`b2 AUTHENTICATE OAUTHBEARER ${oauthbearer('alice', OTHER)}\r\n`);
+      await raw.until(/^\+ [^\r\n]*\r\n/m);
+      raw.write('\r\n');
+      assert.equal(lastLine(await raw.tagged('b2')), 'b2 BAD Invalid OAUTHBEARER error acknowledgement', 'OAUTHBEARER wants %x01');
+      raw.write('b3 AUTHENTICATE OAUTHBEARER\r\n');
+      assert.equal(await raw.until(/^\+ [^\r\n]*\r\n/m), '+ \r\n');
+      raw.write(`${oauthbearer('alice', TOKEN, 993)}\r\n`);
+      assert.equal(lastLine(await raw.tagged('b3')), 'b3 OK alice@gmail.example authenticated (Success)');
+      assert.match(await raw.cmd('b4', 'CAPABILITY'), /UIDPLUS ENABLE MOVE/);
+      raw.close();
+
+      // Without a=, the token says whose it is.
+      const { raw: r2 } = await Raw.open(srv);
+      r2.write('c1 AUTHENTICATE OAUTHBEARER\r\n');
+      await r2.until(/^\+ \r\n/m);
+      r2.write(`${oauthbearer(null, OTHER)}\r\n`);
+      assert.match(lastLine(await r2.tagged('c1')), /^c1 OK /);
+      assert.match(await r2.cmd('c2', 'LIST "" "*"'), /^\* LIST \([^)]*\) "\/" "INBOX"\r\nc2 OK/, "bob's single folder");
+      r2.close();
+
+      // XOAUTH2 is advertised here too.
+      const { raw: r3 } = await Raw.open(srv);
+      assert.match(lastLine(await r3.cmd('d1', `AUTHENTICATE XOAUTH2 ${xoauth2('alice', TOKEN)}`)), /^d1 OK /);
+      r3.close();
+
+      const { raw: r4 } = await Raw.open(srv);
+      r4.write(`e1 AUTHENTICATE OAUTHBEARER ${oauthbearer(null, STALE)}\r\n`);
+      await r4.until(/^\+ [^\r\n]*\r\n/m);
+      r4.write('*\r\n');
+      assert.equal(lastLine(await r4.tagged('e1')), 'e1 BAD AUTHENTICATE cancelled');
+      for (const [i, msg] of [
+        `p=tls-unique,a=alice,\x01auth=Bearer ${TOKEN}\x01\x01`, // channel binding
+        `n,alice,\x01auth=Bearer ${TOKEN}\x01\x01`, // authzid without a=
+        `n,a=alice\x01auth=Bearer ${TOKEN}\x01\x01`, // GS2 header not closed by ","
+        `n,a=alice,\x01host=x\x01\x01`, // no auth
+        `n,a=alice,auth=Bearer ${TOKEN}\x01\x01`, // no ^A after the header
+        `n,a=al=ice,\x01auth=Bearer ${TOKEN}\x01\x01`, // "=" not escaped
+      ].entries()) {
+        const out = await r4.cmd(`f${i}`, `AUTHENTICATE OAUTHBEARER ${Buffer.from(msg).toString('base64')}`);
+        assert.doesNotMatch(out, /^\+/m);
+        assert.match(lastLine(out), new RegExp(`^f${i} BAD `), msg);
+      }
+      r4.close();
+      assert.ok(srv.log.includes('c1 <OAUTHBEARER "bob" Bearer ***: accepted>'), srv.log.join('\n'));
+      assert.ok(srv.log.includes('e1 <OAUTHBEARER (no user) Bearer ***: rejected>'), srv.log.join('\n'));
+      assert.ok(srv.log.includes('b3 <OAUTHBEARER "alice" Bearer ***: accepted>'), srv.log.join('\n'));
+      noToken(srv, TOKEN, STALE, OTHER);
+      for (const l of srv.log) assert.ok(!l.includes(oauthbearer(null, OTHER)) && !l.includes(oauthbearer('alice', TOKEN, 993)), l);
+    } finally {
+      await srv.stop();
+    }
+  });
+
+  test('AUTH= gates the mechanisms; imapflow sends the initial response even without SASL-IR (and gets BAD)', async () => {
+    const plain = await startScriptedImap({ personality: exchange, users: users() });
+    const noIr = await startScriptedImap({ personality: withMechs(courier, 'AUTH=XOAUTH2'), users: users() });
+    try {
+      const { raw } = await Raw.open(plain);
+      assert.equal(lastLine(await raw.cmd('g1', `AUTHENTICATE XOAUTH2 ${xoauth2('alice', TOKEN)}`)), 'g1 NO Unsupported authentication mechanism');
+      assert.equal(lastLine(await raw.cmd('g2', `AUTHENTICATE OAUTHBEARER ${oauthbearer('alice', TOKEN)}`)), 'g2 NO Unsupported authentication mechanism');
+      raw.close();
+      // Neither advertised: imapflow does not send the token at all.
+      const before = plain.log.length;
+      const none = await tokenLogin(plain, TOKEN);
+      assert.match((none as Error | null)?.message ?? '', /Unsupported authentication mechanism/);
+      assert.ok(!plain.log.slice(before).some((l) => / AUTHENTICATE /.test(l)), plain.log.join('\n'));
+
+      const { raw: r2, greeting } = await Raw.open(noIr);
+      assert.match(greeting, /AUTH=PLAIN AUTH=XOAUTH2\]/);
+      r2.write('h1 AUTHENTICATE XOAUTH2\r\n');
+      await r2.until(/^\+ \r\n/m);
+      r2.write(`${xoauth2('alice', TOKEN)}\r\n`);
+      assert.equal(lastLine(await r2.tagged('h1')), 'h1 OK LOGIN Ok.');
+      r2.close();
+      const err = await tokenLogin(noIr, TOKEN);
+      assert.equal(err?.authenticationFailed, true);
+      assert.match(err?.response ?? '', /BAD SASL-IR is not supported$/);
+      noToken(noIr, TOKEN);
+    } finally {
+      await Promise.all([plain.stop(), noIr.stop()]);
     }
   });
 });

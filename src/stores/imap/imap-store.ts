@@ -48,6 +48,21 @@ export class ImapStore implements MailStore {
   }
 
   async connect(signal?: AbortSignal): Promise<void> {
+    const tokens = this.opts.credentials.accessToken;
+    if (!tokens) return this.connectWith(undefined, signal);
+    try {
+      await this.connectWith(await tokens(false), signal);
+    } catch (err) {
+      // A refused token has usually expired: get a fresh one (read the file again, run the
+      // command again) and try once more.
+      if (!(err instanceof MigrateError) || err.code !== ERROR_CODES.AUTH_FAILED) throw err;
+      this.opts.logger?.info({ side: this.opts.side }, 'access token refused; getting a fresh one');
+      await this.connectWith(await tokens(true), signal);
+    }
+  }
+
+  /** One connection attempt, with the password or with `accessToken` (XOAUTH2/OAUTHBEARER). */
+  private async connectWith(accessToken: string | undefined, signal?: AbortSignal): Promise<void> {
     const { endpoint, credentials, security } = this.opts;
     const loopback = isLoopbackHost(endpoint.host);
     // imap:// upgrades with STARTTLS when offered. To a host that is not loopback a password may
@@ -58,9 +73,11 @@ export class ImapStore implements MailStore {
       host: endpoint.host,
       port: endpoint.port,
       secure: endpoint.protocol === 'imaps',
-      auth: credentials.authzid
-        ? { user: endpoint.user, pass: credentials.password, authzid: credentials.authzid, loginMethod: 'AUTH=PLAIN' }
-        : { user: endpoint.user, pass: credentials.password },
+      auth: accessToken
+        ? { user: endpoint.user, accessToken }
+        : credentials.authzid
+          ? { user: endpoint.user, pass: credentials.password, authzid: credentials.authzid, loginMethod: 'AUTH=PLAIN' }
+          : { user: endpoint.user, pass: credentials.password },
       tls: { rejectUnauthorized: !security.tlsInsecure },
       logger: this.responses.logger as unknown as ImapFlowOptions['logger'],
       connectionTimeout: timeout,

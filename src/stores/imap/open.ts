@@ -13,6 +13,8 @@ export interface SideOptions {
   password: string;
   /** Act as this user after logging in with the URL's (SASL PLAIN authorization identity). */
   authzid?: string | undefined;
+  /** Log in with OAuth 2.0 access tokens from this source instead of the password. */
+  accessToken?: ((fresh: boolean) => Promise<string>) | undefined;
   tlsInsecure?: boolean | undefined;
   allowPlaintext?: boolean | undefined;
 }
@@ -31,7 +33,7 @@ export function storeFactory(source: SideOptions, destination: SideOptions, sett
     const o = side === 'source' ? source : destination;
     return new ImapStore({
       endpoint: o.endpoint,
-      credentials: { password: o.password, authzid: o.authzid },
+      credentials: { password: o.password, authzid: o.authzid, accessToken: o.accessToken },
       security: { tlsInsecure: !!o.tlsInsecure, allowPlaintext: !!o.allowPlaintext },
       side,
       connectTimeoutSeconds: settings.connectTimeoutSeconds,

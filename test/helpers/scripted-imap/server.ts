@@ -183,6 +183,12 @@ export interface StoredFolder {
 export interface ScriptedUser {
   password: string;
   folders: ScriptedFolder[];
+  /**
+   * OAuth 2.0 access tokens that log this user in through AUTHENTICATE XOAUTH2 or OAUTHBEARER (when the
+   * personality advertises AUTH=XOAUTH2 / AUTH=OAUTHBEARER). Each must be an RFC 6750 b64token
+   * (letters, digits, `-._~+/`, then any `=`). Default none. `setTokens()` replaces the list at runtime.
+   */
+  tokens?: string[];
 }
 
 /** Bounds on what a client may send. */
@@ -208,10 +214,19 @@ export interface ScriptedImapServer {
   port: number;
   /** Closes every connection and the listener; resolves once the listener is closed. */
   stop(): Promise<void>;
-  /** Every command line received, in order, passwords and SASL responses redacted as ***. */
+  /**
+   * Every command line received, in order, passwords, SASL responses and access tokens redacted as ***;
+   * for XOAUTH2 / OAUTHBEARER also one line with the outcome (see README.md).
+   */
   log: string[];
   /** Connections open right now. */
   connections(): number;
+  /**
+   * Replaces the user's valid OAuth access tokens (ScriptedUser.tokens), e.g. with [] to expire them
+   * all. Checked at each AUTHENTICATE: connections already logged in stay logged in. Throws for an
+   * unknown user or a token that is not a b64token.
+   */
+  setTokens(user: string, tokens: string[]): void;
   /**
    * A snapshot of a user's folders right now, in the server's order (configured folders first, then
    * created ones in order of creation; \Noselect folders included), with everything that CREATE,
@@ -667,6 +682,8 @@ interface FolderState {
 
 interface UserState {
   password: string;
+  /** Valid OAuth access tokens (setTokens replaces the array). */
+  tokens: string[];
   folders: FolderState[];
   byName: Map<string, FolderState>;
   /** Names that have a child in the tree. */
@@ -721,6 +738,16 @@ function addFolder(user: UserState, name: string, delimiter: string | null): Fol
   return state;
 }
 
+/** RFC 6750 §2.1 b64token: what can follow `Bearer ` in an OAuth SASL message. */
+const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
+
+/** A copy of a user's token list; throws for a token a client could not send. */
+function checkTokens(user: string, tokens: readonly string[]): string[] {
+  if (!Array.isArray(tokens)) throw new Error(`scripted-imap: tokens for ${user} must be an array`);
+  for (const t of tokens) if (typeof t !== 'string' || !B64TOKEN.test(t)) throw new Error(`scripted-imap: a token for ${user} is not an RFC 6750 b64token`);
+  return [...tokens];
+}
+
 function buildUser(name: string, user: ScriptedUser, delimiter: string | null, faults: UserFaults | undefined): UserState {
   const folders: FolderState[] = [];
   const byName = new Map<string, FolderState>();
@@ -772,6 +799,7 @@ function buildUser(name: string, user: ScriptedUser, delimiter: string | null, f
   if (faults?.appendDropConnection && !faults.appendDropConnection.match) throw new Error(`scripted-imap: appendDropConnection for ${name} has an empty match`);
   return {
     password: user.password,
+    tokens: checkTokens(name, user.tokens ?? []),
     folders,
     byName,
     parents,
@@ -904,6 +932,54 @@ function headerFields(header: Buffer, names: string[], not: boolean): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// SASL: OAuth 2.0 messages
+// ---------------------------------------------------------------------------------------------
+
+/** The SASL mechanisms the engine implements (each only when the personality advertises AUTH=<it>). */
+const SASL_MECHANISMS = ['PLAIN', 'LOGIN', 'XOAUTH2', 'OAUTHBEARER'];
+
+/** The scope named in the JSON error of a failed OAuth login (Gmail's). */
+const OAUTH_SCOPE = 'https://mail.google.com/';
+
+/**
+ * The user and bearer token of a decoded XOAUTH2 or OAUTHBEARER client message, or the reason it is
+ * malformed. XOAUTH2 (Google's format): `user=U` ^A `auth=Bearer T` ^A ^A. OAUTHBEARER (RFC 7628 §3.1):
+ * the GS2 header `n,a=U,` (`a=` optional; `y` also accepted, channel binding `p=` refused), then ^A,
+ * key=value pairs each ending in ^A (host, port, auth, others ignored), then ^A.
+ */
+function parseOauthMessage(mech: 'XOAUTH2' | 'OAUTHBEARER', raw: Buffer): { user?: string; token: string } | string {
+  const parts = raw.toString('utf8').split('\x01');
+  let user: string | undefined;
+  if (mech === 'OAUTHBEARER') {
+    const gs2 = (parts.shift() ?? '').split(',');
+    if (gs2.length !== 3 || gs2[2] !== '') return 'Malformed OAUTHBEARER GS2 header';
+    const [flag, authz] = gs2 as [string, string];
+    if (flag.startsWith('p=')) return 'Channel binding is not supported';
+    if (flag !== 'n' && flag !== 'y') return 'Malformed OAUTHBEARER GS2 header';
+    if (authz) {
+      // saslname (RFC 5801): "," and "=" are escaped as =2C and =3D.
+      if (!authz.startsWith('a=') || /=(?!2C|3D)/.test(authz.slice(2))) return 'Malformed OAUTHBEARER authorization identity';
+      user = authz.slice(2).replace(/=2C/g, ',').replace(/=3D/g, '=');
+    }
+  }
+  // What is left: at least one pair, then two empty strings (after the last pair's ^A and the final ^A).
+  if (parts.length < 3 || parts.pop() !== '' || parts.pop() !== '') return `Malformed ${mech} response`;
+  const pairs = new Map<string, string>();
+  for (const kv of parts) {
+    const m = /^([A-Za-z]+)=(.*)$/s.exec(kv);
+    if (!m || pairs.has(m[1]!)) return `Malformed ${mech} response`;
+    pairs.set(m[1]!, m[2]!);
+  }
+  const auth = /^Bearer +(\S+)$/i.exec(pairs.get('auth') ?? '');
+  if (!auth || !B64TOKEN.test(auth[1]!)) return `${mech} response without a Bearer token`;
+  if (mech === 'XOAUTH2') {
+    user = pairs.get('user');
+    if (!user) return 'XOAUTH2 response without a user';
+  }
+  return user === undefined ? { token: auth[1]! } : { user, token: auth[1]! };
+}
+
+// ---------------------------------------------------------------------------------------------
 // The server
 // ---------------------------------------------------------------------------------------------
 
@@ -958,6 +1034,11 @@ export async function startScriptedImap(opts: ScriptedImapOptions): Promise<Scri
         messages: f.messages.map((m) => ({ uid: m.uid, raw: Buffer.from(m.raw), flags: [...m.flags], internalDate: new Date(m.internalDate.getTime()) })),
       }));
     },
+    setTokens(name: string, tokens: string[]): void {
+      const user = users.get(name);
+      if (!user) throw new Error(`scripted-imap: no user ${name}`);
+      user.tokens = checkTokens(name, tokens);
+    },
     stop() {
       stopping ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
@@ -984,6 +1065,8 @@ class Session {
   private knownExists = 0;
   /** Tagged commands since login (byeAfterCommands). */
   private commandsSinceLogin = 0;
+  /** Tag of the command being run (for log lines written while it runs). */
+  private tag = '*';
 
   constructor(
     private readonly socket: net.Socket,
@@ -1189,6 +1272,7 @@ class Session {
       name = '';
     }
     this.logCommand(segments, tag, name);
+    this.tag = tag;
     if (await this.byeInstead(tag)) return;
     if (invalid) {
       await this.send(`${tag} BAD Missing or invalid command`);
@@ -1338,9 +1422,13 @@ class Session {
   private loggedIn(name: string, password: string): boolean {
     const user = this.shared.users.get(name);
     if (!user || user.password !== password) return false;
+    this.enter(user);
+    return true;
+  }
+
+  private enter(user: UserState): void {
     this.user = user;
     this.state = 'authenticated';
-    return true;
   }
 
   private login(r: ArgReader): string {
@@ -1354,6 +1442,18 @@ class Session {
     return `OK ${this.p.loginOkText ?? 'LOGIN completed.'}`;
   }
 
+  /** Sends a `+` continuation and reads the client's answer line (SASL). `*` cancels. */
+  private async ask(challenge: string): Promise<string> {
+    await this.send(`+ ${challenge}`);
+    const got = await this.input.line(this.shared.limits.maxLineBytes);
+    if (got === null) throw new ConnectionClosed();
+    if ('tooLong' in got) throw bad('[TOOBIG] SASL response too long');
+    this.shared.log.push('*** (SASL response)');
+    const text = got.line.toString('latin1');
+    if (text === '*') throw bad('AUTHENTICATE cancelled');
+    return text;
+  }
+
   private async authenticate(r: ArgReader): Promise<string> {
     r.sp();
     const mech = r.atom().toUpperCase();
@@ -1363,25 +1463,15 @@ class Session {
       initial = r.atom();
     }
     r.end();
-    if (!this.hasCap(`AUTH=${mech}`) || (mech !== 'PLAIN' && mech !== 'LOGIN')) throw no('Unsupported authentication mechanism');
+    if (!this.hasCap(`AUTH=${mech}`) || !SASL_MECHANISMS.includes(mech)) throw no('Unsupported authentication mechanism');
     const ok = `OK ${this.p.loginOkText ?? 'AUTHENTICATE completed.'}`;
-    const ask = async (challenge: string): Promise<string> => {
-      await this.send(`+ ${challenge}`);
-      const got = await this.input.line(this.shared.limits.maxLineBytes);
-      if (got === null) throw new ConnectionClosed();
-      if ('tooLong' in got) throw bad('[TOOBIG] SASL response too long');
-      this.shared.log.push('*** (SASL response)');
-      const text = got.line.toString('latin1');
-      if (text === '*') throw bad('AUTHENTICATE cancelled');
-      return text;
-    };
     const b64 = (text: string): Buffer => {
       if (text === '=') return Buffer.alloc(0);
       if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw bad('Invalid base64');
       return Buffer.from(text, 'base64');
     };
     if (mech === 'PLAIN') {
-      const msg = b64(initial ?? (await ask('')));
+      const msg = b64(initial ?? (await this.ask('')));
       const parts = msg.toString('utf8').split('\0');
       if (parts.length !== 3) throw bad('Malformed PLAIN response');
       const [authz, authc, pass] = parts as [string, string, string];
@@ -1389,9 +1479,29 @@ class Session {
       if (!this.loggedIn(authc, pass)) throw no('[AUTHENTICATIONFAILED] Authentication failed.');
       return ok;
     }
+    if (mech === 'XOAUTH2' || mech === 'OAUTHBEARER') {
+      const msg = parseOauthMessage(mech, b64(initial ?? (await this.ask(''))));
+      if (typeof msg === 'string') throw bad(msg);
+      // OAUTHBEARER may leave the user out (a=): the token alone then says whose it is.
+      const name = msg.user ?? [...this.shared.users].find(([, u]) => u.tokens.includes(msg.token))?.[0];
+      const user = name === undefined ? undefined : this.shared.users.get(name);
+      const valid = !!user && user.tokens.includes(msg.token);
+      this.shared.log.push(`${this.tag} <${mech} ${name === undefined ? '(no user)' : JSON.stringify(name)} Bearer ***: ${valid ? 'accepted' : 'rejected'}>`);
+      if (valid) {
+        this.enter(user);
+        return ok;
+      }
+      // The failure as Gmail sends it (RFC 7628 §3.2.2 for OAUTHBEARER): a `+` with a base64 JSON
+      // error, which the client acknowledges (XOAUTH2: an empty line; OAUTHBEARER: %x01, "AQ=="),
+      // and only then the tagged NO.
+      const error = mech === 'XOAUTH2' ? { status: '401', schemes: 'Bearer', scope: OAUTH_SCOPE } : { status: 'invalid_token', scope: OAUTH_SCOPE };
+      const ack = await this.ask(Buffer.from(JSON.stringify(error)).toString('base64'));
+      if (ack !== (mech === 'XOAUTH2' ? '' : 'AQ==')) throw bad(`Invalid ${mech} error acknowledgement`);
+      throw no('[AUTHENTICATIONFAILED] Invalid credentials (Failure)');
+    }
     // LOGIN: user name, then password, each a base64 answer to a prompt.
-    const user = b64(initial ?? (await ask(Buffer.from('Username:').toString('base64')))).toString('utf8');
-    const pass = b64(await ask(Buffer.from('Password:').toString('base64'))).toString('utf8');
+    const user = b64(initial ?? (await this.ask(Buffer.from('Username:').toString('base64')))).toString('utf8');
+    const pass = b64(await this.ask(Buffer.from('Password:').toString('base64'))).toString('utf8');
     if (!this.loggedIn(user, pass)) throw no('[AUTHENTICATIONFAILED] Authentication failed.');
     return ok;
   }
