@@ -279,14 +279,22 @@ export class ImapStore implements MailStore {
     if (items.length === 0) return;
     const name = this.serverName(path);
     await this.openFolder(path, false);
+    // One STORE per distinct set of flags ("mark all as read" at the source is one command here).
+    const groups = new Map<string, { flags: string[]; uids: number[] }>();
+    for (const item of items) {
+      const key = [...item.flags].sort().join(' ');
+      const g = groups.get(key) ?? { flags: item.flags, uids: [] };
+      g.uids.push(item.uid);
+      groups.set(key, g);
+    }
     try {
-      for (const item of items) {
+      for (const g of groups.values()) {
         try {
           // An empty list clears every flag; FLAGS.SILENT via imapflow's messageFlagsSet.
-          await this.conn.messageFlagsSet(String(item.uid), item.flags, { uid: true });
+          await this.conn.messageFlagsSet(packUids(g.uids), g.flags, { uid: true });
         } catch (err) {
           this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Setting flags in "${name}" failed`, e));
-          this.opts.logger?.warn({ folder: name, uid: item.uid, err: serverText(err) ?? String(err) }, 'flags not updated');
+          this.opts.logger?.warn({ folder: name, uids: g.uids.length, err: serverText(err) ?? String(err) }, 'flags not updated');
         }
       }
     } finally {
