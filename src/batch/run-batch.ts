@@ -111,13 +111,18 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
   } finally {
     ledger.close();
   }
-  jobs.sort((a, b) => a.line - b.line);
+  return finishReport(options.name, parallel, started, jobs, options.list.warnings, options.reportDir);
+}
+
+/** Builds the batch report from the jobs' results and writes it (JSON and Markdown) to `reportDir`. */
+export async function finishReport(name: string, parallel: number, started: number, results: BatchJobResult[], warnings: string[], reportDir: string): Promise<BatchReport> {
+  const jobs = [...results].sort((a, b) => a.line - b.line);
   const count = (s: BatchJobRecord['status']) => jobs.filter((j) => j.status === s).length;
   const report: BatchReport = {
     version: 1,
     kind: 'batch',
     tool: `mailmover ${VERSION}`,
-    name: options.name,
+    name,
     status: count('complete') === jobs.length ? 'complete' : count('complete') + count('partial') > 0 ? 'partial' : 'failed',
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date().toISOString(),
@@ -132,16 +137,23 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
       skippedItems: jobs.reduce((n, j) => n + (j.alreadyComplete ? 0 : j.skipped), 0),
       seconds: Math.round((Date.now() - started) / 10) / 100,
     },
-    warnings: options.list.warnings,
+    warnings,
     jobs,
   };
-  await writeFile(path.join(options.reportDir, 'batch-report.json'), JSON.stringify(report, null, 2) + '\n');
-  await writeFile(path.join(options.reportDir, 'batch-report.md'), batchMarkdown(report));
+  mkdirSync(reportDir, { recursive: true });
+  await writeFile(path.join(reportDir, 'batch-report.json'), JSON.stringify(report, null, 2) + '\n');
+  await writeFile(path.join(reportDir, 'batch-report.md'), batchMarkdown(report));
   return report;
 }
 
 /** One mailbox: resolve its secrets, migrate, write its report. Never throws. */
-async function runOne(row: MailboxRow, source: string, destination: string, options: BatchOptions, gates: { source: ServerGate; destination: ServerGate }): Promise<BatchJobResult> {
+export async function runOne(
+  row: MailboxRow,
+  source: string,
+  destination: string,
+  options: Pick<BatchOptions, 'config' | 'statePath' | 'reportDir' | 'env' | 'signal' | 'logger' | 'onEvent'>,
+  gates: { source: ServerGate; destination: ServerGate },
+): Promise<BatchJobResult> {
   const t0 = Date.now();
   const base: BatchJobResult = { line: row.line, source, destination, status: 'failed', copied: 0, skipped: 0 };
   let report: MigrationReport;
@@ -199,7 +211,7 @@ function login(server: BatchServer, user: string, ref: string | undefined, side:
   throw new MigrateError(ERROR_CODES.BATCH_SECRET, `No ${side} password for ${user}: give one in the list, or a master login in the configuration.`, { scope: 'mailbox' });
 }
 
-function urlOf(server: BatchServer, user: string): string {
+export function urlOf(server: BatchServer, user: string): string {
   const host = server.host.includes(':') ? `[${server.host}]` : server.host;
   return `${server.protocol}://${encodeURIComponent(user)}@${host}${server.port ? `:${server.port}` : ''}`;
 }

@@ -17,7 +17,8 @@ import { verify, type VerifyReport } from '../verify.js';
 import { SourceWatcher } from '../watch.js';
 import { loadBatchConfig } from '../batch/config.js';
 import { loadMailboxList } from '../batch/mailbox-list.js';
-import { runBatch, type BatchReport } from '../batch/run-batch.js';
+import { finishReport, runBatch, urlOf, type BatchJobResult, type BatchReport } from '../batch/run-batch.js';
+import { enqueueBatch, runWorker, waitForJobs } from '../batch/queue.js';
 import path from 'node:path';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
@@ -263,7 +264,50 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
   return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
 }
 
+interface WorkerFlags {
+  queue: string;
+  parallel: number;
+  state?: string;
+  reportDir?: string;
+  maintenanceInterval: number;
+  log?: string;
+}
+
+async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
+  const controller = new AbortController();
+  const stop = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(`\n${sig}: finishing the mailboxes in hand, then stopping (Ctrl-C again quits at once)\n`);
+    controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  const logger: Logger | undefined = flags.log ? pino({ base: { pid: process.pid } }, pino.destination({ dest: flags.log, sync: true, mkdir: true })) : undefined;
+  try {
+    process.stderr.write(`worker ${process.pid}: waiting for mailboxes\n`);
+    await runWorker({
+      queueUrl: flags.queue,
+      statePath: flags.state ?? defaultStatePath(),
+      reportDir: flags.reportDir ?? path.resolve('mailmover-reports'),
+      parallel: flags.parallel,
+      maintenanceIntervalSeconds: flags.maintenanceInterval,
+      signal: controller.signal,
+      ...(logger ? { logger } : {}),
+      onJob: (e) =>
+        process.stderr.write(
+          e.type === 'start' ? `worker ${process.pid}: started line ${e.line} ${e.source}\n` : `worker ${process.pid}: line ${e.line} ${e.source}: ${e.result?.status} ${e.result?.code ?? ''}\n`,
+        ),
+    });
+  } finally {
+    process.off('SIGINT', stop);
+    process.off('SIGTERM', stop);
+  }
+  return EXIT.OK;
+}
+
 interface BatchFlags {
+  queue?: string;
+  jobTimeout: number;
   config: string;
   parallel: number;
   state?: string;
@@ -289,6 +333,19 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  if (flags.queue) {
+    const started = Date.now();
+    const ids = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout });
+    process.stderr.write(`queued ${ids.length} mailboxes; waiting for workers (mailmover worker --queue ...)\n`);
+    const results = await waitForJobs(flags.queue, ids);
+    const jobs = results.map((r, i): BatchJobResult => {
+      const row = list.rows[i]!;
+      return r ?? { line: row.line, source: urlOf(config.source, row.sourceUser), destination: urlOf(config.destination, row.destinationUser), status: 'failed', code: ERROR_CODES.QUEUE, message: 'the job failed in the queue after all its retries', copied: 0, skipped: 0 };
+    });
+    const queued = await finishReport(name, 0, started, jobs, list.warnings, reportDir);
+    process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed. Reports: ${reportDir}/batch-report.md\n`);
+    return queued.status === 'complete' ? EXIT.OK : queued.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
+  }
   let done = 0;
   let report: BatchReport;
   // On a terminal: one live line with every running mailbox's progress. Otherwise a line per finished mailbox.
@@ -516,9 +573,21 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--report-dir <dir>', 'where the per-mailbox reports and batch-report.json/.md go (default: LIST-reports next to the list)')
     .option('--name <name>', 'the batch name in the ledger (default: the list file name)')
     .option('--again', 'also run the mailboxes an earlier run completed (an incremental pass for each)')
+    .option('--queue <postgres-url>', 'scale out: put the mailboxes in this PostgreSQL queue (pg-boss) for `mailmover worker` processes, and wait for them')
+    .addOption(new Option('--job-timeout <seconds>', 'with --queue: a mailbox not finished after this long is taken as lost (its worker died) and run again').default(14_400).argParser(intOption('--job-timeout', 1, 7 * 86_400)))
     .option('--json', 'print the batch report as JSON')
     .option('--log <file>', 'write structured JSON logs (pino) to FILE')
     .action(async (list: string, flags: BatchFlags) => setExit(await runBatchCommand(list, flags)));
+  program
+    .command('worker')
+    .description('process mailboxes from a batch queue (batch run --queue) until Ctrl-C; run any number, on any machines')
+    .requiredOption('--queue <postgres-url>', 'the PostgreSQL queue (pg-boss)')
+    .addOption(new Option('--parallel <n>', 'mailboxes at once on this worker').default(2).argParser(intOption('--parallel', 1, 64)))
+    .option('--state <file>', "this worker's state ledger (default: the one migrate uses)")
+    .option('--report-dir <dir>', 'where per-mailbox reports go (default ./mailmover-reports)')
+    .addOption(new Option('--maintenance-interval <seconds>', 'how often jobs of dead workers are looked for').default(60).argParser(intOption('--maintenance-interval', 1, 3600)))
+    .option('--log <file>', 'write structured JSON logs (pino) to FILE')
+    .action(async (flags: WorkerFlags) => setExit(await runWorkerCommand(flags)));
   batch
     .command('status')
     .description('show the recorded status of every mailbox of a batch')

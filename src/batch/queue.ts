@@ -1,0 +1,157 @@
+/**
+ * Scale-out: a batch's mailboxes as jobs in PostgreSQL through pg-boss (a proven queue, not a
+ * home-made one), processed by `mailmover worker` on any number of machines.
+ *
+ * - A job carries the row and the configuration with secret *references* only; each worker
+ *   resolves them in its own environment.
+ * - Two workers never work on one mailbox at once: a worker holds a PostgreSQL advisory lock on
+ *   the mailbox for the whole job, on a connection of its own. A worker that dies loses the
+ *   connection and so the lock; pg-boss expires its job and another worker takes it again. That
+ *   retry is exact by construction: the new worker finds the mailbox's folders without trusted
+ *   marks in its ledger and plans them from both listings, by content identity.
+ */
+import { mkdirSync } from 'node:fs';
+import pg from 'pg';
+import PgBoss from 'pg-boss';
+import type { Logger } from 'pino';
+import { ERROR_CODES, MigrateError } from '../core/errors.js';
+import { ServerGate } from '../copy/retry-policy.js';
+import type { BatchConfig, BatchServer } from './config.js';
+import type { MailboxList, MailboxRow } from './mailbox-list.js';
+import { runOne, urlOf, type BatchJobResult } from './run-batch.js';
+
+/** The pg-boss queue of mailbox jobs. */
+export const QUEUE = 'mailmover-mailbox';
+
+/** What a job carries. */
+interface MailboxJob {
+  batch: string;
+  row: MailboxRow;
+  config: BatchConfig;
+}
+
+/** Options of {@link enqueueBatch}. */
+export interface EnqueueOptions {
+  queueUrl: string;
+  list: MailboxList;
+  config: BatchConfig;
+  name: string;
+  /** A job not finished after this long is taken as lost (its worker died) and retried (default 4 h). */
+  jobTimeoutSeconds?: number;
+}
+
+function boss(url: string, extra: Partial<PgBoss.ConstructorOptions> = {}): PgBoss {
+  const b = new PgBoss({ connectionString: url, schema: 'mailmover_queue', ...extra });
+  return b;
+}
+
+/** Puts one job per mailbox in the queue; resolves with the job ids, in list order. */
+export async function enqueueBatch(options: EnqueueOptions): Promise<string[]> {
+  const b = boss(options.queueUrl, { supervise: false });
+  b.on('error', () => undefined);
+  await startBoss(b, options.queueUrl);
+  try {
+    await b.createQueue(QUEUE);
+    const ids: string[] = [];
+    for (const row of options.list.rows) {
+      const job: MailboxJob = { batch: options.name, row, config: options.config };
+      const id = await b.send(QUEUE, job, { retryLimit: 20, retryDelay: 2, retryBackoff: true, expireInSeconds: options.jobTimeoutSeconds ?? 4 * 3600 });
+      if (!id) throw new MigrateError(ERROR_CODES.QUEUE, `The queue did not take the job of line ${row.line}.`, { scope: 'mailbox' });
+      ids.push(id);
+    }
+    return ids;
+  } finally {
+    await b.stop({ graceful: false, wait: true }).catch(() => undefined);
+  }
+}
+
+/** Waits until every job is done (or failed for good); resolves with their results. */
+export async function waitForJobs(queueUrl: string, ids: readonly string[], signal?: AbortSignal, pollMs = 1000): Promise<(BatchJobResult | undefined)[]> {
+  const b = boss(queueUrl, { supervise: false });
+  b.on('error', () => undefined);
+  await startBoss(b, queueUrl);
+  try {
+    for (;;) {
+      const jobs = await Promise.all(ids.map((id) => b.getJobById(QUEUE, id)));
+      if (jobs.every((j) => j && (j.state === 'completed' || j.state === 'failed' || j.state === 'cancelled'))) {
+        return jobs.map((j) => (j?.state === 'completed' ? (j.output as BatchJobResult) : undefined));
+      }
+      if (signal?.aborted) throw signal.reason;
+      await new Promise((r) => setTimeout(r, pollMs));
+    }
+  } finally {
+    await b.stop({ graceful: false, wait: true }).catch(() => undefined);
+  }
+}
+
+/** Options of {@link runWorker}. */
+export interface WorkerOptions {
+  queueUrl: string;
+  /** This worker's state ledger. */
+  statePath: string;
+  reportDir: string;
+  /** Mailboxes at once on this worker (default 2). */
+  parallel?: number;
+  /** How often expired jobs (of dead workers) are looked for (default 60 s). */
+  maintenanceIntervalSeconds?: number;
+  signal: AbortSignal;
+  env?: NodeJS.ProcessEnv;
+  logger?: Logger;
+  onJob?: (e: { type: 'start' | 'done'; line: number; source: string; result?: BatchJobResult }) => void;
+}
+
+/** Processes queued mailboxes until the signal is aborted (then finishes the jobs in hand). */
+export async function runWorker(options: WorkerOptions): Promise<void> {
+  mkdirSync(options.reportDir, { recursive: true });
+  const parallel = options.parallel ?? 2;
+  const b = boss(options.queueUrl, { maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60 });
+  b.on('error', (err) => options.logger?.warn({ err: (err as Error).message }, 'queue error'));
+  await startBoss(b, options.queueUrl);
+  await b.createQueue(QUEUE);
+  const locks = new pg.Pool({ connectionString: options.queueUrl, max: parallel + 1 });
+  locks.on('error', () => undefined);
+  const gates = new Map<string, ServerGate>();
+  const gateOf = (s: BatchServer) => {
+    const key = urlOf(s, '');
+    let g = gates.get(key);
+    if (!g) gates.set(key, (g = new ServerGate({ maxConnections: s.maxConnections, maxMessagesPerSecond: s.maxMessagesPerSecond, maxBytesPerSecond: s.maxBytesPerSecond })));
+    return g;
+  };
+  const handle = async ([job]: PgBoss.Job<MailboxJob>[]): Promise<BatchJobResult> => {
+    const { row, config } = job!.data;
+    const source = urlOf(config.source, row.sourceUser);
+    const destination = urlOf(config.destination, row.destinationUser);
+    const client = await locks.connect();
+    try {
+      const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`${source}\n${destination}`]);
+      // Another worker holds this mailbox (a job retried while its first worker still runs): try later.
+      if (!got.rows[0]?.ok) throw new Error(`the mailbox ${source} is being migrated by another worker`);
+      options.onJob?.({ type: 'start', line: row.line, source });
+      const result = await runOne(row, source, destination, { config, statePath: options.statePath, reportDir: options.reportDir, env: options.env, signal: options.signal, logger: options.logger }, {
+        source: gateOf(config.source),
+        destination: gateOf(config.destination),
+      });
+      options.onJob?.({ type: 'done', line: row.line, source, result });
+      return result;
+    } finally {
+      await client.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
+      client.release();
+    }
+  };
+  for (let i = 0; i < parallel; i++) await b.work<MailboxJob>(QUEUE, { batchSize: 1, pollingIntervalSeconds: 0.5 }, handle);
+  await new Promise<void>((resolve) => {
+    if (options.signal.aborted) resolve();
+    else options.signal.addEventListener('abort', () => resolve(), { once: true });
+  });
+  await b.stop({ graceful: true, wait: true, timeout: 30_000 }).catch(() => undefined);
+  await locks.end().catch(() => undefined);
+}
+
+async function startBoss(b: PgBoss, url: string): Promise<void> {
+  try {
+    await b.start();
+  } catch (err) {
+    const shown = url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+    throw new MigrateError(ERROR_CODES.QUEUE, `The queue at ${shown} cannot be used: ${(err as Error).message}`, { scope: 'config', cause: err });
+  }
+}
