@@ -11,6 +11,7 @@ import { parseEndpoint } from './core/endpoint.js';
 import type { EndpointOptions } from './migrate.js';
 import type { MailStore } from './stores/mail-store.js';
 import { storeFactory } from './stores/imap/open.js';
+import { sleep } from './copy/retry-policy.js';
 
 /** Options of {@link SourceWatcher}. */
 export interface WatcherOptions {
@@ -48,10 +49,8 @@ export class SourceWatcher {
       return await store.waitForChange(INBOX, timeoutSeconds * 1000, signal, this.baseline);
     } catch {
       await this.drop();
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutSeconds * 1000);
-        signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-      });
+      // An abort only ends the wait early.
+      await sleep(timeoutSeconds * 1000, signal).catch(() => undefined);
       return false;
     }
   }

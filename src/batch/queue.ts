@@ -41,8 +41,7 @@ export interface EnqueueOptions {
 }
 
 function boss(url: string, extra: Partial<PgBoss.ConstructorOptions> = {}): PgBoss {
-  const b = new PgBoss({ connectionString: url, schema: 'mailmover_queue', ...extra });
-  return b;
+  return new PgBoss({ connectionString: url, schema: 'mailmover_queue', ...extra });
 }
 
 /** Puts one job per mailbox in the queue; resolves with the job ids, in list order. */

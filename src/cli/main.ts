@@ -164,13 +164,7 @@ function addCopyOptions(cmd: Command): Command {
 async function runWatch(flags: MigrateFlags): Promise<number> {
   const seconds = flags.watch === true || flags.watch === undefined ? 60 : intOption('--watch', 1, 86_400)(flags.watch);
   const controller = new AbortController();
-  const stop = (sig: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write(`\n${sig}: stopping after the batch in flight\n`);
-    controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  const release = onInterrupt(controller, 'stopping after the batch in flight');
   let last: number = EXIT.OK;
   // Asked once: a prompt every pass would stall the watch.
   const passwords = {
@@ -193,8 +187,7 @@ async function runWatch(flags: MigrateFlags): Promise<number> {
     }
   } finally {
     await watcher.close();
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    release();
   }
   return last;
 }
@@ -204,22 +197,10 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
   const to = parseEndpoint(flags.to, 'to');
   const fromPassword = known?.from ?? (await sidePassword('from', flags, from.user));
   const toPassword = known?.to ?? (await sidePassword('to', flags, to.user));
-  const logger: Logger | undefined = flags.log
-    ? pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, pino.destination({ dest: flags.log, sync: true, mkdir: true }))
-    : undefined;
-
+  const logger = openLog(flags.log);
   const controller = outer ?? new AbortController();
-  let interrupts = 0;
-  const onSignal = (sig: NodeJS.Signals) => {
-    interrupts++;
-    if (interrupts > 1) process.exit(130);
-    process.stderr.write(`\n${sig}: stopping after the batch in flight (press Ctrl-C again to quit at once)\n`);
-    controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
-  };
-  if (!outer) {
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
-  }
+  // Under --watch the watch loop owns the signals.
+  const release = outer ? () => undefined : onInterrupt(controller, 'stopping after the batch in flight');
 
   const interactive = !!process.stderr.isTTY && flags.progress;
   const printer = flags.json ? undefined : createProgressPrinter(process.stderr, interactive, dryRun);
@@ -253,8 +234,7 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
     });
   } finally {
     printer?.finish();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
   }
   logger?.info({ status: report.status, totals: report.totals, error: report.error }, 'migration finished');
   if (flags.report) await writeReport(flags.report, report);
@@ -275,14 +255,8 @@ interface WorkerFlags {
 
 async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
   const controller = new AbortController();
-  const stop = (sig: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write(`\n${sig}: finishing the mailboxes in hand, then stopping (Ctrl-C again quits at once)\n`);
-    controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  const logger: Logger | undefined = flags.log ? pino({ base: { pid: process.pid } }, pino.destination({ dest: flags.log, sync: true, mkdir: true })) : undefined;
+  const release = onInterrupt(controller, 'finishing the mailboxes in hand, then stopping');
+  const logger = openLog(flags.log);
   try {
     process.stderr.write(`worker ${process.pid}: waiting for mailboxes\n`);
     await runWorker({
@@ -299,8 +273,7 @@ async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
         ),
     });
   } finally {
-    process.off('SIGINT', stop);
-    process.off('SIGTERM', stop);
+    release();
   }
   return EXIT.OK;
 }
@@ -324,20 +297,19 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
   for (const w of list.warnings) process.stderr.write(`mailmover: warning: ${w}\n`);
   const name = flags.name ?? path.basename(listFile);
   const reportDir = flags.reportDir ?? path.join(path.dirname(path.resolve(listFile)), `${path.basename(listFile).replace(/\.csv$/i, '')}-reports`);
-  const logger: Logger | undefined = flags.log ? pino({ base: { pid: process.pid } }, pino.destination({ dest: flags.log, sync: true, mkdir: true })) : undefined;
+  const logger = openLog(flags.log);
   const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals) => {
-    if (controller.signal.aborted) process.exit(130);
-    process.stderr.write(`\n${sig}: stopping every mailbox after the batch in flight (Ctrl-C again quits at once)\n`);
-    controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
   if (flags.queue) {
     const started = Date.now();
     const ids = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout });
     process.stderr.write(`queued ${ids.length} mailboxes; waiting for workers (mailmover worker --queue ...)\n`);
-    const results = await waitForJobs(flags.queue, ids);
+    const release = onInterrupt(controller, 'no longer waiting; the workers go on with the queued mailboxes');
+    let results: Awaited<ReturnType<typeof waitForJobs>>;
+    try {
+      results = await waitForJobs(flags.queue, ids, controller.signal);
+    } finally {
+      release();
+    }
     const jobs = results.map((r, i): BatchJobResult => {
       const row = list.rows[i]!;
       return r ?? { line: row.line, source: urlOf(config.source, row.sourceUser), destination: urlOf(config.destination, row.destinationUser), status: 'failed', code: ERROR_CODES.QUEUE, message: 'the job failed in the queue after all its retries', copied: 0, skipped: 0 };
@@ -359,6 +331,7 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
     const text = `[${done}/${list.rows.length}] ${[...running.values()].join(' | ')}`;
     process.stderr.write(`\r${text.slice(0, width - 1)}\u001b[K`);
   };
+  const release = onInterrupt(controller, 'stopping every mailbox after the batch in flight');
   try {
     report = await runBatch({
       list,
@@ -372,13 +345,9 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
       ...(logger ? { logger } : {}),
       onEvent: (e) => {
         if (flags.json) return;
-        if (e.type === 'job-start') {
-          running.set(e.line, `${e.source.replace(/^imaps?:\/\//, '').replace(/@.*$/, '')} …`);
-          return draw();
-        }
-        if (e.type === 'job-progress') {
-          const c = e.counters;
-          running.set(e.line, `${e.source.replace(/^imaps?:\/\//, '').replace(/@.*$/, '')} ${c.copied}/${c.toCopy}`);
+        if (e.type === 'job-start' || e.type === 'job-progress') {
+          const user = e.source.replace(/^imaps?:\/\//, '').replace(/@.*$/, '');
+          running.set(e.line, `${user} ${e.type === 'job-progress' ? `${e.counters.copied}/${e.counters.toCopy}` : '…'}`);
           return draw();
         }
         running.delete(e.job.line);
@@ -391,8 +360,7 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
     });
   } finally {
     if (live && running.size === 0) process.stderr.write('\r\u001b[K');
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
   }
   const t = report.totals;
   if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
@@ -423,6 +391,30 @@ async function runBatchStatus(listFile: string, flags: { state?: string; name?: 
     ledger.close();
   }
   return EXIT.OK;
+}
+
+/** The structured log (pino JSON lines) when --log FILE was given; password fields are redacted. */
+function openLog(file: string | undefined): Logger | undefined {
+  if (!file) return undefined;
+  return pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, pino.destination({ dest: file, sync: true, mkdir: true }));
+}
+
+/**
+ * Ctrl-C and SIGTERM: the first aborts `controller` after saying `what` will happen, a second
+ * one quits at once. Returns the function that removes the handlers.
+ */
+function onInterrupt(controller: AbortController, what: string): () => void {
+  const handler = (sig: NodeJS.Signals) => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write(`\n${sig}: ${what} (press Ctrl-C again to quit at once)\n`);
+    controller.abort(new MigrateError(ERROR_CODES.ABORTED, `Stopped by ${sig}.`, { scope: 'mailbox' }));
+  };
+  process.on('SIGINT', handler);
+  process.on('SIGTERM', handler);
+  return () => {
+    process.off('SIGINT', handler);
+    process.off('SIGTERM', handler);
+  };
 }
 
 /** The password of a side, unless it logs in with OAuth 2.0 tokens (then no password is asked for). */
@@ -488,11 +480,9 @@ async function runVerify(flags: VerifyFlags): Promise<number> {
   const to = parseEndpoint(flags.to, 'to');
   const fromPassword = await sidePassword('from', flags, from.user);
   const toPassword = await sidePassword('to', flags, to.user);
-  const logger: Logger | undefined = flags.log ? pino({ base: { pid: process.pid } }, pino.destination({ dest: flags.log, sync: true, mkdir: true })) : undefined;
+  const logger = openLog(flags.log);
   const controller = new AbortController();
-  const onSignal = () => controller.abort(new MigrateError(ERROR_CODES.ABORTED, 'Stopped by a signal.', { scope: 'mailbox' }));
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const release = onInterrupt(controller, 'stopping the comparison');
   let report: VerifyReport;
   try {
     report = await verify({
@@ -509,8 +499,7 @@ async function runVerify(flags: VerifyFlags): Promise<number> {
       },
     });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    release();
   }
   if (flags.report) await writeReport(flags.report, report);
   process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatVerifySummary(report));

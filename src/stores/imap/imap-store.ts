@@ -16,6 +16,7 @@ import { commandError, connectError, isConnectionLoss, serverText } from './imap
 import { multiAppend } from './multiappend.js';
 import { packUids } from './uid-set.js';
 import { ResponseLog } from './response-log.js';
+import { sleep } from '../../copy/retry-policy.js';
 
 /** Options for one IMAP connection. */
 export interface ImapStoreOptions {
@@ -554,10 +555,8 @@ export class ImapStore implements MailStore {
     if (signal?.aborted) return false;
     const conn = this.conn;
     if (!(conn.capabilities as Map<string, unknown>).has('IDLE')) {
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, timeoutMs);
-        signal?.addEventListener('abort', () => (clearTimeout(timer), resolve()), { once: true });
-      });
+      // An abort only ends the wait early.
+      await sleep(timeoutMs, signal).catch(() => undefined);
       return false;
     }
     return new Promise<boolean>((resolve) => {
