@@ -29,7 +29,7 @@ async function main(): Promise<void> {
 
     const env = { ...process.env, MAILMOVER_FROM_PASSWORD: 'old-secret', MAILMOVER_TO_PASSWORD: 'new-secret', NODE_EXTRA_CA_CERTS: source.caFile };
     const report = join(work, 'report.json');
-    const args = ['migrate', '--from', source.url('alice'), '--to', dest.url('alice'), '--to-tls-insecure', '--report', report, '--state', join(work, 'state.db')];
+    const args = ['migrate', '--from', source.url('alice'), '--to', dest.url('alice'), '--to-tls-insecure', '--state', join(work, 'state.db'), '--report', report];
     console.log(`\n$ mailmover ${args.join(' ')}\n`);
     const first = spawnSync(process.execPath, [cli, ...args], { env, stdio: 'inherit' });
     console.log(`(exit code ${first.status})`);
