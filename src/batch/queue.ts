@@ -15,7 +15,7 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import { ServerGate } from '../copy/retry-policy.js';
+import { ServerGate, sleep } from '../copy/retry-policy.js';
 import type { BatchConfig, BatchServer } from './config.js';
 import type { MailboxList, MailboxRow } from './mailbox-list.js';
 import { runOne, urlOf, type BatchJobResult } from './run-batch.js';
@@ -40,17 +40,11 @@ export interface EnqueueOptions {
   jobTimeoutSeconds?: number;
 }
 
-function boss(url: string, extra: Partial<PgBoss.ConstructorOptions> = {}): PgBoss {
-  return new PgBoss({ connectionString: url, schema: 'mailmover_queue', ...extra });
-}
 
 /** Puts one job per mailbox in the queue; resolves with the job ids, in list order. */
 export async function enqueueBatch(options: EnqueueOptions): Promise<string[]> {
-  const b = boss(options.queueUrl, { supervise: false });
-  b.on('error', () => undefined);
-  await startBoss(b, options.queueUrl);
+  const b = await startBoss(options.queueUrl, { supervise: false }, true);
   try {
-    await b.createQueue(QUEUE);
     const ids: string[] = [];
     for (const row of options.list.rows) {
       const job: MailboxJob = { batch: options.name, row, config: options.config };
@@ -66,9 +60,7 @@ export async function enqueueBatch(options: EnqueueOptions): Promise<string[]> {
 
 /** Waits until every job is done (or failed for good); resolves with their results. */
 export async function waitForJobs(queueUrl: string, ids: readonly string[], signal?: AbortSignal, pollMs = 1000): Promise<(BatchJobResult | undefined)[]> {
-  const b = boss(queueUrl, { supervise: false });
-  b.on('error', () => undefined);
-  await startBoss(b, queueUrl);
+  const b = await startBoss(queueUrl, { supervise: false });
   try {
     for (;;) {
       const jobs = await Promise.all(ids.map((id) => b.getJobById(QUEUE, id)));
@@ -103,10 +95,7 @@ export interface WorkerOptions {
 export async function runWorker(options: WorkerOptions): Promise<void> {
   mkdirSync(options.reportDir, { recursive: true });
   const parallel = options.parallel ?? 2;
-  const b = boss(options.queueUrl, { maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60 });
-  b.on('error', (err) => options.logger?.warn({ err: (err as Error).message }, 'queue error'));
-  await startBoss(b, options.queueUrl);
-  await b.createQueue(QUEUE);
+  const b = await startBoss(options.queueUrl, { maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60 }, true, options.logger);
   const locks = new pg.Pool({ connectionString: options.queueUrl, max: parallel + 1 });
   locks.on('error', () => undefined);
   const gates = new Map<string, ServerGate>();
@@ -146,11 +135,30 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   await locks.end().catch(() => undefined);
 }
 
-async function startBoss(b: PgBoss, url: string): Promise<void> {
-  try {
-    await b.start();
-  } catch (err) {
-    const shown = url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-    throw new MigrateError(ERROR_CODES.QUEUE, `The queue at ${shown} cannot be used: ${(err as Error).message}`, { scope: 'config', cause: err });
+/**
+ * Starts pg-boss and makes sure the queue exists. Several workers (and the batch) starting at once
+ * on a fresh database all create pg-boss's schema and the queue together, and PostgreSQL answers
+ * some of them with a deadlock or a duplicate object: those are tried again after a short wait.
+ */
+async function startBoss(url: string, extra: Partial<PgBoss.ConstructorOptions>, createQueue = false, logger?: Logger): Promise<PgBoss> {
+  const racing = new Set(['40P01', '23505', '42P07', '42710', '42P06']);
+  for (let attempt = 1; ; attempt++) {
+    // A fresh instance each time: pg-boss cannot be started again after a failed start.
+    const b = new PgBoss({ connectionString: url, schema: 'mailmover_queue', ...extra });
+    b.on('error', (err) => logger?.warn({ err: (err as Error).message }, 'queue error'));
+    try {
+      await b.start();
+      if (createQueue) await b.createQueue(QUEUE);
+      return b;
+    } catch (err) {
+      await b.stop({ graceful: false, wait: true }).catch(() => undefined);
+      const code = (err as { code?: string }).code;
+      if (code && racing.has(code) && attempt < 8) {
+        await sleep(100 * attempt + Math.random() * 200);
+        continue;
+      }
+      const shown = url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
+      throw new MigrateError(ERROR_CODES.QUEUE, `The queue at ${shown} cannot be used: ${(err as Error).message}`, { scope: 'config', cause: err });
+    }
   }
 }
