@@ -11,7 +11,7 @@ import { DEFAULT_RETRY, ServerGate, backoffDelay, sleep, type RetryPolicy, type 
 import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from './scan/clamd.js';
 import { ContentScreen, type ScanEngine, type ScanPolicy } from './scan/content-screen.js';
 import { QuarantineDir, QuarantineFolder } from './scan/quarantine.js';
-import { Ledger, type MailboxState } from './state/ledger.js';
+import { guardMailbox, openState, type MailboxRecord, type StateStore } from './state/store.js';
 import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
 import { planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
@@ -78,11 +78,14 @@ export interface MigrateOptions {
   /** Scan every message in transit before it is appended. */
   scan?: ScanOptions;
   /**
-   * The state ledger file (SQLite): reruns look only at what changed, crashes are recovered
-   * exactly, skipped items are kept as an audit trail. Without it (the library's default) every
-   * run plans each folder from both listings. The CLI uses defaultStatePath() unless --no-state.
+   * The state ledger: a SQLite file, or a PostgreSQL URL (shared by many machines). Reruns look
+   * only at what changed, crashes are recovered exactly, skipped items are kept as an audit
+   * trail. Without it (the library's default) every run plans each folder from both listings.
+   * The CLI uses defaultStatePath() unless --no-state.
    */
   statePath?: string;
+  /** An open ledger to use instead of opening `statePath` (batches share one); left open. */
+  stateStore?: StateStore;
   /**
    * Pauses shared by everything that talks to the same servers: a throttling answer to one
    * mailbox of a batch slows every mailbox on that server (default: this migration's own).
@@ -145,17 +148,19 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The largest message size must be a positive number of bytes (got ${options.maxMessageSize}).`, { scope: 'config' });
   }
   const screen = options.scan && !options.dryRun ? buildScreen(options.scan, retry, options.logger) : undefined;
-  if (options.syncDeletions && !options.statePath) {
+  if (options.syncDeletions && !options.statePath && !options.stateStore) {
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, 'Deletions are synced from the state ledger (what was copied, and is gone at the source now): --sync-deletions needs a state file.', { scope: 'config' });
   }
   // The ledger is opened and the mailbox locked before anything connects: a second run on the
   // same mailbox, or a state file from a newer version, changes nothing.
-  const ledger = options.statePath && !options.dryRun ? Ledger.open(options.statePath) : undefined;
-  let mailboxState: MailboxState | undefined;
+  const ownLedger = !options.stateStore && options.statePath && !options.dryRun ? await openState(options.statePath) : undefined;
+  const ledger = options.dryRun ? undefined : (options.stateStore ?? ownLedger);
+  let mailboxState: MailboxRecord | undefined;
   try {
-    mailboxState = ledger?.lockMailbox(mailboxName(from.display, options.from.authzid), mailboxName(to.display, options.to.authzid));
+    const locked = await ledger?.lockMailbox(mailboxName(from.display, options.from.authzid), mailboxName(to.display, options.to.authzid));
+    mailboxState = locked && guardMailbox(locked, ledger!.location);
   } catch (err) {
-    ledger?.close();
+    await ownLedger?.close();
     throw err;
   }
   const started = Date.now();
@@ -211,8 +216,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   /** Opens a lane; an optional one (an extra lane) takes slots only when they are free now. */
   const openLane = async (optional = false): Promise<Lane> => {
     if (optional) {
-      if (!gates.source.tryAcquire()) throw new Error('the source connection cap is reached');
-      if (!gates.destination.tryAcquire()) {
+      if (!(await gates.source.tryAcquire())) throw new Error('the source connection cap is reached');
+      if (!(await gates.destination.tryAcquire())) {
         gates.source.release();
         throw new Error('the destination connection cap is reached');
       }
@@ -319,8 +324,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     log?.error({ code: e.code, err: e.message }, 'migration failed');
   } finally {
     await Promise.all([...lanes].map((l) => releaseLane(l)));
-    mailboxState?.release();
-    ledger?.close();
+    await Promise.resolve(mailboxState?.release()).catch((err: unknown) => log?.warn({ err: (err as Error).message }, 'the mailbox lock could not be given back'));
+    await Promise.resolve(ownLedger?.close()).catch(() => undefined);
   }
   if (screen && report.scan) Object.assign(report.scan, screen.stats);
   const finished = Date.now();
@@ -422,7 +427,7 @@ interface CopyAllContext {
   options: MigrateOptions;
   retry: RetryPolicy;
   screen: ContentScreen | undefined;
-  state: MailboxState | undefined;
+  state: MailboxRecord | undefined;
   signal: AbortSignal;
   /** Ends the mailbox: every lane stops after the command in flight. */
   stop: (err: MigrateError) => void;
@@ -491,7 +496,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
             gates,
             precheck: (meta) => precheck(meta, options.maxMessageSize, current.dest.caps().appendLimit),
             screen: ctx.screen,
-            state: ctx.state?.folder(entry.sourceName, entry.destName),
+            state: await ctx.state?.folder(entry.sourceName, entry.destName),
             syncDeletions: !!options.syncDeletions,
             deleteSource: !!options.deleteSource,
             dryRun: !!options.dryRun,

@@ -4,11 +4,18 @@
  *
  * - A job carries the row and the configuration with secret *references* only; each worker
  *   resolves them in its own environment.
+ * - The batch's statuses (queued, running, complete, partial, failed) are kept in the same
+ *   database (the ledger's batch_job table): `mailmover batch status --queue URL` shows them,
+ *   and enqueueing the batch again skips the mailboxes recorded complete.
+ * - The state ledger lives in the same database by default (src/state/pg-ledger.ts), so a job
+ *   retried on another machine is incremental: it goes on from what the first worker recorded.
  * - Two workers never work on one mailbox at once: a worker holds a PostgreSQL advisory lock on
  *   the mailbox for the whole job, on a connection of its own. A worker that dies loses the
  *   connection and so the lock; pg-boss expires its job and another worker takes it again. That
- *   retry is exact by construction: the new worker finds the mailbox's folders without trusted
- *   marks in its ledger and plans them from both listings, by content identity.
+ *   retry is exact by construction: the dead worker's intents make the folders it was writing be
+ *   planned again from both listings, by content identity.
+ * - Per-server limits (connections, rates, throttling pauses) are counted across all workers
+ *   (src/batch/shared-limits.ts), not per worker.
  */
 import { mkdirSync } from 'node:fs';
 import pg from 'pg';
@@ -19,6 +26,9 @@ import { ServerGate, sleep } from '../copy/retry-policy.js';
 import type { BatchConfig, BatchServer } from './config.js';
 import type { MailboxList, MailboxRow } from './mailbox-list.js';
 import { runOne, urlOf, type BatchJobResult } from './run-batch.js';
+import { PgLedger } from '../state/pg-ledger.js';
+import { SharedLimitsHub } from './shared-limits.js';
+import { maskUrl, openState, type StateStore } from '../state/store.js';
 
 /** The pg-boss queue of mailbox jobs. */
 export const QUEUE = 'mailmover-mailbox';
@@ -38,28 +48,53 @@ export interface EnqueueOptions {
   name: string;
   /** A job not finished after this long is taken as lost (its worker died) and retried (default 4 h). */
   jobTimeoutSeconds?: number;
+  /** Queue mailboxes recorded complete again (an incremental pass) instead of skipping them. */
+  again?: boolean;
 }
 
+/** One row of the list once enqueued: its job id, or its earlier complete result. */
+export interface Enqueued {
+  row: MailboxRow;
+  id?: string;
+  alreadyComplete?: BatchJobResult;
+}
 
-/** Puts one job per mailbox in the queue; resolves with the job ids, in list order. */
-export async function enqueueBatch(options: EnqueueOptions): Promise<string[]> {
-  const b = await startBoss(options.queueUrl, { supervise: false }, true);
+/**
+ * Puts one job per mailbox in the queue, in list order, and records each as queued; a mailbox
+ * recorded complete by an earlier run of the batch is skipped unless `again`.
+ */
+export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]> {
+  const jobs = await PgLedger.open(options.queueUrl);
   try {
-    const ids: string[] = [];
-    for (const row of options.list.rows) {
-      const job: MailboxJob = { batch: options.name, row, config: options.config };
-      const id = await b.send(QUEUE, job, { retryLimit: 20, retryDelay: 2, retryBackoff: true, expireInSeconds: options.jobTimeoutSeconds ?? 4 * 3600 });
-      if (!id) throw new MigrateError(ERROR_CODES.QUEUE, `The queue did not take the job of line ${row.line}.`, { scope: 'mailbox' });
-      ids.push(id);
+    const before = new Map((await jobs.jobs(options.name)).map((j) => [`${j.source}\0${j.destination}`, j]));
+    const b = await startBoss(options.queueUrl, { supervise: false }, true);
+    try {
+      const out: Enqueued[] = [];
+      for (const row of options.list.rows) {
+        const [source, destination] = [urlOf(options.config.source, row.sourceUser), urlOf(options.config.destination, row.destinationUser)];
+        const prior = before.get(`${source}\0${destination}`);
+        if (prior?.status === 'complete' && !options.again) {
+          out.push({ row, alreadyComplete: { ...prior, line: row.line, alreadyComplete: true } });
+          continue;
+        }
+        const job: MailboxJob = { batch: options.name, row, config: options.config };
+        const id = await b.send(QUEUE, job, { retryLimit: 20, retryDelay: 2, retryBackoff: true, expireInSeconds: options.jobTimeoutSeconds ?? 4 * 3600 });
+        if (!id) throw new MigrateError(ERROR_CODES.QUEUE, `The queue did not take the job of line ${row.line}.`, { scope: 'mailbox' });
+        await jobs.recordJob(options.name, { line: row.line, source, destination, status: 'queued', copied: 0, skipped: 0 });
+        out.push({ row, id });
+      }
+      return out;
+    } finally {
+      await b.stop({ graceful: false, wait: true }).catch(() => undefined);
     }
-    return ids;
   } finally {
-    await b.stop({ graceful: false, wait: true }).catch(() => undefined);
+    await jobs.close();
   }
 }
 
 /** Waits until every job is done (or failed for good); resolves with their results. */
 export async function waitForJobs(queueUrl: string, ids: readonly string[], signal?: AbortSignal, pollMs = 1000): Promise<(BatchJobResult | undefined)[]> {
+  if (ids.length === 0) return [];
   const b = await startBoss(queueUrl, { supervise: false });
   try {
     for (;;) {
@@ -78,8 +113,8 @@ export async function waitForJobs(queueUrl: string, ids: readonly string[], sign
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
   queueUrl: string;
-  /** This worker's state ledger. */
-  statePath: string;
+  /** The state ledger: a file of this worker's, or a PostgreSQL URL (default: the queue's database, shared by all workers). */
+  statePath?: string;
   reportDir: string;
   /** Mailboxes at once on this worker (default 2). */
   parallel?: number;
@@ -95,14 +130,34 @@ export interface WorkerOptions {
 export async function runWorker(options: WorkerOptions): Promise<void> {
   mkdirSync(options.reportDir, { recursive: true });
   const parallel = options.parallel ?? 2;
-  const b = await startBoss(options.queueUrl, { maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60 }, true, options.logger);
+  // Statuses always go to the queue's database (batch status reads them there); the ledger may be elsewhere.
+  const jobs = await PgLedger.open(options.queueUrl);
+  let ledger: StateStore;
+  try {
+    ledger = !options.statePath || options.statePath === options.queueUrl ? jobs : await openState(options.statePath);
+  } catch (err) {
+    await jobs.close();
+    throw err;
+  }
+  let b: PgBoss;
+  try {
+    b = await startBoss(options.queueUrl, { maintenanceIntervalSeconds: options.maintenanceIntervalSeconds ?? 60 }, true, options.logger);
+  } catch (err) {
+    await Promise.all([jobs.close(), ledger !== jobs ? ledger.close() : undefined]);
+    throw err;
+  }
   const locks = new pg.Pool({ connectionString: options.queueUrl, max: parallel + 1 });
   locks.on('error', () => undefined);
+  // A server's limits hold for all workers together: counted in the queue's database.
+  const hub = new SharedLimitsHub(options.queueUrl);
   const gates = new Map<string, ServerGate>();
   const gateOf = (s: BatchServer) => {
     const key = urlOf(s, '');
     let g = gates.get(key);
-    if (!g) gates.set(key, (g = new ServerGate({ maxConnections: s.maxConnections, maxMessagesPerSecond: s.maxMessagesPerSecond, maxBytesPerSecond: s.maxBytesPerSecond })));
+    if (!g) {
+      const limits = { maxConnections: s.maxConnections, maxMessagesPerSecond: s.maxMessagesPerSecond, maxBytesPerSecond: s.maxBytesPerSecond };
+      gates.set(key, (g = new ServerGate(limits, hub.limitsFor(key, limits))));
+    }
     return g;
   };
   const handle = async ([job]: PgBoss.Job<MailboxJob>[]): Promise<BatchJobResult> => {
@@ -110,15 +165,19 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const source = urlOf(config.source, row.sourceUser);
     const destination = urlOf(config.destination, row.destinationUser);
     const client = await locks.connect();
+    // Held for the whole job: a dropped connection must fail its queries, not crash the worker.
+    client.on('error', () => undefined);
     try {
       const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`${source}\n${destination}`]);
       // Another worker holds this mailbox (a job retried while its first worker still runs): try later.
       if (!got.rows[0]?.ok) throw new Error(`the mailbox ${source} is being migrated by another worker`);
       options.onJob?.({ type: 'start', line: row.line, source });
-      const result = await runOne(row, source, destination, { config, statePath: options.statePath, reportDir: options.reportDir, env: options.env, signal: options.signal, logger: options.logger }, {
+      await jobs.recordJob(job!.data.batch, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0 });
+      const result = await runOne(row, source, destination, { config, stateStore: ledger, reportDir: options.reportDir, env: options.env, signal: options.signal, logger: options.logger }, {
         source: gateOf(config.source),
         destination: gateOf(config.destination),
       });
+      await jobs.recordJob(job!.data.batch, result);
       options.onJob?.({ type: 'done', line: row.line, source, result });
       return result;
     } finally {
@@ -133,6 +192,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
   });
   await b.stop({ graceful: true, wait: true, timeout: 30_000 }).catch(() => undefined);
   await locks.end().catch(() => undefined);
+  await hub.close().catch(() => undefined);
+  if (ledger !== jobs) await Promise.resolve(ledger.close()).catch(() => undefined);
+  await jobs.close().catch(() => undefined);
 }
 
 /**
@@ -157,8 +219,7 @@ async function startBoss(url: string, extra: Partial<PgBoss.ConstructorOptions>,
         await sleep(100 * attempt + Math.random() * 200);
         continue;
       }
-      const shown = url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
-      throw new MigrateError(ERROR_CODES.QUEUE, `The queue at ${shown} cannot be used: ${(err as Error).message}`, { scope: 'config', cause: err });
+      throw new MigrateError(ERROR_CODES.QUEUE, `The queue at ${maskUrl(url)} cannot be used: ${maskUrl((err as Error).message)}`, { scope: 'config', cause: err });
     }
   }
 }

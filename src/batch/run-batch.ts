@@ -13,7 +13,8 @@ import { ServerGate } from '../copy/retry-policy.js';
 import { migrate } from '../migrate.js';
 import type { MigrationReport } from '../report.js';
 import type { ProgressCounters } from '../events.js';
-import { Ledger, type BatchJobRecord } from '../state/ledger.js';
+import type { BatchJobRecord } from '../state/ledger.js';
+import { openState, type StateStore } from '../state/store.js';
 import { VERSION } from '../version.js';
 import type { BatchConfig, BatchServer } from './config.js';
 import type { MailboxList, MailboxRow } from './mailbox-list.js';
@@ -28,6 +29,7 @@ export interface BatchOptions {
   name: string;
   /** Mailboxes at once (default 4). */
   parallel?: number;
+  /** The state ledger: a SQLite file or a PostgreSQL URL. */
   statePath: string;
   /** Where each mailbox's report and the batch report go. */
   reportDir: string;
@@ -79,14 +81,14 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The report directory "${options.reportDir}" cannot be created: ${(err as Error).message}`, { scope: 'config', cause: err });
   }
   const started = Date.now();
-  const ledger = Ledger.open(options.statePath);
+  const ledger = await openState(options.statePath);
   // One gate per server for the whole batch: connection caps, rates and throttling pauses apply
   // across mailboxes. Each mailbox needs at least one connection per side.
   const limitsOf = (s: BatchServer) => ({ maxConnections: s.maxConnections, maxMessagesPerSecond: s.maxMessagesPerSecond, maxBytesPerSecond: s.maxBytesPerSecond });
   const gates = { source: new ServerGate(limitsOf(options.config.source)), destination: new ServerGate(limitsOf(options.config.destination)) };
   const jobs: BatchJobResult[] = [];
   try {
-    const before = new Map(ledger.jobs(options.name).map((j) => [`${j.source}\0${j.destination}`, j]));
+    const before = new Map((await ledger.jobs(options.name)).map((j) => [`${j.source}\0${j.destination}`, j]));
     const queue = [...options.list.rows];
     const worker = async () => {
       for (let row = queue.shift(); row; row = queue.shift()) {
@@ -100,16 +102,16 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
           continue;
         }
         options.onEvent?.({ type: 'job-start', line: row.line, source, destination });
-        ledger.recordJob(options.name, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0 });
-        const job = await runOne(row, source, destination, options, gates);
-        ledger.recordJob(options.name, job);
+        await ledger.recordJob(options.name, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0 });
+        const job = await runOne(row, source, destination, { ...options, stateStore: ledger }, gates);
+        await ledger.recordJob(options.name, job);
         jobs.push(job);
         options.onEvent?.({ type: 'job-done', job });
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, Math.max(1, options.list.rows.length)) }, worker));
   } finally {
-    ledger.close();
+    await ledger.close();
   }
   return finishReport(options.name, parallel, started, jobs, options.list.warnings, options.reportDir);
 }
@@ -151,7 +153,7 @@ export async function runOne(
   row: MailboxRow,
   source: string,
   destination: string,
-  options: Pick<BatchOptions, 'config' | 'statePath' | 'reportDir' | 'env' | 'signal' | 'logger' | 'onEvent'>,
+  options: Pick<BatchOptions, 'config' | 'reportDir' | 'env' | 'signal' | 'logger' | 'onEvent'> & { stateStore: StateStore },
   gates: { source: ServerGate; destination: ServerGate },
 ): Promise<BatchJobResult> {
   const t0 = Date.now();
@@ -169,7 +171,7 @@ export async function runOne(
       ...(d.badItemLimit !== undefined ? { badItemLimit: d.badItemLimit } : {}),
       ...(d.maxMessageSize !== undefined ? { maxMessageSize: d.maxMessageSize } : {}),
       folders: options.config.rules,
-      statePath: options.statePath,
+      stateStore: options.stateStore,
       serverGates: gates,
       onEvent: (e) => {
         if (e.type === 'progress') options.onEvent?.({ type: 'job-progress', line: row.line, source, counters: e.counters });

@@ -22,7 +22,8 @@ import { enqueueBatch, runWorker, waitForJobs } from '../batch/queue.js';
 import path from 'node:path';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
-import { Ledger, defaultStatePath } from '../state/ledger.js';
+import { defaultStatePath } from '../state/ledger.js';
+import { isPostgresUrl, openState } from '../state/store.js';
 import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/access-token.js';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -136,7 +137,7 @@ function addFolderOptions(cmd: Command): Command {
 function addCopyOptions(cmd: Command): Command {
   return cmd
     .addOption(new Option('--connections <n>', 'folders copied at once, each with its own connection pair').default(2).argParser(intOption('--connections', 1, 16)))
-    .option('--state <file>', `the state ledger (SQLite) that makes reruns incremental and crash-safe (default ${defaultStatePath().replace(homedir(), '~')})`)
+    .option('--state <file|postgres-url>', `the state ledger (a SQLite file, or a PostgreSQL database shared by many machines) that makes reruns incremental and crash-safe (default ${defaultStatePath().replace(homedir(), '~')})`)
     .option('--no-state', 'keep no state: every run lists both sides in full')
     .addOption(new Option('--max-messages-per-second <n>', 'at most N messages a second from the source and to the destination').argParser(numberOption('--max-messages-per-second', 0.01, 1e6)))
     .addOption(new Option('--max-bytes-per-second <size>', 'at most SIZE (e.g. 10M) of messages a second per server').argParser(parseSize('--max-bytes-per-second')))
@@ -261,7 +262,7 @@ async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
     process.stderr.write(`worker ${process.pid}: waiting for mailboxes\n`);
     await runWorker({
       queueUrl: flags.queue,
-      statePath: flags.state ?? defaultStatePath(),
+      ...(flags.state ? { statePath: flags.state } : {}),
       reportDir: flags.reportDir ?? path.resolve('mailmover-reports'),
       parallel: flags.parallel,
       maintenanceIntervalSeconds: flags.maintenanceInterval,
@@ -301,18 +302,22 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
   const controller = new AbortController();
   if (flags.queue) {
     const started = Date.now();
-    const ids = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout });
-    process.stderr.write(`queued ${ids.length} mailboxes; waiting for workers (mailmover worker --queue ...)\n`);
-    const release = onInterrupt(controller, 'no longer waiting; the workers go on with the queued mailboxes');
+    const entries = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout, again: !!flags.again });
+    const ids = entries.flatMap((e) => (e.id ? [e.id] : []));
+    const earlier = entries.length - ids.length;
+    process.stderr.write(`queued ${ids.length} mailboxes${earlier ? ` (${earlier} complete from an earlier run, not queued again)` : ''}; waiting for workers (mailmover worker --queue ...)\n`);
+    const release = onInterrupt(controller, 'no longer waiting; the workers go on with the queued mailboxes (see mailmover batch status --queue ...)');
     let results: Awaited<ReturnType<typeof waitForJobs>>;
     try {
       results = await waitForJobs(flags.queue, ids, controller.signal);
     } finally {
       release();
     }
-    const jobs = results.map((r, i): BatchJobResult => {
-      const row = list.rows[i]!;
-      return r ?? { line: row.line, source: urlOf(config.source, row.sourceUser), destination: urlOf(config.destination, row.destinationUser), status: 'failed', code: ERROR_CODES.QUEUE, message: 'the job failed in the queue after all its retries', copied: 0, skipped: 0 };
+    const byId = new Map(ids.map((id, i) => [id, results[i]]));
+    const jobs = entries.map((e): BatchJobResult => {
+      if (e.alreadyComplete) return e.alreadyComplete;
+      const row = e.row;
+      return byId.get(e.id!) ?? { line: row.line, source: urlOf(config.source, row.sourceUser), destination: urlOf(config.destination, row.destinationUser), status: 'failed', code: ERROR_CODES.QUEUE, message: 'the job failed in the queue after all its retries', copied: 0, skipped: 0 };
     });
     const queued = await finishReport(name, 0, started, jobs, list.warnings, reportDir);
     process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed. Reports: ${reportDir}/batch-report.md\n`);
@@ -375,20 +380,21 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
   return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
 }
 
-async function runBatchStatus(listFile: string, flags: { state?: string; name?: string; json?: boolean }): Promise<number> {
-  const file = flags.state ?? defaultStatePath();
-  if (!existsSync(file)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${file}" (pass --state FILE).`, { scope: 'config' });
-  const ledger = Ledger.open(file);
+async function runBatchStatus(listFile: string, flags: { state?: string; queue?: string; name?: string; json?: boolean }): Promise<number> {
+  // In queue mode the statuses are in the queue's database, wherever the workers keep their ledger.
+  const location = flags.queue ?? flags.state ?? defaultStatePath();
+  if (!isPostgresUrl(location) && !existsSync(location)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${location}" (pass --state FILE, or --queue URL for a queued batch).`, { scope: 'config' });
+  const ledger = await openState(location);
   try {
-    const jobs = ledger.jobs(flags.name ?? path.basename(listFile));
+    const jobs = await ledger.jobs(flags.name ?? path.basename(listFile));
     if (flags.json) process.stdout.write(JSON.stringify(jobs, null, 2) + '\n');
     else {
       const count = (s: string) => jobs.filter((j) => j.status === s).length;
-      process.stdout.write(`${jobs.length} mailboxes: ${count('complete')} complete, ${count('partial')} partial, ${count('failed')} failed, ${count('running')} running\n`);
+      process.stdout.write(`${jobs.length} mailboxes: ${count('complete')} complete, ${count('partial')} partial, ${count('failed')} failed, ${count('running')} running, ${count('queued')} queued\n`);
       for (const j of jobs) process.stdout.write(`${String(j.line).padStart(5)}  ${j.status.padEnd(8)}  ${j.source} -> ${j.destination}  ${j.copied} copied${j.code ? `  ${j.code}` : ''}\n`);
     }
   } finally {
-    ledger.close();
+    await ledger.close();
   }
   return EXIT.OK;
 }
@@ -438,12 +444,13 @@ function sideTokens(side: 'from' | 'to', flags: ConnectionFlags): { accessToken:
 async function runReport(flags: { from: string; to: string; state?: string; json?: boolean }): Promise<number> {
   const from = parseEndpoint(flags.from, 'from');
   const to = parseEndpoint(flags.to, 'to');
-  const file = flags.state ?? defaultStatePath();
-  if (!existsSync(file)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${file}" (no migration with a ledger has run, or pass --state FILE).`, { scope: 'config' });
-  const ledger = Ledger.open(file);
+  const location = flags.state ?? defaultStatePath();
+  if (!isPostgresUrl(location) && !existsSync(location)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${location}" (no migration with a ledger has run, or pass --state FILE).`, { scope: 'config' });
+  const ledger = await openState(location);
+  const file = ledger.location;
   try {
-    const folders = ledger.folders(from.display, to.display);
-    const skipped = ledger.skippedItems(from.display, to.display);
+    const folders = await ledger.folders(from.display, to.display);
+    const skipped = await ledger.skippedItems(from.display, to.display);
     if (flags.json) {
       process.stdout.write(JSON.stringify({ source: from.display, destination: to.display, state: file, folders, skipped }, null, 2) + '\n');
     } else {
@@ -456,7 +463,7 @@ async function runReport(flags: { from: string; to: string; state?: string; json
       process.stdout.write(lines.join('\n') + '\n');
     }
   } finally {
-    ledger.close();
+    await ledger.close();
   }
   return EXIT.OK;
 }
@@ -558,7 +565,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .argument('<list.csv>', 'one mailbox per row: source_user[,destination_user,source_password,destination_password]')
     .requiredOption('--config <file.yaml>', 'the servers, admin access, defaults and folder rules')
     .addOption(new Option('--parallel <n>', 'mailboxes at once').default(4).argParser(intOption('--parallel', 1, 256)))
-    .option('--state <file>', 'the state ledger (default: the one migrate uses)')
+    .option('--state <file|postgres-url>', 'the state ledger (default: the one migrate uses)')
     .option('--report-dir <dir>', 'where the per-mailbox reports and batch-report.json/.md go (default: LIST-reports next to the list)')
     .option('--name <name>', 'the batch name in the ledger (default: the list file name)')
     .option('--again', 'also run the mailboxes an earlier run completed (an incremental pass for each)')
@@ -572,7 +579,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('process mailboxes from a batch queue (batch run --queue) until Ctrl-C; run any number, on any machines')
     .requiredOption('--queue <postgres-url>', 'the PostgreSQL queue (pg-boss)')
     .addOption(new Option('--parallel <n>', 'mailboxes at once on this worker').default(2).argParser(intOption('--parallel', 1, 64)))
-    .option('--state <file>', "this worker's state ledger (default: the one migrate uses)")
+    .option('--state <file|postgres-url>', 'the state ledger (default: the queue\'s database, shared by every worker)')
     .option('--report-dir <dir>', 'where per-mailbox reports go (default ./mailmover-reports)')
     .addOption(new Option('--maintenance-interval <seconds>', 'how often jobs of dead workers are looked for').default(60).argParser(intOption('--maintenance-interval', 1, 3600)))
     .option('--log <file>', 'write structured JSON logs (pino) to FILE')
@@ -581,16 +588,17 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .command('status')
     .description('show the recorded status of every mailbox of a batch')
     .argument('<list.csv>', 'the list the batch was run with')
-    .option('--state <file>', 'the state ledger (default: the one migrate uses)')
+    .option('--state <file|postgres-url>', 'the state ledger (default: the one migrate uses)')
+    .option('--queue <postgres-url>', 'a batch run with --queue: read the statuses from the queue\'s database')
     .option('--name <name>', 'the batch name (default: the list file name)')
     .option('--json', 'print JSON')
-    .action(async (list: string, flags: { state?: string; name?: string; json?: boolean }) => setExit(await runBatchStatus(list, flags)));
+    .action(async (list: string, flags: { state?: string; queue?: string; name?: string; json?: boolean }) => setExit(await runBatchStatus(list, flags)));
   program
     .command('report')
     .description("print the state ledger's record of a mailbox: folders, copies, skipped items and why")
     .requiredOption('--from <url>', 'source mailbox, as given to migrate')
     .requiredOption('--to <url>', 'destination mailbox, as given to migrate')
-    .option('--state <file>', 'the state ledger (default: the one migrate uses)')
+    .option('--state <file|postgres-url>', 'the state ledger (default: the one migrate uses)')
     .option('--json', 'print JSON instead of text')
     .action(async (flags: { from: string; to: string; state?: string; json?: boolean }) => setExit(await runReport(flags)));
   addFolderOptions(addConnectionOptions(program.command('verify').description('compare source and destination folder by folder; exit 0 only when they match')))

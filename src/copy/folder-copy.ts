@@ -28,7 +28,7 @@ import { backoffDelay, sleep, type RetryPolicy, type ServerGate } from './retry-
 import type { FolderReport, ScanVerdictRecord, SkippedItem } from '../report.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, MailStore, MessageListing, MessageMeta } from '../stores/mail-store.js';
 import type { ContentScreen, ScreenResult } from '../scan/content-screen.js';
-import type { FolderState } from '../state/ledger.js';
+import type { FolderRecord } from '../state/store.js';
 
 /** A source and a destination connection that copy one folder at a time. */
 export interface Lane {
@@ -56,7 +56,7 @@ export interface FolderCopyContext {
   /** A move: remove each source message once a fresh destination listing shows it arrived. */
   deleteSource?: boolean;
   /** This folder's record in the state ledger, when there is one. */
-  state?: FolderState | undefined;
+  state?: FolderRecord | undefined;
   /** Scanning in transit, when asked for. */
   screen?: ContentScreen | undefined;
   dryRun: boolean;
@@ -152,7 +152,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   // side in full. Anything else (a new folder, a killed run's intents, a destination changed
   // behind our back) is planned in full from both listings, by content identity.
   const state = ctx.dryRun ? undefined : ctx.state;
-  const marks = state?.trusted();
+  const marks = await state?.trusted();
   let incremental = false;
   // A move verifies every message at the destination from a fresh listing: never incremental.
   if (marks && !ctx.deleteSource && !entry.create && marks.sourceUidValidity === sourceStatus.uidValidity && sourceStatus.uidNext !== undefined) {
@@ -160,7 +160,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     incremental = !!d && d.uidValidity === marks.destUidValidity && d.uidNext === marks.destUidNext && d.exists === marks.destCount;
   }
   // Flag changes and deletions at the source since the last pass, from the ledger's rows.
-  const known = state?.copies();
+  const known = await state?.copies();
   const flagUpdates: { sourceUid: number; destUid: number; flags: string[] }[] = [];
   const gone: { sourceUid: number; destUid: number }[] = [];
   if (incremental) {
@@ -185,16 +185,16 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     }
   }
   if (incremental) {
-    state!.unmark();
+    await state!.unmark();
     report.incremental = true;
   } else {
-    state?.reset();
+    await state?.reset();
     flagUpdates.length = 0;
   }
   let sourceListing: MessageListing;
   if (incremental) {
     const fresh = sourceStatus.uidNext! > marks!.sourceUidNext ? await lane.source.listMessages(signal, { sinceUid: marks!.sourceUidNext }) : { messages: [], failures: [] };
-    const again = state!.skippedUids();
+    const again = await state!.skippedUids();
     const retried = again.length > 0 ? await lane.source.listMessages(signal, { uids: again }) : { messages: [], failures: [] };
     sourceListing = { messages: [...retried.messages, ...fresh.messages], failures: [...retried.failures, ...fresh.failures] };
   } else {
@@ -237,7 +237,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   }
   if (unreadable.length > 0) {
     report.skipped += unreadable.length;
-    for (const u of unreadable) state?.skip(u.uid, u.code, u.reason, undefined);
+    for (const u of unreadable) await state?.skip(u.uid, u.code, u.reason, undefined);
     ctx.onBatch(0, 0, unreadable, []);
   }
   const match = matchMessages(sourceMetas, destMetas);
@@ -253,16 +253,16 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
       const copied = new Set(known.rows.flatMap((r) => (r.destUid === undefined ? [] : [r.destUid])));
       for (const x of match.extra) if (copied.has(x.uid)) gone.push({ sourceUid: -1, destUid: x.uid });
     }
-    state?.recordPresent(match.pairs.map((p) => ({ source: { ...p.source, flags: flagsToCopy(p.source.flags) }, destUid: p.dest.uid })));
+    await state?.recordPresent(match.pairs.map((p) => ({ source: { ...p.source, flags: flagsToCopy(p.source.flags) }, destUid: p.dest.uid })));
   }
   if (!ctx.dryRun && flagUpdates.length > 0) {
     await lane.dest.setFlags(entry.destPath, flagUpdates.map((u) => ({ uid: u.destUid, flags: u.flags })));
-    state?.updateFlags(flagUpdates);
+    await state?.updateFlags(flagUpdates);
     report.flagsUpdated = flagUpdates.length;
   }
   if (!ctx.dryRun && gone.length > 0) {
     await lane.dest.deleteMessages(entry.destPath, gone.map((g) => g.destUid));
-    state?.forget(gone.filter((g) => g.sourceUid >= 0).map((g) => g.sourceUid));
+    await state?.forget(gone.filter((g) => g.sourceUid >= 0).map((g) => g.sourceUid));
     report.deleted = gone.length;
   }
   const plan = { toCopy: match.missing, alreadyPresent: incremental ? Math.max(0, sourceStatus.exists - sourceMetas.length - sourceListing.failures.length) : match.pairs.length };
@@ -275,7 +275,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     // Nothing appended in an incremental pass: the destination is as the marks say (no STATUS needed).
     const d = incremental && report.copied === 0 && !report.flagsUpdated && !report.deleted ? { uidValidity: marks!.destUidValidity, uidNext: marks!.destUidNext, exists: marks!.destCount } : await lane.dest.folderStatus(entry.destPath);
     if (!d || d.uidValidity !== destValidity) return;
-    state.markSynced({
+    await state.markSynced({
       sourceUidValidity: sourceStatus.uidValidity,
       // Messages that arrive at the source from now on have at least this UID.
       sourceUidNext: incremental ? Math.max(marks!.sourceUidNext, sourceStatus.uidNext!) : (sourceStatus.uidNext ?? Math.max(0, ...sourceMetas.map((m) => m.uid)) + 1),
@@ -330,7 +330,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   }
   if (refused.length > 0) {
     report.skipped += refused.length;
-    for (const r of refused) state?.skip(r.uid, r.code, r.reason, undefined);
+    for (const r of refused) await state?.skip(r.uid, r.code, r.reason, undefined);
     ctx.onBatch(0, 0, refused, []);
   }
 
@@ -488,9 +488,9 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     for (let attempt = 1; deliver.length > 0; attempt++) {
       // Intent before acting, result after: a run killed in between leaves intents, and the next
       // run plans this folder from both listings instead of trusting the ledger.
-      state?.intend(deliver.map((r) => ({ uid: r.meta.uid, key: r.meta.key, size: r.meta.size, flags: flagsToCopy(r.meta.flags) })));
+      await state?.intend(deliver.map((r) => ({ uid: r.meta.uid, key: r.meta.key, size: r.meta.size, flags: flagsToCopy(r.meta.flags) })));
       const outcomes = await appendRobust(deliver);
-      state?.settle(
+      await state?.settle(
         deliver.flatMap((r) => {
           const o = outcomes.get(r)!;
           return o.ok ? [{ uid: r.meta.uid, destUid: o.uid }] : [];
@@ -570,7 +570,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     });
     if (skipped.length > 0) {
       report.skipped += skipped.length;
-      for (const k of skipped) state?.skip(k.uid, k.code, k.reason, k.attempts);
+      for (const k of skipped) await state?.skip(k.uid, k.code, k.reason, k.attempts);
       ctx.onBatch(0, 0, skipped, []);
     }
     await finish();

@@ -63,6 +63,27 @@ export interface ServerLimits {
 }
 
 /**
+ * The part of a server's limits kept with other processes: workers of a queue on other machines
+ * (src/batch/shared-limits.ts keeps them in PostgreSQL). A {@link ServerGate} given one asks it
+ * for connection slots and rate bookings after its own, process-local, checks.
+ */
+export interface SharedLimits {
+  /** Takes one of the server's connection slots across every process; resolves once held. */
+  acquire(signal?: AbortSignal): Promise<void>;
+  /** Takes a slot only when one is free now. */
+  tryAcquire(): Promise<boolean>;
+  /** Gives a slot back. */
+  release(): Promise<void>;
+  /**
+   * Books `messages` messages of `bytes` bytes against the shared rates; resolves with how many
+   * milliseconds to wait before starting them (a shared throttling pause included).
+   */
+  book(messages: number, bytes: number): Promise<number>;
+  /** Holds every process back for `ms` (a throttling answer's suggested backoff). */
+  pauseFor(ms: number): Promise<void>;
+}
+
+/**
  * Everything shared by the lanes (and the mailboxes of a batch) that talk to one server:
  * - a pause: when one command is throttled, every lane holds back until the suggested time has
  *   passed, instead of each finding out on its own;
@@ -76,13 +97,22 @@ export class ServerGate {
   private slotsFree: number;
   private readonly waiting: (() => void)[] = [];
 
-  constructor(readonly limits: ServerLimits = {}) {
+  /**
+   * @param shared the same limits kept with other processes (workers of a queue), when there are
+   *   any: connection slots and rates are then counted across all of them, and a pause reaches them all.
+   */
+  constructor(
+    readonly limits: ServerLimits = {},
+    private readonly shared?: SharedLimits,
+  ) {
     this.slotsFree = limits.maxConnections ?? Number.POSITIVE_INFINITY;
   }
 
   /** Holds every later {@link wait} until `ms` from now (a later pause never shortens an earlier one). */
   pauseFor(ms: number): void {
     this.until = Math.max(this.until, Date.now() + Math.min(ms, MAX_SUGGESTED_MS));
+    // Best effort: other processes learn of the pause; this one holds back either way.
+    this.shared?.pauseFor(Math.min(ms, MAX_SUGGESTED_MS)).catch(() => undefined);
   }
 
   /** Resolves once no pause is in force. */
@@ -108,10 +138,39 @@ export class ServerGate {
       this.byteClock = Math.max(now, this.byteClock) + (bytes * 1000) / bps;
     }
     if (start > now) await sleep(start - now, signal);
+    if (this.shared && (mps || bps)) await sleep(await this.shared.book(messages, bytes), signal);
   }
 
   /** Takes a connection slot, waiting for one when the cap is reached. */
   async acquire(signal?: AbortSignal): Promise<void> {
+    await this.acquireLocal(signal);
+    if (!this.shared) return;
+    try {
+      await this.shared.acquire(signal);
+    } catch (err) {
+      this.releaseLocal();
+      throw err;
+    }
+  }
+
+  /** Takes a slot only when one is free now (here and, when shared, across every process). */
+  async tryAcquire(): Promise<boolean> {
+    if (this.slotsFree <= 0) return false;
+    this.slotsFree--;
+    if (this.shared && !(await this.shared.tryAcquire().catch(() => false))) {
+      this.releaseLocal();
+      return false;
+    }
+    return true;
+  }
+
+  /** Gives a slot back. */
+  release(): void {
+    this.releaseLocal();
+    this.shared?.release().catch(() => undefined);
+  }
+
+  private async acquireLocal(signal?: AbortSignal): Promise<void> {
     if (this.slotsFree > 0) {
       this.slotsFree--;
       return;
@@ -131,15 +190,7 @@ export class ServerGate {
     });
   }
 
-  /** Takes a slot only when one is free now. */
-  tryAcquire(): boolean {
-    if (this.slotsFree <= 0) return false;
-    this.slotsFree--;
-    return true;
-  }
-
-  /** Gives a slot back. */
-  release(): void {
+  private releaseLocal(): void {
     const next = this.waiting.shift();
     if (next) next();
     else this.slotsFree++;

@@ -22,6 +22,7 @@ import { mkdirSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import path from 'node:path';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
+import type { FolderRecord, FolderSummary, MailboxRecord, StateStore } from './store.js';
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = 2;
@@ -128,6 +129,38 @@ export interface BatchJobRecord {
   report?: string;
 }
 
+/** A batch_job row as both backends return it (PostgreSQL gives the time as a Date). */
+export interface BatchJobRow {
+  line: number;
+  source: string;
+  destination: string;
+  status: BatchJobRecord['status'];
+  code: string | null;
+  message: string | null;
+  copied: number;
+  skipped: number;
+  seconds: number | null;
+  report: string | null;
+  updated_at: string | Date;
+}
+
+/** A batch_job row as a record. */
+export function jobFromRow(r: BatchJobRow): BatchJobRecord & { updatedAt: string } {
+  return {
+    line: r.line,
+    source: r.source,
+    destination: r.destination,
+    status: r.status,
+    ...(r.code ? { code: r.code } : {}),
+    ...(r.message ? { message: r.message } : {}),
+    copied: r.copied,
+    skipped: r.skipped,
+    ...(r.seconds !== null ? { seconds: r.seconds } : {}),
+    ...(r.report ? { report: r.report } : {}),
+    updatedAt: r.updated_at instanceof Date ? r.updated_at.toISOString() : r.updated_at,
+  };
+}
+
 /** A skipped item as the ledger keeps it. */
 export interface LedgerSkip {
   folder: string;
@@ -139,11 +172,15 @@ export interface LedgerSkip {
 }
 
 /** An open ledger file. */
-export class Ledger {
+export class Ledger implements StateStore {
   private constructor(
     readonly file: string,
     private readonly db: Database.Database,
   ) {}
+
+  get location(): string {
+    return this.file;
+  }
 
   /**
    * Opens (creating when missing) the ledger at `file`, migrating an older schema forward.
@@ -256,37 +293,11 @@ export class Ledger {
 
   /** The mailboxes of a batch as last recorded. */
   jobs(batch: string): (BatchJobRecord & { updatedAt: string })[] {
-    return (
-      this.db.prepare('SELECT * FROM batch_job WHERE batch = ? ORDER BY line').all(batch) as {
-        line: number;
-        source: string;
-        destination: string;
-        status: BatchJobRecord['status'];
-        code: string | null;
-        message: string | null;
-        copied: number;
-        skipped: number;
-        seconds: number | null;
-        report: string | null;
-        updated_at: string;
-      }[]
-    ).map((r) => ({
-      line: r.line,
-      source: r.source,
-      destination: r.destination,
-      status: r.status,
-      ...(r.code ? { code: r.code } : {}),
-      ...(r.message ? { message: r.message } : {}),
-      copied: r.copied,
-      skipped: r.skipped,
-      ...(r.seconds !== null ? { seconds: r.seconds } : {}),
-      ...(r.report ? { report: r.report } : {}),
-      updatedAt: r.updated_at,
-    }));
+    return (this.db.prepare('SELECT * FROM batch_job WHERE batch = ? ORDER BY line').all(batch) as BatchJobRow[]).map(jobFromRow);
   }
 
   /** Per folder: copies recorded, intents left over, skipped items, last complete pass. */
-  folders(source: string, destination: string): { source: string; destination: string; copies: number; intents: number; skipped: number; syncedAt: string | undefined }[] {
+  folders(source: string, destination: string): FolderSummary[] {
     return (
       this.db
         .prepare(
@@ -307,7 +318,7 @@ export class Ledger {
 }
 
 /** One locked mailbox in the ledger. */
-export class MailboxState {
+export class MailboxState implements MailboxRecord {
   constructor(
     private readonly db: Database.Database,
     readonly id: number,
@@ -328,7 +339,7 @@ export class MailboxState {
 }
 
 /** One folder's rows. Every write is its own transaction. */
-export class FolderState {
+export class FolderState implements FolderRecord {
   constructor(
     private readonly db: Database.Database,
     readonly id: number,
@@ -507,9 +518,17 @@ function checkpoint(kind: string, when: 'before' | 'after'): void {
 }
 
 /** Runs a ledger write between its two checkpoints. */
-function write<T>(kind: string, fn: () => T): T {
+export function write<T>(kind: string, fn: () => T): T {
   checkpoint(kind, 'before');
   const out = fn();
+  checkpoint(kind, 'after');
+  return out;
+}
+
+/** {@link write} for a write that completes later (PostgreSQL). */
+export async function writeAsync<T>(kind: string, fn: () => Promise<T>): Promise<T> {
+  checkpoint(kind, 'before');
+  const out = await fn();
   checkpoint(kind, 'after');
   return out;
 }

@@ -2,18 +2,23 @@
  * Scale-out with a real PostgreSQL 15 queue (pg-boss): `batch run --queue` puts the mailboxes in
  * the queue, three `mailmover worker` processes share them, one is killed with SIGKILL in the
  * middle of a mailbox. Its job is taken again by another worker after it expires, and every
- * destination mailbox ends exact: nothing lost, nothing twice.
+ * destination mailbox ends exact: nothing lost, nothing twice. The workers keep no files: the
+ * ledger and the batch's statuses are in the same database, so `batch status --queue` shows the
+ * batch, a rerun skips the complete mailboxes, and `--again` is incremental on any worker.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { ImapFlow } from 'imapflow';
 import os from 'node:os';
 import path from 'node:path';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { readMailbox, seedMailbox, type FixtureFolder } from '../helpers/fixture.js';
 import { CLI, runCli } from '../helpers/cli.js';
+import { startScriptedImap } from '../helpers/scripted-imap/server.js';
+import { PERSONALITIES } from '../helpers/scripted-imap/personalities.js';
 
 const MAILBOXES = 10;
 const name = (i: number) => `q${String(i).padStart(2, '0')}`;
@@ -60,7 +65,7 @@ describe('a batch shared by workers through PostgreSQL', () => {
     const url = await db.createDatabase('queue');
     const logs: string[] = [];
     const startWorker = (k: number) => {
-      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '1', '--state', path.join(dir, `w${k}.db`), '--report-dir', path.join(dir, `w${k}`), '--maintenance-interval', '1'], {
+      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '1', '--report-dir', path.join(dir, `w${k}`), '--maintenance-interval', '1'], {
         env: { ...process.env, MASTER: 'adminpw' },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
@@ -85,6 +90,95 @@ describe('a batch shared by workers through PostgreSQL', () => {
     // The killed worker's mailbox was finished by another one.
     const killedLine = /started line (\d+)/.exec(logs[0]!)![1];
     assert.match(logs[1]! + logs[2]!, new RegExp(`line ${killedLine} \\S+: complete`));
+
+    // The statuses are in the queue's database.
+    const status = await runCli(['batch', 'status', path.join(dir, 'users.csv'), '--queue', url, '--json']);
+    assert.equal(status.code, 0, status.stderr);
+    const recorded = JSON.parse(status.stdout) as { line: number; status: string; copied: number }[];
+    assert.deepEqual(recorded.map((j) => j.status), Array(MAILBOXES).fill('complete'));
+
+    // Enqueued again: every mailbox is complete, nothing is queued.
+    const rerun = await runCli(['batch', 'run', path.join(dir, 'users.csv'), '--config', path.join(dir, 'servers.yaml'), '--queue', url, '--report-dir', path.join(dir, 'reports2'), '--json'], { MASTER: 'adminpw' }, 60_000);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.match(rerun.stderr, new RegExp(`queued 0 mailboxes \\(${MAILBOXES} complete from an earlier run`));
+    assert.equal((JSON.parse(rerun.stdout) as { totals: { alreadyComplete: number } }).totals.alreadyComplete, MAILBOXES);
+
+    // New mail for one mailbox, and --again: whichever worker takes a mailbox finds the ledger the
+    // others wrote, so each pass is incremental and only the new messages are copied.
+    const c = new ImapFlow({ host: '127.0.0.1', port: source.port, secure: false, auth: { user: name(3), pass: 'pw' }, logger: false });
+    await c.connect();
+    try {
+      for (let k = 0; k < 3; k++) await c.append('INBOX', Buffer.from(`From: q@example.org\r\nSubject: late ${k}\r\nMessage-ID: <late-${k}@queue.test>\r\n\r\nlate\r\n`), [], new Date());
+    } finally {
+      await c.logout();
+    }
+    const again = await runCli(['batch', 'run', path.join(dir, 'users.csv'), '--config', path.join(dir, 'servers.yaml'), '--queue', url, '--again', '--report-dir', path.join(dir, 'reports3'), '--json'], { MASTER: 'adminpw' }, 120_000);
+    assert.equal(again.code, 0, `${again.stderr}\n${logs.join('\n---\n')}`);
+    const third = JSON.parse(again.stdout) as { totals: { copied: number; complete: number }; jobs: { line: number; copied: number; report: string }[] };
+    assert.deepEqual([third.totals.complete, third.totals.copied], [MAILBOXES, 3]);
+    for (const j of third.jobs) {
+      const r = JSON.parse(await readFile(j.report, 'utf8')) as { folders: { source: string; incremental?: boolean; noSelect?: boolean }[] };
+      assert.ok(r.folders.filter((f) => !f.noSelect).every((f) => f.incremental), `line ${j.line}: ${JSON.stringify(r.folders)}`);
+    }
+    assert.deepEqual(await readMailbox(dest, name(3), 'pw'), await readMailbox(source, name(3), 'pw'));
     for (const w of workers.slice(1)) w.kill('SIGINT');
+  });
+
+  test("a server's connection cap holds across workers: two workers, four mailboxes, never more than 2 source connections", async () => {
+    const url = await db.createDatabase('shared_cap');
+    const users = ['ann', 'ben', 'cat', 'dan'];
+    const scripted = await startScriptedImap({
+      personality: PERSONALITIES.exchange,
+      users: Object.fromEntries(
+        users.map((u) => [
+          u,
+          {
+            password: 'pw',
+            folders: ['INBOX', 'Archive'].map((f) => ({
+              name: f,
+              subscribed: true,
+              messages: Array.from({ length: 25 }, (_, i) => ({
+                raw: Buffer.from(`From: c@example.org\r\nSubject: ${u} ${f} ${i}\r\nMessage-ID: <${u}-${f}-${i}@cap.test>\r\n\r\n${'c'.repeat(400 + i)}\r\n`),
+                flags: i % 2 ? ['\\Seen'] : [],
+                internalDate: new Date(Date.UTC(2022, 1, 1 + i)),
+                uid: i + 1,
+              })),
+            })),
+          },
+        ]),
+      ),
+    });
+    for (const u of users) await dest.addUser(`cap-${u}`, 'pw');
+    const capDir = path.join(dir, 'cap');
+    await rm(capDir, { recursive: true, force: true });
+    await mkdir(capDir);
+    await writeFile(
+      path.join(capDir, 'servers.yaml'),
+      `source:\n  url: imap://127.0.0.1:${scripted.port}\n  maxConnections: 2\ndestination:\n  url: imap://127.0.0.1:${dest.port}\ndefaults: { connections: 2 }\n`,
+    );
+    await writeFile(path.join(capDir, 'users.csv'), ['source_user,destination_user,source_password,destination_password', ...users.map((u) => `${u},cap-${u},env:PW,env:PW`)].join('\n') + '\n');
+    let most = 0;
+    const sampler = setInterval(() => (most = Math.max(most, scripted.connections())), 2);
+    const capWorkers = [0, 1].map((k) => {
+      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '2', '--report-dir', path.join(capDir, `w${k}`)], { env: { ...process.env, PW: 'pw' }, stdio: 'ignore' });
+      workers.push(w);
+      return w;
+    });
+    try {
+      const run = await runCli(['batch', 'run', path.join(capDir, 'users.csv'), '--config', path.join(capDir, 'servers.yaml'), '--queue', url, '--report-dir', path.join(capDir, 'reports'), '--json'], { PW: 'pw' }, 180_000);
+      assert.equal(run.code, 0, run.stderr);
+      const jobs = (JSON.parse(run.stdout) as { jobs: { status: string; copied: number }[] }).jobs;
+      assert.deepEqual(jobs.map((j) => [j.status, j.copied]), Array(4).fill(['complete', 50]));
+    } finally {
+      clearInterval(sampler);
+      for (const w of capWorkers) w.kill('SIGINT');
+      await scripted.stop();
+    }
+    // Each of the two workers alone would open up to 2 (its mailboxes wait for a slot otherwise).
+    assert.ok(most >= 1 && most <= 2, `at most 2 source connections were open across both workers (saw ${most})`);
+    for (const u of users) {
+      const got = await readMailbox(dest, `cap-${u}`, 'pw');
+      assert.deepEqual(got.filter((f) => f.messages.length > 0).map((f) => [f.path.join('/'), f.messages.length]), [['Archive', 25], ['INBOX', 25]]);
+    }
   });
 });

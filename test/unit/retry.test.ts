@@ -77,7 +77,7 @@ describe('ServerGate limits', () => {
   test('connection slots: a waiter gets the slot given back, tryAcquire never waits', async () => {
     const gate = new ServerGate({ maxConnections: 1 });
     await gate.acquire();
-    assert.equal(gate.tryAcquire(), false);
+    assert.equal(await gate.tryAcquire(), false);
     let got = false;
     const waiting = gate.acquire().then(() => (got = true));
     await new Promise((r) => setTimeout(r, 10));
@@ -86,7 +86,7 @@ describe('ServerGate limits', () => {
     await waiting;
     assert.equal(got, true);
     gate.release();
-    assert.equal(gate.tryAcquire(), true);
+    assert.equal(await gate.tryAcquire(), true);
   });
   test("rates are booked at the limit's pace across callers", async () => {
     const gate = new ServerGate({ maxMessagesPerSecond: 100, maxBytesPerSecond: 1_000_000 });
