@@ -25,13 +25,16 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { ServerGate, sleep } from '../copy/retry-policy.js';
 import type { BatchConfig, BatchServer } from './config.js';
 import type { MailboxList, MailboxRow } from './mailbox-list.js';
-import { runOne, urlOf, type BatchJobResult } from './run-batch.js';
+import { runOne, urlOf, type BatchEvent, type BatchJobResult } from './run-batch.js';
 import { PgLedger } from '../state/pg-ledger.js';
 import { SharedLimitsHub } from './shared-limits.js';
-import { maskUrl, openState, type StateStore } from '../state/store.js';
+import { maskUrl, openState, type BatchJobRecord, type StateStore } from '../state/store.js';
 
 /** The pg-boss queue of mailbox jobs. */
 export const QUEUE = 'mailmover-mailbox';
+
+/** How often a worker records a running mailbox's progress in the database. */
+const PROGRESS_EVERY_MS = 2000;
 
 /** What a job carries. */
 interface MailboxJob {
@@ -56,12 +59,16 @@ export interface EnqueueOptions {
 export interface Enqueued {
   row: MailboxRow;
   id?: string;
+  /** The mailbox was still queued or running from an earlier enqueueing: this is that job. */
+  joined?: true;
   alreadyComplete?: BatchJobResult;
 }
 
 /**
  * Puts one job per mailbox in the queue, in list order, and records each as queued; a mailbox
- * recorded complete by an earlier run of the batch is skipped unless `again`.
+ * recorded complete by an earlier run of the batch is skipped unless `again`, and one whose job
+ * is still queued or running (an earlier `batch run --queue` was interrupted, or is running
+ * elsewhere) is joined rather than queued twice.
  */
 export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]> {
   const jobs = await PgLedger.open(options.queueUrl);
@@ -77,10 +84,17 @@ export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]>
           out.push({ row, alreadyComplete: { ...prior, line: row.line, alreadyComplete: true } });
           continue;
         }
+        // Still queued or running from an earlier `batch run --queue` (one interrupted, or running
+        // now elsewhere): join that job instead of queueing the mailbox twice.
+        const live = prior?.jobId && (prior.status === 'queued' || prior.status === 'running') ? await b.getJobById(QUEUE, prior.jobId) : null;
+        if (live && ['created', 'retry', 'active'].includes(live.state)) {
+          out.push({ row, id: live.id, joined: true });
+          continue;
+        }
         const job: MailboxJob = { batch: options.name, row, config: options.config };
         const id = await b.send(QUEUE, job, { retryLimit: 20, retryDelay: 2, retryBackoff: true, expireInSeconds: options.jobTimeoutSeconds ?? 4 * 3600 });
         if (!id) throw new MigrateError(ERROR_CODES.QUEUE, `The queue did not take the job of line ${row.line}.`, { scope: 'mailbox' });
-        await jobs.recordJob(options.name, { line: row.line, source, destination, status: 'queued', copied: 0, skipped: 0 });
+        await jobs.recordJob(options.name, { line: row.line, source, destination, status: 'queued', copied: 0, skipped: 0, jobId: id });
         out.push({ row, id });
       }
       return out;
@@ -107,6 +121,29 @@ export async function waitForJobs(queueUrl: string, ids: readonly string[], sign
     }
   } finally {
     await b.stop({ graceful: false, wait: true }).catch(() => undefined);
+  }
+}
+
+/**
+ * Follows a queued batch from its statuses in the database until the signal is aborted: calls
+ * `onChange` for each mailbox whose status or counts changed since the last look (every `pollMs`).
+ */
+export async function followBatch(queueUrl: string, name: string, signal: AbortSignal, onChange: (job: BatchJobRecord) => void, pollMs = 1000): Promise<void> {
+  const ledger = await PgLedger.open(queueUrl);
+  const seen = new Map<string, string>();
+  try {
+    while (!signal.aborted) {
+      for (const j of await ledger.jobs(name).catch(() => [])) {
+        const key = `${j.source}\0${j.destination}`;
+        const state = `${j.status} ${j.copied} ${j.skipped} ${j.toCopy ?? ''} ${j.updatedAt}`;
+        if (seen.get(key) === state) continue;
+        seen.set(key, state);
+        onChange(j);
+      }
+      await sleep(pollMs, signal).catch(() => undefined);
+    }
+  } finally {
+    await ledger.close().catch(() => undefined);
   }
 }
 
@@ -173,7 +210,14 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       if (!got.rows[0]?.ok) throw new Error(`the mailbox ${source} is being migrated by another worker`);
       options.onJob?.({ type: 'start', line: row.line, source });
       await jobs.recordJob(job!.data.batch, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0 });
-      const result = await runOne(row, source, destination, { config, stateStore: ledger, reportDir: options.reportDir, env: options.env, signal: options.signal, logger: options.logger }, {
+      // Progress goes to the database every few seconds, for `batch run --queue` and `batch status` elsewhere.
+      let lastProgress = 0;
+      const onEvent = (e: BatchEvent) => {
+        if (e.type !== 'job-progress' || Date.now() - lastProgress < PROGRESS_EVERY_MS) return;
+        lastProgress = Date.now();
+        Promise.resolve(jobs.recordProgress(job!.data.batch, source, destination, { copied: e.counters.copied, skipped: e.counters.skipped, toCopy: e.counters.toCopy })).catch(() => undefined);
+      };
+      const result = await runOne(row, source, destination, { config, stateStore: ledger, reportDir: options.reportDir, env: options.env, signal: options.signal, logger: options.logger, onEvent }, {
         source: gateOf(config.source),
         destination: gateOf(config.destination),
       });

@@ -11,14 +11,14 @@ import { rename, writeFile } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import { parseEndpoint, redactUrl } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
-import { migrate, type ScanOptions } from '../migrate.js';
+import { mailboxName, migrate, type ScanOptions } from '../migrate.js';
 import type { FolderRuleOptions } from '../plan/folder-rules.js';
 import { verify, type VerifyReport } from '../verify.js';
 import { SourceWatcher } from '../watch.js';
 import { loadBatchConfig } from '../batch/config.js';
 import { loadMailboxList } from '../batch/mailbox-list.js';
 import { finishReport, runBatch, urlOf, type BatchJobResult, type BatchReport } from '../batch/run-batch.js';
-import { enqueueBatch, runWorker, waitForJobs } from '../batch/queue.js';
+import { enqueueBatch, followBatch, runWorker, waitForJobs } from '../batch/queue.js';
 import path from 'node:path';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
@@ -27,7 +27,7 @@ import { isPostgresUrl, openState } from '../state/store.js';
 import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/access-token.js';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { createProgressPrinter, formatSummary, formatVerifySummary } from './output.js';
+import { BatchProgressView, createProgressPrinter, formatSummary, formatVerifySummary } from './output.js';
 import { intOption, numberOption, parseSize } from './option-parsers.js';
 import { resolvePassword } from './passwords.js';
 
@@ -305,12 +305,30 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
     const entries = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout, again: !!flags.again });
     const ids = entries.flatMap((e) => (e.id ? [e.id] : []));
     const earlier = entries.length - ids.length;
-    process.stderr.write(`queued ${ids.length} mailboxes${earlier ? ` (${earlier} complete from an earlier run, not queued again)` : ''}; waiting for workers (mailmover worker --queue ...)\n`);
+    const joined = entries.filter((e) => e.joined).length;
+    process.stderr.write(
+      `queued ${ids.length - joined} mailboxes${joined ? `, joined ${joined} still queued or running` : ''}${earlier ? ` (${earlier} complete from an earlier run, not queued again)` : ''}; waiting for workers (mailmover worker --queue ...)\n`,
+    );
     const release = onInterrupt(controller, 'no longer waiting; the workers go on with the queued mailboxes (see mailmover batch status --queue ...)');
+    // Progress from the statuses the workers record (on any machine), while pg-boss says when all are done.
+    const view = flags.json ? undefined : new BatchProgressView(process.stderr, entries.length, !!process.stderr.isTTY);
+    for (const e of entries) if (e.alreadyComplete) view?.finished(e.alreadyComplete, true);
+    const lineOf = new Map(entries.filter((e) => e.id).map((e) => [`${urlOf(config.source, e.row.sourceUser)}\0${urlOf(config.destination, e.row.destinationUser)}`, e.row.line]));
+    const following = new AbortController();
+    const follower = view
+      ? followBatch(flags.queue, name, following.signal, (j) => {
+          const line = lineOf.get(`${j.source}\0${j.destination}`);
+          if (line === undefined || j.status === 'queued') return;
+          if (j.status === 'running') view.progress(line, j.source, j.toCopy === undefined ? undefined : j.copied, j.toCopy);
+          else view.finished({ ...j, line });
+        }).catch(() => undefined)
+      : undefined;
     let results: Awaited<ReturnType<typeof waitForJobs>>;
     try {
       results = await waitForJobs(flags.queue, ids, controller.signal);
     } finally {
+      following.abort();
+      await follower;
       release();
     }
     const byId = new Map(ids.map((id, i) => [id, results[i]]));
@@ -319,23 +337,14 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
       const row = e.row;
       return byId.get(e.id!) ?? { line: row.line, source: urlOf(config.source, row.sourceUser), destination: urlOf(config.destination, row.destinationUser), status: 'failed', code: ERROR_CODES.QUEUE, message: 'the job failed in the queue after all its retries', copied: 0, skipped: 0 };
     });
+    for (const j of jobs) view?.finished(j, j.alreadyComplete);
+    view?.end();
     const queued = await finishReport(name, 0, started, jobs, list.warnings, reportDir);
     process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed. Reports: ${reportDir}/batch-report.md\n`);
     return queued.status === 'complete' ? EXIT.OK : queued.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
   }
-  let done = 0;
   let report: BatchReport;
-  // On a terminal: one live line with every running mailbox's progress. Otherwise a line per finished mailbox.
-  const live = !flags.json && !!process.stderr.isTTY;
-  const running = new Map<number, string>();
-  let lastDraw = 0;
-  const draw = (force = false) => {
-    if (!live || (!force && Date.now() - lastDraw < 250)) return;
-    lastDraw = Date.now();
-    const width = process.stderr.columns || 120;
-    const text = `[${done}/${list.rows.length}] ${[...running.values()].join(' | ')}`;
-    process.stderr.write(`\r${text.slice(0, width - 1)}\u001b[K`);
-  };
+  const view = flags.json ? undefined : new BatchProgressView(process.stderr, list.rows.length, !!process.stderr.isTTY);
   const release = onInterrupt(controller, 'stopping every mailbox after the batch in flight');
   try {
     report = await runBatch({
@@ -349,22 +358,13 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
       signal: controller.signal,
       ...(logger ? { logger } : {}),
       onEvent: (e) => {
-        if (flags.json) return;
-        if (e.type === 'job-start' || e.type === 'job-progress') {
-          const user = e.source.replace(/^imaps?:\/\//, '').replace(/@.*$/, '');
-          running.set(e.line, `${user} ${e.type === 'job-progress' ? `${e.counters.copied}/${e.counters.toCopy}` : '…'}`);
-          return draw();
-        }
-        running.delete(e.job.line);
-        done++;
-        const j = e.job;
-        if (live) process.stderr.write('\r\u001b[K');
-        process.stderr.write(`[${done}/${list.rows.length}] ${j.source} -> ${j.destination}: ${j.status}${e.type === 'job-skipped' ? ' (earlier run)' : ''}, ${j.copied} copied${j.skipped ? `, ${j.skipped} skipped` : ''}${j.code ? ` ${j.code}` : ''}\n`);
-        draw(true);
+        if (e.type === 'job-start') view?.progress(e.line, e.source);
+        else if (e.type === 'job-progress') view?.progress(e.line, e.source, e.counters.copied, e.counters.toCopy);
+        else view?.finished(e.job, e.type === 'job-skipped');
       },
     });
   } finally {
-    if (live && running.size === 0) process.stderr.write('\r\u001b[K');
+    view?.end();
     release();
   }
   const t = report.totals;
@@ -441,9 +441,10 @@ function sideTokens(side: 'from' | 'to', flags: ConnectionFlags): { accessToken:
 }
 
 /** `mailmover report`: the audit trail the ledger keeps for a mailbox. */
-async function runReport(flags: { from: string; to: string; state?: string; json?: boolean }): Promise<number> {
-  const from = parseEndpoint(flags.from, 'from');
-  const to = parseEndpoint(flags.to, 'to');
+async function runReport(flags: { from: string; to: string; fromAuthzid?: string; toAuthzid?: string; state?: string; json?: boolean }): Promise<number> {
+  // Named as migrate names them in the ledger (with the user acted as, for authzid logins).
+  const from = { display: mailboxName(parseEndpoint(flags.from, 'from').display, flags.fromAuthzid) };
+  const to = { display: mailboxName(parseEndpoint(flags.to, 'to').display, flags.toAuthzid) };
   const location = flags.state ?? defaultStatePath();
   if (!isPostgresUrl(location) && !existsSync(location)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${location}" (no migration with a ledger has run, or pass --state FILE).`, { scope: 'config' });
   const ledger = await openState(location);
@@ -598,9 +599,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description("print the state ledger's record of a mailbox: folders, copies, skipped items and why")
     .requiredOption('--from <url>', 'source mailbox, as given to migrate')
     .requiredOption('--to <url>', 'destination mailbox, as given to migrate')
+    .option('--from-authzid <user>', 'as given to migrate: the source user acted as')
+    .option('--to-authzid <user>', 'as given to migrate: the destination user acted as')
     .option('--state <file|postgres-url>', 'the state ledger (default: the one migrate uses)')
     .option('--json', 'print JSON instead of text')
-    .action(async (flags: { from: string; to: string; state?: string; json?: boolean }) => setExit(await runReport(flags)));
+    .action(async (flags: { from: string; to: string; fromAuthzid?: string; toAuthzid?: string; state?: string; json?: boolean }) => setExit(await runReport(flags)));
   addFolderOptions(addConnectionOptions(program.command('verify').description('compare source and destination folder by folder; exit 0 only when they match')))
     .option('--deep', 'also compare the SHA-256 of every message (reads every body on both sides)')
     .action(async (flags: VerifyFlags) => setExit(await runVerify(flags)));

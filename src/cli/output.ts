@@ -185,3 +185,64 @@ export function formatVerifySummary(report: VerifyReport): string {
   );
   return out.join('\n') + '\n';
 }
+
+/** One mailbox of a batch, as the batch view shows it. */
+interface BatchLine {
+  line: number;
+  source: string;
+  destination: string;
+  status: string;
+  copied: number;
+  skipped: number;
+  code?: string;
+}
+
+/**
+ * A batch's progress on stderr: on a terminal, one live line with every running mailbox's
+ * copied/to-copy count; in any case a line per finished mailbox, each mailbox once. Used for local
+ * batches (engine events) and queued ones (statuses read back from the database).
+ */
+export class BatchProgressView {
+  private readonly running = new Map<number, string>();
+  private readonly finishedLines = new Set<number>();
+  private lastDraw = 0;
+
+  constructor(
+    private readonly stream: NodeJS.WriteStream,
+    private readonly total: number,
+    private readonly live: boolean,
+  ) {}
+
+  /** A mailbox at work: `copied` of `toCopy` so far, when known. */
+  progress(line: number, source: string, copied?: number, toCopy?: number): void {
+    if (this.finishedLines.has(line)) return;
+    const user = source.replace(/^imaps?:\/\//, '').replace(/@.*$/, '');
+    this.running.set(line, `${user} ${copied !== undefined && toCopy !== undefined ? `${copied}/${toCopy}` : '…'}`);
+    this.draw();
+  }
+
+  /** A mailbox is done (or was complete from an earlier run); printed once per line. */
+  finished(j: BatchLine, earlier = false): void {
+    if (this.finishedLines.has(j.line)) return;
+    this.finishedLines.add(j.line);
+    this.running.delete(j.line);
+    if (this.live) this.stream.write('\r\u001b[K');
+    this.stream.write(
+      `[${this.finishedLines.size}/${this.total}] ${j.source} -> ${j.destination}: ${j.status}${earlier ? ' (earlier run)' : ''}, ${j.copied} copied${j.skipped ? `, ${j.skipped} skipped` : ''}${j.code ? ` ${j.code}` : ''}\n`,
+    );
+    this.draw(true);
+  }
+
+  /** Clears the live line. */
+  end(): void {
+    if (this.live) this.stream.write('\r\u001b[K');
+  }
+
+  private draw(force = false): void {
+    if (!this.live || (!force && Date.now() - this.lastDraw < 250)) return;
+    this.lastDraw = Date.now();
+    const width = this.stream.columns || 120;
+    const text = `[${this.finishedLines.size}/${this.total}] ${[...this.running.values()].join(' | ')}`;
+    this.stream.write(`\r${text.slice(0, width - 1)}\u001b[K`);
+  }
+}

@@ -25,7 +25,7 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import type { FolderRecord, FolderSummary, MailboxRecord, StateStore } from './store.js';
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 /** Each step takes the schema from version i to i+1. */
 const MIGRATIONS: string[] = [
@@ -84,6 +84,10 @@ const MIGRATIONS: string[] = [
      report TEXT,
      updated_at TEXT NOT NULL,
      PRIMARY KEY (batch, source, destination));`,
+  // 3: a running mailbox's progress (copied of to_copy), for live progress from other machines;
+  // the queue job of a queued mailbox, so that enqueueing the batch again joins it.
+  `ALTER TABLE batch_job ADD COLUMN to_copy INTEGER;
+   ALTER TABLE batch_job ADD COLUMN job_id TEXT;`,
 ];
 
 /** The default ledger file: $XDG_STATE_HOME/mailmover/state.db, or ~/.local/state/mailmover/state.db. */
@@ -124,6 +128,10 @@ export interface BatchJobRecord {
   message?: string;
   copied: number;
   skipped: number;
+  /** While running: the messages found missing so far (grows as folders are read). */
+  toCopy?: number;
+  /** A queued batch: the mailbox's job in the queue (kept once set). */
+  jobId?: string;
   seconds?: number;
   /** The mailbox's report file. */
   report?: string;
@@ -141,6 +149,8 @@ export interface BatchJobRow {
   skipped: number;
   seconds: number | null;
   report: string | null;
+  to_copy: number | null;
+  job_id: string | null;
   updated_at: string | Date;
 }
 
@@ -157,6 +167,8 @@ export function jobFromRow(r: BatchJobRow): BatchJobRecord & { updatedAt: string
     skipped: r.skipped,
     ...(r.seconds !== null ? { seconds: r.seconds } : {}),
     ...(r.report ? { report: r.report } : {}),
+    ...(r.to_copy !== null && r.to_copy !== undefined ? { toCopy: r.to_copy } : {}),
+    ...(r.job_id ? { jobId: r.job_id } : {}),
     updatedAt: r.updated_at instanceof Date ? r.updated_at.toISOString() : r.updated_at,
   };
 }
@@ -269,11 +281,11 @@ export class Ledger implements StateStore {
   recordJob(batch: string, job: BatchJobRecord): void {
     this.db
       .prepare(
-        `INSERT INTO batch_job (batch, line, source, destination, status, code, message, copied, skipped, seconds, report, updated_at)
-         VALUES (@batch, @line, @source, @destination, @status, @code, @message, @copied, @skipped, @seconds, @report, @at)
+        `INSERT INTO batch_job (batch, line, source, destination, status, code, message, copied, skipped, to_copy, job_id, seconds, report, updated_at)
+         VALUES (@batch, @line, @source, @destination, @status, @code, @message, @copied, @skipped, @toCopy, @jobId, @seconds, @report, @at)
          ON CONFLICT (batch, source, destination) DO UPDATE SET line = excluded.line, status = excluded.status, code = excluded.code,
-           message = excluded.message, copied = excluded.copied, skipped = excluded.skipped, seconds = excluded.seconds,
-           report = excluded.report, updated_at = excluded.updated_at`,
+           message = excluded.message, copied = excluded.copied, skipped = excluded.skipped, to_copy = excluded.to_copy,
+           job_id = coalesce(excluded.job_id, batch_job.job_id), seconds = excluded.seconds, report = excluded.report, updated_at = excluded.updated_at`,
       )
       .run({
         batch,
@@ -285,10 +297,19 @@ export class Ledger implements StateStore {
         message: job.message ?? null,
         copied: job.copied,
         skipped: job.skipped,
+        toCopy: job.toCopy ?? null,
+        jobId: job.jobId ?? null,
         seconds: job.seconds ?? null,
         report: job.report ?? null,
         at: new Date().toISOString(),
       });
+  }
+
+  /** A running mailbox's progress; a no-op once its outcome is recorded. */
+  recordProgress(batch: string, source: string, destination: string, p: { copied: number; skipped: number; toCopy: number }): void {
+    this.db
+      .prepare("UPDATE batch_job SET copied = ?, skipped = ?, to_copy = ?, updated_at = ? WHERE batch = ? AND source = ? AND destination = ? AND status = 'running'")
+      .run(p.copied, p.skipped, p.toCopy, new Date().toISOString(), batch, source, destination);
   }
 
   /** The mailboxes of a batch as last recorded. */

@@ -77,6 +77,8 @@ const MIGRATIONS: string[] = [
      report TEXT,
      updated_at TIMESTAMPTZ NOT NULL,
      PRIMARY KEY (batch, source, destination));`,
+  `ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN to_copy INTEGER;
+   ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN job_id TEXT;`,
 ];
 
 type Queryable = pg.Pool | pg.PoolClient | pg.Client;
@@ -175,12 +177,19 @@ export class PgLedger implements StateStore {
 
   async recordJob(batch: string, job: BatchJobRecord): Promise<void> {
     await this.pool.query(
-      `INSERT INTO ${SCHEMA}.batch_job (batch, line, source, destination, status, code, message, copied, skipped, seconds, report, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now())
+      `INSERT INTO ${SCHEMA}.batch_job AS b (batch, line, source, destination, status, code, message, copied, skipped, seconds, report, to_copy, job_id, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now())
        ON CONFLICT (batch, source, destination) DO UPDATE SET line = EXCLUDED.line, status = EXCLUDED.status, code = EXCLUDED.code,
          message = EXCLUDED.message, copied = EXCLUDED.copied, skipped = EXCLUDED.skipped, seconds = EXCLUDED.seconds,
-         report = EXCLUDED.report, updated_at = EXCLUDED.updated_at`,
-      [batch, job.line, job.source, job.destination, job.status, job.code ?? null, job.message ?? null, job.copied, job.skipped, job.seconds ?? null, job.report ?? null],
+         report = EXCLUDED.report, to_copy = EXCLUDED.to_copy, job_id = coalesce(EXCLUDED.job_id, b.job_id), updated_at = EXCLUDED.updated_at`,
+      [batch, job.line, job.source, job.destination, job.status, job.code ?? null, job.message ?? null, job.copied, job.skipped, job.seconds ?? null, job.report ?? null, job.toCopy ?? null, job.jobId ?? null],
+    );
+  }
+
+  async recordProgress(batch: string, source: string, destination: string, p: { copied: number; skipped: number; toCopy: number }): Promise<void> {
+    await this.pool.query(
+      `UPDATE ${SCHEMA}.batch_job SET copied = $4, skipped = $5, to_copy = $6, updated_at = now() WHERE batch = $1 AND source = $2 AND destination = $3 AND status = 'running'`,
+      [batch, source, destination, p.copied, p.skipped, p.toCopy],
     );
   }
 

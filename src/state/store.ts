@@ -43,6 +43,8 @@ export interface StateStore {
   folders(source: string, destination: string): Awaitable<FolderSummary[]>;
   /** Records the status of one mailbox of a batch. */
   recordJob(batch: string, job: BatchJobRecord): Awaitable<void>;
+  /** A running mailbox's progress (a no-op once its outcome is recorded, so a late update never undoes it). */
+  recordProgress(batch: string, source: string, destination: string, progress: { copied: number; skipped: number; toCopy: number }): Awaitable<void>;
   /** The mailboxes of a batch as last recorded, in list order. */
   jobs(batch: string): Awaitable<(BatchJobRecord & { updatedAt: string })[]>;
   close(): Awaitable<void>;

@@ -157,6 +157,16 @@ describe('mailmover batch', () => {
     });
     assert.equal(r.code, 0, r.stderr + r.stdout);
     assert.deepEqual(await readMailbox(dest, name(301), 'pw301'), await readMailbox(source, name(301), 'pw301'));
+    // The ledger's record of that mailbox is found under the same names: the admin URL and the user acted as.
+    const audit = await runCli([
+      'report',
+      '--from', `imap://admin@127.0.0.1:${source.port}`, '--from-authzid', name(301),
+      '--to', `imap://admin@127.0.0.1:${dest.port}`, '--to-authzid', name(301),
+      '--state', path.join(dir, 'authzid.db'), '--json',
+    ]);
+    assert.equal(audit.code, 0, audit.stderr);
+    const copies = (JSON.parse(audit.stdout) as { folders: { copies: number }[] }).folders.reduce((n, f) => n + f.copies, 0);
+    assert.equal(copies, (await readMailbox(source, name(301), 'pw301')).reduce((n, f) => n + f.messages.length, 0));
     const m = await runCli(
       ['migrate', '--from', `imap://admin@127.0.0.1:${source.port}`, '--from-authzid', name(302), '--to', `imap://admin@127.0.0.1:${dest.port}`, '--to-authzid', name(302), '--no-state', '--json'],
       { MAILMOVER_FROM_PASSWORD: 'adminpw', MAILMOVER_TO_PASSWORD: 'adminpw' },

@@ -210,6 +210,22 @@ describe('the state ledger in PostgreSQL', () => {
     assert.ok((await readMailbox(server, user, 'dst-pw')).every((f) => f.messages.length === 0), 'nothing was copied');
   });
 
+  test("a running mailbox's progress is recorded for other machines, and never overwrites its outcome", async () => {
+    const ledger = await PgLedger.open(await newDatabase());
+    try {
+      const job = { line: 1, source: 'imap://a@x', destination: 'imap://a@y', copied: 0, skipped: 0 };
+      await ledger.recordJob('b', { ...job, status: 'running' });
+      await ledger.recordProgress('b', job.source, job.destination, { copied: 40, skipped: 1, toCopy: 100 });
+      assert.deepEqual((await ledger.jobs('b')).map((j) => [j.status, j.copied, j.skipped, j.toCopy]), [['running', 40, 1, 100]]);
+      await ledger.recordJob('b', { ...job, status: 'complete', copied: 99 });
+      // A progress update that arrives late changes nothing.
+      await ledger.recordProgress('b', job.source, job.destination, { copied: 50, skipped: 1, toCopy: 100 });
+      assert.deepEqual((await ledger.jobs('b')).map((j) => [j.status, j.copied, j.toCopy]), [['complete', 99, undefined]]);
+    } finally {
+      await ledger.close();
+    }
+  });
+
   test('eight processes opening a fresh database at once all get a working ledger', async () => {
     const state = await newDatabase();
     const opened = await Promise.all(Array.from({ length: 8 }, () => PgLedger.open(state)));

@@ -11,6 +11,7 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { ImapFlow } from 'imapflow';
+import pg from 'pg';
 import os from 'node:os';
 import path from 'node:path';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
@@ -112,9 +113,15 @@ describe('a batch shared by workers through PostgreSQL', () => {
     } finally {
       await c.logout();
     }
-    const again = await runCli(['batch', 'run', path.join(dir, 'users.csv'), '--config', path.join(dir, 'servers.yaml'), '--queue', url, '--again', '--report-dir', path.join(dir, 'reports3'), '--json'], { MASTER: 'adminpw' }, 120_000);
+    const again = await runCli(['batch', 'run', path.join(dir, 'users.csv'), '--config', path.join(dir, 'servers.yaml'), '--queue', url, '--again', '--report-dir', path.join(dir, 'reports3')], { MASTER: 'adminpw' }, 120_000);
     assert.equal(again.code, 0, `${again.stderr}\n${logs.join('\n---\n')}`);
-    const third = JSON.parse(again.stdout) as { totals: { copied: number; complete: number }; jobs: { line: number; copied: number; report: string }[] };
+    // Progress while waiting: a line per mailbox as the workers record it, each once.
+    const lines = again.stderr.split('\n').filter((l) => /^\[\d+\/10\] /.test(l));
+    assert.equal(lines.length, MAILBOXES, again.stderr);
+    assert.deepEqual(lines.map((l) => /^\[(\d+)\/10\]/.exec(l)![1]), Array.from({ length: MAILBOXES }, (_, i) => String(i + 1)));
+    assert.ok(lines.every((l) => / complete, \d+ copied/.test(l)), again.stderr);
+    assert.match(lines.find((l) => l.includes(`imap://${name(3)}@`))!, /complete, 3 copied/);
+    const third = JSON.parse(await readFile(path.join(dir, 'reports3', 'batch-report.json'), 'utf8')) as { totals: { copied: number; complete: number }; jobs: { line: number; copied: number; report: string }[] };
     assert.deepEqual([third.totals.complete, third.totals.copied], [MAILBOXES, 3]);
     for (const j of third.jobs) {
       const r = JSON.parse(await readFile(j.report, 'utf8')) as { folders: { source: string; incremental?: boolean; noSelect?: boolean }[] };
@@ -180,5 +187,40 @@ describe('a batch shared by workers through PostgreSQL', () => {
       const got = await readMailbox(dest, `cap-${u}`, 'pw');
       assert.deepEqual(got.filter((f) => f.messages.length > 0).map((f) => [f.path.join('/'), f.messages.length]), [['Archive', 25], ['INBOX', 25]]);
     }
+  });
+
+  test('a batch run interrupted while waiting, then run again, joins its queued jobs instead of queueing them twice', async () => {
+    const url = await db.createDatabase('rejoin');
+    for (let i = 1; i <= MAILBOXES; i++) await dest.addUser(`j-${name(i)}`, 'pw');
+    const list = path.join(dir, 'rejoin.csv');
+    await writeFile(list, ['source_user,destination_user', ...Array.from({ length: MAILBOXES }, (_, i) => `${name(i + 1)},j-${name(i + 1)}`)].join('\n') + '\n');
+    const args = ['batch', 'run', list, '--config', path.join(dir, 'servers.yaml'), '--queue', url, '--report-dir', path.join(dir, 'rejoin-reports')];
+    // No worker yet: the first run queues everything, then is interrupted while it waits.
+    const first = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, MASTER: 'adminpw' }, stdio: ['ignore', 'ignore', 'pipe'] });
+    let firstErr = '';
+    first.stderr!.on('data', (d: Buffer) => (firstErr += d.toString()));
+    for (let i = 0; i < 1500 && !/waiting for workers/.test(firstErr); i++) await new Promise((r) => setTimeout(r, 20));
+    assert.match(firstErr, /queued 10 mailboxes; waiting/);
+    first.kill('SIGINT');
+    await new Promise((r) => first.once('close', r));
+
+    const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '2', '--report-dir', path.join(dir, 'rejoin-w')], { env: { ...process.env, MASTER: 'adminpw' }, stdio: 'ignore' });
+    workers.push(w);
+    try {
+      const second = await runCli(args, { MASTER: 'adminpw' }, 180_000);
+      assert.equal(second.code, 0, second.stderr);
+      assert.match(second.stderr, /queued 0 mailboxes, joined 10 still queued or running/);
+    } finally {
+      w.kill('SIGINT');
+    }
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    try {
+      const { rows } = await c.query<{ n: number }>("SELECT count(*)::int AS n FROM mailmover_queue.job WHERE name = 'mailmover-mailbox'");
+      assert.equal(rows[0]!.n, MAILBOXES, 'one job per mailbox');
+    } finally {
+      await c.end();
+    }
+    for (let i = 1; i <= MAILBOXES; i++) assert.deepEqual(await readMailbox(dest, `j-${name(i)}`, 'pw'), await readMailbox(source, name(i), 'pw'), name(i));
   });
 });
