@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from './core/endpoint.js';
+import { pathKey } from './core/mailbox-path.js';
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from './core/errors.js';
 import { ByteBudget } from './copy/byte-budget.js';
 import { copyFolder, type Lane } from './copy/folder-copy.js';
@@ -294,6 +295,18 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     if (plan.collisions.length > 0 && !options.mergeCollisions && !options.dryRun) {
       const list = plan.collisions.map((c) => `${c.sourceNames.map((s) => `"${s}"`).join(' and ')} -> "${c.destName}"`).join('; ');
       throw new MigrateError(ERROR_CODES.PLAN_COLLISION, `Source folders would be merged at the destination: ${list}. Nothing was copied. Rename one at the source, or pass --merge-collisions.`, { scope: 'mailbox' });
+    }
+
+    // The quarantine folder is where flagged messages go: a source folder mapped onto it would
+    // mix the user's mail with them (and a rerun could not tell them apart).
+    const quarantine = screen?.options.policy === 'quarantine' ? screen.options.quarantineFolder : undefined;
+    const intoQuarantine = quarantine ? plan.entries.filter((e) => pathKey(e.destPath) === pathKey(quarantine.path)) : [];
+    if (intoQuarantine.length > 0 && !options.mergeCollisions && !options.dryRun) {
+      throw new MigrateError(
+        ERROR_CODES.PLAN_COLLISION,
+        `The source folder "${intoQuarantine[0]!.sourceName}" would be merged with the quarantine folder "${quarantine!.name}" at the destination. Nothing was copied. Pass another --quarantine-folder, or --merge-collisions to copy into it anyway.`,
+        { scope: 'mailbox' },
+      );
     }
 
     if (!options.dryRun) await createFolders(first.dest, plan, report.folders, emit, log);

@@ -133,6 +133,16 @@ describe('scanning in transit with a real clamd', () => {
     }
   });
 
+  test('a source folder that would land in the quarantine folder is refused before anything is copied', async () => {
+    const user = await newUser();
+    const taken = folders[1]!.path.join('/');
+    const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), quarantineFolder: taken } });
+    assert.equal(report.status, 'failed');
+    assert.equal(report.error?.code, 'MM-PLAN-COLLISION');
+    assert.match(report.error!.message, new RegExp(`"${taken}" would be merged with the quarantine folder`));
+    assert.deepEqual(await destShas(server, user), {});
+  });
+
   test('report: everything is delivered and every finding reported', async () => {
     const user = await newUser();
     const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), policy: 'report' } });
