@@ -427,6 +427,9 @@ async function createFolders(dest: MailStore, plan: FolderPlan, reports: FolderR
   }
 }
 
+/** How long the first lane works alone before extra lanes are opened. */
+const EXTRA_LANE_AFTER_MS = 150;
+
 /** How often a folder is planned again from scratch (its connection was lost while it was listed, or it was recreated). */
 const MAX_FOLDER_ATTEMPTS = 3;
 
@@ -588,18 +591,29 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
   };
 
   // Extra lanes are a speed-up, not a requirement: a server that refuses more connections
-  // leaves us with the lanes we have.
-  const extra = await Promise.all(
-    Array.from({ length: Math.max(0, Math.min(ctx.connections, queue.length) - 1) }, () =>
-      ctx.openLane(true).catch((err: unknown) => {
-        log?.warn({ err: (err as Error)?.message }, 'could not open an extra connection pair; continuing with fewer');
-        return undefined;
-      }),
-    ),
-  );
-  const workers = [ctx.lanes[0], ...extra.filter((l): l is Lane => !!l)];
+  // leaves us with the lanes we have. They are opened only when the first lane has been busy for
+  // a moment with folders still waiting: a quiet rerun (a STATUS per folder) is over before that,
+  // and does not pay for logins it has no use for.
+  const first = runLane(ctx.lanes[0]);
+  const extras: Promise<void>[] = [];
+  const wanted = Math.max(0, Math.min(ctx.connections, queue.length) - 1);
+  if (wanted > 0) {
+    const firstDone = first.then(
+      () => true,
+      () => true,
+    );
+    const quick = await Promise.race([firstDone, sleep(EXTRA_LANE_AFTER_MS, signal).then(() => false, () => true)]);
+    for (let i = 0; !quick && i < Math.min(wanted, queue.length); i++) {
+      extras.push(
+        ctx.openLane(true).then(
+          (lane) => runLane(lane),
+          (err: unknown) => log?.warn({ err: (err as Error)?.message }, 'could not open an extra connection pair; continuing with fewer'),
+        ),
+      );
+    }
+  }
   // Wait for every lane before reporting, so that no lane writes into a report already returned.
-  const results = await Promise.allSettled(workers.map((lane) => runLane(lane)));
+  const results = await Promise.allSettled([first, ...extras]);
   if (mailboxError) throw mailboxError;
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
