@@ -11,7 +11,7 @@ import { parseEndpoint } from './core/endpoint.js';
 import type { EndpointOptions } from './migrate.js';
 import type { MailStore } from './stores/mail-store.js';
 import { storeFactory } from './stores/imap/open.js';
-import { sleep } from './copy/retry-policy.js';
+import { sleep } from './core/sleep.js';
 
 /** Options of {@link SourceWatcher}. */
 export interface WatcherOptions {

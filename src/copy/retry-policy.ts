@@ -7,6 +7,7 @@
  * says how long to wait (a throttling answer's suggested backoff) is honoured: the delay is never
  * shorter than what it asked, up to {@link MAX_SUGGESTED_MS}.
  */
+import { sleep } from '../core/sleep.js';
 
 /** How persistent item retries are. */
 export interface RetryPolicy {
@@ -33,23 +34,6 @@ export function backoffDelay(policy: RetryPolicy, retry: number, suggestedMs?: n
   const jittered = nominal / 2 + (nominal / 2) * random();
   const floor = suggestedMs === undefined ? 0 : Math.min(Math.max(0, suggestedMs), MAX_SUGGESTED_MS);
   return Math.round(Math.max(jittered, floor));
-}
-
-/** Waits `ms`, or rejects with the signal's reason as soon as it is aborted. */
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  if (ms <= 0) return signal?.aborted ? Promise.reject(signal.reason) : Promise.resolve();
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason);
-    const onAbort = () => {
-      clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    signal?.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Limits on one server, shared by every lane and every mailbox that talks to it. */

@@ -15,7 +15,8 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
-import { backoffDelay, sleep, type RetryPolicy } from '../copy/retry-policy.js';
+import { backoffDelay, type RetryPolicy } from '../copy/retry-policy.js';
+import { sleep } from '../core/sleep.js';
 import type { ScanVerdictRecord } from '../report.js';
 import type { MailStore, MessageMeta } from '../stores/mail-store.js';
 import type { ScanVerdict } from './clamd.js';

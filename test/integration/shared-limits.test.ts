@@ -11,7 +11,8 @@ import { inspect } from 'node:util';
 import { setTimeout as delay } from 'node:timers/promises';
 import pg from 'pg';
 import { SharedLimitsHub, slotLockKey } from '../../src/batch/shared-limits.js';
-import { ServerGate, sleep } from '../../src/copy/retry-policy.js';
+import { ServerGate } from '../../src/copy/retry-policy.js';
+import { sleep } from '../../src/core/sleep.js';
 import { MigrateError } from '../../src/core/errors.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 

@@ -16,7 +16,7 @@ import { commandError, connectError, isConnectionLoss, serverText } from './imap
 import { multiAppend } from './multiappend.js';
 import { packUids } from './uid-set.js';
 import { ResponseLog } from './response-log.js';
-import { sleep } from '../../copy/retry-policy.js';
+import { sleep } from '../../core/sleep.js';
 
 /** Options for one IMAP connection. */
 export interface ImapStoreOptions {
