@@ -23,7 +23,7 @@ import path from 'node:path';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
 import { defaultStatePath } from '../state/ledger.js';
-import { isPostgresUrl, openState } from '../state/store.js';
+import { isPostgresUrl, openState, type StateStore } from '../state/store.js';
 import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/access-token.js';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -385,9 +385,7 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
 
 async function runBatchStatus(listFile: string, flags: { state?: string; queue?: string; name?: string; json?: boolean }): Promise<number> {
   // In queue mode the statuses are in the queue's database, wherever the workers keep their ledger.
-  const location = flags.queue ?? flags.state ?? defaultStatePath();
-  if (!isPostgresUrl(location) && !existsSync(location)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${location}" (pass --state FILE, or --queue URL for a queued batch).`, { scope: 'config' });
-  const ledger = await openState(location);
+  const ledger = await openRecorded(flags.queue ?? flags.state ?? defaultStatePath(), 'pass --state FILE, or --queue URL for a queued batch');
   try {
     const jobs = await ledger.jobs(flags.name ?? path.basename(listFile));
     if (flags.json) process.stdout.write(JSON.stringify(jobs, null, 2) + '\n');
@@ -443,14 +441,21 @@ function sideTokens(side: 'from' | 'to', flags: ConnectionFlags): { accessToken:
   return {};
 }
 
+/**
+ * Opens a ledger to read what it recorded: a state file must exist already (opening would create
+ * an empty one); a PostgreSQL database is opened as it is.
+ */
+async function openRecorded(location: string, hint: string): Promise<StateStore> {
+  if (!isPostgresUrl(location) && !existsSync(location)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${location}" (${hint}).`, { scope: 'config' });
+  return openState(location);
+}
+
 /** `mailmover report`: the audit trail the ledger keeps for a mailbox. */
 async function runReport(flags: { from: string; to: string; fromAuthzid?: string; toAuthzid?: string; state?: string; json?: boolean }): Promise<number> {
   // Named as migrate names them in the ledger (with the user acted as, for authzid logins).
   const from = { display: mailboxName(parseEndpoint(flags.from, 'from').display, flags.fromAuthzid) };
   const to = { display: mailboxName(parseEndpoint(flags.to, 'to').display, flags.toAuthzid) };
-  const location = flags.state ?? defaultStatePath();
-  if (!isPostgresUrl(location) && !existsSync(location)) throw new MigrateError(ERROR_CODES.STATE_OPEN, `There is no state file "${location}" (no migration with a ledger has run, or pass --state FILE).`, { scope: 'config' });
-  const ledger = await openState(location);
+  const ledger = await openRecorded(flags.state ?? defaultStatePath(), 'no migration with a ledger has run, or pass --state FILE');
   const file = ledger.location;
   try {
     const folders = await ledger.folders(from.display, to.display);

@@ -384,7 +384,7 @@ export class FolderState implements FolderRecord {
   }
 
   /** Rows written before an APPEND whose answer never came (a killed run). */
-  intents(): number {
+  private intents(): number {
     return (this.db.prepare("SELECT count(*) AS n FROM message WHERE folder_id = ? AND state = 'intent'").get(this.id) as { n: number }).n;
   }
 
@@ -516,11 +516,6 @@ export class FolderState implements FolderRecord {
       const del = this.db.prepare('DELETE FROM message WHERE folder_id = ? AND source_uid = ?');
       this.db.transaction(() => sourceUids.forEach((u) => del.run(this.id, u))).immediate();
     });
-  }
-
-  /** Messages recorded as present at the destination. */
-  doneCount(): number {
-    return (this.db.prepare("SELECT count(*) AS n FROM message WHERE folder_id = ? AND state = 'done'").get(this.id) as { n: number }).n;
   }
 }
 

@@ -302,10 +302,6 @@ class PgFolder implements FolderRecord {
     };
   }
 
-  async intents(): Promise<number> {
-    const { rows } = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${SCHEMA}.message WHERE folder_id = $1 AND state = 'intent'`, [this.id]);
-    return Number(rows[0]!.n);
-  }
 
   async skippedUids(): Promise<number[]> {
     const { rows } = await this.pool.query<{ uid: string }>(`SELECT source_uid AS uid FROM ${SCHEMA}.skipped WHERE folder_id = $1 ORDER BY source_uid`, [this.id]);
@@ -426,10 +422,5 @@ class PgFolder implements FolderRecord {
       if (sourceUids.length === 0) return;
       await this.pool.query(`DELETE FROM ${SCHEMA}.message WHERE folder_id = $1 AND source_uid = ANY($2::bigint[])`, [this.id, [...sourceUids]]);
     });
-  }
-
-  async doneCount(): Promise<number> {
-    const { rows } = await this.pool.query<{ n: string }>(`SELECT count(*) AS n FROM ${SCHEMA}.message WHERE folder_id = $1 AND state = 'done'`, [this.id]);
-    return Number(rows[0]!.n);
   }
 }

@@ -62,8 +62,6 @@ export interface MailboxRecord {
 export interface FolderRecord {
   /** The marks of the last complete pass, when there was one and nothing is left half-done. */
   trusted(): Awaitable<FolderMarks | undefined>;
-  /** Rows written before an APPEND whose answer never came (a killed run). */
-  intents(): Awaitable<number>;
   /** Source UIDs skipped by an earlier pass (they are tried again). */
   skippedUids(): Awaitable<number[]>;
   /** Forgets the folder's rows, skipped items and marks (it is being planned again in full). */
@@ -86,8 +84,6 @@ export interface FolderRecord {
   updateFlags(items: readonly { sourceUid: number; flags: string[] }[]): Awaitable<void>;
   /** Forgets messages removed at both sides. */
   forget(sourceUids: readonly number[]): Awaitable<void>;
-  /** Messages recorded as present at the destination. */
-  doneCount(): Awaitable<number>;
 }
 
 /** True when `location` names a PostgreSQL database rather than a file. */
@@ -138,7 +134,6 @@ function guardFolder(record: FolderRecord, location: string): FolderRecord {
   const r = record;
   return {
     trusted: wrap(r.trusted),
-    intents: wrap(r.intents),
     skippedUids: wrap(r.skippedUids),
     reset: wrap(r.reset),
     recordPresent: wrap(r.recordPresent),
@@ -150,6 +145,5 @@ function guardFolder(record: FolderRecord, location: string): FolderRecord {
     copies: wrap(r.copies),
     updateFlags: wrap(r.updateFlags),
     forget: wrap(r.forget),
-    doneCount: wrap(r.doneCount),
   };
 }
