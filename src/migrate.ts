@@ -8,6 +8,7 @@ import { pathKey } from './core/mailbox-path.js';
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from './core/errors.js';
 import { ByteBudget } from './copy/byte-budget.js';
 import { copyFolder, type Lane } from './copy/folder-copy.js';
+import { FOLDER_RECONNECTS } from './copy/folder-run.js';
 import { DEFAULT_RETRY, ServerGate, backoffDelay, type RetryPolicy, type ServerLimits } from './copy/retry-policy.js';
 import { sleep } from './core/sleep.js';
 import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from './scan/clamd.js';
@@ -97,8 +98,14 @@ export interface MigrateOptions {
   limits?: ServerLimits;
   /** Remove at the destination what was deleted at the source since the last pass (uses the ledger; default off). */
   syncDeletions?: boolean;
-  /** A move: remove each source message once a fresh destination listing shows it (default off). */
+  /** A move: remove each source message once its exact copy (size and SHA-256) is proven at the destination (default off). */
   deleteSource?: boolean;
+  /**
+   * Copy a fetched body whose size differs from the size the source listed (default off: such a
+   * body is taken as cut short or not the listed message, and skipped with MM-FETCH-MISMATCH).
+   * For servers known to report RFC822.SIZE inexactly; the identity check still applies.
+   */
+  acceptSizeMismatch?: boolean;
   signal?: AbortSignal;
   onEvent?: EventListener;
   logger?: Logger;
@@ -489,6 +496,8 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
       let copiedBefore = 0;
       let copiedBytesBefore = 0;
       let planned = { toCopy: 0, bytes: 0, present: 0 };
+      // One budget of reconnects for the folder over all its attempts (see copy/folder-run.ts).
+      const lossBudget = { left: FOLDER_RECONNECTS };
       for (let attempt = 1; ; attempt++) {
         const attemptItems: SkippedItem[] = [];
         const attemptVerdicts: ScanVerdictRecord[] = [];
@@ -516,6 +525,8 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
             state: await ctx.state?.folder(entry.sourceName, entry.destName),
             syncDeletions: !!options.syncDeletions,
             deleteSource: !!options.deleteSource,
+            acceptSizeMismatch: !!options.acceptSizeMismatch,
+            lossBudget,
             dryRun: !!options.dryRun,
             signal,
             onPlanned(toCopy, toCopyBytes, alreadyPresent) {

@@ -37,8 +37,12 @@ export interface FolderReport {
   flagsUpdated?: number;
   /** Messages removed at the destination because they were deleted at the source (--sync-deletions). */
   deleted?: number;
-  /** Source messages removed after they were verified at the destination (--delete-source). */
+  /** Source messages removed after their exact copy (size and SHA-256) was proven at the destination (--delete-source). */
   sourceDeleted?: number;
+  /** Source messages a move left in place because no exact copy could be proven at the destination (--delete-source). */
+  sourceKept?: number;
+  /** Flags the source listed that are not valid IMAP flags (RFC 3501 §9): left out of the copies, never sent. */
+  flagsDropped?: { messages: number; flags: string[] };
   /** True when the state ledger let this pass look only at new and previously skipped messages. */
   incremental?: true;
   /** Messages the scanner flagged that went to the quarantine folder instead (scanning only). */

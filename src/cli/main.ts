@@ -78,6 +78,7 @@ interface MigrateFlags extends ConnectionFlags, FolderFlags {
   state?: string | false;
   syncDeletions?: boolean;
   deleteSource?: boolean;
+  acceptSizeMismatch?: boolean;
   watch?: string | true;
   maxMessagesPerSecond?: number;
   maxBytesPerSecond?: number;
@@ -142,7 +143,8 @@ function addCopyOptions(cmd: Command): Command {
     .addOption(new Option('--max-messages-per-second <n>', 'at most N messages a second from the source and to the destination').argParser(numberOption('--max-messages-per-second', 0.01, 1e6)))
     .addOption(new Option('--max-bytes-per-second <size>', 'at most SIZE (e.g. 10M) of messages a second per server').argParser(parseSize('--max-bytes-per-second')))
     .option('--sync-deletions', 'remove at the destination what was deleted at the source since the last pass (off by default)')
-    .option('--delete-source', 'move: remove each source message once it is verified at the destination')
+    .option('--delete-source', 'move: remove each source message once its exact copy (size and SHA-256) is proven at the destination')
+    .option('--accept-size-mismatch', 'copy a message whose fetched size differs from the size the source listed (servers with inexact RFC822.SIZE)')
     .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
     .addOption(new Option('--retries <n>', 'tries per message for a temporary error (busy, locked, throttled) before it is deferred to the end of the folder, and again there').default(3).argParser(intOption('--retries', 1, 20)))
     .addOption(new Option('--retry-delay <seconds>', 'first wait before trying again; it doubles each time (a server\'s suggested backoff is honoured)').default(1).argParser(numberOption('--retry-delay', 0, 600)))
@@ -221,6 +223,7 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
       ...(flags.state !== false ? { statePath: flags.state ?? defaultStatePath() } : {}),
       syncDeletions: !!flags.syncDeletions,
       deleteSource: !!flags.deleteSource,
+      acceptSizeMismatch: !!flags.acceptSizeMismatch,
       limits: { maxMessagesPerSecond: flags.maxMessagesPerSecond, maxBytesPerSecond: flags.maxBytesPerSecond },
       retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
       ...(flags.badItemLimit !== undefined ? { badItemLimit: flags.badItemLimit } : {}),

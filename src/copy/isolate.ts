@@ -45,7 +45,8 @@ export async function isolateLosses(uids: readonly number[], o: IsolateOptions):
       if (oneByOne && rest[0] === part[0]) {
         const n = (suspects.get(part[0]!) ?? 0) + 1;
         suspects.set(part[0]!, n);
-        if (n >= o.suspectLimit) {
+        // An error that asking again cannot change (an answer larger than allowed) costs the message at once.
+        if (n >= o.suspectLimit || (err as { retry?: string })?.retry === 'never') {
           o.giveUp(part[0]!, err, n);
           losses = 0;
         }

@@ -79,7 +79,12 @@ export interface AppendItem {
 export type AppendOutcome = { ok: true; uid: number | undefined } | { ok: false; error: Error };
 
 /** Per-item outcome of a body fetch. */
-export type FetchOutcome = { uid: number; body: Buffer } | { uid: number; error: Error } | { uid: number; vanished: true };
+/**
+ * Per-item outcome of a body fetch. `missing`: the store's answer did not include the message (it
+ * may have been expunged, or the server left it out); the engine asks again, then asks whether it
+ * still exists, before it calls it vanished.
+ */
+export type FetchOutcome = { uid: number; body: Buffer } | { uid: number; error: Error } | { uid: number; missing: true };
 
 /** One connection's worth of access to a mail store. */
 export interface MailStore {
@@ -129,8 +134,16 @@ export interface MailStore {
    * Needs UIDPLUS (a plain EXPUNGE would remove every \Deleted message): without it, throws.
    */
   deleteMessages(path: readonly string[], uids: readonly number[], listedName?: string): Promise<void>;
-  /** Fetches full bodies of the open folder by UID; one bad message does not fail the others. */
-  fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome>;
+  /**
+   * Fetches full bodies of the open folder by UID; one bad message does not fail the others.
+   * `maxBytes` is the largest listed size among them: a store may refuse a body far larger
+   * than that before reading it (a hostile server's endless literal).
+   */
+  fetchBodies(uids: readonly number[], signal?: AbortSignal, options?: { maxBytes?: number }): AsyncIterable<FetchOutcome>;
+  /** Which of `uids` the open folder still holds (UID SEARCH: no message is read). */
+  existingUids(uids: readonly number[], signal?: AbortSignal): Promise<Set<number>>;
+  /** A no-op round trip (keeps a connection alive, and tells whether it is). */
+  noop(): Promise<void>;
   /**
    * Appends messages to a folder; one bad message does not fail the others. Throws a mailbox-scope
    * error when the destination is out of quota, and CONNECTION_LOST when the outcome is unknown.

@@ -17,6 +17,9 @@ import { multiAppend } from './multiappend.js';
 import { packUids } from './uid-set.js';
 import { ResponseLog } from './response-log.js';
 import { sleep } from '../../core/sleep.js';
+import { hasKeyword } from '../../core/flags.js';
+import { PRE_LOGIN_LIMITS, SESSION_LIMITS, applyLimits, bodyLiteralCap, isOversize, withLiteralCap, withSynchronizingLiterals } from './wire-limits.js';
+import { Keepalive } from './keepalive.js';
 
 /** Options for one IMAP connection. */
 export interface ImapStoreOptions {
@@ -42,10 +45,13 @@ export class ImapStore implements MailStore {
   private lastError: unknown;
   /** Server lines imapflow could not parse (see response-log.ts). */
   private readonly responses: ResponseLog;
+  /** NOOPs while this connection waits for the other side (a slow listing there must not time it out). */
+  private readonly keepalive: Keepalive;
 
   constructor(opts: ImapStoreOptions) {
     this.opts = opts;
     this.responses = new ResponseLog(opts.logger?.child({ component: 'imapflow', side: opts.side }));
+    this.keepalive = new Keepalive(Math.max(1000, ((opts.socketTimeoutSeconds ?? 300) * 1000) / 3));
   }
 
   async connect(signal?: AbortSignal): Promise<void> {
@@ -86,6 +92,7 @@ export class ImapStore implements MailStore {
       socketTimeout: (this.opts.socketTimeoutSeconds ?? 300) * 1000,
       disableAutoIdle: true,
       clientInfo: { name: 'mailmover' },
+      ...PRE_LOGIN_LIMITS,
     };
     if (endpoint.protocol === 'imap') options.doSTARTTLS = requireStartTls ? true : undefined;
     const client = new ImapFlow(options);
@@ -113,7 +120,9 @@ export class ImapStore implements MailStore {
     if (!requireStartTls && endpoint.protocol === 'imap' && !loopback && !client.secureConnection) {
       this.opts.logger?.warn({ side: this.opts.side }, 'password sent without TLS (--allow-plaintext)');
     }
+    applyLimits(client, SESSION_LIMITS);
     this.client = client;
+    this.keepalive.start(client);
     const ns = client.namespace as { prefix?: string; delimiter?: string | null } | undefined;
     this.ns = { prefix: ns?.prefix ?? '', delimiter: ns?.delimiter ?? '' };
   }
@@ -370,9 +379,11 @@ export class ImapStore implements MailStore {
       else if (since > 1) await this.listRange(`${since}:*`, true, listing, signal);
       else await this.listRange('1:*', false, listing, signal);
       listing.messages = listing.messages.filter((m) => wanted(m.uid));
-      // A FETCH line imapflow could not parse is a message missing from the listing: describe
-      // the folder again message by message to find out which one, and report it.
-      if (this.responses.since(mark).length === 0) return listing;
+      // Trusted only when it is whole: every message once, as many as the folder holds (a
+      // server that leaves messages out, answers before its data or names a UID twice is
+      // described again, below, message by message). A FETCH line imapflow could not parse is
+      // a message missing from the listing too.
+      if (this.responses.since(mark).length === 0 && (await this.isWhole(listing, box.exists, since, only, signal))) return listing;
     } catch (err) {
       this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
     }
@@ -380,9 +391,10 @@ export class ImapStore implements MailStore {
     // locked) fails it. Find the UIDs, then describe them in chunks, then one by one.
     let uids: number[];
     try {
-      const found = only ? [...only] : await this.conn.search(since > 1 ? { uid: `${since}:*` } : { all: true }, { uid: true });
-      uids = (Array.isArray(found) ? found : []).filter(wanted);
+      const found = await this.conn.search(only ? { uid: packUids([...only]) } : since > 1 ? { uid: `${since}:*` } : { all: true }, { uid: true });
+      uids = [...new Set(Array.isArray(found) ? found : [])].filter(wanted);
     } catch (err) {
+      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
       throw this.listError(box.path, err);
     }
     const fresh: MessageListing = { messages: [], failures: [] };
@@ -392,7 +404,7 @@ export class ImapStore implements MailStore {
       const before = this.responses.mark();
       try {
         await this.listRange(packUids(chunk), true, partial, signal);
-        if (this.responses.since(before).length === 0) {
+        if (this.responses.since(before).length === 0 && sameUids(partial.messages, chunk)) {
           fresh.messages.push(...partial.messages);
           continue;
         }
@@ -404,10 +416,16 @@ export class ImapStore implements MailStore {
         const before = this.responses.mark();
         try {
           await this.listRange(String(uid), true, one, signal);
-          fresh.messages.push(...one.messages);
+          const mine = one.messages.filter((m) => m.uid === uid);
           const raw = this.responses.since(before);
-          if (one.messages.length === 0 && raw.length > 0) {
-            fresh.failures.push({ uid, error: unparsedError(`Reading UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) });
+          if (mine.length === 1 && raw.length === 0) fresh.messages.push(mine[0]!);
+          else if (raw.length > 0) fresh.failures.push({ uid, error: unparsedError(`Reading UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) });
+          else {
+            const said = one.messages.length === 0 ? 'no description' : `${one.messages.length} description(s), ${mine.length} of them for UID ${uid}`;
+            fresh.failures.push({
+              uid,
+              error: new MigrateError(ERROR_CODES.LIST_INCOMPLETE, `The source lists UID ${uid} in the folder but answered ${said} when asked for it; it is not copied and is tried again next run`, { scope: 'message', retry: 'later' }),
+            });
           }
         } catch (err) {
           this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
@@ -416,6 +434,22 @@ export class ImapStore implements MailStore {
       }
     }
     return fresh;
+  }
+
+  /**
+   * Whether a listing describes each message of its range once. A whole-folder listing must have
+   * as many messages as the folder holds; a listing of given UIDs each of them; a listing from a
+   * UID on, what UID SEARCH finds there (one more command, only on incremental passes).
+   */
+  private async isWhole(listing: MessageListing, exists: number, since: number, only: Set<number> | undefined, signal?: AbortSignal): Promise<boolean> {
+    const uids = listing.messages.map((m) => m.uid);
+    if (new Set(uids).size !== uids.length) return false;
+    if (only) return uids.length === only.size;
+    if (since <= 1) return uids.length === exists;
+    const found = await this.conn.search({ uid: `${since}:*` }, { uid: true });
+    signal?.throwIfAborted();
+    const there = new Set((Array.isArray(found) ? found : []).filter((u) => u >= since));
+    return there.size === uids.length && uids.every((u) => there.has(u));
   }
 
   /** FETCHes the listing fields for a sequence (or UID) range into `out`. */
@@ -444,11 +478,24 @@ export class ImapStore implements MailStore {
   private throwIfFatal(err: unknown, signal: AbortSignal | undefined, wrap: (err: unknown) => MigrateError): void {
     if (signal?.aborted) throw signal.reason;
     if (isConnectionLoss(err) || !this.client?.usable) {
+      // More bytes than allowed: the connection was closed by us, and asking again would get the
+      // same answer. Said as what happened, not as a lost connection.
+      const oversize = isOversize(err) ? err : isOversize(this.lastError) ? this.lastError : undefined;
+      if (oversize) {
+        const what = oversize.code === 'LiteralTooLarge' ? `a literal of ${oversize.literalSize ?? 'too many'} bytes` : `an answer longer than ${oversize.maxSize} bytes`;
+        throw new MigrateError(ERROR_CODES.RESPONSE_TOO_LARGE, `The ${this.opts.side} sent ${what}, more than this command can need (limit ${oversize.maxSize} bytes); the connection was closed`, {
+          scope: 'folder',
+          retry: 'never',
+          cause: err,
+        });
+      }
       const e = wrap(err);
       // The connection is gone whatever the error said (a NO and then BYE): the outcome of the
       // command is unknown, and the caller must treat it as a lost connection.
       if (e.code === ERROR_CODES.CONNECTION_LOST) throw e;
-      throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `${e.message} (the ${this.opts.side} closed the connection)`, {
+      const silent = (err as { code?: string })?.code === 'ETIMEOUT';
+      const how = silent ? `the ${this.opts.side} sent nothing for ${this.opts.socketTimeoutSeconds ?? 300} s (--idle-timeout)` : `the ${this.opts.side} closed the connection`;
+      throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `${e.message} (${how})`, {
         scope: 'folder',
         retry: 'now',
         cause: err,
@@ -461,23 +508,38 @@ export class ImapStore implements MailStore {
     return commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Listing messages of "${path}" at the ${this.opts.side} failed`, err);
   }
 
-  async *fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome> {
+  async *fetchBodies(uids: readonly number[], signal?: AbortSignal, options: { maxBytes?: number } = {}): AsyncIterable<FetchOutcome> {
+    const asked = new Set(uids);
     const pending = new Set(uids);
     const mark = this.responses.mark();
-    try {
-      for await (const msg of this.conn.fetch(packUids(uids), { uid: true, source: true }, { uid: true })) {
-        if (!msg.uid || !msg.source || !pending.has(msg.uid)) continue;
-        pending.delete(msg.uid);
-        yield { uid: msg.uid, body: msg.source };
+    const client = this.conn;
+    // A literal larger than the batch's largest listed message (with slack) is refused at its
+    // marker, before its bytes are read (see wire-limits.ts).
+    const cap = bodyLiteralCap(options.maxBytes ?? 0);
+    const collected: FetchOutcome[] = [];
+    let failed: unknown;
+    await withLiteralCap(client, cap, async () => {
+      try {
+        for await (const msg of client.fetch(packUids(uids), { uid: true, source: true }, { uid: true })) {
+          // Only an answer for a UID asked for, and only the first one for it: a server that
+          // labels bodies with UIDs nobody asked for, or answers one UID twice, gets no say.
+          if (!msg.uid || !msg.source || !asked.has(msg.uid) || !pending.has(msg.uid)) continue;
+          pending.delete(msg.uid);
+          collected.push({ uid: msg.uid, body: msg.source });
+        }
+      } catch (err) {
+        failed = err;
       }
-    } catch (err) {
-      this.throwIfFatal(err, signal, (e) => commandError(ERROR_CODES.FETCH_FAILED, 'folder', 'Fetching messages failed', e));
+    });
+    yield* collected;
+    if (failed !== undefined) {
+      this.throwIfFatal(failed, signal, (e) => commandError(ERROR_CODES.FETCH_FAILED, 'folder', 'Fetching messages failed', e));
       // One FETCH covers the whole batch: a NO for one message (locked, being scanned, corrupt)
       // fails the command. Fetch the rest one by one so that only the bad message is lost.
       for (const uid of [...pending]) {
         signal?.throwIfAborted();
         pending.delete(uid);
-        yield await this.fetchOne(uid);
+        yield await this.fetchOne(uid, cap);
       }
     }
     if (pending.size > 0 && this.responses.since(mark).length > 0) {
@@ -486,27 +548,48 @@ export class ImapStore implements MailStore {
       for (const uid of [...pending]) {
         signal?.throwIfAborted();
         pending.delete(uid);
-        yield await this.fetchOne(uid);
+        yield await this.fetchOne(uid, cap);
       }
     }
-    for (const uid of pending) yield { uid, vanished: true };
+    // Not in the answer: the engine asks again on a fresh connection, then asks the folder
+    // whether the UID still exists before calling it vanished.
+    for (const uid of pending) yield { uid, missing: true };
   }
 
-  private async fetchOne(uid: number): Promise<FetchOutcome> {
+  private async fetchOne(uid: number, cap: number): Promise<FetchOutcome> {
     let msg: FetchMessageObject | false | undefined;
     const mark = this.responses.mark();
+    const client = this.conn;
     try {
-      msg = await this.conn.fetchOne(String(uid), { uid: true, source: true }, { uid: true });
+      msg = await withLiteralCap(client, cap, () => client.fetchOne(String(uid), { uid: true, source: true }, { uid: true }));
     } catch (err) {
       this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.FETCH_FAILED, 'folder', `Fetching UID ${uid} failed`, e));
       return { uid, error: commandError(ERROR_CODES.FETCH_FAILED, 'message', `Fetching UID ${uid} failed`, err) };
     }
-    if (!msg || !msg.source) {
+    if (!msg || !msg.source || msg.uid !== uid) {
       const raw = this.responses.since(mark);
       if (raw.length > 0) return { uid, error: unparsedError(`Fetching UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) };
-      return { uid, vanished: true };
+      return { uid, missing: true };
     }
     return { uid, body: msg.source };
+  }
+
+  async existingUids(uids: readonly number[], signal?: AbortSignal): Promise<Set<number>> {
+    const box = this.conn.mailbox;
+    if (!box || uids.length === 0) return new Set();
+    try {
+      const found = await this.conn.search({ uid: packUids([...uids]) }, { uid: true });
+      signal?.throwIfAborted();
+      const asked = new Set(uids);
+      return new Set((Array.isArray(found) ? found : []).filter((u) => asked.has(u)));
+    } catch (err) {
+      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
+      throw this.listError(box.path, err);
+    }
+  }
+
+  async noop(): Promise<void> {
+    await this.conn.noop();
   }
 
   async appendBatch(path: readonly string[], items: readonly AppendItem[]): Promise<AppendOutcome[]> {
@@ -519,11 +602,16 @@ export class ImapStore implements MailStore {
     );
     // Messages with NUL bytes need literal8 (RFC 3516), which imapflow's single APPEND handles.
     const multi = items.map((item, i) => ({ item, i })).filter(({ item, i }) => out[i] === undefined && !item.body.includes(0));
+    // A command that carries keywords waits for "+" before each message (see wire-limits.ts).
+    const synchronizing = (batch: readonly AppendItem[]) => batch.some((item) => hasKeyword(item.flags));
+    const guarded = <T>(batch: readonly AppendItem[], send: () => Promise<T>) => (synchronizing(batch) ? withSynchronizingLiterals(this.conn, send) : send());
     if (caps.multiAppend && multi.length > 1) {
+      const batch = multi.map((m) => m.item);
       try {
-        const res = await multiAppend(this.conn, name, multi.map((m) => m.item));
+        const res = await guarded(batch, () => multiAppend(this.conn, name, batch));
         multi.forEach(({ i }, k) => (out[i] = { ok: true, uid: res.uids?.[k] }));
       } catch (err) {
+        if (!synchronizing(batch)) this.dropAfterBad(err);
         this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
         const e = commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the messages`, err);
         // Out of quota: every further message would be refused too.
@@ -536,9 +624,10 @@ export class ImapStore implements MailStore {
       if (out[i] !== undefined) continue;
       const item = items[i]!;
       try {
-        const res = await this.conn.append(name, item.body, item.flags, item.internalDate);
+        const res = await guarded([item], () => this.conn.append(name, item.body, item.flags, item.internalDate));
         out[i] = { ok: true, uid: res && typeof res === 'object' ? res.uid : undefined };
       } catch (err) {
+        if (!synchronizing([item])) this.dropAfterBad(err);
         this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
         const e = commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the message`, err);
         if (e.scope === 'mailbox') throw e;
@@ -546,6 +635,20 @@ export class ImapStore implements MailStore {
       }
     }
     return out as AppendOutcome[];
+  }
+
+  /**
+   * A BAD to an APPEND sent with non-synchronizing literals: the server did not take the command
+   * line, and whatever message bytes were already on their way may be read as commands. The
+   * connection is closed at once so that nothing more is read from it; the engine reconnects and
+   * asks the folder what arrived. (Flags are checked before they are sent and commands with
+   * keywords wait for "+", so this is the last line of defence, not the first.)
+   */
+  private dropAfterBad(err: unknown): void {
+    if ((err as { responseStatus?: string })?.responseStatus !== 'BAD') return;
+    this.opts.logger?.warn({ side: this.opts.side, err: serverText(err) }, 'APPEND answered BAD: closing the connection');
+    this.keepalive.stop();
+    this.client?.close();
   }
 
   async waitForChange(path: readonly string[], timeoutMs: number, signal?: AbortSignal, sinceUidNext?: number): Promise<boolean> {
@@ -587,6 +690,7 @@ export class ImapStore implements MailStore {
   }
 
   async close(): Promise<void> {
+    this.keepalive.stop();
     const client = this.client;
     this.client = undefined;
     if (!client) return;
@@ -598,6 +702,13 @@ export class ImapStore implements MailStore {
       client.close();
     }
   }
+}
+
+/** True when `messages` describe exactly the UIDs of `chunk`, each once. */
+function sameUids(messages: readonly { uid: number }[], chunk: readonly number[]): boolean {
+  if (messages.length !== chunk.length) return false;
+  const seen = new Set(messages.map((m) => m.uid));
+  return seen.size === chunk.length && chunk.every((u) => seen.has(u));
 }
 
 /**
