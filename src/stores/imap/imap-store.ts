@@ -4,13 +4,12 @@
  * Names are encoded and decoded here and nowhere else: the rest of the program sees paths as
  * segments. Every failure leaves this module as a MigrateError with the server's own words.
  */
-import { ImapFlow, type FetchMessageObject, type ImapFlowOptions, type ListResponse } from 'imapflow';
+import { ImapFlow, type ImapFlowOptions, type ListResponse } from 'imapflow';
 import { encodePath } from 'imapflow/lib/tools.js';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import { isLoopbackHost, type Credentials, type Endpoint, type EndpointSecurity } from '../../core/endpoint.js';
 import { parseServerName, toServerName, type NameSpace } from '../../core/mailbox-path.js';
-import { extractMessageId, messageKey } from '../../core/message-key.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { commandError, connectError, isConnectionLoss, serverText } from './imap-errors.js';
 import { multiAppend } from './multiappend.js';
@@ -18,8 +17,11 @@ import { packUids } from './uid-set.js';
 import { ResponseLog } from './response-log.js';
 import { sleep } from '../../core/sleep.js';
 import { hasKeyword } from '../../core/flags.js';
-import { PRE_LOGIN_LIMITS, SESSION_LIMITS, applyLimits, bodyLiteralCap, isOversize, withLiteralCap, withSynchronizingLiterals } from './wire-limits.js';
+import { PRE_LOGIN_LIMITS, SESSION_LIMITS, applyLimits, isOversize, withSynchronizingLiterals } from './wire-limits.js';
 import { Keepalive } from './keepalive.js';
+import { existingUids, fetchBodies } from './bodies.js';
+import { listFlags, listMessages, listUids } from './listing.js';
+import type { ImapSession } from './session.js';
 
 /** Options for one IMAP connection. */
 export interface ImapStoreOptions {
@@ -37,14 +39,15 @@ export interface ImapStoreOptions {
 }
 
 /** One authenticated IMAP connection used as a mail store. */
-export class ImapStore implements MailStore {
+export class ImapStore implements MailStore, ImapSession {
   private client: ImapFlow | undefined;
   private ns: NameSpace = { prefix: '', delimiter: '/' };
   private readonly opts: ImapStoreOptions;
   /** Last asynchronous error imapflow emitted (socket errors arrive as events). */
   private lastError: unknown;
   /** Server lines imapflow could not parse (see response-log.ts). */
-  private readonly responses: ResponseLog;
+  /** @internal (ImapSession) */
+  readonly responses: ResponseLog;
   /** NOOPs while this connection waits for the other side (a slow listing there must not time it out). */
   private readonly keepalive: Keepalive;
 
@@ -127,7 +130,20 @@ export class ImapStore implements MailStore {
     this.ns = { prefix: ns?.prefix ?? '', delimiter: ns?.delimiter ?? '' };
   }
 
-  private get conn(): ImapFlow {
+  /** @internal (ImapSession) */
+  get side(): 'source' | 'destination' {
+    return this.opts.side;
+  }
+
+  /** @internal (ImapSession) */
+  abandon(reason: Error & { code: string }): void {
+    this.lastError = reason;
+    this.keepalive.stop();
+    this.client?.close();
+  }
+
+  /** @internal (ImapSession) */
+  get conn(): ImapFlow {
     if (!this.client || !this.client.usable) {
       throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `The ${this.opts.side} connection is closed${this.lastError ? ` (${describe(this.lastError)})` : ''}.`, {
         scope: 'folder',
@@ -268,23 +284,6 @@ export class ImapStore implements MailStore {
     return { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages };
   }
 
-  async listFlags(signal?: AbortSignal, options: { changedSince?: bigint } = {}): Promise<{ uid: number; flags: string[] }[]> {
-    const box = this.conn.mailbox;
-    if (!box || box.exists === 0) return [];
-    const out: { uid: number; flags: string[] }[] = [];
-    try {
-      const fetchOptions = { uid: true, ...(options.changedSince !== undefined ? { changedSince: options.changedSince } : {}) };
-      for await (const msg of this.conn.fetch('1:*', { uid: true, flags: true }, fetchOptions)) {
-        signal?.throwIfAborted();
-        if (msg.uid) out.push({ uid: msg.uid, flags: [...(msg.flags ?? [])] });
-      }
-    } catch (err) {
-      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
-      throw this.listError(box.path, err);
-    }
-    return out;
-  }
-
   async setFlags(path: readonly string[], items: readonly { uid: number; flags: string[] }[]): Promise<void> {
     if (items.length === 0) return;
     const name = this.serverName(path);
@@ -351,131 +350,24 @@ export class ImapStore implements MailStore {
     if (this.client?.mailbox) await this.conn.mailboxClose();
   }
 
-  async listUids(signal?: AbortSignal): Promise<number[]> {
-    const box = this.conn.mailbox;
-    if (!box || box.exists === 0) return [];
-    try {
-      const found = await this.conn.search({ all: true }, { uid: true });
-      signal?.throwIfAborted();
-      return Array.isArray(found) ? found : [];
-    } catch (err) {
-      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
-      throw this.listError(box.path, err);
-    }
+  listFlags(signal?: AbortSignal, options: { changedSince?: bigint } = {}): Promise<{ uid: number; flags: string[] }[]> {
+    return listFlags(this, signal, options);
   }
 
-  async listMessages(signal?: AbortSignal, options: { sinceUid?: number; uids?: readonly number[] } = {}): Promise<MessageListing> {
-    const box = this.conn.mailbox;
-    if (!box || box.exists === 0) return { messages: [], failures: [] };
-    const since = Math.max(1, options.sinceUid ?? 1);
-    const only = options.uids ? new Set(options.uids) : undefined;
-    if (only && only.size === 0) return { messages: [], failures: [] };
-    const wanted = (uid: number) => uid >= since && (!only || only.has(uid));
-    const listing: MessageListing = { messages: [], failures: [] };
-    const mark = this.responses.mark();
-    try {
-      // "UID n:*" also answers the last message when every UID is below n (RFC 3501 §6.4.8): filter.
-      if (only) await this.listRange(packUids([...only]), true, listing, signal);
-      else if (since > 1) await this.listRange(`${since}:*`, true, listing, signal);
-      else await this.listRange('1:*', false, listing, signal);
-      listing.messages = listing.messages.filter((m) => wanted(m.uid));
-      // Trusted only when it is whole: every message once, as many as the folder holds (a
-      // server that leaves messages out, answers before its data or names a UID twice is
-      // described again, below, message by message). A FETCH line imapflow could not parse is
-      // a message missing from the listing too.
-      if (this.responses.since(mark).length === 0 && (await this.isWhole(listing, box.exists, since, only, signal))) return listing;
-    } catch (err) {
-      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
-    }
-    // One FETCH describes the whole folder, and one message the server cannot read (damaged,
-    // locked) fails it. Find the UIDs, then describe them in chunks, then one by one.
-    let uids: number[];
-    try {
-      const found = await this.conn.search(only ? { uid: packUids([...only]) } : since > 1 ? { uid: `${since}:*` } : { all: true }, { uid: true });
-      uids = [...new Set(Array.isArray(found) ? found : [])].filter(wanted);
-    } catch (err) {
-      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
-      throw this.listError(box.path, err);
-    }
-    const fresh: MessageListing = { messages: [], failures: [] };
-    for (let i = 0; i < uids.length; i += 200) {
-      const chunk = uids.slice(i, i + 200);
-      const partial: MessageListing = { messages: [], failures: [] };
-      const before = this.responses.mark();
-      try {
-        await this.listRange(packUids(chunk), true, partial, signal);
-        if (this.responses.since(before).length === 0 && sameUids(partial.messages, chunk)) {
-          fresh.messages.push(...partial.messages);
-          continue;
-        }
-      } catch (err) {
-        this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
-      }
-      for (const uid of chunk) {
-        const one: MessageListing = { messages: [], failures: [] };
-        const before = this.responses.mark();
-        try {
-          await this.listRange(String(uid), true, one, signal);
-          const mine = one.messages.filter((m) => m.uid === uid);
-          const raw = this.responses.since(before);
-          if (mine.length === 1 && raw.length === 0) fresh.messages.push(mine[0]!);
-          else if (raw.length > 0) fresh.failures.push({ uid, error: unparsedError(`Reading UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) });
-          else {
-            const said = one.messages.length === 0 ? 'no description' : `${one.messages.length} description(s), ${mine.length} of them for UID ${uid}`;
-            fresh.failures.push({
-              uid,
-              error: new MigrateError(ERROR_CODES.LIST_INCOMPLETE, `The source lists UID ${uid} in the folder but answered ${said} when asked for it; it is not copied and is tried again next run`, { scope: 'message', retry: 'later' }),
-            });
-          }
-        } catch (err) {
-          this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
-          fresh.failures.push({ uid, error: commandError(ERROR_CODES.FETCH_FAILED, 'message', `Reading UID ${uid} failed`, err) });
-        }
-      }
-    }
-    return fresh;
+  listUids(signal?: AbortSignal): Promise<number[]> {
+    return listUids(this, signal);
   }
 
-  /**
-   * Whether a listing describes each message of its range once. A whole-folder listing must have
-   * as many messages as the folder holds; a listing of given UIDs each of them; a listing from a
-   * UID on, what UID SEARCH finds there (one more command, only on incremental passes).
-   */
-  private async isWhole(listing: MessageListing, exists: number, since: number, only: Set<number> | undefined, signal?: AbortSignal): Promise<boolean> {
-    const uids = listing.messages.map((m) => m.uid);
-    if (new Set(uids).size !== uids.length) return false;
-    if (only) return uids.length === only.size;
-    if (since <= 1) return uids.length === exists;
-    const found = await this.conn.search({ uid: `${since}:*` }, { uid: true });
-    signal?.throwIfAborted();
-    const there = new Set((Array.isArray(found) ? found : []).filter((u) => u >= since));
-    return there.size === uids.length && uids.every((u) => there.has(u));
-  }
-
-  /** FETCHes the listing fields for a sequence (or UID) range into `out`. */
-  private async listRange(range: string, byUid: boolean, out: MessageListing, signal?: AbortSignal): Promise<void> {
-    // The whole header block, not HEADER.FIELDS: see core/message-key.ts for why.
-    const query = { uid: true, flags: true, internalDate: true, size: true, headers: true };
-    for await (const msg of this.conn.fetch(range, query, { uid: byUid })) {
-      signal?.throwIfAborted();
-      // Unsolicited FETCH (FLAGS ...) updates can surface here without the fields we asked for.
-      if (!msg.uid || typeof msg.size !== 'number') continue;
-      out.messages.push({
-        uid: msg.uid,
-        size: msg.size,
-        flags: [...(msg.flags ?? [])],
-        internalDate: toDate(msg.internalDate),
-        key: messageKey(msg.headers),
-        messageId: extractMessageId(msg.headers),
-      });
-    }
+  listMessages(signal?: AbortSignal, options: { sinceUid?: number; uids?: readonly number[] } = {}): Promise<MessageListing> {
+    return listMessages(this, signal, options);
   }
 
   /**
    * Rethrows what must end the folder rather than one message: an abort, or a lost connection
    * (wrapped by `wrap`). Anything else is the message's own failure and is left to the caller.
    */
-  private throwIfFatal(err: unknown, signal: AbortSignal | undefined, wrap: (err: unknown) => MigrateError): void {
+  /** @internal (ImapSession) */
+  throwIfFatal(err: unknown, signal: AbortSignal | undefined, wrap: (err: unknown) => MigrateError): void {
     if (signal?.aborted) throw signal.reason;
     if (isConnectionLoss(err) || !this.client?.usable) {
       // More bytes than allowed: the connection was closed by us, and asking again would get the
@@ -494,7 +386,12 @@ export class ImapStore implements MailStore {
       // command is unknown, and the caller must treat it as a lost connection.
       if (e.code === ERROR_CODES.CONNECTION_LOST) throw e;
       const silent = (err as { code?: string })?.code === 'ETIMEOUT';
-      const how = silent ? `the ${this.opts.side} sent nothing for ${this.opts.socketTimeoutSeconds ?? 300} s (--idle-timeout)` : `the ${this.opts.side} closed the connection`;
+      const late = (this.lastError as { code?: string })?.code === 'EDEADLINE';
+      const how = late
+        ? (this.lastError as Error).message
+        : silent
+          ? `the ${this.opts.side} sent nothing for ${this.opts.socketTimeoutSeconds ?? 300} s (--idle-timeout)`
+          : `the ${this.opts.side} closed the connection`;
       throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `${e.message} (${how})`, {
         scope: 'folder',
         retry: 'now',
@@ -504,88 +401,17 @@ export class ImapStore implements MailStore {
     }
   }
 
-  private listError(path: string, err: unknown): MigrateError {
+  /** @internal (ImapSession) */
+  listError(path: string, err: unknown): MigrateError {
     return commandError(ERROR_CODES.FOLDER_FAILED, 'folder', `Listing messages of "${path}" at the ${this.opts.side} failed`, err);
   }
 
-  async *fetchBodies(uids: readonly number[], signal?: AbortSignal, options: { maxBytes?: number } = {}): AsyncIterable<FetchOutcome> {
-    const asked = new Set(uids);
-    const pending = new Set(uids);
-    const mark = this.responses.mark();
-    const client = this.conn;
-    // A literal larger than the batch's largest listed message (with slack) is refused at its
-    // marker, before its bytes are read (see wire-limits.ts).
-    const cap = bodyLiteralCap(options.maxBytes ?? 0);
-    const collected: FetchOutcome[] = [];
-    let failed: unknown;
-    await withLiteralCap(client, cap, async () => {
-      try {
-        for await (const msg of client.fetch(packUids(uids), { uid: true, source: true }, { uid: true })) {
-          // Only an answer for a UID asked for, and only the first one for it: a server that
-          // labels bodies with UIDs nobody asked for, or answers one UID twice, gets no say.
-          if (!msg.uid || !msg.source || !asked.has(msg.uid) || !pending.has(msg.uid)) continue;
-          pending.delete(msg.uid);
-          collected.push({ uid: msg.uid, body: msg.source });
-        }
-      } catch (err) {
-        failed = err;
-      }
-    });
-    yield* collected;
-    if (failed !== undefined) {
-      this.throwIfFatal(failed, signal, (e) => commandError(ERROR_CODES.FETCH_FAILED, 'folder', 'Fetching messages failed', e));
-      // One FETCH covers the whole batch: a NO for one message (locked, being scanned, corrupt)
-      // fails the command. Fetch the rest one by one so that only the bad message is lost.
-      for (const uid of [...pending]) {
-        signal?.throwIfAborted();
-        pending.delete(uid);
-        yield await this.fetchOne(uid, cap);
-      }
-    }
-    if (pending.size > 0 && this.responses.since(mark).length > 0) {
-      // Some answer could not be parsed: ask for the missing messages one by one, so that only
-      // the one the server describes in a way we cannot read is reported.
-      for (const uid of [...pending]) {
-        signal?.throwIfAborted();
-        pending.delete(uid);
-        yield await this.fetchOne(uid, cap);
-      }
-    }
-    // Not in the answer: the engine asks again on a fresh connection, then asks the folder
-    // whether the UID still exists before calling it vanished.
-    for (const uid of pending) yield { uid, missing: true };
+  fetchBodies(uids: readonly number[], signal?: AbortSignal, options: { maxBytes?: number } = {}): AsyncIterable<FetchOutcome> {
+    return fetchBodies(this, uids, signal, options);
   }
 
-  private async fetchOne(uid: number, cap: number): Promise<FetchOutcome> {
-    let msg: FetchMessageObject | false | undefined;
-    const mark = this.responses.mark();
-    const client = this.conn;
-    try {
-      msg = await withLiteralCap(client, cap, () => client.fetchOne(String(uid), { uid: true, source: true }, { uid: true }));
-    } catch (err) {
-      this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.FETCH_FAILED, 'folder', `Fetching UID ${uid} failed`, e));
-      return { uid, error: commandError(ERROR_CODES.FETCH_FAILED, 'message', `Fetching UID ${uid} failed`, err) };
-    }
-    if (!msg || !msg.source || msg.uid !== uid) {
-      const raw = this.responses.since(mark);
-      if (raw.length > 0) return { uid, error: unparsedError(`Fetching UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) };
-      return { uid, missing: true };
-    }
-    return { uid, body: msg.source };
-  }
-
-  async existingUids(uids: readonly number[], signal?: AbortSignal): Promise<Set<number>> {
-    const box = this.conn.mailbox;
-    if (!box || uids.length === 0) return new Set();
-    try {
-      const found = await this.conn.search({ uid: packUids([...uids]) }, { uid: true });
-      signal?.throwIfAborted();
-      const asked = new Set(uids);
-      return new Set((Array.isArray(found) ? found : []).filter((u) => asked.has(u)));
-    } catch (err) {
-      this.throwIfFatal(err, signal, (e) => this.listError(box.path, e));
-      throw this.listError(box.path, err);
-    }
+  existingUids(uids: readonly number[], signal?: AbortSignal): Promise<Set<number>> {
+    return existingUids(this, uids, signal);
   }
 
   async noop(): Promise<void> {
@@ -704,12 +530,6 @@ export class ImapStore implements MailStore {
   }
 }
 
-/** True when `messages` describe exactly the UIDs of `chunk`, each once. */
-function sameUids(messages: readonly { uid: number }[], chunk: readonly number[]): boolean {
-  if (messages.length !== chunk.length) return false;
-  const seen = new Set(messages.map((m) => m.uid));
-  return seen.size === chunk.length && chunk.every((u) => seen.has(u));
-}
 
 /**
  * The RFC 6154 attribute among a LIST line's flags, read case-insensitively and whether or not
@@ -739,18 +559,7 @@ function specialUseAttribute(flags: Iterable<string>): string | undefined {
   return undefined;
 }
 
-function unparsedError(message: string, raw: string): MigrateError {
-  return new MigrateError(ERROR_CODES.RESPONSE_UNPARSED, `${message}: ${raw}`, { scope: 'message', serverResponse: raw });
-}
 
-function toDate(value: unknown): Date | undefined {
-  if (value instanceof Date && !Number.isNaN(value.getTime())) return value;
-  if (typeof value === 'string') {
-    const d = new Date(value);
-    return Number.isNaN(d.getTime()) ? undefined : d;
-  }
-  return undefined;
-}
 
 function describe(err: unknown): string {
   const e = err as { code?: string; message?: string };
