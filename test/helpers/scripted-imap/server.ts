@@ -1074,10 +1074,16 @@ export async function startScriptedImap(opts: ScriptedImapOptions): Promise<Scri
       user.tokens = checkTokens(name, tokens);
     },
     stop() {
-      stopping ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
+      // Resolves once the listener AND every connection have closed: the listener's callback alone can
+      // come before the sockets' 'close' events, and connections() would still count them.
+      stopping ??= Promise.all([
+        new Promise<void>((resolve) => server.close(() => resolve())),
+        ...[...sockets].map((s) => {
+          const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+          s.destroy();
+          return closed;
+        }),
+      ]).then(() => undefined);
       return stopping;
     },
   };
