@@ -672,6 +672,17 @@ describe('scripted IMAP server: hostile faults through imapflow', () => {
     });
   });
 
+  test('omitFromBodyFetch: fetchOne() resolves false with no error; byeOnBodyFetch: it rejects with NoConnection, not the BYE text', async () => {
+    await session({ omitFromBodyFetch: { INBOX: [2] } }, async (c) => {
+      assert.equal(await c.fetchOne('2', { uid: true, source: true }, { uid: true }), false);
+      assert.equal(c.usable, true);
+    });
+    await session({ byeOnBodyFetch: { INBOX: [2] } }, async (c) => {
+      await assert.rejects(c.fetchOne('2', { uid: true, source: true }, { uid: true }), (e: Error & { code?: string }) => e.code === 'NoConnection');
+      assert.equal(c.usable, false);
+    });
+  });
+
   test('hostileGreeting: connect() fails only at greetingTimeout (connectionTimeout does not cover it), or at once with a smaller maxLineLength', async () => {
     const srv = await serve({}, { hostileGreeting: { bytes: 2 * 1024 * 1024 } });
     try {
