@@ -16,6 +16,28 @@
  * is per user and shared by all connections of one server. `mailbox(user)` reads it back.
  */
 import net from 'node:net';
+import {
+  checkHostileFaults,
+  echoAuthenticate,
+  echoLogin,
+  fetchKind,
+  fillSecrets,
+  forFolder,
+  pause,
+  swapPartner,
+  untilClosed,
+  writeChunked,
+  writeLines,
+  writeOversize,
+  writeRepeated,
+  type FetchKind,
+  type HostileFaults,
+  type HostileGreeting,
+  type SentSecrets,
+  type Write,
+} from './hostile.js';
+
+export type { HostileFaults, HostileGreeting } from './hostile.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -110,8 +132,8 @@ export interface FetchFailure {
   trigger?: 'body' | 'content' | 'any';
 }
 
-/** Faults for one user. */
-export interface UserFaults {
+/** Faults for one user (the hostile ones, truncateBody ... echoSecrets, are in hostile.ts). */
+export interface UserFaults extends HostileFaults {
   /** Folder name (exactly as in ScriptedFolder.name) -> UID -> failure. */
   fetchFailures?: Record<string, Record<number, FetchFailure>>;
   /**
@@ -207,6 +229,8 @@ export interface ScriptedImapOptions {
   /** User name -> faults. */
   faults?: Record<string, UserFaults>;
   limits?: Partial<ScriptedLimits>;
+  /** Instead of a greeting: `* OK ` and `bytes` bytes of 'a' without CRLF, then silence until closed. */
+  hostileGreeting?: HostileGreeting;
 }
 
 export interface ScriptedImapServer {
@@ -379,6 +403,12 @@ class TaggedResponse extends Error {}
 
 /** The command is not answered at all: the connection is closed (fault hooks). */
 class DropConnection extends Error {}
+
+/** The command wrote its own tagged answer (okBeforeData): nothing more to send. */
+class Answered extends Error {}
+
+/** A piece of a response: text, bytes, or a writer that streams bytes (oversizeBody). */
+type OutPart = string | Buffer | ((write: Write) => Promise<void>);
 
 /** One part of a command: a line (without CRLF) or a literal's bytes. */
 type Segment = { line: Buffer } | { literal: Buffer };
@@ -797,6 +827,7 @@ function buildUser(name: string, user: ScriptedUser, delimiter: string | null, f
   if (bye && (!Number.isInteger(bye.count) || bye.count < 0)) throw new Error(`scripted-imap: byeAfterCommands.count for ${name} must be a whole number >= 0`);
   for (const rule of faults?.appendFailures ?? []) if (!rule.match) throw new Error(`scripted-imap: an appendFailures rule for ${name} has an empty match`);
   if (faults?.appendDropConnection && !faults.appendDropConnection.match) throw new Error(`scripted-imap: appendDropConnection for ${name} has an empty match`);
+  if (faults) checkHostileFaults(name, faults);
   return {
     password: user.password,
     tokens: checkTokens(name, user.tokens ?? []),
@@ -990,6 +1021,7 @@ interface Shared {
   users: Map<string, UserState>;
   limits: ScriptedLimits;
   log: string[];
+  hostileGreeting?: HostileGreeting;
 }
 
 /** Starts a scripted IMAP server on 127.0.0.1 and a free port. */
@@ -998,7 +1030,9 @@ export async function startScriptedImap(opts: ScriptedImapOptions): Promise<Scri
   if (personality.delimiter !== null && [...personality.delimiter].length !== 1) throw new Error('scripted-imap: the delimiter must be one character or null');
   const users = new Map<string, UserState>();
   for (const [name, user] of Object.entries(opts.users)) users.set(name, buildUser(name, user, personality.delimiter, opts.faults?.[name]));
-  const shared: Shared = { personality, users, limits: { ...DEFAULT_LIMITS, ...opts.limits }, log: [] };
+  const greeting = opts.hostileGreeting;
+  if (greeting && !(Number.isSafeInteger(greeting.bytes) && greeting.bytes >= 0)) throw new Error('scripted-imap: hostileGreeting.bytes must be a whole number >= 0');
+  const shared: Shared = { personality, users, limits: { ...DEFAULT_LIMITS, ...opts.limits }, log: [], hostileGreeting: greeting };
 
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -1040,10 +1074,16 @@ export async function startScriptedImap(opts: ScriptedImapOptions): Promise<Scri
       user.tokens = checkTokens(name, tokens);
     },
     stop() {
-      stopping ??= new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      });
+      // Resolves once the listener AND every connection have closed: the listener's callback alone can
+      // come before the sockets' 'close' events, and connections() would still count them.
+      stopping ??= Promise.all([
+        new Promise<void>((resolve) => server.close(() => resolve())),
+        ...[...sockets].map((s) => {
+          const closed = new Promise<void>((resolve) => s.once('close', () => resolve()));
+          s.destroy();
+          return closed;
+        }),
+      ]).then(() => undefined);
       return stopping;
     },
   };
@@ -1067,6 +1107,8 @@ class Session {
   private commandsSinceLogin = 0;
   /** Tag of the command being run (for log lines written while it runs). */
   private tag = '*';
+  /** The credentials this connection sent last (echoSecrets, {password} in fault texts). */
+  private readonly secrets: SentSecrets = {};
 
   constructor(
     private readonly socket: net.Socket,
@@ -1152,6 +1194,14 @@ class Session {
 
   async run(): Promise<void> {
     try {
+      if (this.shared.hostileGreeting) {
+        // A greeting line that never ends: the client must give up by itself; stop() ends it too.
+        this.shared.log.push(`<fault: hostile greeting of ${this.shared.hostileGreeting.bytes} bytes>`);
+        await this.write(Buffer.from('* OK '));
+        await writeRepeated((d) => this.write(d), Buffer.from('a'), this.shared.hostileGreeting.bytes);
+        await untilClosed(this.socket);
+        return;
+      }
       await this.send(this.p.greeting);
       while (this.state !== 'logout') {
         const cmd = await this.readCommand();
@@ -1290,6 +1340,7 @@ class Session {
         this.state = 'logout';
         return;
       }
+      if (err instanceof Answered) return;
       if (err instanceof CommandError) await this.send(`${tag} ${err.status} ${err.message}`);
       else if (err instanceof TaggedResponse) await this.send(`${tag} ${err.message}`);
       else await this.send(`${tag} BAD Internal error: ${String((err as Error)?.message ?? err).replace(/[\r\n]+/g, ' ')}`);
@@ -1438,8 +1489,22 @@ class Session {
     r.sp();
     const password = r.astring().toString('utf8');
     r.end();
-    if (!this.loggedIn(user, password)) throw no('[AUTHENTICATIONFAILED] Authentication failed.');
+    this.secrets.password = password;
+    if (!this.loggedIn(user, password)) {
+      if (this.echoes(user)) throw new TaggedResponse(echoLogin(user, password));
+      throw no('[AUTHENTICATIONFAILED] Authentication failed.');
+    }
     return `OK ${this.p.loginOkText ?? 'LOGIN completed.'}`;
+  }
+
+  /**
+   * echoSecrets of the user a login attempt names. A name nobody has (or none, OAUTHBEARER without
+   * a=) echoes when any user of the server has echoSecrets: an echoing server echoes for everyone.
+   */
+  private echoes(name: string | undefined): boolean {
+    const user = name === undefined ? undefined : this.shared.users.get(name);
+    if (user) return !!user.faults.echoSecrets;
+    return [...this.shared.users.values()].some((u) => u.faults.echoSecrets);
   }
 
   /** Sends a `+` continuation and reads the client's answer line (SASL). `*` cancels. */
@@ -1466,22 +1531,29 @@ class Session {
     if (!this.hasCap(`AUTH=${mech}`) || !SASL_MECHANISMS.includes(mech)) throw no('Unsupported authentication mechanism');
     const ok = `OK ${this.p.loginOkText ?? 'AUTHENTICATE completed.'}`;
     const b64 = (text: string): Buffer => {
+      this.secrets.sasl = text;
       if (text === '=') return Buffer.alloc(0);
       if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0) throw bad('Invalid base64');
       return Buffer.from(text, 'base64');
     };
     if (mech === 'PLAIN') {
-      const msg = b64(initial ?? (await this.ask('')));
-      const parts = msg.toString('utf8').split('\0');
+      const blob = initial ?? (await this.ask(''));
+      const parts = b64(blob).toString('utf8').split('\0');
       if (parts.length !== 3) throw bad('Malformed PLAIN response');
       const [authz, authc, pass] = parts as [string, string, string];
+      this.secrets.password = pass;
       if (authz && authz !== authc) throw no('[AUTHORIZATIONFAILED] Authorization identity not permitted');
-      if (!this.loggedIn(authc, pass)) throw no('[AUTHENTICATIONFAILED] Authentication failed.');
+      if (!this.loggedIn(authc, pass)) {
+        if (this.echoes(authc)) throw new TaggedResponse(echoAuthenticate(blob, pass));
+        throw no('[AUTHENTICATIONFAILED] Authentication failed.');
+      }
       return ok;
     }
     if (mech === 'XOAUTH2' || mech === 'OAUTHBEARER') {
-      const msg = parseOauthMessage(mech, b64(initial ?? (await this.ask(''))));
+      const blob = initial ?? (await this.ask(''));
+      const msg = parseOauthMessage(mech, b64(blob));
       if (typeof msg === 'string') throw bad(msg);
+      this.secrets.token = msg.token;
       // OAUTHBEARER may leave the user out (a=): the token alone then says whose it is.
       const name = msg.user ?? [...this.shared.users].find(([, u]) => u.tokens.includes(msg.token))?.[0];
       const user = name === undefined ? undefined : this.shared.users.get(name);
@@ -1497,12 +1569,18 @@ class Session {
       const error = mech === 'XOAUTH2' ? { status: '401', schemes: 'Bearer', scope: OAUTH_SCOPE } : { status: 'invalid_token', scope: OAUTH_SCOPE };
       const ack = await this.ask(Buffer.from(JSON.stringify(error)).toString('base64'));
       if (ack !== (mech === 'XOAUTH2' ? '' : 'AQ==')) throw bad(`Invalid ${mech} error acknowledgement`);
+      if (this.echoes(name)) throw new TaggedResponse(echoAuthenticate(blob, msg.token));
       throw no('[AUTHENTICATIONFAILED] Invalid credentials (Failure)');
     }
     // LOGIN: user name, then password, each a base64 answer to a prompt.
     const user = b64(initial ?? (await this.ask(Buffer.from('Username:').toString('base64')))).toString('utf8');
-    const pass = b64(await this.ask(Buffer.from('Password:').toString('base64'))).toString('utf8');
-    if (!this.loggedIn(user, pass)) throw no('[AUTHENTICATIONFAILED] Authentication failed.');
+    const passBlob = await this.ask(Buffer.from('Password:').toString('base64'));
+    const pass = b64(passBlob).toString('utf8');
+    this.secrets.password = pass;
+    if (!this.loggedIn(user, pass)) {
+      if (this.echoes(user)) throw new TaggedResponse(echoAuthenticate(passBlob, pass));
+      throw no('[AUTHENTICATIONFAILED] Authentication failed.');
+    }
     return ok;
   }
 
@@ -1787,7 +1865,7 @@ class Session {
       const rule = rules[i]!;
       if (user.appendFailuresLeft[i]! > 0 && raw.includes(rule.match)) {
         user.appendFailuresLeft[i]!--;
-        throw new TaggedResponse(rule.response);
+        throw new TaggedResponse(fillSecrets(rule.response, this.secrets));
       }
     }
 
@@ -1910,6 +1988,24 @@ class Session {
 
     const wantsBody = items.some((i) => i.kind === 'section' && (i.section === '' || i.section === 'TEXT'));
     const wantsContent = items.some((i) => i.kind === 'section');
+    const kind = fetchKind(items);
+    const hostile = this.hostileFetch(kind, f);
+    if (kind === 'body' && hostile.bye && targets.some(({ msg }) => hostile.bye!.includes(msg.uid))) {
+      this.shared.log.push(`${this.tag} <fault: body FETCH answered with * BYE, connection closed>`);
+      this.state = 'logout';
+      await this.send('* BYE Server shutting down');
+      throw new DropConnection();
+    }
+    if (kind === 'listing') await this.hostileListingStart(f);
+    /** With okBeforeData: every response, kept until the tagged answer has gone out. */
+    const deferred: OutPart[] | undefined = hostile.okBeforeData ? [] : undefined;
+    const emit = async (parts: OutPart[]) => {
+      if (deferred) deferred.push(...parts);
+      else {
+        if (hostile.delayMs !== undefined) await pause(this.socket, hostile.delayMs);
+        await this.writeParts(parts);
+      }
+    };
     let failure: string | undefined;
     for (const { seq, msg } of targets) {
       const fail = this.fetchFailure(f, msg.uid, wantsBody, wantsContent);
@@ -1918,12 +2014,13 @@ class Session {
         continue;
       }
       if (wantsBody && this.user!.faults.malformedFetch?.[f.name]?.includes(msg.uid)) {
-        await this.write(Buffer.from(`* ${seq} FETCH (UID ${msg.uid} BODY[] "unterminated body\r\n`));
+        await emit([`* ${seq} FETCH (UID ${msg.uid} BODY[] "unterminated body\r\n`]);
         continue;
       }
-      const parts: Array<string | Buffer> = [`* ${seq} FETCH (`];
+      if (hostile.omit?.includes(msg.uid)) continue;
+      const parts: OutPart[] = [`* ${seq} FETCH (`];
       let first = true;
-      const put = (...p: Array<string | Buffer>) => {
+      const put = (...p: OutPart[]) => {
         if (!first) parts.push(' ');
         first = false;
         parts.push(...p);
@@ -1933,7 +2030,7 @@ class Session {
         if (item.kind === 'simple') {
           switch (item.name) {
             case 'UID':
-              put(`UID ${msg.uid}`);
+              if (!hostile.withoutUid) put(`UID ${hostile.uidAs?.[msg.uid] ?? msg.uid}`);
               break;
             case 'FLAGS':
               put(`FLAGS (${msg.flags.join(' ')})`);
@@ -1971,8 +2068,21 @@ class Session {
           data = data.subarray(Math.min(start, data.length), count === undefined ? undefined : Math.min(start + count, data.length));
           key += `<${start}>`;
         }
-        put(`${key} {${data.length}}\r\n`, data);
         if (!item.peek && !this.readOnly && !has(msg.flags, '\\Seen')) setSeen = true;
+        if (kind === 'body' && item.section === '' && !item.partial) {
+          // The whole message: the one item the body faults change (swapped, cut short, or grown).
+          const partner = swapPartner(hostile.swaps, msg.uid);
+          if (partner !== undefined) data = f.messages.find((m) => m.uid === partner)?.raw ?? data;
+          const oversize = hostile.oversize?.[msg.uid];
+          if (oversize !== undefined) {
+            const source = data;
+            put(`${key} {${oversize}}\r\n`, (w: Write) => writeOversize(w, source, oversize));
+            continue;
+          }
+          const cut = hostile.truncate?.[msg.uid];
+          if (cut !== undefined) data = data.subarray(0, Math.min(cut, data.length));
+        }
+        put(`${key} {${data.length}}\r\n`, data);
       }
       if (setSeen) {
         // RFC 3501 §6.4.5: a non-PEEK body fetch sets \Seen, and the new flags are reported.
@@ -1981,10 +2091,76 @@ class Session {
         if (!items.some((i) => i.kind === 'simple' && i.name === 'FLAGS')) put(`FLAGS (${msg.flags.join(' ')})`);
       }
       parts.push(')\r\n');
-      await this.write(Buffer.concat(parts.map((p) => (typeof p === 'string' ? Buffer.from(p, 'utf8') : p))));
+      await emit(parts);
+    }
+    const text = failure ?? `OK ${byUid ? 'UID FETCH' : 'FETCH'} completed.`;
+    if (deferred) {
+      // okBeforeData: the tagged answer first, the data right behind it (one write unless streamed).
+      this.shared.log.push(`${this.tag} <fault: tagged answer written before the FETCH data>`);
+      await this.writeParts([`${this.tag} ${text}\r\n`, ...deferred]);
+      throw new Answered();
     }
     if (failure !== undefined) throw new TaggedResponse(failure);
-    return `OK ${byUid ? 'UID FETCH' : 'FETCH'} completed.`;
+    return text;
+  }
+
+  /** The hostile faults that apply to this FETCH (body faults only to a body FETCH, and so on). */
+  private hostileFetch(kind: FetchKind, f: FolderState) {
+    const faults = this.user!.faults;
+    const body = kind === 'body';
+    return {
+      uidAs: forFolder(faults.reportUidAs, f.name),
+      bye: body ? forFolder(faults.byeOnBodyFetch, f.name) : undefined,
+      omit: body ? forFolder(faults.omitFromBodyFetch, f.name) : undefined,
+      withoutUid: body && !!forFolder(faults.fetchWithoutUid, f.name),
+      okBeforeData: body && !!forFolder(faults.okBeforeData, f.name),
+      swaps: body ? forFolder(faults.swapBodies, f.name) : undefined,
+      truncate: body ? forFolder(faults.truncateBody, f.name) : undefined,
+      oversize: body ? forFolder(faults.oversizeBody, f.name) : undefined,
+      delayMs: kind === 'listing' ? forFolder(faults.slowListing, f.name)?.delayMs : undefined,
+    };
+  }
+
+  /** endlessLine and untaggedFlood: what a listing FETCH sends before (or instead of) its data. */
+  private async hostileListingStart(f: FolderState): Promise<void> {
+    const faults = this.user!.faults;
+    const write = (d: Buffer) => this.write(d);
+    const endless = forFolder(faults.endlessLine, f.name);
+    if (endless) {
+      this.shared.log.push(`${this.tag} <fault: endless FETCH line of ${endless.bytes} bytes, then silence>`);
+      await this.write(Buffer.from('* 1 FETCH (UID 1 FLAGS ('));
+      await writeRepeated(write, Buffer.from('a'), endless.bytes);
+      await untilClosed(this.socket);
+      throw new ConnectionClosed();
+    }
+    const flood = forFolder(faults.untaggedFlood, f.name);
+    if (flood?.kind === 'EXISTS') {
+      // The number this connection already knows: the lines change nothing, they only take room.
+      this.shared.log.push(`${this.tag} <fault: ${flood.count} untagged EXISTS lines>`);
+      await writeLines(write, `* ${this.knownExists} EXISTS`, flood.count);
+    } else if (flood) {
+      // Any EXPUNGE renumbers the client's messages, so none can be harmless: nothing is sent.
+      this.shared.log.push(`${this.tag} <fault: untaggedFlood EXPUNGE is not emitted>`);
+    }
+  }
+
+  /** Writes response parts: runs of strings and buffers as one write each, streamed parts in between. */
+  private async writeParts(parts: OutPart[]): Promise<void> {
+    const write = (d: Buffer) => this.write(d);
+    let run: Buffer[] = [];
+    const flush = async () => {
+      if (!run.length) return;
+      const data = Buffer.concat(run);
+      run = [];
+      await writeChunked(write, data);
+    };
+    for (const p of parts) {
+      if (typeof p === 'function') {
+        await flush();
+        await p(write);
+      } else run.push(typeof p === 'string' ? Buffer.from(p, 'utf8') : p);
+    }
+    await flush();
   }
 
   /** The configured response when this FETCH of `uid` must fail (and counts it), else undefined. */
@@ -1998,7 +2174,7 @@ class Session {
     const left = user.failuresLeft.get(key) ?? 0;
     if (left <= 0) return undefined;
     user.failuresLeft.set(key, left - 1);
-    return failure.response;
+    return fillSecrets(failure.response, this.secrets);
   }
 
   private async search(byUid: boolean, r: ArgReader): Promise<string> {
