@@ -16,10 +16,10 @@ export interface HostileFaults {
   swapBodies?: Record<string, Array<[number, number]>>;
   /** A body FETCH leaves these messages out of its answer and still ends with the tagged OK. */
   omitFromBodyFetch?: Record<string, number[]>;
-  /** Body FETCHes in the folder: the tagged OK is written first, the `* n FETCH` data after it, in one write. */
-  okBeforeData?: Record<string, boolean>;
-  /** Body FETCH answers in the folder carry no UID item, even for UID FETCH. */
-  fetchWithoutUid?: Record<string, boolean>;
+  /** Body FETCHes in the folder (with 'all', listing FETCHes too): the tagged OK is written first, the `* n FETCH` data after it, in one write. */
+  okBeforeData?: Record<string, boolean | 'all'>;
+  /** Body FETCH answers in the folder (with 'all', listing answers too) carry no UID item, even for UID FETCH. */
+  fetchWithoutUid?: Record<string, boolean | 'all'>;
   /** Every FETCH answer (listing and body) reports the message with realUid as `UID fakeUid`. */
   reportUidAs?: Record<string, Record<number, number>>;
   /** A body FETCH answers with a literal of exactly `bytes` bytes: the message, then filler lines; streamed. */

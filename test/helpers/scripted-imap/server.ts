@@ -2112,8 +2112,8 @@ class Session {
       uidAs: forFolder(faults.reportUidAs, f.name),
       bye: body ? forFolder(faults.byeOnBodyFetch, f.name) : undefined,
       omit: body ? forFolder(faults.omitFromBodyFetch, f.name) : undefined,
-      withoutUid: body && !!forFolder(faults.fetchWithoutUid, f.name),
-      okBeforeData: body && !!forFolder(faults.okBeforeData, f.name),
+      withoutUid: everyFetch(forFolder(faults.fetchWithoutUid, f.name), kind),
+      okBeforeData: everyFetch(forFolder(faults.okBeforeData, f.name), kind),
       swaps: body ? forFolder(faults.swapBodies, f.name) : undefined,
       truncate: body ? forFolder(faults.truncateBody, f.name) : undefined,
       oversize: body ? forFolder(faults.oversizeBody, f.name) : undefined,
@@ -2303,4 +2303,9 @@ function leadingTag(line: Buffer): string | undefined {
   const sp = head.indexOf(' ');
   const tag = sp > 0 ? head.slice(0, sp) : '';
   return tag && [...tag].every((ch) => isAstringChar(ch) && ch !== '+') ? tag : undefined;
+}
+
+/** okBeforeData / fetchWithoutUid: `true` touches body FETCHes, `'all'` listing FETCHes as well. */
+function everyFetch(setting: boolean | 'all' | undefined, kind: FetchKind): boolean {
+  return setting === 'all' ? kind !== 'other' : !!setting && kind === 'body';
 }
