@@ -146,7 +146,7 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
     defaults: {
       connections: num('connections', 1, 16, 2)!,
       retries: num('retries', 1, 20, 3)!,
-      retryDelaySeconds: num('retryDelaySeconds', 0, 600, 1)!,
+      retryDelaySeconds: num('retryDelaySeconds', 0, 600, 1, false)!,
       badItemLimit: num('badItemLimit', 0, 1e9, undefined),
       maxMessageSize: num('maxMessageSize', 1, 2 ** 40, undefined),
     },
