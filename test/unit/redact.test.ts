@@ -7,6 +7,10 @@
 import { beforeEach, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { pino } from 'pino';
 import { clearSecrets, MASK, registerSecret, registeredForms, scrub, scrubDeep, scrubStream } from '../../src/core/redact.js';
 import { ERROR_CODES, MigrateError } from '../../src/core/errors.js';
 
@@ -122,4 +126,24 @@ test('scrubDeep and scrubStream (for log lines)', () => {
   stream.write(JSON.stringify({ msg: 'got tok-12345' }) + '\n');
   assert.equal(lines[0], `{"msg":"got ${MASK}"}\n`);
   assert.equal(stream.extra, 7);
+});
+
+test('a pino log written through scrubStream holds no registered secret, in any form', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'mm-redact-'));
+  try {
+    registerSecret('Sekr1t"pw\\x', { user: 'alice' });
+    const file = path.join(dir, 'run.log');
+    const blob = b64('\0alice\0Sekr1t"pw\\x');
+    const log = pino({ base: { pid: process.pid } }, scrubStream(pino.destination({ dest: file, sync: true, mkdir: true })));
+    log.info({ err: 'NO bad Sekr1t"pw\\x', nested: { blob } }, 'got Sekr1t"pw\\x');
+    log.child({ mailbox: 'x' }).warn(`again ${blob}`);
+    log.flush();
+    const text = readFileSync(file, 'utf8');
+    const lines = text.trim().split('\n').map((l) => JSON.parse(l) as { msg: string; err?: string; nested?: { blob: string } });
+    assert.equal(lines.length, 2);
+    assert.deepEqual([lines[0]!.msg, lines[0]!.err, lines[0]!.nested?.blob, lines[1]!.msg], [`got ${MASK}`, `NO bad ${MASK}`, MASK, `again ${MASK}`]);
+    assert.ok(!text.includes('Sekr1t') && !text.includes(blob), text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
