@@ -78,16 +78,6 @@ export function scrub(text: string): string {
   return out + text.slice(at);
 }
 
-/** Scrubs every string inside a value (objects and arrays copied, other values kept). */
-export function scrubDeep<T>(value: T): T {
-  if (typeof value === 'string') return scrub(value) as T;
-  if (Array.isArray(value)) return value.map((v) => scrubDeep(v) as unknown) as T;
-  if (value && typeof value === 'object' && Object.getPrototypeOf(value) === Object.prototype) {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, scrubDeep(v)])) as T;
-  }
-  return value;
-}
-
 /**
  * Wraps a writable (a pino destination, a file stream) so that every chunk written is scrubbed:
  * `pino(options, scrubStream(pino.destination(...)))`. Works on serialized JSON lines because the
