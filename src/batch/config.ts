@@ -15,9 +15,11 @@
  * ```
  */
 import { readFileSync } from 'node:fs';
-import { LineCounter, parseDocument, isMap, type Node } from 'yaml';
+import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
+import { splitCommand } from '../core/access-token.js';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import type { FolderRuleOptions } from '../plan/folder-rules.js';
+import { parseFolderRules, type FolderRuleOptions } from '../plan/folder-rules.js';
+import { isReference } from './secrets.js';
 
 /** One server of a batch. */
 export interface BatchServer {
@@ -34,7 +36,7 @@ export interface BatchServer {
   /** OAuth 2.0 for every mailbox: a command printing a token, or a token file; `{user}` is replaced by the mailbox's user. */
   oauth?: { tokenCommand?: string; tokenFile?: string };
   /** Log in as `USER<separator>MASTER` with the master's password (Dovecot's master users). */
-  master?: { user: string; password: string; separator: string; method: 'separator' | 'authzid' };
+  master?: { user: string; password: string; separator: string; method: 'separator' | 'authzid'; literal?: true; at?: string };
 }
 
 /** The whole file. */
@@ -43,12 +45,18 @@ export interface BatchConfig {
   destination: BatchServer;
   defaults: { connections: number; retries: number; retryDelaySeconds: number; badItemLimit: number | undefined; maxMessageSize: number | undefined };
   rules: FolderRuleOptions;
+  /** Things the administrator should fix (a literal master password), each with its line. */
+  warnings?: string[];
 }
 
 type Where = (node: Node | null | undefined) => string;
 
-/** Reads and checks the configuration file. Throws MM-BATCH-CONFIG with line and field on any problem. */
-export function loadBatchConfig(file: string): BatchConfig {
+/**
+ * Reads and checks the configuration file. Throws MM-BATCH-CONFIG with line and field on any
+ * problem. Warnings (a master password written in the file) are in `warnings` and are also given
+ * to `warn`, once each (by default: written to stderr).
+ */
+export function loadBatchConfig(file: string, warn: (message: string) => void = (m) => process.stderr.write(`mailmover: warning: ${m}\n`)): BatchConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -77,14 +85,18 @@ export function loadBatchConfig(file: string): BatchConfig {
   }
   const source = server(root.get('source', true) as Node | undefined, 'source', where, root);
   const destination = server(root.get('destination', true) as Node | undefined, 'destination', where, root);
+  const warnings: string[] = [];
+  for (const [name, s] of [['source', source], ['destination', destination]] as const) {
+    if (s.master?.literal) warnings.push(`${s.master.at}: ${name}.master.password is written in the file; use env:NAME or file:PATH so that the password is not kept in the configuration`);
+  }
   const defaultsNode = root.get('defaults', true) as Node | undefined;
   if (defaultsNode && !isMap(defaultsNode)) throw fail(`${where(defaultsNode)}: defaults must be a mapping`);
   const d = (defaultsNode && isMap(defaultsNode) ? defaultsNode.toJSON() : {}) as Record<string, unknown>;
-  const num = (name: string, min: number, max: number, fallback: number | undefined): number | undefined => {
+  const num = (name: string, min: number, max: number, fallback: number | undefined, whole = true): number | undefined => {
     const v = d[name];
     if (v === undefined) return fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max) {
-      throw fail(`${where((defaultsNode as { get?: (k: string, keep: boolean) => Node } | undefined)?.get?.(name, true))}: defaults.${name} must be a number from ${min} to ${max}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < min || v > max || (whole && !Number.isInteger(v))) {
+      throw fail(`${where((defaultsNode as { get?: (k: string, keep: boolean) => Node } | undefined)?.get?.(name, true))}: defaults.${name} must be a ${whole ? 'whole number' : 'number'} from ${min} to ${max}`);
     }
     return v;
   };
@@ -94,22 +106,47 @@ export function loadBatchConfig(file: string): BatchConfig {
   const rulesNode = root.get('rules', true) as Node | undefined;
   if (rulesNode && !isMap(rulesNode)) throw fail(`${where(rulesNode)}: rules must be a mapping`);
   const rules = (rulesNode && isMap(rulesNode) ? rulesNode.toJSON() : {}) as Record<string, unknown>;
+  const ruleNode = (name: string) => (rulesNode && isMap(rulesNode) ? (rulesNode.get(name, true) as Node | undefined) : undefined);
   const list = (name: string): string[] | undefined => {
     const v = rules[name];
     if (v === undefined) return undefined;
-    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw fail(`${where(rulesNode)}: rules.${name} must be a list of strings`);
+    if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) throw fail(`${where(ruleNode(name) ?? rulesNode)}: rules.${name} must be a list of strings`);
     return v as string[];
   };
   for (const key of Object.keys(rules)) {
     if (!['include', 'exclude', 'map', 'rename', 'destPrefix', 'automap'].includes(key)) throw fail(`${where(rulesNode)}: unknown field rules.${key}`);
   }
+  if (rules.destPrefix !== undefined && typeof rules.destPrefix !== 'string') throw fail(`${where(ruleNode('destPrefix'))}: rules.destPrefix must be a string`);
+  if (rules.automap !== undefined && typeof rules.automap !== 'boolean') throw fail(`${where(ruleNode('automap'))}: rules.automap must be true or false`);
+  // Each rule is checked here, one at a time, so that a bad regex or mapping is reported with
+  // its line before anything runs (not as a failure of every mailbox).
+  for (const name of ['include', 'exclude', 'map', 'rename'] as const) {
+    const items = list(name) ?? [];
+    const seq = ruleNode(name);
+    items.forEach((item, i) => {
+      try {
+        parseFolderRules({ [name]: [item] });
+      } catch (err) {
+        const at = seq && isSeq(seq) ? (seq.items[i] as Node | undefined) : seq;
+        throw fail(`${where(at ?? rulesNode)}: rules.${name}: ${(err as Error).message}`);
+      }
+    });
+  }
+  if (typeof rules.destPrefix === 'string') {
+    try {
+      parseFolderRules({ destPrefix: rules.destPrefix });
+    } catch (err) {
+      throw fail(`${where(ruleNode('destPrefix'))}: rules.destPrefix: ${(err as Error).message}`);
+    }
+  }
+  for (const w of warnings) warn(w);
   return {
     source,
     destination,
     defaults: {
       connections: num('connections', 1, 16, 2)!,
       retries: num('retries', 1, 20, 3)!,
-      retryDelaySeconds: num('retryDelaySeconds', 0, 600, 1)!,
+      retryDelaySeconds: num('retryDelaySeconds', 0, 600, 1, false)!,
       badItemLimit: num('badItemLimit', 0, 1e9, undefined),
       maxMessageSize: num('maxMessageSize', 1, 2 ** 40, undefined),
     },
@@ -121,6 +158,7 @@ export function loadBatchConfig(file: string): BatchConfig {
       ...(typeof rules.destPrefix === 'string' ? { destPrefix: rules.destPrefix } : {}),
       ...(typeof rules.automap === 'boolean' ? { automap: rules.automap } : {}),
     },
+    warnings,
   };
 }
 
@@ -155,13 +193,26 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
     }
     if (mm.separator !== undefined && (typeof mm.separator !== 'string' || mm.separator.length !== 1)) throw fail(`${at('master')}: ${name}.master.separator must be one character`);
     if (mm.method !== undefined && mm.method !== 'separator' && mm.method !== 'authzid') throw fail(`${at('master')}: ${name}.master.method must be separator (USER*MASTER) or authzid (SASL PLAIN authorization identity)`);
-    master = { user: mm.user, password: mm.password, separator: (mm.separator as string | undefined) ?? '*', method: (mm.method as 'separator' | 'authzid' | undefined) ?? 'separator' };
+    master = {
+      user: mm.user,
+      password: mm.password,
+      separator: (mm.separator as string | undefined) ?? '*',
+      method: (mm.method as 'separator' | 'authzid' | undefined) ?? 'separator',
+      ...(isReference(mm.password) ? {} : { literal: true as const, at: where(((node.get('master', true) as { get?: (k: string, keep: boolean) => Node } | undefined)?.get?.('password', true)) ?? node) }),
+    };
   }
   let oauth: BatchServer['oauth'];
   if (value.oauth !== undefined) {
     const o = value.oauth as Record<string, unknown>;
     const ok = typeof o === 'object' && o !== null && Object.keys(o).length === 1 && (typeof o.tokenCommand === 'string' || typeof o.tokenFile === 'string');
     if (!ok) throw fail(`${at('oauth')}: ${name}.oauth must be { tokenCommand: "..." } or { tokenFile: "..." } ({user} is replaced by the mailbox's user)`);
+    if (typeof o.tokenCommand === 'string') {
+      try {
+        splitCommand(o.tokenCommand);
+      } catch (err) {
+        throw fail(`${at('oauth')}: ${name}.oauth.tokenCommand: ${(err as Error).message} (the command is run without a shell: words, '...' and "..." only)`);
+      }
+    }
     oauth = typeof o.tokenCommand === 'string' ? { tokenCommand: o.tokenCommand } : { tokenFile: o.tokenFile as string };
   }
   return {

@@ -2,8 +2,8 @@
  * Scale-out: a batch's mailboxes as jobs in PostgreSQL through pg-boss (a proven queue, not a
  * home-made one), processed by `mailmover worker` on any number of machines.
  *
- * - A job carries the row and the configuration with secret *references* only; each worker
- *   resolves them in its own environment.
+ * - A job carries the row and the configuration with secret *references* only (literal secrets
+ *   are refused before anything is queued); each worker resolves them in its own environment.
  * - The batch's statuses (queued, running, complete, partial, failed) are kept in the same
  *   database (the ledger's batch_job table): `mailmover batch status --queue URL` shows them,
  *   and enqueueing the batch again skips the mailboxes recorded complete.
@@ -25,10 +25,11 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { ServerGate } from '../copy/retry-policy.js';
 import { sleep } from '../core/sleep.js';
 import type { BatchConfig, BatchServer } from './config.js';
-import type { MailboxList, MailboxRow } from './mailbox-list.js';
+import { literalPasswords, type MailboxList, type MailboxRow } from './mailbox-list.js';
 import { runOne, urlOf, type BatchEvent, type BatchJobResult } from './run-batch.js';
 import { PgLedger } from '../state/pg-ledger.js';
 import { SharedLimitsHub } from './shared-limits.js';
+import { isReference } from './secrets.js';
 import { maskUrl, openState, type BatchJobRecord, type StateStore } from '../state/store.js';
 
 /** The pg-boss queue of mailbox jobs. */
@@ -72,6 +73,7 @@ export interface Enqueued {
  * elsewhere) is joined rather than queued twice.
  */
 export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]> {
+  refuseLiteralSecrets(options.list, options.config);
   const jobs = await PgLedger.open(options.queueUrl);
   try {
     const before = new Map((await jobs.jobs(options.name)).map((j) => [`${j.source}\0${j.destination}`, j]));
@@ -104,6 +106,32 @@ export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]>
     }
   } finally {
     await jobs.close();
+  }
+}
+
+/**
+ * A job is a row in PostgreSQL (pg-boss keeps it, and its archive, long after it ran): it may
+ * hold secret references, never a secret. A literal password in the list or the configuration
+ * is refused before anything is queued, naming every place, rather than stored in clear.
+ */
+function refuseLiteralSecrets(list: MailboxList, config: BatchConfig): void {
+  const rows = literalPasswords(list);
+  if (rows.length > 0) {
+    const shown = rows.slice(0, 50).join('\n  ') + (rows.length > 50 ? `\n  ... and ${rows.length - 50} more` : '');
+    throw new MigrateError(
+      ERROR_CODES.BATCH_CSV,
+      `--queue stores each mailbox's job in PostgreSQL, and these passwords are written in the list; write them as env:NAME or file:PATH references (resolved by each worker) instead:\n  ${shown}`,
+      { scope: 'config' },
+    );
+  }
+  for (const [name, s] of [['source', config.source], ['destination', config.destination]] as const) {
+    if (s.master && !isReference(s.master.password)) {
+      throw new MigrateError(
+        ERROR_CODES.BATCH_CONFIG,
+        `${s.master.at ?? 'the configuration'}: ${name}.master.password is written in the file, and --queue would store it in PostgreSQL with every job; use env:NAME or file:PATH (resolved by each worker).`,
+        { scope: 'config' },
+      );
+    }
   }
 }
 

@@ -5,7 +5,7 @@
  * the ledger). A throttling answer to one mailbox pauses every mailbox on that server.
  */
 import { mkdirSync } from 'node:fs';
-import { writeFile } from 'node:fs/promises';
+import { open } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
@@ -113,7 +113,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
   } finally {
     await ledger.close();
   }
-  return finishReport(options.name, parallel, started, jobs, options.list.warnings, options.reportDir);
+  return finishReport(options.name, parallel, started, jobs, [...(options.config.warnings ?? []), ...options.list.warnings], options.reportDir);
 }
 
 /** Builds the batch report from the jobs' results and writes it (JSON and Markdown) to `reportDir`. */
@@ -143,9 +143,23 @@ export async function finishReport(name: string, parallel: number, started: numb
     jobs,
   };
   mkdirSync(reportDir, { recursive: true });
-  await writeFile(path.join(reportDir, 'batch-report.json'), JSON.stringify(report, null, 2) + '\n');
-  await writeFile(path.join(reportDir, 'batch-report.md'), batchMarkdown(report));
+  await writePrivate(path.join(reportDir, 'batch-report.json'), JSON.stringify(report, null, 2) + '\n');
+  await writePrivate(path.join(reportDir, 'batch-report.md'), batchMarkdown(report));
   return report;
+}
+
+/**
+ * Writes a file only its owner can read (0600): reports name every mailbox, user and server of
+ * the batch. The mode is set on the open file as well, for a file that existed with another mode.
+ */
+export async function writePrivate(file: string, data: string): Promise<void> {
+  const h = await open(file, 'w', 0o600);
+  try {
+    await h.chmod(0o600);
+    await h.writeFile(data);
+  } finally {
+    await h.close();
+  }
 }
 
 /** One mailbox: resolve its secrets, migrate, write its report. Never throws. */
@@ -184,7 +198,7 @@ export async function runOne(
     return { ...base, code: e.code, message: e.message, seconds: secondsSince(t0) };
   }
   const file = path.join(options.reportDir, `${String(row.line).padStart(5, '0')}-${safeName(row.sourceUser)}.json`);
-  await writeFile(file, JSON.stringify(report, null, 2) + '\n').catch(() => undefined);
+  await writePrivate(file, JSON.stringify(report, null, 2) + '\n').catch(() => undefined);
   return {
     ...base,
     status: report.status,
@@ -198,16 +212,22 @@ export async function runOne(
 
 /** The URL and password one side logs in with: the row's own password, or the master login. */
 function login(server: BatchServer, user: string, ref: string | undefined, side: 'source' | 'destination', env?: NodeJS.ProcessEnv): { url: string; password: string; authzid?: string; accessToken?: TokenProvider } {
+  // The login each secret is for, so that the SASL blobs built from it are scrubbed too.
+  const loginOf = (what: string) => {
+    const m = server.master;
+    if (what === 'password' || !m) return { user };
+    return m.method === 'authzid' ? { user: m.user, authzid: user } : { user: `${user}${m.separator}${m.user}` };
+  };
   const secret = (r: string, what: string) => {
     try {
-      return resolveSecret(r, env).value;
+      return resolveSecret(r, env, loginOf(what)).value;
     } catch (err) {
       throw new MigrateError(ERROR_CODES.BATCH_SECRET, `The ${side} ${what} cannot be resolved: ${(err as Error).message}`, { scope: 'mailbox' });
     }
   };
   if (ref !== undefined) return { url: urlOf(server, user), password: secret(ref, 'password') };
   if (server.oauth?.tokenCommand) return { url: urlOf(server, user), password: '', accessToken: tokenFromCommand(server.oauth.tokenCommand, user) };
-  if (server.oauth?.tokenFile) return { url: urlOf(server, user), password: '', accessToken: tokenFromFile(server.oauth.tokenFile.replaceAll('{user}', user.replace(/[/\0]/g, '_'))) };
+  if (server.oauth?.tokenFile) return { url: urlOf(server, user), password: '', accessToken: tokenFromFile(server.oauth.tokenFile.replaceAll('{user}', user.replace(/[/\0]/g, '_')), user) };
   if (server.master?.method === 'authzid') return { url: urlOf(server, server.master.user), password: secret(server.master.password, 'master password'), authzid: user };
   if (server.master) return { url: urlOf(server, `${user}${server.master.separator}${server.master.user}`), password: secret(server.master.password, 'master password') };
   throw new MigrateError(ERROR_CODES.BATCH_SECRET, `No ${side} password for ${user}: give one in the list, or a master login in the configuration.`, { scope: 'mailbox' });

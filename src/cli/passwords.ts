@@ -6,9 +6,19 @@
 import { readFile } from 'node:fs/promises';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import type { Side } from '../core/endpoint.js';
+import { registerSecret } from '../core/redact.js';
 
-/** Resolves the password for one side. */
-export async function resolvePassword(side: Side, file: string | undefined, env: NodeJS.ProcessEnv, user: string): Promise<string> {
+/**
+ * Resolves the password for one side and registers it (src/core/redact.ts), so that a server
+ * echoing it back never puts it in a report or a log. `authzid` adds the SASL PLAIN blob for it.
+ */
+export async function resolvePassword(side: Side, file: string | undefined, env: NodeJS.ProcessEnv, user: string, authzid?: string): Promise<string> {
+  const password = await find(side, file, env, user);
+  registerSecret(password, { user, authzid });
+  return password;
+}
+
+async function find(side: Side, file: string | undefined, env: NodeJS.ProcessEnv, user: string): Promise<string> {
   const envName = `MAILMOVER_${side.toUpperCase()}_PASSWORD`;
   if (file) {
     let text: string;

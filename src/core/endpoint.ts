@@ -77,7 +77,11 @@ export function parseEndpoint(text: string, side: Side): Endpoint {
   if ((url.pathname && url.pathname !== '/') || url.search || url.hash) {
     throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: the URL must not have a path, query or fragment. ${hint}.`, { scope: 'config' });
   }
+  // URL refuses ports over 65535 ("not a URL" above) but keeps port 0, which no server listens on.
   const port = url.port ? Number(url.port) : protocol === 'imaps' ? 993 : 143;
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: port ${url.port} is not a TCP port (1 to 65535). ${hint}.`, { scope: 'config' });
+  }
   // URL keeps IPv6 literals in brackets; sockets want them bare.
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const display = `${protocol}://${encodeURIComponent(user)}@${url.hostname}:${port}`;

@@ -7,6 +7,8 @@
  * says whether repeating the operation can help.
  */
 
+import { scrub } from './redact.js';
+
 /** Every error code mailmover emits. Keep docs/errors.md in step with this list. */
 export const ERROR_CODES = {
   USAGE: 'MM-USAGE',
@@ -73,7 +75,7 @@ export type RetryClass = 'now' | 'later' | 'never';
 export interface MigrateErrorOptions {
   scope: ErrorScope;
   retry?: RetryClass;
-  /** The server's own words (tagged response text), already free of secrets. */
+  /** The server's own words (tagged response text); registered secrets are scrubbed from it. */
   serverResponse?: string;
   /** Milliseconds the server asked us to wait before trying again. */
   retryAfterMs?: number;
@@ -90,12 +92,14 @@ export class MigrateError extends Error {
   readonly retryAfterMs: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: MigrateErrorOptions) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    // Scrubbed here, once, so that every report, JSON output and log line built from an error is
+    // free of the secrets registered in src/core/redact.ts (a server may echo what it was sent).
+    super(scrub(message), options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'MigrateError';
     this.code = code;
     this.scope = options.scope;
     this.retry = options.retry ?? 'never';
-    this.serverResponse = options.serverResponse;
+    this.serverResponse = options.serverResponse === undefined ? undefined : scrub(options.serverResponse);
     this.retryAfterMs = options.retryAfterMs;
   }
 

@@ -106,6 +106,10 @@ describe('bad input', () => {
     const env = { MAILMOVER_FROM_PASSWORD: SECRET, MAILMOVER_TO_PASSWORD: 'dst-pw' };
     assertFailure(await runCli(['migrate', '--from', 'alice@host', '--to', server.url('dst')], env), 2, 'MM-CONFIG-URL');
     assertFailure(await runCli(['migrate', '--from', 'pop3://a@h', '--to', server.url('dst')], env), 2, 'MM-CONFIG-URL');
+    const portZero = await runCli(['migrate', '--from', 'imap://src@127.0.0.1:0', '--to', server.url('dst')], env);
+    assertFailure(portZero, 2, 'MM-CONFIG-URL');
+    assert.match(portZero.stderr, /port 0 is not a TCP port/);
+    assertFailure(await runCli(['migrate', '--from', 'imap://src@127.0.0.1:65536', '--to', server.url('dst')], env), 2, 'MM-CONFIG-URL');
     const inUrl = await runCli(['migrate', '--from', `imap://src:${SECRET}@127.0.0.1:${server.port}`, '--to', server.url('dst')], env);
     assertFailure(inUrl, 2, 'MM-CONFIG-PASSWORD-IN-URL');
     const noPw = await runCli(['migrate', '--from', server.url('src'), '--to', server.url('dst')], { MAILMOVER_TO_PASSWORD: 'dst-pw' });

@@ -7,7 +7,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
@@ -33,7 +33,7 @@ interface Report {
   status: string;
   totals: { mailboxes: number; complete: number; partial: number; failed: number; alreadyComplete: number; copied: number };
   warnings: string[];
-  jobs: { line: number; source: string; status: string; code?: string; copied: number; alreadyComplete?: boolean }[];
+  jobs: { line: number; source: string; status: string; code?: string; copied: number; alreadyComplete?: boolean; report?: string }[];
 }
 
 describe('mailmover batch', () => {
@@ -85,6 +85,10 @@ describe('mailmover batch', () => {
     });
 
   test('200 mailboxes through master logins: the good ones complete and arrive exactly, bad rows are reported; exit 3; a rerun resumes', async () => {
+    // A batch report left by someone else with a wider mode: replaced, and made private.
+    await mkdir(path.join(dir, 'reports'), { recursive: true });
+    await writeFile(path.join(dir, 'reports', 'batch-report.md'), 'old\n', { mode: 0o644 });
+    await chmod(path.join(dir, 'reports', 'batch-report.md'), 0o644);
     const first = await run('--parallel', '8');
     assert.equal(first.code, 3, first.stderr);
     const r = JSON.parse(first.stdout) as Report;
@@ -106,6 +110,10 @@ describe('mailmover batch', () => {
       assert.equal(j.copied, 1 + (i % 3) + 1, j.source);
     }
     for (const i of [1, 10, 99, 150, 200]) assert.deepEqual(await readMailbox(dest, name(i), `pw${i}`), await readMailbox(source, name(i), `pw${i}`), name(i));
+    // Reports name every user and server of the batch: only their owner may read them.
+    for (const file of ['batch-report.json', 'batch-report.md', path.basename(byLine(2).report!)]) {
+      assert.equal((await stat(path.join(dir, 'reports', file))).mode & 0o777, 0o600, file);
+    }
     const md = await readFile(path.join(dir, 'reports', 'batch-report.md'), 'utf8');
     assert.match(md, /\| 203 \| imap:\/\/u007@.* \| failed \| 0 \| 0 \| MM-AUTH-FAILED \|/);
 
@@ -132,6 +140,22 @@ describe('mailmover batch', () => {
     const csv = await runCli(['batch', 'run', path.join(dir, 'bad.csv'), '--config', path.join(dir, 'servers.yaml'), '--state', path.join(dir, 'x.db')], {});
     assert.equal(csv.code, 2);
     assert.match(csv.stderr, /MM-BATCH-CSV: .*bad\.csv:3: source_user is empty/);
+    // Checked in full at load time: a bad rule and a fractional number, with line and field.
+    const runWith = (list: string, config: string) => runCli(['batch', 'run', path.join(dir, list), '--config', path.join(dir, config), '--state', path.join(dir, 'x.db')], {});
+    await writeFile(path.join(dir, 'rule.yaml'), ['source:', '  url: imap://127.0.0.1:143', 'destination:', '  url: imap://127.0.0.1:144', 'rules:', "  exclude: ['(Junk']", ''].join('\n'));
+    const rule = await runWith('users.csv', 'rule.yaml');
+    assert.equal(rule.code, 2);
+    assert.match(rule.stderr, /MM-BATCH-CONFIG: .*rule\.yaml:6:\d+: rules\.exclude: .*not a valid regular expression/);
+    await writeFile(path.join(dir, 'frac.yaml'), ['source:', '  url: imap://127.0.0.1:143', 'destination:', '  url: imap://127.0.0.1:144', 'defaults: { connections: 1.5 }', ''].join('\n'));
+    assert.match((await runWith('users.csv', 'frac.yaml')).stderr, /MM-BATCH-CONFIG: .*frac\.yaml:5:\d+: defaults\.connections must be a whole number/);
+    // Every bad row at once, each with its line; a literal master password is warned about once, with its line.
+    await writeFile(path.join(dir, 'lit.yaml'), ['source:', '  url: imap://127.0.0.1:143', '  master: { user: admin, password: Lit3ral-master }', 'destination:', '  url: imap://127.0.0.1:144', ''].join('\n'));
+    await writeFile(path.join(dir, 'rows.csv'), 'source_user,destination_user\n,a\nb c,b\nok,ok\nok,ok\n"#quoted",x\n# a comment\n');
+    const rows = await runWith('rows.csv', 'lit.yaml');
+    assert.equal(rows.code, 2);
+    assert.match(rows.stderr, /MM-BATCH-CSV: 3 bad row\(s\) in \S*rows\.csv:\n {2}\S*rows\.csv:2: source_user is empty\n {2}\S*rows\.csv:3: .*whitespace\n {2}\S*rows\.csv:5: the mailbox ok -> ok is already on line 4\n/);
+    assert.equal(rows.stderr.match(/lit\.yaml:3:\d+: source\.master\.password is written in the file/g)?.length, 1, rows.stderr);
+    assert.ok(!rows.stderr.includes('Lit3ral-master'));
   });
   test('admin access with SASL PLAIN authorization identities (authzid) instead of USER*MASTER; migrate --from-authzid too', async () => {
     await writeFile(

@@ -4,7 +4,9 @@
  * middle of a mailbox. Its job is taken again by another worker after it expires, and every
  * destination mailbox ends exact: nothing lost, nothing twice. The workers keep no files: the
  * ledger and the batch's statuses are in the same database, so `batch status --queue` shows the
- * batch, a rerun skips the complete mailboxes, and `--again` is incremental on any worker.
+ * batch, a rerun skips the complete mailboxes, and `--again` is incremental on any worker. A job
+ * never holds a secret: literal passwords are refused before anything is queued, and no row of
+ * the queue or the ledger holds a password.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -222,5 +224,59 @@ describe('a batch shared by workers through PostgreSQL', () => {
       await c.end();
     }
     for (let i = 1; i <= MAILBOXES; i++) assert.deepEqual(await readMailbox(dest, `j-${name(i)}`, 'pw'), await readMailbox(source, name(i), 'pw'), name(i));
+  });
+
+  test('a queued batch never stores a secret: literal passwords are refused before anything is queued, and no row holds a password', async () => {
+    const url = await db.createDatabase('no_secrets');
+    const PW = 'Queue-Secret-Pw-1';
+    for (const i of [1, 2]) await dest.addUser(`s-${name(i)}`, PW);
+    const noSecretAnywhere = async () => {
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      try {
+        const tables = await c.query<{ s: string; t: string }>("SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_schema IN ('mailmover_queue', 'mailmover_state')");
+        let rows = 0;
+        for (const { s, t } of tables.rows) {
+          for (const r of (await c.query<{ row: string }>(`SELECT x::text AS row FROM "${s}"."${t}" x`)).rows) {
+            rows++;
+            for (const secret of [PW, 'adminpw']) assert.ok(!r.row.includes(secret), `${s}.${t} holds a secret: ${r.row.slice(0, 300)}`);
+          }
+        }
+        return rows;
+      } finally {
+        await c.end();
+      }
+    };
+    // A literal password in the list: refused, naming each line, before anything is queued.
+    const literal = path.join(dir, 'literal.csv');
+    await writeFile(literal, `source_user,destination_user,destination_password\n${name(1)},s-${name(1)},${PW}\n${name(2)},s-${name(2)},env:QPW\n`);
+    const batchArgs = (list: string, config: string, reports: string) => ['batch', 'run', list, '--config', config, '--queue', url, '--report-dir', path.join(dir, reports), '--json'];
+    const refused = await runCli(batchArgs(literal, path.join(dir, 'servers.yaml'), 'lit-reports'), { MASTER: 'adminpw', QPW: PW }, 60_000);
+    assert.equal(refused.code, 2, refused.stderr);
+    assert.match(refused.stderr, /MM-BATCH-CSV: --queue stores each mailbox's job in PostgreSQL[^\n]*env:NAME or file:PATH[^\n]*\n {2}\S*literal\.csv:2: destination_password/);
+    assert.ok(!(refused.stdout + refused.stderr).includes(PW));
+    // A literal master password in the configuration: refused too, with its line.
+    const literalConfig = path.join(dir, 'literal.yaml');
+    await writeFile(literalConfig, `source:\n  url: imap://127.0.0.1:${source.port}\n  master: { user: admin, password: adminpw }\ndestination:\n  url: imap://127.0.0.1:${dest.port}\n`);
+    const refusedConfig = await runCli(batchArgs(path.join(dir, 'users.csv'), literalConfig, 'lit2-reports'), {}, 60_000);
+    assert.equal(refusedConfig.code, 2, refusedConfig.stderr);
+    assert.match(refusedConfig.stderr, /MM-BATCH-CONFIG: \S*literal\.yaml:3:\d+: source\.master\.password is written in the file, and --queue would store it/);
+    assert.ok(!refusedConfig.stderr.includes('adminpw'), 'the password is not echoed');
+    assert.equal(await noSecretAnywhere(), 0, 'nothing was queued');
+
+    // With references, the batch runs, and no row of the queue or the ledger holds a password.
+    const refs = path.join(dir, 'refs.csv');
+    await writeFile(refs, `source_user,destination_user,destination_password\n${name(1)},s-${name(1)},env:QPW\n${name(2)},s-${name(2)},file:${path.join(dir, 'qpw')}\n`);
+    await writeFile(path.join(dir, 'qpw'), `${PW}\n`);
+    const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '2', '--report-dir', path.join(dir, 'ns-w')], { env: { ...process.env, MASTER: 'adminpw', QPW: PW }, stdio: 'ignore' });
+    workers.push(w);
+    try {
+      const ok = await runCli(batchArgs(refs, path.join(dir, 'servers.yaml'), 'ns-reports'), { MASTER: 'adminpw', QPW: PW }, 180_000);
+      assert.equal(ok.code, 0, ok.stderr);
+    } finally {
+      w.kill('SIGINT');
+    }
+    assert.ok((await noSecretAnywhere()) > 0, 'the jobs and statuses are there, without a password');
+    for (const i of [1, 2]) assert.deepEqual(await readMailbox(dest, `s-${name(i)}`, PW), await readMailbox(source, name(i), 'pw'), name(i));
   });
 });
