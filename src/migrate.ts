@@ -4,6 +4,7 @@
  */
 import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from './core/endpoint.js';
+import { registerSecret } from './core/redact.js';
 import { pathKey } from './core/mailbox-path.js';
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from './core/errors.js';
 import { ByteBudget } from './copy/byte-budget.js';
@@ -139,6 +140,9 @@ const MAX_RECONNECT_TRIES = 5;
 export async function migrate(options: MigrateOptions): Promise<MigrationReport> {
   const from = typeof options.from.url === 'string' ? parseEndpoint(options.from.url, 'from') : options.from.url;
   const to = typeof options.to.url === 'string' ? parseEndpoint(options.to.url, 'to') : options.to.url;
+  // Whatever a server echoes back of these (a NO quoting the login) is scrubbed from every error.
+  registerSecret(options.from.password, { user: from.user, ...(options.from.authzid ? { authzid: options.from.authzid } : {}) });
+  registerSecret(options.to.password, { user: to.user, ...(options.to.authzid ? { authzid: options.to.authzid } : {}) });
   const connections = options.connections ?? 2;
   if (!Number.isInteger(connections) || connections < 1 || connections > 16) {
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `connections must be a whole number from 1 to 16 (got ${connections}).`, { scope: 'config' });

@@ -7,7 +7,7 @@
  *   3  finished, but some items were skipped (all listed in the report)
  */
 import { Command, CommanderError, Option } from 'commander';
-import { rename, writeFile } from 'node:fs/promises';
+import { chmod, rename, writeFile } from 'node:fs/promises';
 import { pino, type Logger } from 'pino';
 import { parseEndpoint, redactUrl } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
@@ -30,6 +30,7 @@ import { homedir } from 'node:os';
 import { BatchProgressView, createProgressPrinter, formatSummary, formatVerifySummary } from './output.js';
 import { intOption, numberOption, parseSize } from './option-parsers.js';
 import { resolvePassword } from './passwords.js';
+import { scrub, scrubStream } from '../core/redact.js';
 
 /** Exit codes of the CLI. */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
@@ -406,7 +407,8 @@ async function runBatchStatus(listFile: string, flags: { state?: string; queue?:
 /** The structured log (pino JSON lines) when --log FILE was given; password fields are redacted. */
 function openLog(file: string | undefined): Logger | undefined {
   if (!file) return undefined;
-  return pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, pino.destination({ dest: file, sync: true, mkdir: true }));
+  // Every line goes through scrub(): a server's text (an echoed login, a raw line imapflow could not parse) is logged too.
+  return pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, scrubStream(pino.destination({ dest: file, sync: true, mkdir: true, mode: 0o600 })));
 }
 
 /**
@@ -431,16 +433,17 @@ function onInterrupt(controller: AbortController, what: string): () => void {
 function sidePassword(side: 'from' | 'to', flags: ConnectionFlags, user: string): Promise<string> {
   const tokens = side === 'from' ? flags.fromTokenFile ?? flags.fromTokenCommand : flags.toTokenFile ?? flags.toTokenCommand;
   if (tokens) return Promise.resolve('');
-  return resolvePassword(side, side === 'from' ? flags.fromPasswordFile : flags.toPasswordFile, process.env, user);
+  return resolvePassword(side, side === 'from' ? flags.fromPasswordFile : flags.toPasswordFile, process.env, user, side === 'from' ? flags.fromAuthzid : flags.toAuthzid);
 }
 
 /** The OAuth 2.0 token source of a side, when it has one. */
 function sideTokens(side: 'from' | 'to', flags: ConnectionFlags): { accessToken: TokenProvider } | Record<string, never> {
+  const user = parseEndpoint(side === 'from' ? flags.from : flags.to, side).user;
   const file = side === 'from' ? flags.fromTokenFile : flags.toTokenFile;
   const command = side === 'from' ? flags.fromTokenCommand : flags.toTokenCommand;
   if (file && command) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--${side}-token-file and --${side}-token-command exclude each other.`, { scope: 'config' });
-  if (file) return { accessToken: tokenFromFile(file) };
-  if (command) return { accessToken: tokenFromCommand(command) };
+  if (file) return { accessToken: tokenFromFile(file, user) };
+  if (command) return { accessToken: tokenFromCommand(command, user) };
   return {};
 }
 
@@ -547,7 +550,9 @@ function scanOptions(flags: MigrateFlags): ScanOptions | undefined {
 async function writeReport(file: string, report: MigrationReport | VerifyReport): Promise<void> {
   const tmp = `${file}.${process.pid}.tmp`;
   try {
-    await writeFile(tmp, JSON.stringify(report, null, 2) + '\n');
+    // 0600: a report names folders, subjects' Message-IDs and server answers of one person's mailbox.
+    await writeFile(tmp, JSON.stringify(report, null, 2) + '\n', { mode: 0o600 });
+    await chmod(tmp, 0o600);
     await rename(tmp, file);
   } catch (err) {
     throw new MigrateError(ERROR_CODES.REPORT_WRITE, `Cannot write the report to "${file}" (${(err as NodeJS.ErrnoException).code ?? err}).`, { scope: 'mailbox', cause: err });
@@ -635,7 +640,7 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`mailmover: ${err.code}: ${redactUrl(err.message)}\n`);
       return err.scope === 'config' ? EXIT.USAGE : EXIT.FAILED;
     }
-    process.stderr.write(`mailmover: ${ERROR_CODES.INTERNAL}: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.stderr.write(`mailmover: ${ERROR_CODES.INTERNAL}: ${scrub((err as Error)?.stack ?? String(err))}\n`);
     return EXIT.FAILED;
   }
   return code;

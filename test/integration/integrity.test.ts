@@ -8,6 +8,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createHash } from 'node:crypto';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { readMailbox, seedMailbox, type FixtureMessage } from '../helpers/fixture.js';
@@ -149,5 +152,71 @@ describe('a move deletes only what is proven byte for byte at the destination (r
     assert.equal(inboxReport.sourceKept, 2);
     const there = (await readMailbox(dst, 'u', 'dst-pw')).find((f) => f.path[0] === 'INBOX')!.messages.map((m) => m.sha256);
     for (const m of [originals[0]!, originals[3]!]) assert.ok(there.includes(sha(m.raw)));
+  });
+});
+
+describe('secrets a server echoes back never reach reports, output or logs', () => {
+  let dovecot: PlainDovecotServer;
+  let source: ScriptedImapServer | undefined;
+  before(async () => {
+    dovecot = await startDovecot({ tls: false });
+    await dovecot.addUser('dst', 'dst-pw');
+  });
+  after(async () => {
+    await source?.stop();
+    await dovecot?.stop();
+  });
+  const PASSWORD = 'Sup3r-Secret-PW!';
+  const forms = (text: string) => {
+    const plainBlob = Buffer.from(`\0src\0${PASSWORD}`).toString('base64');
+    return [PASSWORD, plainBlob, plainBlob.slice(4)].filter((f) => text.includes(f));
+  };
+
+  test('a login refusal that quotes the password and the SASL blob', async () => {
+    source = await startScriptedImap({
+      personality: PERSONALITIES.exchange,
+      users: { src: { password: 'the-right-one', folders: [{ name: 'INBOX', subscribed: true, messages: [] }] } },
+      faults: { src: { echoSecrets: true } },
+    });
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'mm-echo-'));
+    const log = path.join(dir, 'run.log');
+    const reportFile = path.join(dir, 'report.json');
+    const run = await runCli(['migrate', '--from', `imap://src@127.0.0.1:${source.port}`, '--to', `imap://dst@127.0.0.1:${dovecot.port}`, '--json', '--no-state', '--log', log, '--report', reportFile], {
+      MAILMOVER_FROM_PASSWORD: PASSWORD,
+      MAILMOVER_TO_PASSWORD: 'dst-pw',
+    });
+    assert.equal(run.code, 1, run.stderr);
+    // The server did echo it (otherwise this test proves nothing).
+    assert.ok(source.log.length > 0);
+    const echoed = JSON.parse(run.stdout) as { error?: { code: string; message: string } };
+    assert.equal(echoed.error?.code, 'MM-AUTH-FAILED');
+    for (const [what, text] of [
+      ['stdout', run.stdout],
+      ['stderr', run.stderr],
+      ['log', readFileSync(log, 'utf8')],
+      ['report', readFileSync(reportFile, 'utf8')],
+    ] as const) {
+      assert.deepEqual(forms(text), [], `${what} holds a secret: ${text.slice(0, 800)}`);
+    }
+    assert.equal(statSync(reportFile).mode & 0o777, 0o600);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test("a FETCH refusal that quotes the session's password", async () => {
+    await source?.stop();
+    source = await startScriptedImap({
+      personality: PERSONALITIES.exchange,
+      users: { src: { password: PASSWORD, folders: [{ name: 'INBOX', subscribed: true, messages: [hostile(1, ['\\Seen'])] }] } },
+      faults: { src: { fetchFailures: { INBOX: { 1: { times: 'always', response: 'NO Cannot open message for {password} ({sasl})' } } } } },
+    });
+    const run = await runCli(['migrate', '--from', `imap://src@127.0.0.1:${source.port}`, '--to', `imap://dst@127.0.0.1:${dovecot.port}`, '--json', '--no-state', '--retry-delay', '0.01'], {
+      MAILMOVER_FROM_PASSWORD: PASSWORD,
+      MAILMOVER_TO_PASSWORD: 'dst-pw',
+    });
+    assert.equal(run.code, 3, run.stderr);
+    const report = JSON.parse(run.stdout) as CliReport;
+    assert.equal(report.items.length, 1);
+    assert.match(report.items[0]!.reason, /Cannot open message for \*\*\*/);
+    assert.deepEqual(forms(run.stdout + run.stderr), []);
   });
 });
