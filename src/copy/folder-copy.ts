@@ -107,8 +107,13 @@ async function applyListing(run: FolderRun, listed: Listed): Promise<{ toCopy: M
     // Deleted at the source: destination messages this ledger recorded as copies (same
     // destination UIDVALIDITY) that match no source message any more.
     if (ctx.syncDeletions && known && run.destValidity !== undefined && known.destUidValidity === run.destValidity) {
-      const copied = new Set(known.rows.flatMap((r) => (r.destUid === undefined ? [] : [r.destUid])));
-      for (const x of match.extra) if (copied.has(x.uid)) gone.push({ sourceUid: -1, destUid: x.uid });
+      // Only a message that is still exactly what this ledger recorded under that UID (same
+      // identity and size): a UID alone is not proof once the folder was listed afresh.
+      const copied = new Map(known.rows.flatMap((r) => (r.destUid === undefined ? [] : [[r.destUid, r] as const])));
+      for (const x of match.extra) {
+        const row = copied.get(x.uid);
+        if (row && row.key === x.key && row.size === x.size) gone.push({ sourceUid: -1, destUid: x.uid });
+      }
     }
     await state?.recordPresent(match.pairs.map((p) => ({ source: { ...p.source, flags: flagsToCopy(p.source.flags) }, destUid: p.dest.uid })));
   }

@@ -222,6 +222,14 @@ describe('a hostile source into a real Dovecot', () => {
     assert.deepEqual((await inbox(user)).sort(), [...SHAS].sort());
   });
 
+  test('a flood of untagged EXISTS while the source lists: the waiting destination is kept alive', async () => {
+    const src = await source({ untaggedFlood: { INBOX: { kind: 'EXISTS', count: 150_000 } } });
+    const user = await destination();
+    const run = await migrate(src, user, ['--no-state', '--idle-timeout', '2', '--connections', '1']);
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.deepEqual((await inbox(user)).sort(), [...SHAS].sort());
+  });
+
   test('an answer that never ends costs bounded time and ends the folder with a reason', async () => {
     const src = await source({ endlessLine: { INBOX: { bytes: 2 * 1024 * 1024 } } });
     const user = await destination();
