@@ -17,6 +17,7 @@ import { multiAppend } from './multiappend.js';
 import { packUids } from './uid-set.js';
 import { ResponseLog } from './response-log.js';
 import { sleep } from '../../core/sleep.js';
+import { IMAP_RESERVED_NAMES } from './reserved-names.js';
 
 /** Options for one IMAP connection. */
 export interface ImapStoreOptions {
@@ -136,6 +137,7 @@ export class ImapStore implements MailStore {
       appendUid: caps.has('UIDPLUS'),
       appendLimit: typeof limit === 'number' ? limit : undefined,
       literalPlus: caps.has('LITERAL+'),
+      reservedNames: IMAP_RESERVED_NAMES,
     };
   }
 
