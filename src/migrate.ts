@@ -352,7 +352,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
 
 function capsList(store: MailStore): string[] {
   return Object.entries(store.caps())
-    .filter(([, v]) => v !== false && v !== undefined)
+    .filter(([, v]) => v !== false && v !== undefined && !Array.isArray(v))
     .map(([k, v]) => (v === true ? k : `${k}=${v}`));
 }
 
