@@ -284,3 +284,18 @@ function normaliseName(name: string): string {
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
+
+/**
+ * For each entry (same order as `entries`), whether a folder to be created lies below it: one
+ * pass over the plan, for callers that create the tree top-down and skip placeholders a child's
+ * CREATE makes anyway (a scan of every entry per entry would be quadratic in the tree).
+ */
+export function createBelow(entries: readonly FolderPlanEntry[]): boolean[] {
+  const index = new PathIndex();
+  const ids = entries.map((e) => index.prefixes(e.destPath));
+  const below = new Set<number>();
+  entries.forEach((e, i) => {
+    if (e.create) for (let depth = 0; depth < ids[i]!.length - 1; depth++) below.add(ids[i]![depth]!);
+  });
+  return ids.map((p) => p.length > 0 && below.has(p[p.length - 1]!));
+}

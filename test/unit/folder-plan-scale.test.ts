@@ -7,7 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { planFolders } from '../../src/plan/folder-plan.js';
+import { createBelow, planFolders } from '../../src/plan/folder-plan.js';
 import { MAX_NAME_BYTES, MAX_NAME_DEPTH } from '../../src/plan/name-limits.js';
 import type { FolderInfo } from '../../src/stores/mail-store.js';
 
@@ -124,4 +124,14 @@ test('a level that only becomes reserved once spelled for the destination is ren
   const plan = planFolders([folder(['cur\u0007'])], [], { prefix: '', delimiter: '.' }, { reservedNames: ['cur_'] });
   assert.equal(plan.entries[0]!.destName, '_cur_');
   assert.deepEqual(plan.entries[0]!.renameReasons, ['reserved-name']);
+});
+
+test('createBelow says, in one pass, which entries have a folder to create below them', () => {
+  const plan = planFolders([folder(['A'], { noSelect: true }), folder(['A', 'B']), folder(['C'], { noSelect: true }), folder(['C', 'D']), folder(['E'])], [folder(['C', 'D'])], DEST);
+  const below = createBelow(plan.entries);
+  assert.deepEqual(Object.fromEntries(plan.entries.map((e, i) => [e.destName, below[i]])), { A: true, 'A/B': false, C: false, 'C/D': false, E: false });
+  const many = Array.from({ length: 200_000 }, (_, i) => folder([`P${i}`, `C${i}`]));
+  const started = performance.now();
+  assert.equal(createBelow(planFolders(many, [], DEST).entries).filter(Boolean).length, 200_000);
+  assert.ok(performance.now() - started < 20_000);
 });
