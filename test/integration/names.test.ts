@@ -131,4 +131,22 @@ describe('folder names that hurt the destination or the terminal', () => {
     const report = JSON.parse(json.stdout) as { folders: { source: string }[] };
     for (const n of hostile) assert.ok(report.folders.some((f) => f.source === n), `JSON keeps ${JSON.stringify(n)}`);
   });
+
+  test('a folder name over 64 KiB is reported (MM-FOLDER-NAME-TOO-LONG) and left out; the other folders arrive', async (t) => {
+    const huge = `Huge ${'y'.repeat(70_000)}`;
+    const inbox = [msg('in-huge')];
+    const { user, cli } = await run(t, literalNames, [folder('INBOX', inbox), folder(huge, [msg('lost')]), folder('Fine', [msg('fine')])]);
+    const out = await cli('migrate', ['--json']);
+    assert.equal(out.code, 1, out.stderr);
+    const report = JSON.parse(out.stdout) as { folders: { source: string; error?: { code: string } }[] };
+    const refused = report.folders.filter((f) => f.error);
+    assert.deepEqual(refused.map((f) => f.error!.code), ['MM-FOLDER-NAME-TOO-LONG']);
+    assert.ok(refused[0]!.source.startsWith('Huge yyy') && refused[0]!.source.length < 200, refused[0]!.source.slice(0, 300));
+    assert.ok(out.stdout.length < 20_000, 'the report does not carry the whole name');
+    const got = await readMailbox(dest, user, 'dst-pw');
+    const counts = new Map(got.map((f) => [f.path.join('/'), f.messages.length]));
+    assert.equal(counts.get('INBOX'), 1);
+    assert.equal(counts.get('Fine'), 1);
+    assert.ok(![...counts.keys()].some((n) => n.startsWith('Huge')), [...counts.keys()].join(', '));
+  });
 });
