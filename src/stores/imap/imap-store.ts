@@ -14,10 +14,10 @@ import { extractMessageId, messageKey } from '../../core/message-key.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { commandError, connectError, isConnectionLoss, serverText } from './imap-errors.js';
 import { multiAppend } from './multiappend.js';
+import { IMAP_RESERVED_NAMES } from './reserved-names.js';
 import { packUids } from './uid-set.js';
 import { ResponseLog } from './response-log.js';
 import { sleep } from '../../core/sleep.js';
-import { IMAP_RESERVED_NAMES } from './reserved-names.js';
 
 /** Options for one IMAP connection. */
 export interface ImapStoreOptions {
