@@ -290,7 +290,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
 
     const [sourceListing, destListing] = await Promise.all([first.source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), first.dest.listFolders()]);
     const [sourceFolders, destFolders] = [sourceListing.folders, destListing.folders];
-    const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: substitute, rules });
+    const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: first.dest.caps().reservedNames });
     report.collisions = plan.collisions.map((c) => ({ destination: c.destName, sources: c.sourceNames }));
     report.excluded = plan.excluded.map((e) => ({ source: e.sourceName, reason: e.reason }));
     // Namespaces not listed at all are still named, so that the administrator knows they exist.
@@ -299,6 +299,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     report.folders = plan.entries.map(emptyFolderReport);
     // A source LIST line that could not be interpreted costs that folder, not the mailbox.
     for (const raw of sourceListing.unreadable) report.folders.push(unreadableFolderReport(raw));
+    for (const r of plan.refused) report.folders.push({ ...unreadableFolderReport(r.sourceName), error: r.error.toJSON() });
     if (destListing.unreadable.length > 0) {
       log?.warn({ lines: destListing.unreadable }, 'destination LIST lines could not be parsed');
     }
@@ -362,11 +363,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
 
 function capsList(store: MailStore): string[] {
   return Object.entries(store.caps())
-    .filter(([, v]) => v !== false && v !== undefined)
+    .filter(([, v]) => v !== false && v !== undefined && !Array.isArray(v))
     .map(([k, v]) => (v === true ? k : `${k}=${v}`));
 }
 
-function emptyFolderReport(e: Pick<FolderPlanEntry, 'sourceName' | 'destName' | 'renamed' | 'noSelect' | 'mappedBy' | 'implicit'>): FolderReport {
+function emptyFolderReport(e: Pick<FolderPlanEntry, 'sourceName' | 'destName' | 'renamed' | 'noSelect' | 'mappedBy' | 'implicit'> & { renameReasons?: string[] }): FolderReport {
   return {
     source: e.sourceName,
     destination: e.destName,
@@ -379,6 +380,7 @@ function emptyFolderReport(e: Pick<FolderPlanEntry, 'sourceName' | 'destName' | 
     vanished: 0,
     created: false,
     renamed: e.renamed,
+    ...(e.renameReasons?.length ? { renameReasons: e.renameReasons } : {}),
     noSelect: e.noSelect,
     ...(e.mappedBy ? { mappedBy: e.mappedBy } : {}),
     ...(e.implicit ? { implicit: true as const } : {}),

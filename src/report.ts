@@ -27,6 +27,8 @@ export interface FolderReport {
   created: boolean;
   /** True when the name had to change (a character is the destination's separator). */
   renamed: boolean;
+  /** Why it changed: 'separator', 'control-character', 'dot-name', 'flat-server', 'reserved-name' (a level the destination keeps for itself). */
+  renameReasons?: string[];
   /** True when the source folder cannot hold messages (a \Noselect parent, or an implicit parent). */
   noSelect: boolean;
   /** Set for a parent that only the destination path needs (no source folder; `source` is ''). */

@@ -117,7 +117,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
   try {
     await Promise.all([source.connect(options.signal), dest.connect(options.signal)]);
     const [sourceListing, destListing] = await Promise.all([source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), dest.listFolders()]);
-    const plan = planFolders(sourceListing.folders, destListing.folders, dest.namespace(), { separatorSubstitute: substitute, rules });
+    const plan = planFolders(sourceListing.folders, destListing.folders, dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: dest.caps().reservedNames });
     const existing = new Set(destListing.folders.map((f) => f.path.join('\u0000')));
     for (const entry of plan.entries) {
       if (entry.noSelect) continue;

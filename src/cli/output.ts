@@ -6,6 +6,35 @@ import type { MigrationEvent, ProgressCounters } from '../events.js';
 import type { MigrationReport } from '../report.js';
 import type { VerifyReport } from '../verify.js';
 
+/**
+ * Characters that must not reach a terminal as they are: C0 controls (ESC starts escape sequences
+ * that can rewrite the screen or the window title; CR and LF forge lines), DEL, C1 controls
+ * (0x9b is a one-byte CSI on some terminals), the bidirectional overrides and isolates that make
+ * text read in another order than it is (U+202A-U+202E, U+2066-U+2069, and the marks U+200E,
+ * U+200F, U+061C), and the backslash itself, so that an escaped form cannot be faked by a name.
+ */
+// eslint-disable-next-line no-control-regex -- the point is to find control characters
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\\]/gu;
+const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t', '\\': '\\\\' };
+
+/**
+ * Text from a server or a user (folder names, server answers, error messages) as it may be shown
+ * on a terminal: every unsafe character written visibly (`\x1b`, `\r`, `\u202e`, `\\`), the
+ * rest unchanged. Every name the CLI prints goes through here; JSON output keeps the real string
+ * (JSON escapes control characters itself).
+ */
+export function terminalText(text: string): string {
+  return text.replace(UNSAFE, (c) => {
+    const named = NAMED[c];
+    if (named) return named;
+    const code = c.codePointAt(0)!;
+    return code < 0x100 ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
+  });
+}
+
+/** Shorthand inside this module: a value shown on the terminal. */
+const show = (text: string | undefined): string => terminalText(text ?? '');
+
 /** Formats bytes for people (binary units, one decimal). */
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -61,7 +90,7 @@ export function createProgressPrinter(stream: NodeJS.WriteStream, interactive: b
     onEvent(e) {
       switch (e.type) {
         case 'connected':
-          if (!interactive) line(`connected to ${e.side} (${e.capabilities.join(' ') || 'no extensions'})`);
+          if (!interactive) line(`connected to ${e.side} (${show(e.capabilities.join(' ')) || 'no extensions'})`);
           break;
         case 'planned':
           line(`plan: ${e.folders} folders, ${e.toCreate} to create${e.collisions ? `, ${e.collisions} name collisions` : ''}`);
@@ -69,20 +98,20 @@ export function createProgressPrinter(stream: NodeJS.WriteStream, interactive: b
         case 'folder-start':
           break;
         case 'item-skipped':
-          line(`skipped: folder "${e.item.folder}" UID ${e.item.uid}${e.item.messageId ? ` <${e.item.messageId}>` : ''}: ${e.item.code} ${e.item.reason}`);
+          line(`skipped: folder "${show(e.item.folder)}" UID ${e.item.uid}${e.item.messageId ? ` <${show(e.item.messageId)}>` : ''}: ${e.item.code} ${show(e.item.reason)}`);
           break;
         case 'folder-done':
-          if (e.folder.error) line(`folder "${e.folder.source}" failed: ${e.folder.error.code} ${e.folder.error.message}`);
-          else if (!interactive && !e.folder.noSelect && !dryRun) line(`folder "${e.folder.source}" -> "${e.folder.destination}": ${e.folder.copied} copied, ${e.folder.alreadyPresent} already present, ${e.folder.skipped} skipped`);
+          if (e.folder.error) line(`folder "${show(e.folder.source)}" failed: ${e.folder.error.code} ${show(e.folder.error.message)}`);
+          else if (!interactive && !e.folder.noSelect && !dryRun) line(`folder "${show(e.folder.source)}" -> "${show(e.folder.destination)}": ${e.folder.copied} copied, ${e.folder.alreadyPresent} already present, ${e.folder.skipped} skipped`);
           break;
         case 'scan-verdict': {
           const v = e.verdict;
-          const what = v.verdict === 'infected' ? `infected (${v.signature})` : `unscanned (${v.reason})`;
-          line(`scan: folder "${v.folder}" UID ${v.uid}${v.messageId ? ` <${v.messageId}>` : ''}: ${what}; ${v.action}${v.quarantineFolder ? ` to "${v.quarantineFolder}"` : ''}${v.savedAs ? ` as ${v.savedAs}` : ''}`);
+          const what = v.verdict === 'infected' ? `infected (${show(v.signature)})` : `unscanned (${show(v.reason)})`;
+          line(`scan: folder "${show(v.folder)}" UID ${v.uid}${v.messageId ? ` <${show(v.messageId)}>` : ''}: ${what}; ${v.action}${v.quarantineFolder ? ` to "${show(v.quarantineFolder)}"` : ''}${v.savedAs ? ` as ${show(v.savedAs)}` : ''}`);
           break;
         }
         case 'reconnected':
-          if (!interactive) line(`reconnected to the ${e.side} (folder "${e.folder}")`);
+          if (!interactive) line(`reconnected to the ${e.side} (folder "${show(e.folder)}")`);
           break;
         case 'progress':
           last = e.counters;
@@ -106,8 +135,8 @@ export function formatSummary(report: MigrationReport): string {
   const t = report.totals;
   const out: string[] = [];
   const rows = report.folders.map((f) => [
-    f.implicit ? '(parent)' : f.source,
-    f.destination + (f.renamed ? ' (renamed)' : '') + (f.mappedBy ? ` (${f.mappedBy})` : '') + (report.dryRun && f.created ? ' (new)' : ''),
+    f.implicit ? '(parent)' : show(f.source),
+    show(f.destination) + (f.renamed ? (f.renameReasons?.length ? ` (renamed: ${f.renameReasons.join(', ')})` : ' (renamed)') : '') + (f.mappedBy ? ` (${f.mappedBy})` : '') + (report.dryRun && f.created ? ' (new)' : ''),
     f.noSelect ? '-' : String(f.sourceCount),
     report.dryRun ? String(Math.max(0, f.sourceCount - f.alreadyPresent)) : String(f.copied),
     String(f.alreadyPresent),
@@ -121,21 +150,21 @@ export function formatSummary(report: MigrationReport): string {
   for (const r of rows) out.push(fmt(r));
   out.push('');
   for (const e of report.excluded) {
-    out.push(`left out: "${e.source}" (${{ 'gmail-view': "a Gmail view of messages kept in other folders; --include-gmail-views copies it", 'not-included': 'not matched by --include', excluded: 'matched by --exclude', 'other-namespace': "another user's or a shared folder" }[e.reason]})`);
+    out.push(`left out: "${show(e.source)}" (${{ 'gmail-view': "a Gmail view of messages kept in other folders; --include-gmail-views copies it", 'not-included': 'not matched by --include', excluded: 'matched by --exclude', 'other-namespace': "another user's or a shared folder" }[e.reason]})`);
   }
   if (report.collisions.length) {
-    for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${s}"`).join(' and ')} -> "${c.destination}"`);
+    for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${show(s)}"`).join(' and ')} -> "${show(c.destination)}"`);
   }
   if (report.scan) {
     const s = report.scan;
     const actions = ['quarantined', 'withheld', 'delivered'].map((a) => [a, s.verdicts.filter((v) => v.action === a).length] as const).filter(([, n]) => n > 0);
     out.push(
-      `scan (${s.engine}, policy ${s.policy}${s.failOpen ? ', fail-open' : ''}): ${s.scanned} scanned (${formatBytes(s.scannedBytes)}), ${s.cached} from cache, ${s.infected} infected, ${s.unscanned} unscanned` +
+      `scan (${show(s.engine)}, policy ${s.policy}${s.failOpen ? ', fail-open' : ''}): ${s.scanned} scanned (${formatBytes(s.scannedBytes)}), ${s.cached} from cache, ${s.infected} infected, ${s.unscanned} unscanned` +
         (actions.length ? `; ${actions.map(([a, n]) => `${n} ${a}`).join(', ')}` : '') +
         (s.verdicts.length ? '. Every finding is listed in the report.' : '.'),
     );
   }
-  if (report.error) out.push(`error: ${report.error.code}: ${report.error.message}`);
+  if (report.error) out.push(`error: ${report.error.code}: ${show(report.error.message)}`);
   if (report.dryRun) {
     const toCopy = report.folders.reduce((n, f) => n + Math.max(0, f.sourceCount - f.alreadyPresent), 0);
     out.push(`plan: ${t.folders} folders (${report.folders.filter((f) => f.created).length} to create), ${t.messages} messages (${formatBytes(t.bytes)}) at the source, ${toCopy} to copy, ${t.alreadyPresent} already present. Nothing was changed.`);
@@ -153,8 +182,8 @@ export function formatSummary(report: MigrationReport): string {
 export function formatVerifySummary(report: VerifyReport): string {
   const header = ['SOURCE', 'DESTINATION', 'SOURCE MSGS', 'DEST MSGS', 'MISSING', 'EXTRA', 'CHANGED', 'FLAGS', 'DATES', ...(report.deep ? ['BODIES'] : []), 'STATE'];
   const rows = report.folders.map((f) => [
-    f.source,
-    f.destination,
+    show(f.source),
+    show(f.destination),
     String(f.sourceCount),
     String(f.destCount),
     String(f.missing),
@@ -172,11 +201,11 @@ export function formatVerifySummary(report: VerifyReport): string {
   for (const f of report.folders) {
     for (const d of f.differences) {
       const ids = [d.sourceUid !== undefined ? `source UID ${d.sourceUid}` : '', d.destUid !== undefined ? `destination UID ${d.destUid}` : '', d.messageId ? `<${d.messageId}>` : ''].filter(Boolean).join(', ');
-      out.push(`${d.kind}: "${f.source}" ${ids}${d.detail ? `: ${d.detail}` : ''}`);
+      out.push(`${d.kind}: "${show(f.source)}" ${show(ids)}${d.detail ? `: ${show(d.detail)}` : ''}`);
     }
-    if (f.error) out.push(`error: "${f.source}": ${f.error.code}: ${f.error.message}`);
+    if (f.error) out.push(`error: "${show(f.source)}": ${f.error.code}: ${show(f.error.message)}`);
   }
-  if (report.error) out.push(`error: ${report.error.code}: ${report.error.message}`);
+  if (report.error) out.push(`error: ${report.error.code}: ${show(report.error.message)}`);
   const t = report.totals;
   out.push(
     report.status === 'match'
@@ -216,7 +245,7 @@ export class BatchProgressView {
   /** A mailbox at work: `copied` of `toCopy` so far, when known. */
   progress(line: number, source: string, copied?: number, toCopy?: number): void {
     if (this.finishedLines.has(line)) return;
-    const user = source.replace(/^imaps?:\/\//, '').replace(/@.*$/, '');
+    const user = show(source.replace(/^imaps?:\/\//, '').replace(/@.*$/, ''));
     this.running.set(line, `${user} ${copied !== undefined && toCopy !== undefined ? `${copied}/${toCopy}` : '…'}`);
     this.draw();
   }
@@ -228,7 +257,7 @@ export class BatchProgressView {
     this.running.delete(j.line);
     if (this.live) this.stream.write('\r\u001b[K');
     this.stream.write(
-      `[${this.finishedLines.size}/${this.total}] ${j.source} -> ${j.destination}: ${j.status}${earlier ? ' (earlier run)' : ''}, ${j.copied} copied${j.skipped ? `, ${j.skipped} skipped` : ''}${j.code ? ` ${j.code}` : ''}\n`,
+      `[${this.finishedLines.size}/${this.total}] ${show(j.source)} -> ${show(j.destination)}: ${j.status}${earlier ? ' (earlier run)' : ''}, ${j.copied} copied${j.skipped ? `, ${j.skipped} skipped` : ''}${j.code ? ` ${show(j.code)}` : ''}\n`,
     );
     this.draw(true);
   }

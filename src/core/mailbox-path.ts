@@ -44,11 +44,24 @@ export function parseServerName(name: string, delimiter: string, ns: NameSpace):
   return delimiter ? rest.split(delimiter) : [rest];
 }
 
+/** Why a destination name differs from the source name (shown by `plan`, kept in the report). */
+export type RenameReason = 'separator' | 'control-character' | 'dot-name' | 'flat-server' | 'reserved-name';
+
 /** The result of spelling a path for one server. */
 export interface ServerName {
   name: string;
   /** Segments that contained the server's separator and were changed (reported to the user). */
   substituted: boolean;
+  /** Why segments were changed, in a fixed order, each reason once; empty when nothing changed. */
+  reasons: RenameReason[];
+}
+
+const REASON_ORDER: readonly RenameReason[] = ['separator', 'control-character', 'dot-name', 'flat-server', 'reserved-name'];
+
+/** Reasons in a stable order without repeats (reports and tests compare them). */
+export function orderReasons(reasons: Iterable<RenameReason>): RenameReason[] {
+  const set = new Set(reasons);
+  return REASON_ORDER.filter((r) => set.has(r));
 }
 
 /**
@@ -60,33 +73,59 @@ export interface ServerName {
  * servers that store folders as directories, and a path-traversal hazard for local stores).
  */
 export function toServerName(path: readonly string[], ns: NameSpace, substitute = '_'): ServerName {
-  if (isInbox(path)) return { name: 'INBOX', substituted: false };
+  if (isInbox(path)) return { name: 'INBOX', substituted: false, reasons: [] };
   // On a server whose personal namespace is "INBOX." (Courier, Cyrus), every folder already
   // lives below INBOX: a child of INBOX from the other server lands at that same level.
   if (path.length > 1 && path[0]!.toUpperCase() === 'INBOX' && ns.delimiter && ns.prefix.toUpperCase() === `INBOX${ns.delimiter}`) {
     path = path.slice(1);
   }
-  let substituted = false;
-  const segments = path.map((segment) => {
-    const safe = safeSegment(segment, ns.delimiter, substitute);
-    if (safe !== segment) substituted = true;
-    return safe;
-  });
+  const reasons = new Set<RenameReason>();
+  const segments = path.map((segment) => safeSegmentWhy(segment, ns.delimiter, substitute, reasons));
   if (!ns.delimiter && segments.length > 1) {
     // A flat server cannot nest: keep the levels visible in one name.
-    substituted = true;
-    return { name: ns.prefix + segments.join(substitute), substituted };
+    reasons.add('flat-server');
+    return { name: ns.prefix + segments.join(substitute), substituted: true, reasons: orderReasons(reasons) };
   }
-  return { name: ns.prefix + segments.join(ns.delimiter), substituted };
+  return { name: ns.prefix + segments.join(ns.delimiter), substituted: reasons.size > 0, reasons: orderReasons(reasons) };
 }
 
 /** One level of a name as a server can hold it (see {@link toServerName}). */
 export function safeSegment(segment: string, delimiter: string, substitute = '_'): string {
+  return safeSegmentWhy(segment, delimiter, substitute, new Set());
+}
+
+/** {@link safeSegment}, adding to `reasons` why the segment changed. */
+export function safeSegmentWhy(segment: string, delimiter: string, substitute: string, reasons: Set<RenameReason>): string {
   // eslint-disable-next-line no-control-regex
   let out = segment.replace(/[\u0000-\u001f\u007f]/g, substitute);
-  if (delimiter) out = out.split(delimiter).join(substitute);
-  if (out === '' || out === '.' || out === '..') out = substitute + out;
+  if (out !== segment) reasons.add('control-character');
+  if (delimiter && out.includes(delimiter)) {
+    out = out.split(delimiter).join(substitute);
+    reasons.add('separator');
+  }
+  if (out === '' || out === '.' || out === '..') {
+    out = substitute + out;
+    reasons.add('dot-name');
+  }
   return out;
+}
+
+/**
+ * A test for the destination segments a store must not be given (see `StoreCaps.reservedNames`):
+ * patterns compared case-insensitively with the whole segment, `*` standing for any run of
+ * characters. Undefined or empty: nothing is reserved.
+ */
+export function reservedMatcher(patterns: readonly string[] | undefined): (segment: string) => boolean {
+  if (!patterns || patterns.length === 0) return () => false;
+  const exact = new Set<string>();
+  const globs: RegExp[] = [];
+  for (const p of patterns) {
+    if (!p.includes('*')) exact.add(p.toLowerCase());
+    else globs.push(new RegExp(`^${p.split('*').map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`, 'isu'));
+  }
+  // Reserved names are short: a long segment is compared by its length first, not lower-cased whole.
+  const longest = Math.max(...patterns.map((p) => (p.includes('*') ? Infinity : p.length)));
+  return (segment) => (segment.length <= longest && exact.has(segment.toLowerCase())) || globs.some((g) => g.test(segment));
 }
 
 /** A stable string form of a path, for maps and sorting (segments cannot contain NUL). */

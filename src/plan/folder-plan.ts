@@ -3,10 +3,13 @@
  * destination folders, what to create, what to subscribe, what is left out and what collides.
  * No I/O: it is tested with tables and random trees.
  */
-import { displayPath, isInbox, pathKey, toServerName, type NameSpace } from '../core/mailbox-path.js';
+import { displayPath, isInbox, orderReasons, pathKey, reservedMatcher, safeSegment, toServerName, type NameSpace, type RenameReason } from '../core/mailbox-path.js';
+import type { MigrateError } from '../core/errors.js';
 import type { FolderInfo } from '../stores/mail-store.js';
 import { DEFAULT_RULES, startsWithPath, type FolderRules } from './folder-rules.js';
 import { specialFolders, viewRoleOf, type SpecialRole } from './special-use.js';
+import { nameLimitError, shortName } from './name-limits.js';
+import { PathIndex } from './path-index.js';
 
 /** How a destination path came about, when it differs from the source path. */
 export type MappedBy = 'special-use' | 'map' | 'rename' | 'dest-prefix';
@@ -29,6 +32,8 @@ export interface FolderPlanEntry {
   noSelect: boolean;
   /** True when a character of the name had to be replaced for the destination (separator, control character, "." or ".."). */
   renamed: boolean;
+  /** Why the name changed (separator, control character, dot name, flat server, reserved name); empty when it did not. */
+  renameReasons: RenameReason[];
   /** Why the destination path differs from the source path, if it does. */
   mappedBy: MappedBy | undefined;
   /** True for a parent that only the destination path needs (no source folder behind it). */
@@ -47,11 +52,19 @@ export interface FolderCollision {
   sourceNames: string[];
 }
 
+/** A source folder whose name is over the limits (MM-FOLDER-NAME-TOO-LONG): reported as a failed folder, not planned. */
+export interface RefusedFolder {
+  /** The name, cut down to a readable length. */
+  sourceName: string;
+  error: MigrateError;
+}
+
 /** The folder plan. Entries are ordered INBOX first, then parents before children. */
 export interface FolderPlan {
   entries: FolderPlanEntry[];
   excluded: ExcludedFolder[];
   collisions: FolderCollision[];
+  refused: RefusedFolder[];
 }
 
 /** Options for {@link planFolders}. */
@@ -59,30 +72,49 @@ export interface FolderPlanOptions {
   /** Substitute for characters a destination name cannot hold (default '_'). */
   separatorSubstitute?: string;
   rules?: FolderRules;
+  /** Destination levels the store must not be given (`StoreCaps.reservedNames`): renamed with the substitute in front. */
+  reservedNames?: readonly string[];
 }
 
 /**
  * Plans the destination tree:
- * 1. leaves out Gmail's views and what --include/--exclude say;
+ * 1. refuses names over the size limits (see name-limits.ts), leaves out Gmail's views and what
+ *    --include/--exclude say;
  * 2. maps each folder: special folders onto the destination's own (unless --no-automap or
  *    --dest-prefix), then --map, then --rename, then --dest-prefix;
- * 3. drops source parents that no longer have anything below them, and adds the parents a
+ * 3. renames levels the destination store reserves for itself (`reservedNames`);
+ * 4. drops source parents that no longer have anything below them, and adds the parents a
  *    destination path needs, so that the tree can be created top-down on any server;
- * 4. spells names for the destination and finds existing folders (same name; INBOX
+ * 5. spells names for the destination and finds existing folders (same name; INBOX
  *    case-insensitively) and collisions.
+ *
+ * Every step is a pass over the folders with map and set lookups (paths are numbered by
+ * PathIndex), then one sort: a million folders plan in seconds.
  */
 export function planFolders(source: readonly FolderInfo[], dest: readonly FolderInfo[], destNs: NameSpace, options: FolderPlanOptions = {}): FolderPlan {
   const rules = options.rules ?? DEFAULT_RULES;
+  const substitute = options.separatorSubstitute ?? '_';
   const excluded: ExcludedFolder[] = [];
+  const refused: RefusedFolder[] = [];
+  // A name over the limits is refused before anything else reads it (a 200 MB name would
+  // otherwise be lower-cased, matched and spelled several times).
+  const sane: FolderInfo[] = [];
+  for (const f of source) {
+    const error = nameLimitError(f.name, f.path);
+    if (error) refused.push({ sourceName: shortName(f.name), error });
+    else sane.push(f);
+  }
+  const saneDest = dest.filter((f) => !nameLimitError(f.name, f.path));
   const automap = rules.automap && rules.destPrefix.length === 0;
   const personal = (list: readonly FolderInfo[]) => list.filter((f) => !f.outside);
-  const sourceRoles = automap ? specialFolders(personal(source)) : new Map<SpecialRole, string[]>();
-  const destRoles = automap ? specialFolders(personal(dest)) : new Map<SpecialRole, string[]>();
+  const sourceRoles = automap ? specialFolders(personal(sane)) : new Map<SpecialRole, string[]>();
+  const destRoles = automap ? specialFolders(personal(saneDest)) : new Map<SpecialRole, string[]>();
+  const reserved = reservedMatcher(options.reservedNames);
 
-  type Draft = { f: FolderInfo; destPath: string[]; mappedBy: MappedBy | undefined };
+  type Draft = { f: FolderInfo; destPath: string[]; mappedBy: MappedBy | undefined; reserved: boolean; ids: number[] };
   const drafts: Draft[] = [];
-  for (const f of source) {
-    const display = displayPath(f.path);
+  const index = new PathIndex();
+  for (const f of sane) {
     if (f.outside && !rules.includeOtherNamespaces) {
       // Other users' and shared folders are not this mailbox's to move, unless asked.
       excluded.push({ sourceName: f.name, reason: 'other-namespace' });
@@ -92,6 +124,7 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
       excluded.push({ sourceName: f.name, reason: 'gmail-view' });
       continue;
     }
+    const display = rules.include.length > 0 || rules.exclude.length > 0 ? displayPath(f.path) : '';
     if (rules.include.length > 0 && !rules.include.some((r) => r.test(display))) {
       excluded.push({ sourceName: f.name, reason: 'not-included' });
       continue;
@@ -100,31 +133,35 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
       excluded.push({ sourceName: f.name, reason: 'excluded' });
       continue;
     }
-    const { path, mappedBy } = mapPath(f.path, rules, sourceRoles, destRoles);
-    drafts.push({ f, destPath: path, mappedBy });
+    const mapped = mapPath(f.path, rules, sourceRoles, destRoles);
+    const safe = avoidReserved(mapped.path, reserved, destNs.delimiter, substitute);
+    drafts.push({ f, destPath: safe.path, mappedBy: mapped.mappedBy, reserved: safe.changed, ids: index.prefixes(safe.path) });
   }
 
   // A source parent with nothing left below it (e.g. "[Gmail]" once its folders are mapped or
   // left out) would only add an empty folder at the destination.
-  const kept = drafts.filter((d) => !d.f.noSelect || drafts.some((o) => o !== d && o.destPath.length > d.destPath.length && startsWithPath(o.destPath, d.destPath)));
+  const hasBelow = new Set<number>();
+  for (const d of drafts) for (let depth = 0; depth < d.ids.length - 1; depth++) hasBelow.add(d.ids[depth]!);
+  const kept = drafts.filter((d) => !d.f.noSelect || hasBelow.has(d.ids[d.ids.length - 1]!));
 
-  const byDestKey = new Map<string, Draft>();
-  for (const d of kept) if (!byDestKey.has(pathKey(d.destPath))) byDestKey.set(pathKey(d.destPath), d);
+  const inPlan = new Set<number>();
+  for (const d of kept) inPlan.add(d.ids[d.ids.length - 1]!);
   const parents: string[][] = [];
   for (const d of kept) {
     for (let depth = 1; depth < d.destPath.length; depth++) {
-      const parent = d.destPath.slice(0, depth);
-      if (isInbox(parent) && !isInbox(d.destPath.slice(0, 1))) continue;
-      const key = pathKey(parent);
-      if (!byDestKey.has(key) && !parents.some((p) => pathKey(p) === key)) parents.push(parent);
+      const id = d.ids[depth - 1]!;
+      if (inPlan.has(id)) continue;
+      inPlan.add(id);
+      parents.push(d.destPath.slice(0, depth));
     }
   }
 
   const destByName = new Map<string, FolderInfo>();
-  for (const f of personal(dest)) destByName.set(normaliseName(f.name), f);
-  const entry = (sourcePath: string[], sourceName: string, destPath: string[], noSelect: boolean, subscribed: boolean, mappedBy: MappedBy | undefined, implicit = false): FolderPlanEntry => {
-    const { name, substituted } = toServerName(destPath, destNs, options.separatorSubstitute);
+  for (const f of personal(saneDest)) destByName.set(normaliseName(f.name), f);
+  const entry = (sourcePath: string[], sourceName: string, destPath: string[], noSelect: boolean, subscribed: boolean, mappedBy: MappedBy | undefined, implicit: boolean, reservedRename: boolean): FolderPlanEntry => {
+    const { name, substituted, reasons } = toServerName(destPath, destNs, substitute);
     const existing = destByName.get(normaliseName(name));
+    const renameReasons = reservedRename ? orderReasons([...reasons, 'reserved-name']) : reasons;
     return {
       sourcePath,
       sourceName,
@@ -133,27 +170,67 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
       create: !existing,
       subscribe: subscribed && !existing?.subscribed,
       noSelect,
-      renamed: substituted,
+      renamed: substituted || reservedRename,
+      renameReasons,
       mappedBy,
       implicit,
     };
   };
-  const entries = [
+  const unsorted = [
     // Another namespace's folders become this mailbox's own: subscribed, so that clients show them.
     // A \Noselect name is never subscribed: in an LSUB answer it means "not subscribed, but
     // something below is" (RFC 3501 §6.3.9), which imapflow reports as subscribed.
-    ...kept.map((d) => entry([...d.f.path], d.f.name, d.destPath, d.f.noSelect, !d.f.noSelect && (d.f.subscribed || !!d.f.outside), d.mappedBy)),
-    ...parents.map((p) => entry(p, '', p, true, false, undefined, true)),
-  ].sort(compareEntries);
+    ...kept.map((d) => entry([...d.f.path], d.f.name, d.destPath, d.f.noSelect, !d.f.noSelect && (d.f.subscribed || !!d.f.outside), d.mappedBy, false, d.reserved)),
+    ...parents.map((p) => entry(p, '', p, true, false, undefined, true, false)),
+  ];
+  const entries = sortEntries(unsorted);
 
   const byDest = new Map<string, string[]>();
   for (const e of entries) {
     if (e.implicit) continue; // parents we add hold nothing and cannot collide with content
     const key = normaliseName(e.destName);
-    byDest.set(key, [...(byDest.get(key) ?? []), e.sourceName]);
+    const names = byDest.get(key);
+    if (names) names.push(e.sourceName);
+    else byDest.set(key, [e.sourceName]);
   }
-  const collisions = [...byDest.entries()].filter(([, names]) => names.length > 1).map(([destName, sourceNames]) => ({ destName, sourceNames }));
-  return { entries, excluded, collisions };
+  const collisions: FolderCollision[] = [];
+  for (const [destName, sourceNames] of byDest) if (sourceNames.length > 1) collisions.push({ destName, sourceNames });
+  return { entries, excluded, collisions, refused };
+}
+
+/**
+ * Renames the levels of a destination path that the store reserves (its own control files and
+ * directories, see `StoreCaps.reservedNames`): the substitute is put in front ("subscriptions"
+ * becomes "_subscriptions"), because a suffix would not help against a reserved prefix such as
+ * "dovecot*". Deterministic, so reruns find the same folder; the rename is checked for collisions
+ * with every other destination name like any other. INBOX is never renamed.
+ */
+function avoidReserved(path: string[], reserved: (segment: string) => boolean, delimiter: string, substitute: string): { path: string[]; changed: boolean } {
+  if (isInbox(path)) return { path, changed: false };
+  let out: string[] | undefined;
+  for (let i = 0; i < path.length; i++) {
+    if (i === 0 && path[0]!.toUpperCase() === 'INBOX') continue;
+    // The level as it will be spelled: "dovecot\u0001" becomes "dovecot_", which is reserved too.
+    let level = safeSegment(path[i]!, delimiter, substitute);
+    if (!reserved(level)) continue;
+    // A store that reserved every name would loop: a few substitutes are enough for any sane list.
+    for (let n = 0; n < 8 && reserved(level); n++) level = substitute + level;
+    out ??= [...path];
+    out[i] = level;
+  }
+  return out ? { path: out, changed: true } : { path, changed: false };
+}
+
+/**
+ * INBOX first, then parents before children, then by name, then by source name (stable,
+ * readable plans). Each entry gets one sort key, its path joined with NUL (the smallest code
+ * unit, which no segment holds): comparing the keys as strings orders level by level, a parent
+ * before its children; so a million entries sort without comparing segment arrays.
+ */
+function sortEntries(entries: FolderPlanEntry[]): FolderPlanEntry[] {
+  const keyed = entries.map((e) => ({ e, key: (isInbox(e.destPath) ? '0' : '1') + e.destPath.join('\u0000') }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : compareText(a.e.sourceName, b.e.sourceName)));
+  return keyed.map((k) => k.e);
 }
 
 /** Applies automap, --map, --rename and --dest-prefix to one source path. */
@@ -204,19 +281,21 @@ function normaliseName(name: string): string {
   return name.toUpperCase() === 'INBOX' ? 'INBOX' : name;
 }
 
-/** INBOX first, then parents before children, then by name (stable, readable plans). */
-function compareEntries(a: FolderPlanEntry, b: FolderPlanEntry): number {
-  const ai = isInbox(a.destPath) ? 0 : 1;
-  const bi = isInbox(b.destPath) ? 0 : 1;
-  if (ai !== bi) return ai - bi;
-  const n = Math.min(a.destPath.length, b.destPath.length);
-  for (let i = 0; i < n; i++) {
-    const c = compareText(a.destPath[i]!, b.destPath[i]!);
-    if (c !== 0) return c;
-  }
-  return a.destPath.length - b.destPath.length || compareText(a.sourceName, b.sourceName);
-}
-
 function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
+ * For each entry (same order as `entries`), whether a folder to be created lies below it: one
+ * pass over the plan, for callers that create the tree top-down and skip placeholders a child's
+ * CREATE makes anyway (a scan of every entry per entry would be quadratic in the tree).
+ */
+export function createBelow(entries: readonly FolderPlanEntry[]): boolean[] {
+  const index = new PathIndex();
+  const ids = entries.map((e) => index.prefixes(e.destPath));
+  const below = new Set<number>();
+  entries.forEach((e, i) => {
+    if (e.create) for (let depth = 0; depth < ids[i]!.length - 1; depth++) below.add(ids[i]![depth]!);
+  });
+  return ids.map((p) => p.length > 0 && below.has(p[p.length - 1]!));
 }

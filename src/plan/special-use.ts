@@ -37,16 +37,36 @@ const GMAIL_PARENTS = ['[gmail]', '[google mail]'];
 
 const lower = (s: string) => s.normalize('NFC').toLowerCase();
 
+/**
+ * Lower-cased name -> role and its place in that role's list, built once: a tree of a million
+ * folders is looked up in a map, not compared with every well-known name. The first role that
+ * lists a name keeps it (the order of ROLES decides, as it did before).
+ */
+const NAME_INDEX = new Map<string, { role: SpecialRole; rank: number }>();
+for (const role of ROLES) NAMES[role].forEach((n, rank) => NAME_INDEX.has(lower(n)) || NAME_INDEX.set(lower(n), { role, rank }));
+const VIEW_INDEX = new Map<string, ViewRole>();
+for (const view of VIEWS) for (const n of VIEW_NAMES[view]) if (!VIEW_INDEX.has(lower(n))) VIEW_INDEX.set(lower(n), view);
+/** No well-known name is longer than this (in UTF-16 units, with room for decomposed accents): longer names are not lower-cased at all. */
+const LONGEST = 2 * Math.max(...[...NAME_INDEX.keys(), ...VIEW_INDEX.keys(), ...GMAIL_PARENTS].map((n) => n.length));
+
+/** A name's lower-cased form for the lookups, or undefined when it is too long to be a well-known name. */
+const lookupKey = (name: string): string | undefined => (name.length > LONGEST ? undefined : lower(name));
+
 function normaliseAttribute(attr: string | undefined): string | undefined {
-  if (!attr) return undefined;
+  if (!attr || attr.length > 16) return undefined;
   const a = attr.toLowerCase();
   return [...ROLES, ...VIEWS].find((r) => r.toLowerCase() === a);
 }
 
+const isGmailParent = (segment: string) => {
+  const key = lookupKey(segment);
+  return key !== undefined && GMAIL_PARENTS.includes(key);
+};
+
 /** Where a name may be trusted: top level, or directly under a Gmail parent. */
 function nameLevel(path: readonly string[]): string | undefined {
   if (path.length === 1) return path[0];
-  if (path.length === 2 && GMAIL_PARENTS.includes(lower(path[0]!))) return path[1];
+  if (path.length === 2 && isGmailParent(path[0]!)) return path[1];
   return undefined;
 }
 
@@ -55,16 +75,17 @@ export function specialRoleOf(folder: Pick<FolderInfo, 'path' | 'specialUse'>): 
   const byAttr = normaliseAttribute(folder.specialUse);
   if (byAttr) return (ROLES as string[]).includes(byAttr) ? (byAttr as SpecialRole) : undefined;
   const name = nameLevel(folder.path);
-  if (name === undefined) return undefined;
-  return ROLES.find((r) => NAMES[r].some((n) => lower(n) === lower(name)));
+  const key = name === undefined ? undefined : lookupKey(name);
+  return key === undefined ? undefined : NAME_INDEX.get(key)?.role;
 }
 
 /** The Gmail view a folder is (All Mail, Important, Starred), or undefined. */
 export function viewRoleOf(folder: Pick<FolderInfo, 'path' | 'specialUse'>): ViewRole | undefined {
   const byAttr = normaliseAttribute(folder.specialUse);
   if (byAttr) return (VIEWS as string[]).includes(byAttr) ? (byAttr as ViewRole) : undefined;
-  if (folder.path.length !== 2 || !GMAIL_PARENTS.includes(lower(folder.path[0]!))) return undefined;
-  return VIEWS.find((r) => VIEW_NAMES[r].some((n) => lower(n) === lower(folder.path[1]!)));
+  if (folder.path.length !== 2 || !isGmailParent(folder.path[0]!)) return undefined;
+  const key = lookupKey(folder.path[1]!);
+  return key === undefined ? undefined : VIEW_INDEX.get(key);
 }
 
 /**
@@ -78,8 +99,9 @@ export function specialFolders(folders: readonly Pick<FolderInfo, 'path' | 'spec
     const role = specialRoleOf(f);
     if (!role) continue;
     const byAttr = !!normaliseAttribute(f.specialUse);
-    const name = nameLevel(f.path) ?? '';
-    const nameRank = NAMES[role].findIndex((n) => lower(n) === lower(name));
+    const key = lookupKey(nameLevel(f.path) ?? '');
+    const found = key === undefined ? undefined : NAME_INDEX.get(key);
+    const nameRank = found && found.role === role ? found.rank : -1;
     const rank = (byAttr ? 0 : 1000) + (nameRank < 0 ? 999 : nameRank) * 10 + f.path.length;
     const current = best.get(role);
     if (!current || rank < current.rank) best.set(role, { path: [...f.path], rank });

@@ -8,6 +8,7 @@
  */
 import { mkdirSync, accessSync, constants as fsConstants } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { flagsToCopy } from '../core/flags.js';
@@ -109,8 +110,7 @@ export class QuarantineDir {
    * content hash, so a rerun finds the same file instead of writing another.
    */
   async save(folder: string, uid: number, sha256: string, body: Buffer): Promise<string> {
-    const safeFolder = folder.replace(/[^\p{L}\p{N}._-]+/gu, '_').slice(0, 80) || 'folder';
-    const file = path.join(this.dir, `${safeFolder}.${uid}.${sha256.slice(0, 16)}.eml`);
+    const file = path.join(this.dir, emlFileName(folder, uid, sha256));
     try {
       // 0600: the file holds what a scanner flagged, and someone's mail.
       await writeFile(file, body, { flag: 'wx', mode: 0o600 });
@@ -121,4 +121,26 @@ export class QuarantineDir {
     }
     return file;
   }
+}
+
+/** Code points of the folder name kept in a file name (at most 4 UTF-8 bytes each). */
+const FOLDER_CHARS = 40;
+
+/**
+ * The file name of a withheld message: `<folder>.<folder hash>.<uid>.<content hash>.eml`.
+ *
+ * The folder name comes from the source server and may be anything ("..", "a/b", control
+ * characters, a megabyte of text). Only letters, digits, "_" and "-" of it are kept (everything else
+ * becomes "_", so no path separator, no control character and no leading dot can reach the file
+ * system: a folder ".." never becomes a hidden file), cut to 40 code points so the whole name stays
+ * far below the 255-byte limit of file systems. The first 8 hex digits of the SHA-256 of the real
+ * folder name keep two folders apart whose names clean up alike ("a/b" and "a_b").
+ */
+export function emlFileName(folder: string, uid: number, sha256: string): string {
+  const cleaned = Array.from(folder.slice(0, FOLDER_CHARS * 2).replace(/[^\p{L}\p{N}_-]+/gu, '_'))
+    .slice(0, FOLDER_CHARS)
+    .join('');
+  const folderHash = createHash('sha256').update(folder, 'utf8').digest('hex').slice(0, 8);
+  const hash = sha256.replace(/[^0-9a-f]/gi, '').slice(0, 16);
+  return `${cleaned || 'folder'}.${folderHash}.${Math.trunc(uid)}.${hash}.eml`;
 }

@@ -15,6 +15,12 @@ export interface StoreCaps {
   appendLimit: number | undefined;
   /** Non-synchronising literals (RFC 7888): a batch goes out in one write. */
   literalPlus: boolean;
+  /**
+   * Folder levels the store must not be given, because the store keeps its own files or
+   * directories under those names: patterns matched case-insensitively against one whole level,
+   * `*` standing for any run of characters. The planner renames such a level (see folder-plan.ts).
+   */
+  reservedNames: readonly string[];
 }
 
 /** One folder as a store lists it. */

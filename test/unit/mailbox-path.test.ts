@@ -26,9 +26,9 @@ test('INBOX is case-insensitive and never prefixed', () => {
 
 test('a separator inside a name is substituted and reported', () => {
   const r = toServerName(['a.b', 'c'], { prefix: 'INBOX.', delimiter: '.' });
-  assert.deepEqual(r, { name: 'INBOX.a_b.c', substituted: true });
+  assert.deepEqual(r, { name: 'INBOX.a_b.c', substituted: true, reasons: ['separator'] });
   const flat = toServerName(['a', 'b'], { prefix: '', delimiter: '' }, '-');
-  assert.deepEqual(flat, { name: 'a-b', substituted: true });
+  assert.deepEqual(flat, { name: 'a-b', substituted: true, reasons: ['flat-server'] });
 });
 
 test('names outside the personal namespace are left out', () => {

@@ -91,3 +91,25 @@ test('two distinct source folders never land in one destination folder unnoticed
     { numRuns: 500 },
   );
 });
+
+test('with reserved names, no destination level is reserved, and collisions are still all found', () => {
+  const reservedNames = ['subscriptions', 'dovecot*', 'cur', 'new', 'tmp', 'maildirfolder', 'courierimap*'];
+  const reservedSegment = fc.constantFrom('new', 'NEW', 'tmp', 'Cur', 'subscriptions', 'dovecot.index', 'Dovecot-uidlist', 'courierimapacl', '_new', 'new_', 'dovecot', 'maildirfolder');
+  const mixedPath = fc.array(fc.oneof(segment, reservedSegment), { minLength: 1, maxLength: 4 }).filter((p) => p[0]!.toUpperCase() !== 'INBOX');
+  const isReserved = (s: string) => /^(subscriptions|dovecot.*|cur|new|tmp|maildirfolder|courierimap.*)$/isu.test(s);
+  fc.assert(
+    fc.property(fc.uniqueArray(mixedPath, { minLength: 1, maxLength: 20, selector: (p) => pathKey(p) }), nsArb, (paths, dstNs) => {
+      const folders: FolderInfo[] = paths.map((p) => ({ path: p, name: p.join('/'), delimiter: '/', noSelect: false, subscribed: true, specialUse: undefined }));
+      const plan = planFolders(folders, [], dstNs, { rules: parseFolderRules({ automap: false }), reservedNames });
+      for (const e of plan.entries) {
+        const levels = dstNs.delimiter ? (parseServerName(e.destName, dstNs.delimiter, dstNs) ?? []) : [e.destName];
+        for (const level of levels) assert.ok(!isReserved(level), JSON.stringify({ path: e.sourcePath, dest: e.destName }));
+        if (!e.implicit && e.destPath.some((s, i) => s !== e.sourcePath[i])) assert.ok(e.renameReasons.includes('reserved-name'));
+      }
+      const seen = new Map<string, number>();
+      for (const e of plan.entries.filter((x) => !x.implicit)) seen.set(e.destName, (seen.get(e.destName) ?? 0) + 1);
+      assert.equal(plan.collisions.length, [...seen.values()].filter((n) => n > 1).length);
+    }),
+    { numRuns: 500 },
+  );
+});

@@ -13,6 +13,7 @@ import { parseServerName, toServerName, type NameSpace } from '../../core/mailbo
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { commandError, connectError, isConnectionLoss, serverText } from './imap-errors.js';
 import { multiAppend } from './multiappend.js';
+import { IMAP_RESERVED_NAMES } from './reserved-names.js';
 import { packUids } from './uid-set.js';
 import { ResponseLog } from './response-log.js';
 import { sleep } from '../../core/sleep.js';
@@ -161,6 +162,7 @@ export class ImapStore implements MailStore, ImapSession {
       appendUid: caps.has('UIDPLUS'),
       appendLimit: typeof limit === 'number' ? limit : undefined,
       literalPlus: caps.has('LITERAL+'),
+      reservedNames: IMAP_RESERVED_NAMES,
     };
   }
 
