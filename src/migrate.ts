@@ -17,7 +17,7 @@ import { ContentScreen, type ScanEngine, type ScanPolicy } from './scan/content-
 import { QuarantineDir, QuarantineFolder } from './scan/quarantine.js';
 import { guardMailbox, openState, type MailboxRecord, type StateStore } from './state/store.js';
 import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
-import { planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
+import { createBelow, planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
 import { statusOf, totalsOf, type FolderReport, type MigrationReport, type ScanVerdictRecord, type SkippedItem } from './report.js';
 import { storeFactory } from './stores/imap/open.js';
@@ -405,7 +405,9 @@ function unreadableFolderReport(raw: string): FolderReport {
  */
 async function createFolders(dest: MailStore, plan: FolderPlan, reports: FolderReport[], emit: (e: MigrationEvent) => void, log: Logger | undefined): Promise<void> {
   const isBelow = (child: readonly string[], parent: readonly string[]) => child.length > parent.length && parent.every((s, i) => child[i] === s);
-  const implicit = (e: FolderPlanEntry) => e.noSelect && plan.entries.some((c) => c.create && isBelow(c.destPath, e.destPath));
+  // A placeholder parent with a folder to create below it: created by the server with its child (one pass over the plan).
+  const below = createBelow(plan.entries);
+  const implicit = (k: number) => plan.entries[k]!.noSelect && below[k]!;
   const create = async (entry: FolderPlanEntry, report: FolderReport) => {
     const res = await dest.createFolder(entry.destPath);
     report.created = res.created;
@@ -414,11 +416,11 @@ async function createFolders(dest: MailStore, plan: FolderPlan, reports: FolderR
   for (const [i, entry] of plan.entries.entries()) {
     const report = reports[i]!;
     try {
-      if (entry.create && !implicit(entry)) {
+      if (entry.create && !implicit(i)) {
         try {
           await create(entry, report);
         } catch (err) {
-          const parents = plan.entries.map((p, k) => ({ p, k })).filter(({ p }) => p.create && implicit(p) && isBelow(entry.destPath, p.destPath));
+          const parents = plan.entries.map((p, k) => ({ p, k })).filter(({ p, k }) => p.create && implicit(k) && isBelow(entry.destPath, p.destPath));
           if (parents.length === 0 || !dest.isUsable()) throw err;
           for (const { p, k } of parents) await create(p, reports[k]!);
           await create(entry, report);

@@ -27,7 +27,7 @@ import { isPostgresUrl, openState, type StateStore } from '../state/store.js';
 import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/access-token.js';
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { BatchProgressView, createProgressPrinter, formatSummary, formatVerifySummary } from './output.js';
+import { BatchProgressView, createProgressPrinter, formatSummary, formatVerifySummary, terminalText } from './output.js';
 import { intOption, numberOption, parseSize } from './option-parsers.js';
 import { resolvePassword } from './passwords.js';
 import { scrub, scrubStream } from '../core/redact.js';
@@ -472,9 +472,9 @@ async function runReport(flags: { from: string; to: string; fromAuthzid?: string
       const lines = [`${from.display} -> ${to.display} (${file})`];
       if (folders.length === 0) lines.push('No record of this mailbox.');
       for (const f of folders) {
-        lines.push(`${f.source} -> ${f.destination}: ${f.copies} copied${f.skipped ? `, ${f.skipped} skipped` : ''}${f.intents ? `, ${f.intents} in flight when a run stopped` : ''}; last complete pass ${f.syncedAt ?? 'none'}`);
+        lines.push(`${terminalText(f.source)} -> ${terminalText(f.destination)}: ${f.copies} copied${f.skipped ? `, ${f.skipped} skipped` : ''}${f.intents ? `, ${f.intents} in flight when a run stopped` : ''}; last complete pass ${f.syncedAt ?? 'none'}`);
       }
-      for (const k of skipped) lines.push(`skipped: "${k.folder}" UID ${k.sourceUid}: ${k.code} ${k.reason}${k.attempts ? ` (${k.attempts} tries)` : ''} at ${k.at}`);
+      for (const k of skipped) lines.push(`skipped: "${terminalText(k.folder)}" UID ${k.sourceUid}: ${k.code} ${terminalText(k.reason)}${k.attempts ? ` (${k.attempts} tries)` : ''} at ${k.at}`);
       process.stdout.write(lines.join('\n') + '\n');
     }
   } finally {
@@ -517,7 +517,7 @@ async function runVerify(flags: VerifyFlags): Promise<number> {
       signal: controller.signal,
       ...(logger ? { logger } : {}),
       onFolder: (f) => {
-        if (!flags.json && !process.stderr.isTTY) process.stderr.write(`verified "${f.source}": ${f.state}\n`);
+        if (!flags.json && !process.stderr.isTTY) process.stderr.write(`verified "${terminalText(f.source)}": ${f.state}\n`);
       },
     });
   } finally {
@@ -637,7 +637,7 @@ async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
     if (isMigrateError(err)) {
-      process.stderr.write(`mailmover: ${err.code}: ${redactUrl(err.message)}\n`);
+      process.stderr.write(`mailmover: ${err.code}: ${terminalText(redactUrl(err.message))}\n`);
       return err.scope === 'config' ? EXIT.USAGE : EXIT.FAILED;
     }
     process.stderr.write(`mailmover: ${ERROR_CODES.INTERNAL}: ${scrub((err as Error)?.stack ?? String(err))}\n`);
