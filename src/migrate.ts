@@ -10,6 +10,7 @@ import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from './cor
 import { ByteBudget } from './copy/byte-budget.js';
 import { copyFolder, type Lane } from './copy/folder-copy.js';
 import { FOLDER_RECONNECTS } from './copy/folder-run.js';
+import { SizeTrust } from './copy/size-trust.js';
 import { DEFAULT_RETRY, ServerGate, backoffDelay, type RetryPolicy, type ServerLimits } from './copy/retry-policy.js';
 import { sleep } from './core/sleep.js';
 import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from './scan/clamd.js';
@@ -494,6 +495,11 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
     ctx.stop(err);
   };
 
+  // One judgement of the source's listed sizes for the whole mailbox (see copy/size-trust.ts).
+  const sizes = new SizeTrust(!!options.acceptSizeMismatch, () => {
+    report.sourceSizes = 'estimates';
+    log?.warn({}, "the source's RFC822.SIZE differs from the bytes it sends for every message: sizes are taken as estimates from now on (the identity check still applies)");
+  });
   const runLane = async (start: Lane | undefined): Promise<void> => {
     let lane = start;
     for (let job = queue.shift(); job; job = queue.shift()) {
@@ -533,7 +539,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
             state: await ctx.state?.folder(entry.sourceName, entry.destName),
             syncDeletions: !!options.syncDeletions,
             deleteSource: !!options.deleteSource,
-            acceptSizeMismatch: !!options.acceptSizeMismatch,
+            sizes,
             lossBudget,
             dryRun: !!options.dryRun,
             signal,

@@ -138,6 +138,11 @@ export interface MigrationReport {
   excluded: { source: string; reason: 'gmail-view' | 'not-included' | 'excluded' | 'other-namespace' }[];
   /** Present when messages were scanned in transit. */
   scan?: ScanReport;
+  /**
+   * 'estimates' when the source's RFC822.SIZE differed from the bytes it sent for every message
+   * checked (at least 5, none exact): sizes were then not held against the bodies (see MM-FETCH-MISMATCH).
+   */
+  sourceSizes?: 'estimates';
   /** Set when the migration as a whole failed (connect, login, list, plan, abort). */
   error?: { code: ErrorCode; message: string; serverResponse?: string };
 }

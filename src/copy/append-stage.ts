@@ -114,7 +114,7 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
       if (o.ok) {
         copied++;
         copiedBytes += r.body.length;
-        run.sent.push({ meta: r.meta, sha256: r.sha256, destUid: o.uid });
+        run.sent.push({ meta: r.meta, sha256: r.sha256, bytes: r.body.length, destUid: o.uid });
         continue;
       }
       const f: Failure = { meta: r.meta, error: asItemError(o.error, ERROR_CODES.APPEND_FAILED), tries };

@@ -59,11 +59,17 @@ async function fetchRobust(run: FolderRun, metas: readonly MessageMeta[]): Promi
   return out;
 }
 
-/** Why `body` is not the message listed as `meta`, or undefined when it is. */
-export function bodyMismatch(meta: MessageMeta, body: Buffer, acceptSizeMismatch: boolean): string | undefined {
-  if (!acceptSizeMismatch && body.length !== meta.size) return `the source sent ${body.length} bytes for UID ${meta.uid}, listed at ${meta.size} bytes`;
-  if (messageKey(headerBlock(body)) !== meta.key) return `the bytes the source sent for UID ${meta.uid} are not the message it listed under that UID (other identity headers)`;
-  return undefined;
+/** Why `body` is not the message listed as `meta` ('size' or 'identity'), or undefined when it is. */
+function mismatch(meta: MessageMeta, body: Buffer): 'size' | 'identity' | undefined {
+  if (messageKey(headerBlock(body)) !== meta.key) return 'identity';
+  return body.length !== meta.size ? 'size' : undefined;
+}
+
+function mismatchText(kind: 'size' | 'identity', meta: MessageMeta, body: Buffer): string {
+  const size = body.length !== meta.size ? `the source sent ${body.length} bytes for UID ${meta.uid}, listed at ${meta.size} bytes` : undefined;
+  if (kind === 'size') return size!;
+  const other = `the bytes the source sent for UID ${meta.uid} are not the message it listed under that UID (other identity headers)`;
+  return size ? `${size}, and ${other.replace(/^the bytes the source sent for UID \d+ are/, 'they are')}` : other;
 }
 
 /** The header block of a message: everything up to the first empty line (or the whole message). */
@@ -92,16 +98,20 @@ export async function fetchStage(run: FolderRun, metas: MessageMeta[]): Promise<
       const again: Failure[] = [];
       const notHere: MessageMeta[] = [];
       const askAgain: Failure[] = [];
+      // Sizes are weighed over the whole batch first (see SizeTrust), then each body is judged.
+      const kinds = new Map(pending.flatMap((meta) => { const o = outcomes.get(meta.uid)!; return 'body' in o ? [[meta.uid, mismatch(meta, o.body)] as const] : []; }));
+      const sizes = run.sizes;
+      sizes.observe([...kinds.values()].filter((k) => k === undefined).length, [...kinds.values()].filter((k) => k === 'size').length);
       for (const meta of pending) {
         const o = outcomes.get(meta.uid)!;
         const tries = run.addTry(meta.uid);
         if ('body' in o) {
-          const wrong = bodyMismatch(meta, o.body, !!ctx.acceptSizeMismatch);
-          if (!wrong) {
+          const wrong = kinds.get(meta.uid);
+          if (wrong === undefined || (wrong === 'size' && sizes.estimates)) {
             ready.push({ meta, body: o.body, sha256: createHash('sha256').update(o.body).digest('hex') });
             continue;
           }
-          askAgain.push({ meta, error: new MigrateError(ERROR_CODES.FETCH_MISMATCH, `Not copied: ${wrong}`, { scope: 'message', retry: 'never' }), tries });
+          askAgain.push({ meta, error: new MigrateError(ERROR_CODES.FETCH_MISMATCH, `Not copied: ${mismatchText(wrong, meta, o.body)}`, { scope: 'message', retry: 'never' }), tries });
         } else if ('missing' in o) {
           notHere.push(meta);
         } else {

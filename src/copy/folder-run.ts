@@ -10,6 +10,7 @@ import type { ContentScreen, ScreenResult } from '../scan/content-screen.js';
 import type { FolderRecord } from '../state/store.js';
 import type { FolderStatus, MailStore, MessageMeta } from '../stores/mail-store.js';
 import type { ByteBudget } from './byte-budget.js';
+import { SizeTrust } from './size-trust.js';
 import type { RetryPolicy, ServerGate } from './retry-policy.js';
 
 /** A source and a destination connection that copy one folder at a time. */
@@ -51,8 +52,8 @@ export interface FolderCopyContext {
   syncDeletions?: boolean;
   /** A move: remove each source message once its exact copy is proven at the destination. */
   deleteSource?: boolean;
-  /** Accept a fetched body whose size differs from the listed size (servers whose RFC822.SIZE is inexact). */
-  acceptSizeMismatch?: boolean;
+  /** Whether the source's listed sizes are exact, shared by the folders of a mailbox (default: judged from this folder alone). */
+  sizes?: SizeTrust;
   /** Reconnects left for this folder over all its attempts (default: a budget of its own). */
   lossBudget?: LossBudget;
   /** This folder's record in the state ledger, when there is one. */
@@ -87,6 +88,8 @@ export interface Failure {
 export interface Sent {
   meta: MessageMeta;
   sha256: string;
+  /** Bytes sent (the listed size, unless the source's sizes are estimates). */
+  bytes: number;
   destUid: number | undefined;
 }
 
@@ -109,6 +112,7 @@ export class FolderRun {
   readonly sent: Sent[] = [];
   private readonly tries = new Map<number, number>();
   private readonly budget: LossBudget;
+  readonly sizes: SizeTrust;
 
   constructor(ctx: FolderCopyContext, sourceStatus: FolderStatus) {
     this.ctx = ctx;
@@ -118,6 +122,7 @@ export class FolderRun {
     this.state = ctx.dryRun ? undefined : ctx.state;
     this.sourceStatus = sourceStatus;
     this.budget = ctx.lossBudget ?? { left: FOLDER_RECONNECTS };
+    this.sizes = ctx.sizes ?? new SizeTrust(false);
   }
 
   get lane(): Lane {

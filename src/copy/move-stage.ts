@@ -16,9 +16,13 @@ import { batchMessages, matchMessages } from '../plan/message-plan.js';
 import type { MailStore, MessageMeta } from '../stores/mail-store.js';
 import type { FolderRun } from './folder-run.js';
 
-/** Hashes of the bodies of `metas` in the open folder of `store`, by UID; a body not delivered has none. */
+/**
+ * Hashes of the bodies of `metas` in the open folder of `store`, by UID. A body not delivered, or
+ * not of its listed size, has none: what a store cannot show at its own size proves nothing.
+ */
 async function hashBodies(store: MailStore, metas: readonly MessageMeta[], signal?: AbortSignal): Promise<Map<number, string>> {
   const out = new Map<number, string>();
+  const sizeOf = new Map(metas.map((m) => [m.uid, m.size]));
   for (const batch of batchMessages([...metas], { maxBytes: 4 * 1024 * 1024, maxMessages: 50 })) {
     const maxBytes = Math.max(0, ...batch.map((m) => m.size));
     for await (const o of store.fetchBodies(
@@ -26,7 +30,7 @@ async function hashBodies(store: MailStore, metas: readonly MessageMeta[], signa
       signal,
       { maxBytes },
     )) {
-      if ('body' in o) out.set(o.uid, createHash('sha256').update(o.body).digest('hex'));
+      if ('body' in o && o.body.length === sizeOf.get(o.uid)) out.set(o.uid, createHash('sha256').update(o.body).digest('hex'));
     }
   }
   return out;
@@ -50,6 +54,8 @@ export async function removeProven(run: FolderRun, sourceMetas: readonly Message
     const needDest: typeof pairs = [];
     for (const p of pairs) {
       const s = sent.get(p.source.uid);
+      // What this run sent proves the source's message only when it had the size the source listed.
+      if (s && s.bytes !== p.source.size) continue;
       if (s && s.destUid !== undefined && s.destUid === p.dest.uid) proven.push(p.source.uid);
       else needDest.push(p);
     }
