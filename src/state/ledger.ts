@@ -22,7 +22,12 @@ import { mkdirSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import path from 'node:path';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import type { FolderRecord, FolderSummary, MailboxRecord, StateStore } from './store.js';
+import { write } from './checkpoint.js';
+import { jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
+
+// Kept for the modules that import the types from here.
+export type { BatchJobRecord, BatchJobRow, FolderMarks, LedgerMessage, LedgerSkip } from './types.js';
+export { jobFromRow } from './types.js';
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = 3;
@@ -94,93 +99,6 @@ const MIGRATIONS: string[] = [
 export function defaultStatePath(env: NodeJS.ProcessEnv = process.env): string {
   const base = env.XDG_STATE_HOME && path.isAbsolute(env.XDG_STATE_HOME) ? env.XDG_STATE_HOME : path.join(homedir(), '.local', 'state');
   return path.join(base, 'mailmover', 'state.db');
-}
-
-/** What the ledger knows of a folder after its last complete pass. */
-export interface FolderMarks {
-  sourceUidValidity: bigint;
-  sourceUidNext: number;
-  sourceCount: number;
-  sourceBytes: number;
-  /** CONDSTORE: the source folder's HIGHESTMODSEQ at the last pass, when it has one. */
-  sourceModseq: bigint | undefined;
-  destUidValidity: bigint;
-  destUidNext: number;
-  destCount: number;
-}
-
-/** A message row. */
-export interface LedgerMessage {
-  sourceUid: number;
-  destUid: number | undefined;
-  key: string;
-  size: number;
-  flags: string[];
-}
-
-/** One mailbox of a batch as the ledger keeps it. */
-export interface BatchJobRecord {
-  line: number;
-  source: string;
-  destination: string;
-  status: 'queued' | 'running' | 'complete' | 'partial' | 'failed';
-  code?: string;
-  message?: string;
-  copied: number;
-  skipped: number;
-  /** While running: the messages found missing so far (grows as folders are read). */
-  toCopy?: number;
-  /** A queued batch: the mailbox's job in the queue (kept once set). */
-  jobId?: string;
-  seconds?: number;
-  /** The mailbox's report file. */
-  report?: string;
-}
-
-/** A batch_job row as both backends return it (PostgreSQL gives the time as a Date). */
-export interface BatchJobRow {
-  line: number;
-  source: string;
-  destination: string;
-  status: BatchJobRecord['status'];
-  code: string | null;
-  message: string | null;
-  copied: number;
-  skipped: number;
-  seconds: number | null;
-  report: string | null;
-  to_copy: number | null;
-  job_id: string | null;
-  updated_at: string | Date;
-}
-
-/** A batch_job row as a record. */
-export function jobFromRow(r: BatchJobRow): BatchJobRecord & { updatedAt: string } {
-  return {
-    line: r.line,
-    source: r.source,
-    destination: r.destination,
-    status: r.status,
-    ...(r.code ? { code: r.code } : {}),
-    ...(r.message ? { message: r.message } : {}),
-    copied: r.copied,
-    skipped: r.skipped,
-    ...(r.seconds !== null ? { seconds: r.seconds } : {}),
-    ...(r.report ? { report: r.report } : {}),
-    ...(r.to_copy !== null && r.to_copy !== undefined ? { toCopy: r.to_copy } : {}),
-    ...(r.job_id ? { jobId: r.job_id } : {}),
-    updatedAt: r.updated_at instanceof Date ? r.updated_at.toISOString() : r.updated_at,
-  };
-}
-
-/** A skipped item as the ledger keeps it. */
-export interface LedgerSkip {
-  folder: string;
-  sourceUid: number;
-  code: string;
-  reason: string;
-  attempts: number | undefined;
-  at: string;
 }
 
 /** An open ledger file. */
@@ -517,36 +435,6 @@ export class FolderState implements FolderRecord {
       this.db.transaction(() => sourceUids.forEach((u) => del.run(this.id, u))).immediate();
     });
   }
-}
-
-/**
- * A crash switch for the crash-safety tests: MAILMOVER_TEST_KILL_AT="KIND:before|after:N" makes
- * the process SIGKILL itself just before or just after the Nth ledger write of that kind
- * (intend, settle, recordPresent, markSynced, reset, skip, updateFlags, forget). It exists so
- * that the tests can stop a run around every kind of state write, not only at random moments.
- */
-const killAt = /^(\w+):(before|after):(\d+)$/.exec(process.env.MAILMOVER_TEST_KILL_AT ?? '');
-const writes = new Map<string, number>();
-function checkpoint(kind: string, when: 'before' | 'after'): void {
-  if (!killAt || killAt[1] !== kind) return;
-  if (when === 'before') writes.set(kind, (writes.get(kind) ?? 0) + 1);
-  if (killAt[2] === when && writes.get(kind) === Number(killAt[3])) process.kill(process.pid, 'SIGKILL');
-}
-
-/** Runs a ledger write between its two checkpoints. */
-export function write<T>(kind: string, fn: () => T): T {
-  checkpoint(kind, 'before');
-  const out = fn();
-  checkpoint(kind, 'after');
-  return out;
-}
-
-/** {@link write} for a write that completes later (PostgreSQL). */
-export async function writeAsync<T>(kind: string, fn: () => Promise<T>): Promise<T> {
-  checkpoint(kind, 'before');
-  const out = await fn();
-  checkpoint(kind, 'after');
-  return out;
 }
 
 function processAlive(pid: number): boolean {

@@ -16,8 +16,9 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import { SCHEMA_VERSION, jobFromRow, writeAsync, type BatchJobRecord, type BatchJobRow, type FolderMarks, type LedgerMessage, type LedgerSkip } from './ledger.js';
-import { maskUrl, type FolderRecord, type FolderSummary, type MailboxRecord, type StateStore } from './store.js';
+import { writeAsync } from './checkpoint.js';
+import { SCHEMA_VERSION } from './ledger.js';
+import { jobFromRow, maskUrl, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
 
 const SCHEMA = 'mailmover_state';
 
