@@ -19,10 +19,12 @@
  */
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
-import { hostname, homedir } from 'node:os';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { write } from './checkpoint.js';
+import { mailboxIdentities } from './mailbox-key.js';
+import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
 import { jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
 
 // Kept for the modules that import the types from here.
@@ -95,11 +97,7 @@ const MIGRATIONS: string[] = [
    ALTER TABLE batch_job ADD COLUMN job_id TEXT;`,
 ];
 
-/** The default ledger file: $XDG_STATE_HOME/mailmover/state.db, or ~/.local/state/mailmover/state.db. */
-export function defaultStatePath(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_STATE_HOME && path.isAbsolute(env.XDG_STATE_HOME) ? env.XDG_STATE_HOME : path.join(homedir(), '.local', 'state');
-  return path.join(base, 'mailmover', 'state.db');
-}
+export { defaultStatePath } from './paths.js';
 
 /** An open ledger file. */
 export class Ledger implements StateStore {
@@ -154,9 +152,21 @@ export class Ledger implements StateStore {
 
   /**
    * Takes the lock of a mailbox (source and destination URLs without passwords) for this process.
-   * Refused (MM-STATE-LOCKED) while another live process holds it.
+   * Refused (MM-STATE-LOCKED) while another live process holds it: in this file under the same
+   * names, or anywhere on this machine under any spelling (the lock files of mailbox-lock.ts).
    */
-  lockMailbox(source: string, destination: string): MailboxState {
+  async lockMailbox(source: string, destination: string): Promise<MailboxState> {
+    const files = lockMailboxFiles(await mailboxIdentities(source, destination), `${source} -> ${destination}`);
+    try {
+      return new MailboxState(this.db, this.lockRow(source, destination), files);
+    } catch (err) {
+      files.release();
+      throw err;
+    }
+  }
+
+  /** The lock in the mailbox row (which also names the holder for `report`). */
+  private lockRow(source: string, destination: string): number {
     const pid = process.pid;
     const host = hostname();
     const id = this.db
@@ -179,7 +189,7 @@ export class Ledger implements StateStore {
         return row.id;
       })
       .immediate();
-    return new MailboxState(this.db, id);
+    return id;
   }
 
   /** Every skipped item the ledger holds for a mailbox, for `mailmover report`. */
@@ -261,6 +271,7 @@ export class MailboxState implements MailboxRecord {
   constructor(
     private readonly db: Database.Database,
     readonly id: number,
+    private readonly files: MailboxLock,
   ) {}
 
   /** The ledger's record of a source folder (created empty when new). */
@@ -273,7 +284,11 @@ export class MailboxState implements MailboxRecord {
 
   /** Gives the lock back. */
   release(): void {
-    this.db.prepare('UPDATE mailbox SET lock_pid = NULL, lock_host = NULL, lock_at = NULL WHERE id = ? AND lock_pid = ?').run(this.id, process.pid);
+    try {
+      this.db.prepare('UPDATE mailbox SET lock_pid = NULL, lock_host = NULL, lock_at = NULL WHERE id = ? AND lock_pid = ?').run(this.id, process.pid);
+    } finally {
+      this.files.release();
+    }
   }
 }
 
