@@ -30,6 +30,7 @@ import { homedir } from 'node:os';
 import { BatchProgressView, createProgressPrinter, formatSummary, formatVerifySummary } from './output.js';
 import { intOption, numberOption, parseSize } from './option-parsers.js';
 import { resolvePassword } from './passwords.js';
+import { openLogFile } from './log-file.js';
 
 /** Exit codes of the CLI. */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
@@ -403,7 +404,9 @@ async function runBatchStatus(listFile: string, flags: { state?: string; queue?:
 /** The structured log (pino JSON lines) when --log FILE was given; password fields are redacted. */
 function openLog(file: string | undefined): Logger | undefined {
   if (!file) return undefined;
-  return pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, pino.destination({ dest: file, sync: true, mkdir: true }));
+  // Opened and written once here (MM-LOG-OPEN before anything is done); later write failures are noted once, never fatal.
+  const first = JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, msg: 'log opened', version: VERSION }) + '\n';
+  return pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, openLogFile(file, first));
 }
 
 /**

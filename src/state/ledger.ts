@@ -18,7 +18,7 @@
  * host) is taken over.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
+import { closeSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
@@ -118,12 +118,19 @@ export class Ledger implements StateStore {
     let db: Database.Database;
     try {
       mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      createPrivate(file);
       db = new Database(file);
     } catch (err) {
-      throw new MigrateError(ERROR_CODES.STATE_OPEN, `The state file "${file}" cannot be opened: ${(err as Error).message}`, { scope: 'config', cause: err });
+      const reason = (err as NodeJS.ErrnoException).code === 'EISDIR' ? 'it is a directory; pass a file path, e.g. --state ' + path.join(file, 'state.db') : (err as Error).message;
+      throw new MigrateError(ERROR_CODES.STATE_OPEN, `The state file "${file}" cannot be opened: ${reason}.`, { scope: 'config', cause: err });
     }
     try {
       const version = db.pragma('user_version', { simple: true }) as number;
+      // A damaged file is refused here, before anything is written, rather than failing mid-run.
+      // quick_check reads every page once (about what a full listing of the ledger costs) but
+      // skips the index cross-checks of integrity_check.
+      const check = db.pragma('quick_check(1)', { simple: true }) as string;
+      if (check !== 'ok') throw new Error(`database disk image is malformed: ${check.replace(/\*\*\* in database \w+ \*\*\*\s*/g, '').replace(/\s*\n\s*/g, '; ')}`);
       if (version > SCHEMA_VERSION) {
         throw new MigrateError(
           ERROR_CODES.STATE_VERSION,
@@ -145,7 +152,15 @@ export class Ledger implements StateStore {
     } catch (err) {
       db.close();
       if (err instanceof MigrateError) throw err;
-      throw new MigrateError(ERROR_CODES.STATE_OPEN, `The state file "${file}" cannot be used: ${(err as Error).message}`, { scope: 'config', cause: err });
+      const msg = (err as Error).message;
+      const damaged = /malformed|not a database|corrupt/i.test(msg);
+      throw new MigrateError(
+        ERROR_CODES.STATE_OPEN,
+        damaged
+          ? `The state file "${file}" is damaged (${msg}). Move it aside (mv "${file}" "${file}.damaged") and run again: the next run plans every folder from both listings, so nothing is copied twice.`
+          : `The state file "${file}" cannot be used: ${msg}`,
+        { scope: 'config', cause: err },
+      );
     }
     return new Ledger(file, db);
   }
@@ -449,6 +464,29 @@ export class FolderState implements FolderRecord {
       const del = this.db.prepare('DELETE FROM message WHERE folder_id = ? AND source_uid = ?');
       this.db.transaction(() => sourceUids.forEach((u) => del.run(this.id, u))).immediate();
     });
+  }
+}
+
+/**
+ * Creates a missing state file readable by its owner only, whatever the umask: it names
+ * mailboxes, servers and folders. SQLite gives its -wal and -shm files the mode of the database
+ * file, so they follow. An existing file is left as it is.
+ */
+function createPrivate(file: string): void {
+  let fd: number;
+  try {
+    fd = openSync(file, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      if (statSync(file).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+      return;
+    }
+    throw err;
+  }
+  try {
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
   }
 }
 
