@@ -11,6 +11,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { lookup } from 'node:dns/promises';
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import { ImapFlow } from 'imapflow';
 import { isLoopbackHost, parseEndpoint } from '../../src/core/endpoint.js';
@@ -62,7 +63,7 @@ describe('TLS failures', () => {
       secure: false,
       doSTARTTLS: true,
       auth: { user: 'src', pass: 'src-pw' },
-      tls: { ca: [await import('node:fs').then((fs) => fs.readFileSync(server.caFile))], servername: 'mail.example.test' },
+      tls: { ca: [readFileSync(server.caFile)], servername: 'mail.example.test' },
       logger: false,
     });
     client.on('error', () => undefined);
