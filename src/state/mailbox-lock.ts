@@ -36,6 +36,10 @@ interface Holder {
 /** Lock files this process holds (a second lock of the same mailbox in one process is refused too). */
 const held = new Set<string>();
 
+/** What this process created, removed when it exits without releasing (one listener for all locks). */
+const onExit = new Set<() => void>();
+let exitHook = false;
+
 /** The directory of the lock files. */
 export function lockDirectory(env: NodeJS.ProcessEnv = process.env): string {
   return path.join(stateHome(env), 'locks');
@@ -71,9 +75,13 @@ export function lockMailboxFiles(identities: readonly string[], mailbox: string,
         // Already gone (or replaced by a run that found us dead): nothing of ours to remove.
       }
     }
-    process.off('exit', release);
+    onExit.delete(release);
   };
-  process.on('exit', release);
+  onExit.add(release);
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => [...onExit].forEach((r) => r()));
+  }
   try {
     for (const f of files) {
       const other = take(f, me);
