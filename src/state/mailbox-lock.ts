@@ -53,13 +53,17 @@ export interface MailboxLock {
 
 /**
  * Takes the lock files of `identities` (all or none). Refused with MM-STATE-LOCKED while a live
- * process holds one of them; `mailbox` names the mailbox in messages.
+ * process holds one of them; `mailbox` names the mailbox in messages. `bestEffort`: when the lock
+ * directory cannot be created, no files are taken (and none refused).
  */
-export function lockMailboxFiles(identities: readonly string[], mailbox: string, env: NodeJS.ProcessEnv = process.env): MailboxLock {
+export function lockMailboxFiles(identities: readonly string[], mailbox: string, env: NodeJS.ProcessEnv = process.env, opts: { bestEffort?: boolean } = {}): MailboxLock {
   const dir = lockDirectory(env);
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
   } catch (err) {
+    // A PostgreSQL ledger's own locks cover its runs on every machine; the files only add runs
+    // with other ledgers on this one, so a worker without a writable home goes on without them.
+    if (opts.bestEffort) return { files: [], release: () => undefined };
     throw new MigrateError(ERROR_CODES.STATE_OPEN, `The mailbox lock directory "${dir}" cannot be created: ${(err as Error).message}. Set XDG_STATE_HOME to a writable directory.`, { scope: 'config', cause: err });
   }
   const files = [...new Set(identities.map((i) => path.join(dir, `${createHash('sha256').update(i).digest('hex').slice(0, 40)}.lock`)))].sort();

@@ -132,7 +132,7 @@ export class PgLedger implements StateStore {
    */
   async lockMailbox(source: string, destination: string): Promise<MailboxRecord> {
     const identities = await mailboxIdentities(source, destination);
-    const files = lockMailboxFiles(identities, `${source} -> ${destination}`);
+    const files = lockMailboxFiles(identities, `${source} -> ${destination}`, process.env, { bestEffort: true });
     try {
       return await this.lockRow(source, destination, identities, files);
     } catch (err) {
