@@ -114,9 +114,16 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
   });
   const source = store('source');
   const dest = store('destination');
+  // When one side fails to connect, the other's attempt is stopped (not left to finish and hold a
+  // connection open until the server's idle timeout), and both are closed only once settled.
+  const connecting = new AbortController();
+  const connectSignal = options.signal ? AbortSignal.any([options.signal, connecting.signal]) : connecting.signal;
   try {
-    await Promise.all([source.connect(options.signal), dest.connect(options.signal)]);
-    const [sourceListing, destListing] = await Promise.all([source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), dest.listFolders()]);
+    await settleBoth(
+      source.connect(connectSignal).catch((err: unknown) => { connecting.abort(); throw err; }),
+      dest.connect(connectSignal).catch((err: unknown) => { connecting.abort(); throw err; }),
+    );
+    const [sourceListing, destListing] = await settleBoth(source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), dest.listFolders());
     const plan = planFolders(sourceListing.folders, destListing.folders, dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: dest.caps().reservedNames });
     const existing = new Set(destListing.folders.map((f) => f.path.join('\u0000')));
     for (const entry of plan.entries) {
@@ -148,10 +155,23 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
     report.error = { code: e.code, message: e.message };
     report.status = 'failed';
   } finally {
-    await Promise.all([source.close(), dest.close()]);
+    await Promise.allSettled([source.close(), dest.close()]);
   }
   report.finishedAt = new Date().toISOString();
   return report;
+}
+
+/**
+ * Both results, after both have settled: the failure that came first is thrown (the other side's
+ * is often only the consequence of being stopped), but only once the other operation has
+ * finished too, so nothing is left running on a connection that is about to be closed.
+ */
+async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
+  const failures: unknown[] = [];
+  const note = <T>(p: Promise<T>) => p.catch((err: unknown) => { failures.push(err); throw err; });
+  const [ra, rb] = await Promise.allSettled([note(a), note(b)]);
+  if (ra.status === 'fulfilled' && rb.status === 'fulfilled') return [ra.value, rb.value];
+  throw failures[0];
 }
 
 async function compareFolder(source: MailStore, dest: MailStore, entry: FolderPlanEntry, destExists: boolean, deep: boolean, signal?: AbortSignal): Promise<VerifyFolderReport> {

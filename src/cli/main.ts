@@ -31,6 +31,7 @@ import { BatchProgressView, createProgressPrinter, formatSummary, formatVerifySu
 import { intOption, numberOption, parseSize } from './option-parsers.js';
 import { resolvePassword } from './passwords.js';
 import { scrub, scrubStream } from '../core/redact.js';
+import { openLogFile } from './log-file.js';
 
 /** Exit codes of the CLI. */
 export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
@@ -407,8 +408,10 @@ async function runBatchStatus(listFile: string, flags: { state?: string; queue?:
 /** The structured log (pino JSON lines) when --log FILE was given; password fields are redacted. */
 function openLog(file: string | undefined): Logger | undefined {
   if (!file) return undefined;
+  // Opened and written once here (MM-LOG-OPEN before anything is done); later write failures are noted once, never fatal.
   // Every line goes through scrub(): a server's text (an echoed login, a raw line imapflow could not parse) is logged too.
-  return pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, scrubStream(pino.destination({ dest: file, sync: true, mkdir: true, mode: 0o600 })));
+  const first = JSON.stringify({ level: 30, time: Date.now(), pid: process.pid, msg: 'log opened', version: VERSION }) + '\n';
+  return pino({ base: { pid: process.pid }, redact: { paths: ['password', 'pass', '*.password', '*.pass'], censor: '[redacted]' } }, scrubStream(openLogFile(file, first)));
 }
 
 /**

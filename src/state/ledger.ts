@@ -18,11 +18,18 @@
  * host) is taken over.
  */
 import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { hostname, homedir } from 'node:os';
+import { closeSync, fchmodSync, mkdirSync, openSync, statSync } from 'node:fs';
+import { hostname } from 'node:os';
 import path from 'node:path';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import type { FolderRecord, FolderSummary, MailboxRecord, StateStore } from './store.js';
+import { write } from './checkpoint.js';
+import { mailboxIdentities } from './mailbox-key.js';
+import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
+import { jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
+
+// Kept for the modules that import the types from here.
+export type { BatchJobRecord, BatchJobRow, FolderMarks, LedgerMessage, LedgerSkip } from './types.js';
+export { jobFromRow } from './types.js';
 
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = 3;
@@ -90,98 +97,7 @@ const MIGRATIONS: string[] = [
    ALTER TABLE batch_job ADD COLUMN job_id TEXT;`,
 ];
 
-/** The default ledger file: $XDG_STATE_HOME/mailmover/state.db, or ~/.local/state/mailmover/state.db. */
-export function defaultStatePath(env: NodeJS.ProcessEnv = process.env): string {
-  const base = env.XDG_STATE_HOME && path.isAbsolute(env.XDG_STATE_HOME) ? env.XDG_STATE_HOME : path.join(homedir(), '.local', 'state');
-  return path.join(base, 'mailmover', 'state.db');
-}
-
-/** What the ledger knows of a folder after its last complete pass. */
-export interface FolderMarks {
-  sourceUidValidity: bigint;
-  sourceUidNext: number;
-  sourceCount: number;
-  sourceBytes: number;
-  /** CONDSTORE: the source folder's HIGHESTMODSEQ at the last pass, when it has one. */
-  sourceModseq: bigint | undefined;
-  destUidValidity: bigint;
-  destUidNext: number;
-  destCount: number;
-}
-
-/** A message row. */
-export interface LedgerMessage {
-  sourceUid: number;
-  destUid: number | undefined;
-  key: string;
-  size: number;
-  flags: string[];
-}
-
-/** One mailbox of a batch as the ledger keeps it. */
-export interface BatchJobRecord {
-  line: number;
-  source: string;
-  destination: string;
-  status: 'queued' | 'running' | 'complete' | 'partial' | 'failed';
-  code?: string;
-  message?: string;
-  copied: number;
-  skipped: number;
-  /** While running: the messages found missing so far (grows as folders are read). */
-  toCopy?: number;
-  /** A queued batch: the mailbox's job in the queue (kept once set). */
-  jobId?: string;
-  seconds?: number;
-  /** The mailbox's report file. */
-  report?: string;
-}
-
-/** A batch_job row as both backends return it (PostgreSQL gives the time as a Date). */
-export interface BatchJobRow {
-  line: number;
-  source: string;
-  destination: string;
-  status: BatchJobRecord['status'];
-  code: string | null;
-  message: string | null;
-  copied: number;
-  skipped: number;
-  seconds: number | null;
-  report: string | null;
-  to_copy: number | null;
-  job_id: string | null;
-  updated_at: string | Date;
-}
-
-/** A batch_job row as a record. */
-export function jobFromRow(r: BatchJobRow): BatchJobRecord & { updatedAt: string } {
-  return {
-    line: r.line,
-    source: r.source,
-    destination: r.destination,
-    status: r.status,
-    ...(r.code ? { code: r.code } : {}),
-    ...(r.message ? { message: r.message } : {}),
-    copied: r.copied,
-    skipped: r.skipped,
-    ...(r.seconds !== null ? { seconds: r.seconds } : {}),
-    ...(r.report ? { report: r.report } : {}),
-    ...(r.to_copy !== null && r.to_copy !== undefined ? { toCopy: r.to_copy } : {}),
-    ...(r.job_id ? { jobId: r.job_id } : {}),
-    updatedAt: r.updated_at instanceof Date ? r.updated_at.toISOString() : r.updated_at,
-  };
-}
-
-/** A skipped item as the ledger keeps it. */
-export interface LedgerSkip {
-  folder: string;
-  sourceUid: number;
-  code: string;
-  reason: string;
-  attempts: number | undefined;
-  at: string;
-}
+export { defaultStatePath } from './paths.js';
 
 /** An open ledger file. */
 export class Ledger implements StateStore {
@@ -202,12 +118,19 @@ export class Ledger implements StateStore {
     let db: Database.Database;
     try {
       mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+      createPrivate(file);
       db = new Database(file);
     } catch (err) {
-      throw new MigrateError(ERROR_CODES.STATE_OPEN, `The state file "${file}" cannot be opened: ${(err as Error).message}`, { scope: 'config', cause: err });
+      const reason = (err as NodeJS.ErrnoException).code === 'EISDIR' ? 'it is a directory; pass a file path, e.g. --state ' + path.join(file, 'state.db') : (err as Error).message;
+      throw new MigrateError(ERROR_CODES.STATE_OPEN, `The state file "${file}" cannot be opened: ${reason}.`, { scope: 'config', cause: err });
     }
     try {
       const version = db.pragma('user_version', { simple: true }) as number;
+      // A damaged file is refused here, before anything is written, rather than failing mid-run.
+      // quick_check reads every page once (about what a full listing of the ledger costs) but
+      // skips the index cross-checks of integrity_check.
+      const check = db.pragma('quick_check(1)', { simple: true }) as string;
+      if (check !== 'ok') throw new Error(`database disk image is malformed: ${check.replace(/\*\*\* in database \w+ \*\*\*\s*/g, '').replace(/\s*\n\s*/g, '; ')}`);
       if (version > SCHEMA_VERSION) {
         throw new MigrateError(
           ERROR_CODES.STATE_VERSION,
@@ -229,16 +152,36 @@ export class Ledger implements StateStore {
     } catch (err) {
       db.close();
       if (err instanceof MigrateError) throw err;
-      throw new MigrateError(ERROR_CODES.STATE_OPEN, `The state file "${file}" cannot be used: ${(err as Error).message}`, { scope: 'config', cause: err });
+      const msg = (err as Error).message;
+      const damaged = /malformed|not a database|corrupt/i.test(msg);
+      throw new MigrateError(
+        ERROR_CODES.STATE_OPEN,
+        damaged
+          ? `The state file "${file}" is damaged (${msg}). Move it aside (mv "${file}" "${file}.damaged") and run again: the next run plans every folder from both listings, so nothing is copied twice.`
+          : `The state file "${file}" cannot be used: ${msg}`,
+        { scope: 'config', cause: err },
+      );
     }
     return new Ledger(file, db);
   }
 
   /**
    * Takes the lock of a mailbox (source and destination URLs without passwords) for this process.
-   * Refused (MM-STATE-LOCKED) while another live process holds it.
+   * Refused (MM-STATE-LOCKED) while another live process holds it: in this file under the same
+   * names, or anywhere on this machine under any spelling (the lock files of mailbox-lock.ts).
    */
-  lockMailbox(source: string, destination: string): MailboxState {
+  async lockMailbox(source: string, destination: string): Promise<MailboxState> {
+    const files = lockMailboxFiles(await mailboxIdentities(source, destination), `${source} -> ${destination}`);
+    try {
+      return new MailboxState(this.db, this.lockRow(source, destination), files);
+    } catch (err) {
+      files.release();
+      throw err;
+    }
+  }
+
+  /** The lock in the mailbox row (which also names the holder for `report`). */
+  private lockRow(source: string, destination: string): number {
     const pid = process.pid;
     const host = hostname();
     const id = this.db
@@ -261,7 +204,7 @@ export class Ledger implements StateStore {
         return row.id;
       })
       .immediate();
-    return new MailboxState(this.db, id);
+    return id;
   }
 
   /** Every skipped item the ledger holds for a mailbox, for `mailmover report`. */
@@ -343,6 +286,7 @@ export class MailboxState implements MailboxRecord {
   constructor(
     private readonly db: Database.Database,
     readonly id: number,
+    private readonly files: MailboxLock,
   ) {}
 
   /** The ledger's record of a source folder (created empty when new). */
@@ -355,7 +299,11 @@ export class MailboxState implements MailboxRecord {
 
   /** Gives the lock back. */
   release(): void {
-    this.db.prepare('UPDATE mailbox SET lock_pid = NULL, lock_host = NULL, lock_at = NULL WHERE id = ? AND lock_pid = ?').run(this.id, process.pid);
+    try {
+      this.db.prepare('UPDATE mailbox SET lock_pid = NULL, lock_host = NULL, lock_at = NULL WHERE id = ? AND lock_pid = ?').run(this.id, process.pid);
+    } finally {
+      this.files.release();
+    }
   }
 }
 
@@ -520,33 +468,26 @@ export class FolderState implements FolderRecord {
 }
 
 /**
- * A crash switch for the crash-safety tests: MAILMOVER_TEST_KILL_AT="KIND:before|after:N" makes
- * the process SIGKILL itself just before or just after the Nth ledger write of that kind
- * (intend, settle, recordPresent, markSynced, reset, skip, updateFlags, forget). It exists so
- * that the tests can stop a run around every kind of state write, not only at random moments.
+ * Creates a missing state file readable by its owner only, whatever the umask: it names
+ * mailboxes, servers and folders. SQLite gives its -wal and -shm files the mode of the database
+ * file, so they follow. An existing file is left as it is.
  */
-const killAt = /^(\w+):(before|after):(\d+)$/.exec(process.env.MAILMOVER_TEST_KILL_AT ?? '');
-const writes = new Map<string, number>();
-function checkpoint(kind: string, when: 'before' | 'after'): void {
-  if (!killAt || killAt[1] !== kind) return;
-  if (when === 'before') writes.set(kind, (writes.get(kind) ?? 0) + 1);
-  if (killAt[2] === when && writes.get(kind) === Number(killAt[3])) process.kill(process.pid, 'SIGKILL');
-}
-
-/** Runs a ledger write between its two checkpoints. */
-export function write<T>(kind: string, fn: () => T): T {
-  checkpoint(kind, 'before');
-  const out = fn();
-  checkpoint(kind, 'after');
-  return out;
-}
-
-/** {@link write} for a write that completes later (PostgreSQL). */
-export async function writeAsync<T>(kind: string, fn: () => Promise<T>): Promise<T> {
-  checkpoint(kind, 'before');
-  const out = await fn();
-  checkpoint(kind, 'after');
-  return out;
+function createPrivate(file: string): void {
+  let fd: number;
+  try {
+    fd = openSync(file, 'wx', 0o600);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') {
+      if (statSync(file).isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+      return;
+    }
+    throw err;
+  }
+  try {
+    fchmodSync(fd, 0o600);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function processAlive(pid: number): boolean {

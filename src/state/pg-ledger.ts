@@ -16,8 +16,11 @@
 import { hostname } from 'node:os';
 import pg from 'pg';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import { SCHEMA_VERSION, jobFromRow, writeAsync, type BatchJobRecord, type BatchJobRow, type FolderMarks, type LedgerMessage, type LedgerSkip } from './ledger.js';
-import { maskUrl, type FolderRecord, type FolderSummary, type MailboxRecord, type StateStore } from './store.js';
+import { writeAsync } from './checkpoint.js';
+import { SCHEMA_VERSION } from './ledger.js';
+import { mailboxIdentities } from './mailbox-key.js';
+import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
+import { jobFromRow, maskUrl, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
 
 const SCHEMA = 'mailmover_state';
 
@@ -121,7 +124,24 @@ export class PgLedger implements StateStore {
     return new PgLedger(url, pool);
   }
 
+  /**
+   * Takes the mailbox's lock: session advisory locks on a connection of its own, one for the
+   * ledger row and one per identity of the mailbox (mailbox-key.ts), so that two workers on any
+   * machines never copy one mailbox at once however it is spelled; and this machine's lock files
+   * (mailbox-lock.ts), which also see runs with other state files.
+   */
   async lockMailbox(source: string, destination: string): Promise<MailboxRecord> {
+    const identities = await mailboxIdentities(source, destination);
+    const files = lockMailboxFiles(identities, `${source} -> ${destination}`, process.env, { bestEffort: true });
+    try {
+      return await this.lockRow(source, destination, identities, files);
+    } catch (err) {
+      files.release();
+      throw err;
+    }
+  }
+
+  private async lockRow(source: string, destination: string, identities: string[], files: MailboxLock): Promise<MailboxRecord> {
     const { rows } = await this.pool.query<{ id: string }>(
       `INSERT INTO ${SCHEMA}.mailbox (source, destination) VALUES ($1, $2)
        ON CONFLICT (source, destination) DO UPDATE SET source = EXCLUDED.source RETURNING id`,
@@ -134,6 +154,18 @@ export class PgLedger implements StateStore {
     try {
       await client.connect();
       const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`mailmover-ledger\n${id}`]);
+      // Every identity is tried (bool_and does not stop early); on refusal the session is ended,
+      // which gives back whatever was taken.
+      const same = got.rows[0]?.ok
+        ? await client.query<{ ok: boolean }>("SELECT bool_and(pg_try_advisory_lock(hashtextextended('mailmover-mailbox' || chr(10) || k, 0))) AS ok FROM unnest($1::text[]) AS k", [identities])
+        : undefined;
+      if (same && !same.rows[0]?.ok) {
+        throw new MigrateError(
+          ERROR_CODES.STATE_LOCKED,
+          `Another mailmover run is working on this mailbox (${source} -> ${destination}) under another spelling (runs are told apart by server address, port and user). Wait for it to finish, or stop it.`,
+          { scope: 'config' },
+        );
+      }
       if (!got.rows[0]?.ok) {
         const holder = await this.pool.query<{ lock_pid: number | null; lock_host: string | null; lock_at: Date | null }>(`SELECT lock_pid, lock_host, lock_at FROM ${SCHEMA}.mailbox WHERE id = $1`, [id]);
         const h = holder.rows[0];
@@ -149,7 +181,7 @@ export class PgLedger implements StateStore {
       if (err instanceof MigrateError) throw err;
       throw new MigrateError(ERROR_CODES.STATE_OPEN, `The state database ${this.location} cannot be used: ${maskUrl((err as Error).message)}`, { scope: 'config', cause: err });
     }
-    return new PgMailbox(this.pool, client, id);
+    return new PgMailbox(this.pool, client, id, files);
   }
 
   async skippedItems(source: string, destination: string): Promise<LedgerSkip[]> {
@@ -256,6 +288,7 @@ class PgMailbox implements MailboxRecord {
     private readonly pool: pg.Pool,
     private readonly lockClient: pg.Client,
     private readonly id: string,
+    private readonly files: MailboxLock,
   ) {}
 
   async folder(sourceName: string, destName: string): Promise<FolderRecord> {
@@ -271,8 +304,9 @@ class PgMailbox implements MailboxRecord {
     try {
       await this.lockClient.query(`UPDATE ${SCHEMA}.mailbox SET lock_pid = NULL, lock_host = NULL, lock_at = NULL WHERE id = $1`, [this.id]);
     } finally {
-      // Ending the session gives the advisory lock back.
+      // Ending the session gives the advisory locks back.
       await this.lockClient.end().catch(() => undefined);
+      this.files.release();
     }
   }
 }

@@ -286,4 +286,32 @@ describe('the state ledger in PostgreSQL', () => {
     assert.equal((JSON.parse(again.stdout) as { totals: { alreadyComplete: number } }).totals.alreadyComplete, 3);
     for (const d of dests) assert.deepEqual(await readMailbox(server, d, 'dst-pw'), await readMailbox(server, 'small', 'src-pw'));
   });
+
+  test('the advisory lock is keyed on the mailbox, not its spelling: another machine spelling it differently is refused', async () => {
+    const state = await newDatabase();
+    // The holder has lock files of its own (another XDG_STATE_HOME stands for another machine):
+    // only the database can refuse the second run.
+    const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'mm-pg-elsewhere-'));
+    const script = `import { PgLedger } from ${JSON.stringify(new URL('../../src/state/pg-ledger.ts', import.meta.url).href)};
+      const l = await PgLedger.open(process.env.STATE); await l.lockMailbox('imap://alice@127.0.0.1:1143', 'imap://bob@127.0.0.1:1143'); process.stdout.write('locked\\n'); setInterval(() => {}, 1000);`;
+    const holder = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, STATE: state, XDG_STATE_HOME: elsewhere }, stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        holder.stdout!.on('data', (d: Buffer) => d.toString().includes('locked') && resolve());
+        holder.on('exit', () => reject(new Error('the lock holder exited early')));
+      });
+      const ledger = await PgLedger.open(state);
+      try {
+        await assert.rejects(ledger.lockMailbox('imap://ALICE@localhost:1143', 'imap://Bob@localhost.:1143'), (e: Error & { code?: string }) => e.code === 'MM-STATE-LOCKED' && /another spelling/.test(e.message));
+        // Another mailbox is free.
+        await (await ledger.lockMailbox('imap://carol@localhost:1143', 'imap://bob@localhost:1143')).release();
+      } finally {
+        await ledger.close();
+      }
+    } finally {
+      holder.kill('SIGKILL');
+      await new Promise((r) => holder.once('close', r));
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
 });

@@ -228,7 +228,7 @@ describe('the state ledger', () => {
     const to = `imap://${user}@127.0.0.1:${server.port}`;
     // This test process holds the lock, as a running mailmover would.
     const ledger = Ledger.open(state);
-    const held = ledger.lockMailbox(from, to);
+    const held = await ledger.lockMailbox(from, to);
     const env = { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' };
     const refused = await runCli(['migrate', '--from', from, '--to', to, '--state', state], env);
     assert.equal(refused.code, 2, refused.stderr);

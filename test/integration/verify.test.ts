@@ -11,6 +11,7 @@ import { migrate } from '../../src/index.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { seedMailbox, type FixtureFolder, type FixtureMessage } from '../helpers/fixture.js';
 import { runCli } from '../helpers/cli.js';
+import { startFaultProxy } from '../helpers/fault-proxy.js';
 
 const msg = (i: number, body = `body ${i}`): FixtureMessage => ({
   raw: Buffer.from(`From: v@example.org\r\nSubject: verify ${i}\r\nMessage-ID: <verify-${i}@x>\r\n\r\n${body}\r\n`),
@@ -103,5 +104,26 @@ describe('mailmover verify', () => {
     assert.equal(text.code, 1);
     assert.match(text.stdout, /missing: "INBOX" source UID \d+, <verify-2@x>/);
     assert.match(text.stdout, /differ: 1 missing, 1 extra, 1 changed, 1 with other flags/);
+  });
+
+  test('a source that refuses the login quickly: MM-AUTH-FAILED at once, and the process exits (no connection left open)', async () => {
+    // The destination answers slowly (its greeting held back 2 s by a proxy), so the source is
+    // refused while the destination is still connecting: that attempt must be stopped and closed,
+    // or the process would wait for the server's idle timeout (300 s) before exiting.
+    const proxy = await startFaultProxy({ host: '127.0.0.1', port: server.port }, [{ connection: 'every', direction: 'down', afterBytes: 0, action: { kind: 'delay', ms: 2000 } }]);
+    try {
+      const run = await runCli(
+        ['verify', '--json', '--from', `imap://src@127.0.0.1:${server.port}`, '--to', `imap://dst@127.0.0.1:${proxy.port}`],
+        { ...env, MAILMOVER_FROM_PASSWORD: 'wrong-secret' },
+        60_000,
+      );
+      assert.notEqual(run.code, null, `the process did not exit within 60 s: ${run.stderr}`);
+      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assert.match(run.stdout + run.stderr, /MM-AUTH-FAILED/);
+      assert.ok(run.ms < 15_000, `verify took ${run.ms} ms`);
+      assert.doesNotMatch(run.stdout + run.stderr, /wrong-secret/);
+    } finally {
+      await proxy.close();
+    }
   });
 });

@@ -53,17 +53,72 @@ export function isConnectionLoss(err: unknown): boolean {
   return typeof code === 'string' && (CONNECTION_LOST_CODES.has(code) || TIMEOUT_CODES.has(code));
 }
 
+/** What is wrong with a certificate, by Node's (OpenSSL's) verification code. */
+const CERT_PROBLEMS: Record<string, string> = {
+  ERR_TLS_CERT_ALTNAME_INVALID: 'is for another name',
+  DEPTH_ZERO_SELF_SIGNED_CERT: 'is self-signed',
+  SELF_SIGNED_CERT_IN_CHAIN: 'chains up to a self-signed CA this machine does not trust',
+  UNABLE_TO_VERIFY_LEAF_SIGNATURE: 'is issued by a CA this machine does not know',
+  UNABLE_TO_GET_ISSUER_CERT: 'is issued by a CA this machine does not know',
+  UNABLE_TO_GET_ISSUER_CERT_LOCALLY: 'is issued by a CA this machine does not know',
+  CERT_UNTRUSTED: 'is not trusted',
+  CERT_HAS_EXPIRED: 'has expired',
+  CERT_NOT_YET_VALID: 'is not valid yet',
+};
+
+/** The error itself or one of its causes that carries a certificate verification code. */
+function certFailure(err: unknown): (WireError & { code: string; reason?: string }) | undefined {
+  for (let e = err as (WireError & { cause?: unknown }) | undefined, depth = 0; e && depth < 5; e = e.cause as typeof e, depth++) {
+    if (typeof e.code === 'string' && TLS_CERT_CODES.has(e.code)) return e as WireError & { code: string };
+  }
+  return undefined;
+}
+
+/** OpenSSL's words when a TLS handshake meets a server that does not speak TLS on that port. */
+const PLAIN_PORT = /wrong version number|packet length too long|unknown protocol|http request/i;
+
+/** Options of {@link connectError}. */
+export interface ConnectErrorOptions {
+  /** STARTTLS was required (imap:// to a host that is not loopback, without --allow-plaintext). */
+  requireStartTls?: boolean;
+}
+
 /**
  * Classifies an error raised while connecting or logging in to one side.
- * The password is never part of any message built here.
+ * The password is never part of any message built here. A certificate problem is always
+ * MM-TLS-CERT, also during a required STARTTLS: only a server that offers no STARTTLS at all is
+ * told about --allow-plaintext.
  */
-export function connectError(err: unknown, endpoint: Endpoint, side: 'source' | 'destination'): MigrateError {
+export function connectError(err: unknown, endpoint: Endpoint, side: 'source' | 'destination', opts: ConnectErrorOptions = {}): MigrateError {
   if (isMigrateError(err)) return err;
   const e = (err ?? {}) as WireError;
   const where = `${side} ${endpoint.host}:${endpoint.port}`;
   const text = serverText(err);
+  const flag = side === 'source' ? 'from' : 'to';
   const mk = (code: ErrorCode, message: string, retry: 'now' | 'later' | 'never') =>
     new MigrateError(code, message, { scope: 'mailbox', retry, cause: err, ...(text ? { serverResponse: text } : {}) });
+  const cert = certFailure(err);
+  if (cert) {
+    const detail = cert.code === 'ERR_TLS_CERT_ALTNAME_INVALID' && cert.reason ? ` (${cert.reason})` : '';
+    return mk(
+      ERROR_CODES.TLS_CERT,
+      `The ${where} presented a certificate that ${CERT_PROBLEMS[cert.code] ?? 'cannot be verified'}${detail}; ${cert.code}. ` +
+        (cert.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+          ? `Connect by a name the certificate holds, or fix the server's certificate; for a test server, pass --${flag}-tls-insecure.`
+          : cert.code === 'CERT_HAS_EXPIRED' || cert.code === 'CERT_NOT_YET_VALID'
+            ? `Renew the server's certificate (or check this machine's clock); for a test server, pass --${flag}-tls-insecure.`
+            : `Install its CA (NODE_EXTRA_CA_CERTS=FILE) or, for a test server, pass --${flag}-tls-insecure.`),
+      'never',
+    );
+  }
+  if (opts.requireStartTls && e.tlsFailed && !e.code && /does not support STARTTLS/i.test(e.message ?? '')) {
+    return new MigrateError(
+      ERROR_CODES.CONFIG_PLAINTEXT,
+      `The ${where} does not offer STARTTLS, and a password is only sent in clear text to loopback. ` +
+        `Use imaps://, enable STARTTLS on the server, or pass --allow-plaintext on a network you trust.`,
+      { scope: 'mailbox', cause: err },
+    );
+  }
   if (e.authenticationFailed || e.serverResponseCode === 'AUTHENTICATIONFAILED') {
     return mk(ERROR_CODES.AUTH_FAILED, `Login to the ${where} as "${endpoint.user}" was refused${text ? `: ${text}` : ''}.`, 'never');
   }
@@ -76,11 +131,10 @@ export function connectError(err: unknown, endpoint: Endpoint, side: 'source' | 
   if (e.code && TIMEOUT_CODES.has(e.code)) {
     return mk(ERROR_CODES.CONNECT_TIMEOUT, `The ${where} did not answer in time (${e.code}).`, 'later');
   }
-  if (e.code && TLS_CERT_CODES.has(e.code)) {
+  if (endpoint.protocol === 'imaps' && PLAIN_PORT.test(`${e.message ?? ''} ${e.code ?? ''}`.replace(/_/g, ' '))) {
     return mk(
-      ERROR_CODES.TLS_CERT,
-      `The ${where} presented a certificate that cannot be verified (${e.code}). ` +
-        `Install its CA (NODE_EXTRA_CA_CERTS=FILE) or, for a test server, pass --${side === 'source' ? 'from' : 'to'}-tls-insecure.`,
+      ERROR_CODES.TLS_FAILED,
+      `TLS could not be set up with the ${where}: this port speaks plain IMAP: use imap:// (STARTTLS) or port 993 (${e.code ?? e.message}).`,
       'never',
     );
   }

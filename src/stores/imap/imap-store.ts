@@ -109,15 +109,8 @@ export class ImapStore implements MailStore, ImapSession {
       await client.connect();
     } catch (err) {
       client.close();
-      if (requireStartTls && (err as { tlsFailed?: boolean })?.tlsFailed) {
-        throw new MigrateError(
-          ERROR_CODES.CONFIG_PLAINTEXT,
-          `The ${this.opts.side} ${endpoint.host}:${endpoint.port} does not offer STARTTLS, and a password is only sent in clear text to loopback. ` +
-            `Use imaps://, enable STARTTLS on the server, or pass --allow-plaintext on a network you trust.`,
-          { scope: 'mailbox', cause: err },
-        );
-      }
-      throw connectError(err, endpoint, this.opts.side);
+      // A certificate problem during a required STARTTLS is MM-TLS-CERT, never "no STARTTLS".
+      throw connectError(err, endpoint, this.opts.side, { requireStartTls });
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }

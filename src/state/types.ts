@@ -1,0 +1,174 @@
+/**
+ * The ledger's shared types and small helpers, used by the interface (store.ts) and both
+ * backends (ledger.ts, pg-ledger.ts). It imports nothing from them, so the three never form an
+ * import circle.
+ */
+
+/** A value now or later. */
+export type Awaitable<T> = T | Promise<T>;
+
+/** Per folder: copies recorded, intents left over, skipped items, last complete pass. */
+export interface FolderSummary {
+  source: string;
+  destination: string;
+  copies: number;
+  intents: number;
+  skipped: number;
+  syncedAt: string | undefined;
+}
+
+/** An open ledger. */
+export interface StateStore {
+  /** Where it is, for messages (a file path, or a PostgreSQL URL with any password masked). */
+  readonly location: string;
+  /**
+   * Takes the lock of a mailbox (source and destination named without passwords) for this
+   * process. Refused (MM-STATE-LOCKED) while another live run holds it.
+   */
+  lockMailbox(source: string, destination: string): Awaitable<MailboxRecord>;
+  /** Every skipped item recorded for a mailbox, for `mailmover report`. */
+  skippedItems(source: string, destination: string): Awaitable<LedgerSkip[]>;
+  /** Per folder of a mailbox: what is recorded. */
+  folders(source: string, destination: string): Awaitable<FolderSummary[]>;
+  /** Records the status of one mailbox of a batch. */
+  recordJob(batch: string, job: BatchJobRecord): Awaitable<void>;
+  /** A running mailbox's progress (a no-op once its outcome is recorded, so a late update never undoes it). */
+  recordProgress(batch: string, source: string, destination: string, progress: { copied: number; skipped: number; toCopy: number }): Awaitable<void>;
+  /** The mailboxes of a batch as last recorded, in list order. */
+  jobs(batch: string): Awaitable<(BatchJobRecord & { updatedAt: string })[]>;
+  close(): Awaitable<void>;
+}
+
+/** One locked mailbox. */
+export interface MailboxRecord {
+  /** The record of a source folder (created empty when new). */
+  folder(sourceName: string, destName: string): Awaitable<FolderRecord>;
+  /** Gives the lock back. */
+  release(): Awaitable<void>;
+}
+
+/** One folder's rows. Every write is its own transaction. */
+export interface FolderRecord {
+  /** The marks of the last complete pass, when there was one and nothing is left half-done. */
+  trusted(): Awaitable<FolderMarks | undefined>;
+  /** Source UIDs skipped by an earlier pass (they are tried again). */
+  skippedUids(): Awaitable<number[]>;
+  /** Forgets the folder's rows, skipped items and marks (it is being planned again in full). */
+  reset(): Awaitable<void>;
+  /** Records the messages found at both sides by a full plan (source UID -> destination UID). */
+  recordPresent(pairs: readonly { source: { uid: number; key: string; size: number; flags: string[] }; destUid: number }[]): Awaitable<void>;
+  /** Intent: these source messages are about to be appended. */
+  intend(items: readonly { uid: number; key: string; size: number; flags: string[] }[]): Awaitable<void>;
+  /** Result: `done` arrived (with their destination UIDs when known); `failed` did not. */
+  settle(done: readonly { uid: number; destUid: number | undefined }[], failed: readonly number[]): Awaitable<void>;
+  /** The audit trail: a skipped item and why. */
+  skip(uid: number, code: string, reason: string, attempts: number | undefined): Awaitable<void>;
+  /** The marks after a complete pass: from now on a rerun trusts them. */
+  markSynced(m: FolderMarks): Awaitable<void>;
+  /** Marks a pass as not complete (a later run plans the folder in full). */
+  unmark(): Awaitable<void>;
+  /** The copied messages recorded, with the destination UIDVALIDITY they were recorded under. */
+  copies(): Awaitable<{ destUidValidity: bigint | undefined; rows: LedgerMessage[] }>;
+  /** Records flags synced to the destination. */
+  updateFlags(items: readonly { sourceUid: number; flags: string[] }[]): Awaitable<void>;
+  /** Forgets messages removed at both sides. */
+  forget(sourceUids: readonly number[]): Awaitable<void>;
+}
+
+/** True when `location` names a PostgreSQL database rather than a file. */
+export function isPostgresUrl(location: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(location);
+}
+
+/** A PostgreSQL URL (or a text holding some) as it may be shown: every password masked. */
+export function maskUrl(text: string): string {
+  return text.replace(/\/\/([^:@/\s]*):[^@/\s]*@/g, '//$1:***@');
+}
+
+/** What the ledger knows of a folder after its last complete pass. */
+export interface FolderMarks {
+  sourceUidValidity: bigint;
+  sourceUidNext: number;
+  sourceCount: number;
+  sourceBytes: number;
+  /** CONDSTORE: the source folder's HIGHESTMODSEQ at the last pass, when it has one. */
+  sourceModseq: bigint | undefined;
+  destUidValidity: bigint;
+  destUidNext: number;
+  destCount: number;
+}
+
+/** A message row. */
+export interface LedgerMessage {
+  sourceUid: number;
+  destUid: number | undefined;
+  key: string;
+  size: number;
+  flags: string[];
+}
+
+/** One mailbox of a batch as the ledger keeps it. */
+export interface BatchJobRecord {
+  line: number;
+  source: string;
+  destination: string;
+  status: 'queued' | 'running' | 'complete' | 'partial' | 'failed';
+  code?: string;
+  message?: string;
+  copied: number;
+  skipped: number;
+  /** While running: the messages found missing so far (grows as folders are read). */
+  toCopy?: number;
+  /** A queued batch: the mailbox's job in the queue (kept once set). */
+  jobId?: string;
+  seconds?: number;
+  /** The mailbox's report file. */
+  report?: string;
+}
+
+/** A batch_job row as both backends return it (PostgreSQL gives the time as a Date). */
+export interface BatchJobRow {
+  line: number;
+  source: string;
+  destination: string;
+  status: BatchJobRecord['status'];
+  code: string | null;
+  message: string | null;
+  copied: number;
+  skipped: number;
+  seconds: number | null;
+  report: string | null;
+  to_copy: number | null;
+  job_id: string | null;
+  updated_at: string | Date;
+}
+
+/** A batch_job row as a record. */
+export function jobFromRow(r: BatchJobRow): BatchJobRecord & { updatedAt: string } {
+  return {
+    line: r.line,
+    source: r.source,
+    destination: r.destination,
+    status: r.status,
+    ...(r.code ? { code: r.code } : {}),
+    ...(r.message ? { message: r.message } : {}),
+    copied: r.copied,
+    skipped: r.skipped,
+    ...(r.seconds !== null ? { seconds: r.seconds } : {}),
+    ...(r.report ? { report: r.report } : {}),
+    ...(r.to_copy !== null && r.to_copy !== undefined ? { toCopy: r.to_copy } : {}),
+    ...(r.job_id ? { jobId: r.job_id } : {}),
+    updatedAt: r.updated_at instanceof Date ? r.updated_at.toISOString() : r.updated_at,
+  };
+}
+
+/** A skipped item as the ledger keeps it. */
+export interface LedgerSkip {
+  folder: string;
+  sourceUid: number;
+  code: string;
+  reason: string;
+  attempts: number | undefined;
+  at: string;
+}
+
