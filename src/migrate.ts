@@ -17,6 +17,8 @@ import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from '.
 import { ContentScreen, type ScanEngine, type ScanPolicy } from './scan/content-screen.js';
 import { QuarantineDir, QuarantineFolder } from './scan/quarantine.js';
 import { guardMailbox, openState, type MailboxRecord, type StateStore } from './state/store.js';
+import { mailboxIdentities } from './state/mailbox-key.js';
+import { lockMailboxFiles, type MailboxLock } from './state/mailbox-lock.js';
 import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
 import { createBelow, planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
@@ -170,9 +172,14 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const ownLedger = !options.stateStore && options.statePath && !options.dryRun ? await openState(options.statePath) : undefined;
   const ledger = options.dryRun ? undefined : (options.stateStore ?? ownLedger);
   let mailboxState: MailboxRecord | undefined;
+  // Without a ledger (--no-state), the machine's lock files alone keep a second run off the mailbox.
+  let lockFiles: MailboxLock | undefined;
   try {
-    const locked = await ledger?.lockMailbox(mailboxName(from.display, options.from.authzid), mailboxName(to.display, options.to.authzid));
+    const source = mailboxName(from.display, options.from.authzid);
+    const destination = mailboxName(to.display, options.to.authzid);
+    const locked = await ledger?.lockMailbox(source, destination);
     mailboxState = locked && guardMailbox(locked, ledger!.location);
+    if (!ledger && !options.dryRun) lockFiles = lockMailboxFiles(await mailboxIdentities(source, destination), `${source} -> ${destination}`);
   } catch (err) {
     await ownLedger?.close();
     throw err;
@@ -352,6 +359,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   } finally {
     await Promise.all([...lanes].map((l) => releaseLane(l)));
     await Promise.resolve(mailboxState?.release()).catch((err: unknown) => log?.warn({ err: (err as Error).message }, 'the mailbox lock could not be given back'));
+    lockFiles?.release();
     await Promise.resolve(ownLedger?.close()).catch(() => undefined);
   }
   if (screen && report.scan) Object.assign(report.scan, screen.stats);

@@ -43,13 +43,15 @@ describe('one run per mailbox, whatever the spelling', () => {
   const cases = [
     { name: '127.0.0.1 vs localhost', dest: 'dst1', a: (p: number) => [`imap://src@127.0.0.1:${p}`, `imap://dst1@127.0.0.1:${p}`], b: (p: number) => [`imap://src@localhost:${p}`, `imap://dst1@localhost:${p}`] },
     { name: 'upper-case users and host', dest: 'dst2', a: (p: number) => [`imap://src@127.0.0.1:${p}`, `imap://dst2@127.0.0.1:${p}`], b: (p: number) => [`imap://SRC@LocalHost:${p}`, `imap://Dst2@127.0.0.1:${p}`] },
+    { name: 'no ledger at all (--no-state)', dest: 'dst3', noState: true, a: (p: number) => [`imap://src@127.0.0.1:${p}`, `imap://dst3@127.0.0.1:${p}`], b: (p: number) => [`imap://src@localhost:${p}`, `imap://dst3@localhost:${p}`] },
   ];
   for (const c of cases) {
-    test(`${c.name}, two state files: one run is refused, every message arrives once`, async () => {
+    test(`${c.name}${c.noState ? '' : ', two state files'}: one run is refused, every message arrives once`, async () => {
       await server.addUser(c.dest, 'dst-pw');
       const home = path.join(dir, c.dest);
       const env = { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw', XDG_STATE_HOME: home };
-      const run = (urls: string[], state: string) => runCli(['migrate', '--from', urls[0]!, '--to', urls[1]!, '--state', path.join(dir, `${c.dest}-${state}.db`), '--connections', '1'], env);
+      const run = (urls: string[], state: string) =>
+        runCli(['migrate', '--from', urls[0]!, '--to', urls[1]!, ...(c.noState ? ['--no-state'] : ['--state', path.join(dir, `${c.dest}-${state}.db`)]), '--connections', '1'], env);
       const first = run(c.a(server.port), 'a');
       // The second starts once the first holds the mailbox (its lock file exists), or after
       // 400 ms at the latest: the two overlap either way (the first copies 800 messages).
