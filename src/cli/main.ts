@@ -640,7 +640,7 @@ async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? EXIT.OK : EXIT.USAGE;
     }
     if (isMigrateError(err)) {
-      process.stderr.write(`mailmover: ${err.code}: ${terminalText(redactUrl(err.message))}\n`);
+      process.stderr.write(`mailmover: ${err.code}: ${redactUrl(err.message).split('\n').map(terminalText).join('\n')}\n`);
       return err.scope === 'config' ? EXIT.USAGE : EXIT.FAILED;
     }
     process.stderr.write(`mailmover: ${ERROR_CODES.INTERNAL}: ${scrub((err as Error)?.stack ?? String(err))}\n`);
