@@ -169,6 +169,11 @@ export async function notifyBatchEnd(report: BatchReport, reportDir: string, n: 
   return failures;
 }
 
+/** Prints each failure on stderr, one line each, with its code. */
+export function printNotifyFailures(failures: NotifyFailure[], out: { write(s: string): unknown } = process.stderr): void {
+  for (const f of failures) out.write(`mailmover: ${f.code}: the ${f.target} failed: ${f.message} (the batch's outcome is unchanged)\n`);
+}
+
 /** The plain-text body: counts per status, copied messages, the mailboxes that did not complete. */
 export function summaryText(r: BatchReport, interrupted = false): string {
   const t = r.totals;
