@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { isLoopbackHost } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import { scrub } from '../core/redact.js';
+import { registerSecret, scrub } from '../core/redact.js';
 import type { BatchReport } from '../batch/run-batch.js';
 import { resolveSecret } from '../batch/secrets.js';
 import { sendEmail } from './email.js';
@@ -95,7 +95,12 @@ export function resolveNotify(settings: NotifySettings, env: NodeJS.ProcessEnv =
     const bad = checkWebhookUrl(w.url);
     if (bad) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `notify: ${bad}`, { scope: 'config' });
     const headers: Record<string, string> = {};
-    for (const [k, v] of Object.entries(w.header ?? {})) headers[k] = secret(v, `webhook header ${k}`);
+    for (const [k, v] of Object.entries(w.header ?? {})) {
+      headers[k] = secret(v, `webhook header ${k}`);
+      // "Bearer TOKEN": the token alone is the secret a receiver's error page could echo.
+      const token = /^\S+\s+(\S+)$/.exec(headers[k])?.[1];
+      if (token) registerSecret(token);
+    }
     out.webhooks.push({ url: w.url, headers });
   }
   return out;
@@ -194,11 +199,14 @@ export function summaryText(r: BatchReport, interrupted = false): string {
   return scrub(lines.join('\n'));
 }
 
-/** A URL without its query (which may hold a token), for messages. */
+/**
+ * A webhook URL without its path and query, for messages: many services put the secret in the
+ * path itself (https://hooks.example.com/services/T0/B0/SECRET).
+ */
 function safeUrl(url: string): string {
   try {
     const u = new URL(url);
-    return `${u.protocol}//${u.host}${u.pathname}${u.search ? '?…' : ''}`;
+    return `${u.protocol}//${u.host}${u.pathname === '/' && !u.search ? '/' : '/…'}`;
   } catch {
     return '(invalid URL)';
   }

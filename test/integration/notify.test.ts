@@ -197,7 +197,7 @@ describe('batch notifications', () => {
     const report = JSON.parse(await readFile(path.join(dir, 'reports-2', 'batch-report.json'), 'utf8')) as { status: string; totals: { complete: number; failed: number } };
     assert.deepEqual([report.status, report.totals.complete, report.totals.failed], ['partial', 2, 1]);
     assert.match(r.stderr, /MM-NOTIFY-FAILED: the e-mail to ops@example\.com via smtp:\/\/127\.0\.0\.1:\d+ failed: .*ECONNREFUSED/);
-    assert.match(r.stderr, /MM-NOTIFY-FAILED: the webhook http:\/\/127\.0\.0\.1:\d+\/hook failed: the POST failed \(2 attempts\): HTTP 500/);
+    assert.match(r.stderr, /MM-NOTIFY-FAILED: the webhook http:\/\/127\.0\.0\.1:\d+\/… failed: the POST failed \(2 attempts\): HTTP 500/);
     assert.equal(posts.length, 2, 'one retry after a 5xx');
     assert.equal(posts[0]!.headers.authorization, HOOK_TOKEN);
     assert.equal(mails.length, mailsBefore);
