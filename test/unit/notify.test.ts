@@ -12,6 +12,8 @@ import path from 'node:path';
 import { loadBatchConfig } from '../../src/batch/config.js';
 import { mergeNotify, parseSmtpUrl, resolveNotify, summaryText } from '../../src/notify/notify.js';
 import { postWebhook } from '../../src/notify/webhook.js';
+import { sendEmail } from '../../src/notify/email.js';
+import { SMTPServer } from 'smtp-server';
 import { scrub } from '../../src/core/redact.js';
 import { isMigrateError } from '../../src/core/errors.js';
 import type { BatchReport } from '../../src/batch/run-batch.js';
@@ -128,6 +130,46 @@ describe('postWebhook against a real HTTP server', () => {
     } finally {
       silent.closeAllConnections();
       await new Promise<void>((r) => silent.close(() => r()));
+    }
+  });
+});
+
+describe('sendEmail against a real SMTP server (smtp-server on loopback)', () => {
+  const message = (port: number, secure: boolean, requireTls: boolean) => ({
+    smtp: { secure, host: '127.0.0.1', port },
+    requireTls,
+    from: 'mm@example.com',
+    to: ['ops@example.com'],
+    subject: 's',
+    text: 't',
+    attachments: [],
+  });
+  let delivered = 0;
+  const listen = async (options: ConstructorParameters<typeof SMTPServer>[0]) => {
+    const s = new SMTPServer({ logger: false, authOptional: true, onData: (stream, _session, cb) => stream.on('end', () => (delivered++, cb())).resume(), ...options });
+    // The server's side of a refused handshake; the client's error is what is asserted.
+    s.on('error', () => undefined);
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+    return { s, port: (s.server.address() as AddressInfo).port };
+  };
+  test('smtps:// to a certificate that does not verify (smtp-server\'s own self-signed one) is refused', async () => {
+    const { s, port } = await listen({ secure: true });
+    try {
+      await assert.rejects(sendEmail(message(port, true, false)), /certificate|self.signed/i);
+    } finally {
+      await new Promise((r) => s.close(() => r(undefined)));
+    }
+  });
+  test('requireTls: a server without STARTTLS is refused; the same server without the requirement is used', async () => {
+    const { s, port } = await listen({ disabledCommands: ['STARTTLS'] });
+    try {
+      delivered = 0;
+      await assert.rejects(sendEmail(message(port, false, true)));
+      assert.equal(delivered, 0);
+      await sendEmail(message(port, false, false));
+      assert.equal(delivered, 1);
+    } finally {
+      await new Promise((r) => s.close(() => r(undefined)));
     }
   });
 });
