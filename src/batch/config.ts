@@ -12,6 +12,9 @@
  *   tlsInsecure: false
  * defaults: { connections: 2, retries: 3, badItemLimit: 10 }
  * rules: { exclude: ['^Junk$'], map: ['Old Mail=Archive/Old'] }
+ * notify:                                 # optional: when the batch ends (src/notify/)
+ *   email: { to: [ops@example.com], from: mailmover@example.com, smtp: smtp://relay.example.com:587, password: env:SMTP_PW }
+ *   webhook: { url: https://hooks.example.com/mailmover, header: { Authorization: env:HOOK_TOKEN } }
  * ```
  */
 import { readFileSync } from 'node:fs';
@@ -20,6 +23,7 @@ import { splitCommand } from '../core/access-token.js';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { parseFolderRules, type FolderRuleOptions } from '../plan/folder-rules.js';
 import { isReference } from './secrets.js';
+import { checkAddress, checkWebhookUrl, parseSmtpUrl, type NotifySettings } from '../notify/notify.js';
 
 /** One server of a batch. */
 export interface BatchServer {
@@ -45,6 +49,8 @@ export interface BatchConfig {
   destination: BatchServer;
   defaults: { connections: number; retries: number; retryDelaySeconds: number; badItemLimit: number | undefined; maxMessageSize: number | undefined };
   rules: FolderRuleOptions;
+  /** Who is told when the batch ends (e-mail, webhooks); secrets as references. */
+  notify?: NotifySettings;
   /** Things the administrator should fix (a literal master password), each with its line. */
   warnings?: string[];
 }
@@ -78,7 +84,7 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
   };
   const root = doc.contents;
   if (!isMap(root)) throw fail(`${where(root)}: the file must be a mapping with "source" and "destination"`);
-  const known = ['source', 'destination', 'defaults', 'rules'];
+  const known = ['source', 'destination', 'defaults', 'rules', 'notify'];
   for (const pair of root.items) {
     const key = String((pair.key as { value?: unknown })?.value ?? pair.key);
     if (!known.includes(key)) throw fail(`${where(pair.key as Node)}: unknown field "${key}" (known: ${known.join(', ')})`);
@@ -139,8 +145,10 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
       throw fail(`${where(ruleNode('destPrefix'))}: rules.destPrefix: ${(err as Error).message}`);
     }
   }
+  const notify = notifySection(root.get('notify', true) as Node | undefined, where, warnings);
   for (const w of warnings) warn(w);
   return {
+    ...(notify ? { notify } : {}),
     source,
     destination,
     defaults: {
@@ -225,6 +233,58 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
     ...limits,
     ...(master ? { master } : {}),
   };
+}
+
+/** The `notify:` part: checked here with line and field; its secrets are resolved when the batch starts. */
+function notifySection(node: Node | undefined, where: Where, warnings: string[]): NotifySettings | undefined {
+  if (!node) return undefined;
+  if (!isMap(node)) throw fail(`${where(node)}: notify must be a mapping with email and/or webhook`);
+  const child = (n: Node | undefined, key: string) => (n && isMap(n) ? ((n.get(key, true) as Node | undefined) ?? n) : n);
+  const value = node.toJSON() as Record<string, unknown>;
+  for (const key of Object.keys(value)) if (key !== 'email' && key !== 'webhook') throw fail(`${where(child(node, key))}: unknown field notify.${key} (known: email, webhook)`);
+  const out: NotifySettings = {};
+  const emailNode = child(node, 'email');
+  if (value.email !== undefined) {
+    const e = value.email as Record<string, unknown>;
+    if (!isMap(emailNode)) throw fail(`${where(emailNode)}: notify.email must be a mapping with to (and from, smtp, password)`);
+    const at = (key: string) => where(child(emailNode, key));
+    for (const key of Object.keys(e)) if (!['to', 'from', 'smtp', 'password'].includes(key)) throw fail(`${at(key)}: unknown field notify.email.${key}`);
+    const to = typeof e.to === 'string' ? [e.to] : e.to;
+    if (!Array.isArray(to) || to.length === 0 || to.some((x) => typeof x !== 'string')) throw fail(`${at('to')}: notify.email.to must be an address or a list of addresses`);
+    for (const a of to as string[]) {
+      const bad = checkAddress(a);
+      if (bad) throw fail(`${at('to')}: notify.email.to: ${bad}`);
+    }
+    if (e.from !== undefined && (typeof e.from !== 'string' || checkAddress(e.from))) throw fail(`${at('from')}: notify.email.from must be an e-mail address`);
+    if (e.smtp !== undefined) {
+      const smtp = typeof e.smtp === 'string' ? parseSmtpUrl(e.smtp) : 'notify.email.smtp must be a string';
+      if (typeof smtp === 'string') throw fail(`${at('smtp')}: notify.email.smtp: ${smtp}`);
+    }
+    if (e.password !== undefined && (typeof e.password !== 'string' || !e.password)) throw fail(`${at('password')}: notify.email.password must be a reference such as env:NAME or file:PATH`);
+    if (typeof e.password === 'string' && !isReference(e.password)) warnings.push(`${at('password')}: notify.email.password is written in the file; use env:NAME or file:PATH so that the password is not kept in the configuration`);
+    out.email = { to: to as string[], ...(typeof e.from === 'string' ? { from: e.from } : {}), ...(typeof e.smtp === 'string' ? { smtp: e.smtp } : {}), ...(typeof e.password === 'string' ? { password: e.password } : {}) };
+  }
+  if (value.webhook !== undefined) {
+    const wn = child(node, 'webhook');
+    // One webhook (a mapping) or several (a list of mappings).
+    const nodes = isSeq(wn) ? (wn.items as Node[]) : [wn];
+    const values = Array.isArray(value.webhook) ? (value.webhook as unknown[]) : [value.webhook];
+    out.webhooks = values.map((v, i) => {
+      const n = nodes[i];
+      const w = v as Record<string, unknown>;
+      const at = (key: string) => where(child(n, key));
+      if (!isMap(n)) throw fail(`${where(n)}: notify.webhook must be a mapping with url (and header), or a list of them`);
+      for (const key of Object.keys(w)) if (key !== 'url' && key !== 'header') throw fail(`${at(key)}: unknown field notify.webhook.${key} (known: url, header)`);
+      const bad = typeof w.url === 'string' ? checkWebhookUrl(w.url) : 'notify.webhook.url is missing';
+      if (bad) throw fail(`${at('url')}: notify.webhook.url: ${bad}`);
+      const h = w.header;
+      if (h !== undefined && (typeof h !== 'object' || h === null || Array.isArray(h) || Object.entries(h).some(([k, x]) => typeof x !== 'string' || !/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/.test(k)))) {
+        throw fail(`${at('header')}: notify.webhook.header must map header names to values (a secret as env:NAME or file:PATH)`);
+      }
+      return { url: w.url as string, ...(h ? { header: h as Record<string, string> } : {}) };
+    });
+  }
+  return out;
 }
 
 function fail(message: string): MigrateError {

@@ -94,7 +94,10 @@ export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]>
           out.push({ row, id: live.id, joined: true });
           continue;
         }
-        const job: MailboxJob = { batch: options.name, row, config: options.config };
+        // Without notify: (workers do not notify; the waiting batch run does), so that no SMTP
+        // password or webhook header, even as a reference, is stored with every job.
+        const { notify: _notify, ...config } = options.config;
+        const job: MailboxJob = { batch: options.name, row, config };
         const id = await b.send(QUEUE, job, { retryLimit: 20, retryDelay: 2, retryBackoff: true, expireInSeconds: options.jobTimeoutSeconds ?? 4 * 3600 });
         if (!id) throw new MigrateError(ERROR_CODES.QUEUE, `The queue did not take the job of line ${row.line}.`, { scope: 'mailbox' });
         await jobs.recordJob(options.name, { line: row.line, source, destination, status: 'queued', copied: 0, skipped: 0, jobId: id });

@@ -20,6 +20,7 @@ import type { BatchConfig, BatchServer } from './config.js';
 import type { MailboxList, MailboxRow } from './mailbox-list.js';
 import { resolveSecret } from './secrets.js';
 import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/access-token.js';
+import { notifyBatchEnd, printNotifyFailures, wantsNotify, type ResolvedNotify } from '../notify/notify.js';
 
 /** Options of {@link runBatch}. */
 export interface BatchOptions {
@@ -39,6 +40,8 @@ export interface BatchOptions {
   signal?: AbortSignal;
   onEvent?: (e: BatchEvent) => void;
   logger?: Logger;
+  /** Who is told when the batch ends (resolved with resolveNotify); a failure there is printed, never thrown. */
+  notify?: ResolvedNotify;
 }
 
 /** What the batch reports while it runs. */
@@ -113,7 +116,10 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
   } finally {
     await ledger.close();
   }
-  return finishReport(options.name, parallel, started, jobs, [...(options.config.warnings ?? []), ...options.list.warnings], options.reportDir);
+  const report = await finishReport(options.name, parallel, started, jobs, [...(options.config.warnings ?? []), ...options.list.warnings], options.reportDir);
+  // After the statuses and reports are written, also when Ctrl-C stopped the batch early.
+  if (wantsNotify(options.notify)) printNotifyFailures(await notifyBatchEnd(report, options.reportDir, options.notify, options.logger, !!options.signal?.aborted));
+  return report;
 }
 
 /** Builds the batch report from the jobs' results and writes it (JSON and Markdown) to `reportDir`. */

@@ -296,6 +296,11 @@ interface BatchFlags {
   again?: boolean;
   json?: boolean;
   log?: string;
+  notifyEmail?: string[];
+  notifySmtp?: string;
+  notifySmtpPassword?: string;
+  notifyFrom?: string;
+  notifyWebhook?: string[];
 }
 
 async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<number> {
@@ -303,6 +308,8 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
   const config = loadBatchConfig(flags.config);
   const list = loadMailboxList(listFile);
   for (const w of list.warnings) process.stderr.write(`mailmover: warning: ${w}\n`);
+  const { mergeNotify, notifyBatchEnd, printNotifyFailures, resolveNotify, wantsNotify } = await import('../notify/notify.js');
+  const notify = resolveNotify(mergeNotify(config.notify, { email: flags.notifyEmail, smtp: flags.notifySmtp, from: flags.notifyFrom, smtpPassword: flags.notifySmtpPassword, webhook: flags.notifyWebhook }));
   const name = flags.name ?? path.basename(listFile);
   const reportDir = flags.reportDir ?? path.join(path.dirname(path.resolve(listFile)), `${path.basename(listFile).replace(/\.csv$/i, '')}-reports`);
   const logger = openLog(flags.log);
@@ -348,6 +355,7 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
     for (const j of jobs) view?.finished(j, j.alreadyComplete);
     view?.end();
     const queued = await finishReport(name, 0, started, jobs, list.warnings, reportDir);
+    if (wantsNotify(notify)) printNotifyFailures(await notifyBatchEnd(queued, reportDir, notify, logger, controller.signal.aborted));
     process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed. Reports: ${reportDir}/batch-report.md\n`);
     return queued.status === 'complete' ? EXIT.OK : queued.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
   }
@@ -364,6 +372,7 @@ async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<num
       reportDir,
       again: !!flags.again,
       signal: controller.signal,
+      notify,
       ...(logger ? { logger } : {}),
       onEvent: (e) => {
         if (e.type === 'job-start') view?.progress(e.line, e.source);
@@ -593,6 +602,11 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addOption(new Option('--job-timeout <seconds>', 'with --queue: a mailbox not finished after this long is taken as lost (its worker died) and run again').default(14_400).argParser(intOption('--job-timeout', 1, 7 * 86_400)))
     .option('--json', 'print the batch report as JSON')
     .option('--log <file>', 'write structured JSON logs (pino) to FILE')
+    .option('--notify-email <addr[,addr]>', 'when the batch ends, e-mail its summary and reports to these addresses (repeatable)', (v: string, prev: string[] = []) => [...prev, ...v.split(',').map((a) => a.trim()).filter(Boolean)])
+    .option('--notify-smtp <url>', 'the SMTP relay: smtp://[USER@]HOST[:PORT] (STARTTLS required unless on loopback) or smtps://... (default smtp://localhost:25)')
+    .option('--notify-smtp-password <ref>', 'the SMTP password as env:NAME or file:PATH')
+    .option('--notify-from <addr>', 'the sender address of the notification')
+    .option('--notify-webhook <url>', 'when the batch ends, POST the JSON batch report to URL (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .action(async (list: string, flags: BatchFlags) => setExit(await runBatchCommand(list, flags)));
   program
     .command('worker')
