@@ -65,7 +65,8 @@ export function connectError(err: unknown, endpoint: Endpoint, side: 'source' | 
   const mk = (code: ErrorCode, message: string, retry: 'now' | 'later' | 'never') =>
     new MigrateError(code, message, { scope: 'mailbox', retry, cause: err, ...(text ? { serverResponse: text } : {}) });
   if (e.authenticationFailed || e.serverResponseCode === 'AUTHENTICATIONFAILED') {
-    return mk(ERROR_CODES.AUTH_FAILED, `Login to the ${where} as "${endpoint.user}" was refused${text ? `: ${text}` : ''}.`, 'never');
+    // The server's text often ends with its own period ("Authentication failed."): one is enough.
+    return mk(ERROR_CODES.AUTH_FAILED, `Login to the ${where} as "${endpoint.user}" was refused${text ? `: ${text.replace(/[.\s]+$/, '')}` : ''}.`, 'never');
   }
   if (e.code === 'ECONNREFUSED') {
     return mk(ERROR_CODES.CONNECT_REFUSED, `Nothing accepts connections at the ${where} (connection refused).`, 'later');
