@@ -2,6 +2,7 @@
  * The migration facade: connect, plan, create folders, copy folders on a few parallel lanes,
  * report. It wires the parts together and holds no protocol or planning logic of its own.
  */
+import type { MessageFilter } from './plan/message-filter.js';
 import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from './core/endpoint.js';
 import { registerSecret } from './core/redact.js';
@@ -107,6 +108,8 @@ export interface MigrateOptions {
    * For servers known to report RFC822.SIZE inexactly; the identity check still applies.
    */
   acceptSizeMismatch?: boolean;
+  /** Copy only the source messages this lets in (dates, sizes, or none: the folder tree only); see plan/message-filter.ts. */
+  messageFilter?: MessageFilter;
   signal?: AbortSignal;
   onEvent?: EventListener;
   logger?: Logger;
@@ -534,6 +537,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
             syncDeletions: !!options.syncDeletions,
             deleteSource: !!options.deleteSource,
             acceptSizeMismatch: !!options.acceptSizeMismatch,
+            ...(options.messageFilter ? { messageFilter: options.messageFilter } : {}),
             lossBudget,
             dryRun: !!options.dryRun,
             signal,

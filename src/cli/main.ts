@@ -11,6 +11,7 @@ import { parseEndpoint, redactUrl } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { mailboxName, migrate, type ScanOptions } from '../migrate.js';
 import type { FolderRuleOptions } from '../plan/folder-rules.js';
+import { messageFilter, type MessageFilter } from '../plan/message-filter.js';
 import { verify, type VerifyReport } from '../verify.js';
 import { SourceWatcher } from '../watch.js';
 // The batch modules (yaml, csv-parse, pg, pg-boss) are loaded by the commands that use them:
@@ -326,6 +327,7 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
       syncDeletions: !!flags.syncDeletions,
       deleteSource: !!flags.deleteSource,
       acceptSizeMismatch: !!flags.acceptSizeMismatch,
+      ...filterOption(flags),
       limits: { maxMessagesPerSecond: flags.maxMessagesPerSecond, maxBytesPerSecond: flags.maxBytesPerSecond },
       retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
       ...(flags.badItemLimit !== undefined ? { badItemLimit: flags.badItemLimit } : {}),
@@ -588,6 +590,13 @@ async function runReport(flags: { from: string; to: string; fromAuthzid?: string
   return EXIT.OK;
 }
 
+/** The message filter of the flags (--since, --before, --max-age, --min-age, --min-size, --just-folders), when there is one. */
+function filterOption(flags: FolderFlags & { justFolders?: boolean }): { messageFilter: MessageFilter } | Record<string, never> {
+  const f = messageFilter({ ...(flags.since ? { since: flags.since } : {}), ...(flags.before ? { before: flags.before } : {}), ...(flags.maxAge !== undefined ? { maxAgeDays: flags.maxAge } : {}), ...(flags.minAge !== undefined ? { minAgeDays: flags.minAge } : {}), ...(flags.minSize !== undefined ? { minSize: flags.minSize } : {}), justFolders: !!flags.justFolders });
+  if (f?.since && f.before && f.since >= f.before) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `No message can be both received since ${f.since.toISOString()} and before ${f.before.toISOString()}: check --since/--max-age and --before/--min-age.`, { scope: 'config' });
+  return f ? { messageFilter: f } : {};
+}
+
 /** The folder rule options from the flags. */
 function folderOptions(flags: FolderFlags): FolderRuleOptions {
   return {
@@ -616,6 +625,7 @@ async function runVerify(flags: VerifyFlags): Promise<number> {
       from: { url: from, password: fromPassword, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       to: { url: to, password: toPassword, ...sideTokens('to', flags), ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       deep: !!flags.deep,
+      ...filterOption(flags),
       folders: folderOptions(flags),
       separatorSubstitute: flags.separatorSubstitute,
       connectTimeoutSeconds: flags.timeout,
