@@ -639,7 +639,10 @@ async function runVerify(flags: VerifyFlags): Promise<number> {
     release();
   }
   if (flags.report) await writeReport(flags.report, report);
-  process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatVerifySummary(report));
+  if (!flags.json && report.error && report.folders.length === 0) {
+    // Nothing was compared (connect, login, listing): the error alone, not an empty table.
+    process.stderr.write(`mailmover: ${report.error.code}: ${terminalText(report.error.message)}\nhint: ${hintFor(report.error.code)}\n`);
+  } else process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatVerifySummary(report));
   logger?.flush();
   return report.status === 'match' ? EXIT.OK : report.status === 'failed' ? exitForError(report.error?.code) : EXIT.FAILED;
 }

@@ -61,6 +61,8 @@ describe('the command line tells the truth', () => {
     assert.doesNotMatch(run.stdout + run.stderr, /\.\./);
     const verify = await runCli(['verify', ...ends(to)], { ...env, MAILMOVER_TO_PASSWORD: 'wrong-pw' });
     assert.equal(verify.code, 4, verify.stderr + verify.stdout);
+    assert.match(verify.stderr, /MM-AUTH-FAILED.*\nhint: /);
+    assert.doesNotMatch(verify.stdout, /SOURCE\s+DESTINATION/);
   });
 
   test('a closed port: exit 5 (connection class)', async () => {
@@ -166,7 +168,10 @@ describe('the command line tells the truth', () => {
   });
 
   test('Ctrl-C during a slow login: exit 130, MM-ABORTED, status interrupted in the report', async () => {
-    const silent: Server = createServer(() => undefined);
+    // Accepts and never greets; the signal is sent once mailmover is connected and waiting for the greeting.
+    let accepted!: () => void;
+    const connected = new Promise<void>((r) => (accepted = r));
+    const silent: Server = createServer(() => accepted());
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     const port = (silent.address() as { port: number }).port;
     const reportFile = join(dir, 'interrupted.json');
@@ -179,7 +184,8 @@ describe('the command line tells the truth', () => {
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       child.stdout.resume();
       const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
-      await new Promise((r) => setTimeout(r, 1500));
+      await connected;
+      await new Promise((r) => setTimeout(r, 300));
       child.kill('SIGINT');
       const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('hung'), 20_000))]);
       if (code === 'hung') child.kill('SIGKILL');
