@@ -167,6 +167,20 @@ describe('the command line tells the truth', () => {
     assert.doesNotMatch(run.stdout, /\d\.\d{2,} B\/s/);
   });
 
+  test('on a terminal: "connecting to source ..." and "logged in" lines; none with --json', async () => {
+    const to = await fresh();
+    // script(1) gives the run a pseudo-terminal, as a user at a shell has.
+    const onTty = (extra: string) =>
+      spawnSync('script', ['-qec', `"${process.execPath}" "${CLI}" migrate ${ends(to).map((a) => `'${a}'`).join(' ')} --no-state ${extra}`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+    const plain = onTty('');
+    assert.equal(plain.status, 0, plain.stdout);
+    assert.match(plain.stdout, /connecting to source imap:\/\/src@127\.0\.0\.1:\d+ and destination imap:\/\/d\d+@127\.0\.0\.1:\d+/);
+    assert.match(plain.stdout, /logged in to the source/);
+    const json = onTty('--json');
+    assert.equal(json.status, 0, json.stdout);
+    assert.doesNotMatch(json.stdout, /connecting to|logged in/);
+  });
+
   test('Ctrl-C during a slow login: exit 130, MM-ABORTED, status interrupted in the report', async () => {
     // Accepts and never greets; the signal is sent once mailmover is connected and waiting for the greeting.
     let accepted!: () => void;
