@@ -2,6 +2,7 @@
  * The migration facade: connect, plan, create folders, copy folders on a few parallel lanes,
  * report. It wires the parts together and holds no protocol or planning logic of its own.
  */
+import type { MessageFilter } from './plan/message-filter.js';
 import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from './core/endpoint.js';
 import { registerSecret } from './core/redact.js';
@@ -110,6 +111,8 @@ export interface MigrateOptions {
    * For servers known to report RFC822.SIZE inexactly; the identity check still applies.
    */
   acceptSizeMismatch?: boolean;
+  /** Copy only the source messages this lets in (dates, sizes, or none: the folder tree only); see plan/message-filter.ts. */
+  messageFilter?: MessageFilter;
   signal?: AbortSignal;
   onEvent?: EventListener;
   logger?: Logger;
@@ -164,6 +167,10 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The largest message size must be a positive number of bytes (got ${options.maxMessageSize}).`, { scope: 'config' });
   }
   const screen = options.scan && !options.dryRun ? buildScreen(options.scan, retry, options.logger) : undefined;
+  if (options.syncDeletions && options.messageFilter) {
+    // A filtered pass sees only some messages: the others would look deleted at the source.
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, '--sync-deletions cannot be combined with message filters (--since, --before, --max-age, --min-age, --min-size, --just-folders): messages the filter leaves out would look deleted.', { scope: 'config' });
+  }
   if (options.syncDeletions && !options.statePath && !options.stateStore) {
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, 'Deletions are synced from the state ledger (what was copied, and is gone at the source now): --sync-deletions needs a state file.', { scope: 'config' });
   }
@@ -548,6 +555,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
             syncDeletions: !!options.syncDeletions,
             deleteSource: !!options.deleteSource,
             sizes,
+            ...(options.messageFilter ? { messageFilter: options.messageFilter } : {}),
             lossBudget,
             dryRun: !!options.dryRun,
             signal,

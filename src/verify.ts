@@ -8,6 +8,7 @@
  * - with `deep`, the SHA-256 of every pair's full bytes is compared too.
  * Nothing is written anywhere; both sides are opened read-only (EXAMINE).
  */
+import { applyFilter, type MessageFilter } from './plan/message-filter.js';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parseEndpoint } from './core/endpoint.js';
@@ -31,6 +32,8 @@ export interface VerifyOptions {
   folders?: FolderRuleOptions;
   separatorSubstitute?: string;
   connectTimeoutSeconds?: number;
+  /** Compare only the messages this lets in, at both sides (the filter the migration ran with). */
+  messageFilter?: MessageFilter;
   signal?: AbortSignal;
   /** Called when a folder has been compared. */
   onFolder?: (folder: VerifyFolderReport) => void;
@@ -129,7 +132,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
     for (const entry of plan.entries) {
       if (entry.noSelect) continue;
       options.signal?.throwIfAborted();
-      const folder = await compareFolder(source, dest, entry, existing.has(entry.destPath.join('\u0000')), !!options.deep, options.signal);
+      const folder = await compareFolder(source, dest, entry, existing.has(entry.destPath.join('\u0000')), !!options.deep, options.signal, options.messageFilter);
       report.folders.push(folder);
       options.onFolder?.(folder);
     }
@@ -174,7 +177,7 @@ async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
   throw failures[0];
 }
 
-async function compareFolder(source: MailStore, dest: MailStore, entry: FolderPlanEntry, destExists: boolean, deep: boolean, signal?: AbortSignal): Promise<VerifyFolderReport> {
+async function compareFolder(source: MailStore, dest: MailStore, entry: FolderPlanEntry, destExists: boolean, deep: boolean, signal?: AbortSignal, filter?: MessageFilter): Promise<VerifyFolderReport> {
   const out: VerifyFolderReport = {
     source: entry.sourceName,
     destination: entry.destName,
@@ -206,6 +209,9 @@ async function compareFolder(source: MailStore, dest: MailStore, entry: FolderPl
       const first = s.failures[0] ?? d.failures[0]!;
       throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `${unreadable} message(s) could not be described (first: UID ${first.uid}: ${first.error.message}); the folder cannot be compared`, { scope: 'folder' });
     }
+    // With a filter, both sides are cut down alike (INTERNALDATE and size are copied unchanged).
+    s.messages = applyFilter(filter, s.messages);
+    d.messages = applyFilter(filter, d.messages);
     out.sourceCount = s.messages.length;
     out.destCount = d.messages.length;
     const m = matchMessages(s.messages, d.messages);

@@ -1,10 +1,8 @@
 #!/usr/bin/env -S node --max-semi-space-size=2
 /**
- * The mailmover command line. Exit codes (README "Exit codes"):
- *   0  everything is at the destination
- *   1  the migration failed (connect, login, list, folders, ...)
- *   2  usage or configuration error
- *   3  finished, but some items were skipped (all listed in the report)
+ * The mailmover command line. Exit codes by class (README "Exit codes", src/cli/exit-codes.ts):
+ * 0 all there, 1 failed, 2 usage, 3 some items skipped, 4 auth, 5 connection/TLS, 6 quota,
+ * 70 internal, 130 interrupted.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { chmod, rename, writeFile } from 'node:fs/promises';
@@ -13,6 +11,7 @@ import { parseEndpoint, redactUrl } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { mailboxName, migrate, type ScanOptions } from '../migrate.js';
 import type { FolderRuleOptions } from '../plan/folder-rules.js';
+import { messageFilter, type MessageFilter } from '../plan/message-filter.js';
 import { verify, type VerifyReport } from '../verify.js';
 import { SourceWatcher } from '../watch.js';
 // The batch modules (yaml, csv-parse, pg, pg-boss) are loaded by the commands that use them:
@@ -28,13 +27,39 @@ import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/acc
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { BatchProgressView, createProgressPrinter, formatSummary, formatVerifySummary, terminalText } from './output.js';
-import { intOption, numberOption, parseSize } from './option-parsers.js';
+import { dateOption, intOption, numberOption, parseSize } from './option-parsers.js';
 import { resolvePassword } from './passwords.js';
 import { scrub, scrubStream } from '../core/redact.js';
 import { openLogFile } from './log-file.js';
 
-/** Exit codes of the CLI. */
-export const EXIT = { OK: 0, FAILED: 1, USAGE: 2, PARTIAL: 3 } as const;
+import { EXIT, EXIT_HELP, exitForError } from './exit-codes.js';
+
+export { EXIT };
+
+/** The exit code of a finished migration report. */
+function exitOfReport(report: MigrationReport): number {
+  if (report.status === 'complete') return EXIT.OK;
+  if (report.status === 'partial') return EXIT.PARTIAL;
+  return exitForError(report.error?.code ?? report.folders.find((f) => f.error)?.error?.code);
+}
+
+/**
+ * The report as the CLI writes it: a run stopped by Ctrl-C/SIGTERM says `interrupted`, not
+ * `failed`, so that a script reading the JSON tells the two apart as the exit code does (130).
+ */
+function asWritten(report: MigrationReport): MigrationReport {
+  if (report.error?.code !== ERROR_CODES.ABORTED) return report;
+  return { ...report, status: 'interrupted' as MigrationReport['status'] };
+}
+
+/** What to try next for a run that failed before it started (no folder was looked at). */
+function hintFor(code: string): string {
+  if (code === ERROR_CODES.AUTH_FAILED) return 'check the user in the URL and the password (file, $MAILMOVER_FROM_PASSWORD/$MAILMOVER_TO_PASSWORD or the prompt)';
+  if (code === ERROR_CODES.AUTH_TOKEN) return 'check --from/--to-token-file or --from/--to-token-command';
+  if (code.startsWith('MM-CONNECT-')) return 'check the host and port in the URL, and that the server is up (--timeout sets the wait)';
+  if (code.startsWith('MM-TLS-')) return 'imaps:// for implicit TLS, imap:// for STARTTLS; --from-tls-insecure/--to-tls-insecure skip certificate checks';
+  return 'see docs/errors.md';
+}
 
 interface ConnectionFlags {
   from: string;
@@ -67,6 +92,11 @@ interface FolderFlags {
   includeGmailViews?: boolean;
   includeOtherNamespaces?: boolean;
   separatorSubstitute: string;
+  maxAge?: number;
+  minAge?: number;
+  since?: Date;
+  before?: Date;
+  minSize?: number;
 }
 
 interface VerifyFlags extends ConnectionFlags, FolderFlags {
@@ -75,6 +105,8 @@ interface VerifyFlags extends ConnectionFlags, FolderFlags {
 
 interface MigrateFlags extends ConnectionFlags, FolderFlags {
   dryRun?: boolean;
+  dry?: boolean;
+  justFolders?: boolean;
   connections: number;
   mergeCollisions?: boolean;
   state?: string | false;
@@ -99,60 +131,109 @@ interface MigrateFlags extends ConnectionFlags, FolderFlags {
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
-/** The options every command that talks to both servers has. */
-function addConnectionOptions(cmd: Command): Command {
+/*
+ * Option builders, one per help group. Each command takes exactly the groups it uses, so that a
+ * list cannot drift between commands (plan and verify pair folders as migrate does) and `plan
+ * --help` lists no copy-only option. Commander's optionsGroup() puts the options added after it
+ * under that heading in --help.
+ */
+
+/**
+ * The endpoints and how to log in to them. `--from`/`--to` are checked in a preAction hook
+ * (requireEndpoints), not with requiredOption: commander checks required options before unknown
+ * ones, so `--form x` would be reported as a missing --from instead of a misspelt option.
+ */
+function addLoginOptions(cmd: Command): Command {
   return cmd
-    .requiredOption('--from <url>', 'source mailbox: imap://USER@HOST[:PORT] (STARTTLS when offered) or imaps://USER@HOST[:PORT]')
-    .requiredOption('--to <url>', 'destination mailbox, same form as --from')
+    .optionsGroup('Endpoints and login:')
+    .option('--from <url>', 'source mailbox (required): imap://USER@HOST[:PORT] (STARTTLS when offered) or imaps://USER@HOST[:PORT]')
+    .option('--to <url>', 'destination mailbox (required), same form as --from')
     .option('--from-password-file <file>', 'read the source password from FILE (else $MAILMOVER_FROM_PASSWORD, else a prompt)')
     .option('--to-password-file <file>', 'read the destination password from FILE (else $MAILMOVER_TO_PASSWORD, else a prompt)')
-    .option('--from-tls-insecure', 'do not verify the source server certificate')
-    .option('--to-tls-insecure', 'do not verify the destination server certificate')
-    .option('--allow-plaintext', 'allow passwords to travel unencrypted to hosts that are not loopback')
     .option('--from-token-file <file>', 'log in to the source with the OAuth 2.0 access token in FILE (XOAUTH2/OAUTHBEARER); read again when refused')
     .option('--from-token-command <command>', 'run COMMAND (sh -c) for the source access token; run again when the token is refused')
     .option('--to-token-file <file>', 'the same for the destination')
     .option('--to-token-command <command>', 'the same for the destination')
     .option('--from-authzid <user>', "log in with the --from URL's user (an admin or proxy account) and act as USER (SASL PLAIN authorization identity)")
-    .option('--to-authzid <user>', "the same for the destination")
-    .option('--report <file>', 'write the JSON report to FILE')
-    .option('--json', 'print the JSON report on stdout instead of the summary')
-    .option('--log <file>', 'write structured JSON logs (pino) to FILE')
-    .addOption(new Option('--timeout <seconds>', 'seconds to wait for a server to accept and greet').default(20).argParser(intOption('--timeout', 1, 3600)))
-    .option('--no-progress', 'no live progress line on a terminal');
+    .option('--to-authzid <user>', 'the same for the destination')
+    .option('--from-tls-insecure', 'do not verify the source server certificate')
+    .option('--to-tls-insecure', 'do not verify the destination server certificate')
+    .option('--allow-plaintext', 'allow passwords to travel unencrypted to hosts that are not loopback')
+    .addOption(new Option('--timeout <seconds>', 'seconds to wait for a server to accept and greet').default(20).argParser(intOption('--timeout', 1, 3600)));
 }
 
-/** Which folders, and where they go (shared by migrate, plan and verify, so that they pair folders alike). */
-function addFolderOptions(cmd: Command): Command {
+/** A usage error (exit 2) for a missing --from or --to, after unknown options were reported. */
+function requireEndpoints(cmd: Command): Command {
+  return cmd.hook('preAction', (self) => {
+    const o = self.opts<{ from?: string; to?: string }>();
+    for (const side of ['from', 'to'] as const) {
+      if (!o[side]) self.error(`required option '--${side} <url>' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: EXIT.USAGE });
+    }
+  });
+}
+
+/** Where the outcome goes. */
+function addOutputOptions(cmd: Command, progress = true): Command {
+  cmd
+    .optionsGroup('Output:')
+    .option('--report <file>', 'write the JSON report to FILE')
+    .option('--json', 'print the JSON report on stdout instead of the summary')
+    .option('--log <file>', 'write structured JSON logs (pino) to FILE');
+  return progress ? cmd.option('--no-progress', 'no live progress line (and no "connecting" lines) on a terminal') : cmd;
+}
+
+/** Which folders and messages, and where they go (migrate, plan and verify pair folders alike). */
+function addSelectionOptions(cmd: Command): Command {
   return cmd
+    .optionsGroup('What to copy:')
     .option('--include <regex>', 'copy only folders whose path (levels joined by /) matches; repeatable', collect, [])
     .option('--exclude <regex>', 'leave out folders whose path matches; repeatable', collect, [])
     .option('--map <source=destination>', 'put a folder (and its subfolders) at another path, e.g. "Old Mail=Archive/Old"; repeatable', collect, [])
     .option('--rename <s|regex|replacement|flags>', 'rewrite destination paths with a regular expression; repeatable, applied in order', collect, [])
     .option('--dest-prefix <path>', 'place every folder (INBOX too) under this destination folder')
-    .option('--no-automap', 'do not map Sent/Drafts/Trash/Junk/Archive onto the destination\'s own special folders')
+    .option('--no-automap', "do not map Sent/Drafts/Trash/Junk/Archive onto the destination's own special folders")
     .option('--include-gmail-views', "also copy Gmail's All Mail, Important and Starred views (they repeat messages kept in other folders)")
     .option('--include-other-namespaces', "also copy other users' and shared folders the source shows, below their namespace's name")
-    .option('--separator-substitute <char>', 'replaces a destination separator (or control character) inside a folder name', '_');
+    .option('--separator-substitute <char>', 'replaces a destination separator (or control character) inside a folder name', '_')
+    .addOption(new Option('--max-age <days>', 'only messages received (INTERNALDATE) in the last DAYS days').argParser(numberOption('--max-age', 0, 1e6)))
+    .addOption(new Option('--min-age <days>', 'only messages received more than DAYS days ago').argParser(numberOption('--min-age', 0, 1e6)))
+    .addOption(new Option('--since <date>', 'only messages received on or after DATE (YYYY-MM-DD, UTC)').argParser(dateOption('--since')))
+    .addOption(new Option('--before <date>', 'only messages received before DATE (YYYY-MM-DD, UTC)').argParser(dateOption('--before')))
+    .addOption(new Option('--min-size <size>', 'only messages of at least SIZE, e.g. 100K').argParser(parseSize('--min-size')));
 }
 
-/** How messages are copied. */
-function addCopyOptions(cmd: Command): Command {
+/** Options of migrate and plan that shape the run (plan uses them to count). */
+function addRunOptions(cmd: Command): Command {
   return cmd
+    .optionsGroup('Speed and limits:')
     .addOption(new Option('--connections <n>', 'folders copied at once, each with its own connection pair').default(2).argParser(intOption('--connections', 1, 16)))
+    .addOption(new Option('--idle-timeout <seconds>', 'seconds of silence on an open connection before it is rebuilt').default(300).argParser(intOption('--idle-timeout', 1, 86400)))
+    .optionsGroup('Safety and state:')
     .option('--state <file|postgres-url>', `the state ledger (a SQLite file, or a PostgreSQL database shared by many machines) that makes reruns incremental and crash-safe (default ${defaultStatePath().replace(homedir(), '~')})`)
     .option('--no-state', 'keep no state: every run lists both sides in full')
+    .option('--merge-collisions', 'copy even when two source folders map to one destination folder');
+}
+
+/** How messages are copied (migrate only). */
+function addCopyOptions(cmd: Command): Command {
+  return cmd
+    .optionsGroup('What to copy:')
+    .option('--just-folders', 'create the folder tree (and subscriptions) only; copy no message')
+    .optionsGroup('Speed and limits:')
     .addOption(new Option('--max-messages-per-second <n>', 'at most N messages a second from the source and to the destination').argParser(numberOption('--max-messages-per-second', 0.01, 1e6)))
     .addOption(new Option('--max-bytes-per-second <size>', 'at most SIZE (e.g. 10M) of messages a second per server').argParser(parseSize('--max-bytes-per-second')))
+    .addOption(new Option('--retries <n>', 'tries per message for a temporary error (busy, locked, throttled) before it is deferred to the end of the folder, and again there').default(3).argParser(intOption('--retries', 1, 20)))
+    .addOption(new Option('--retry-delay <seconds>', "first wait before trying again; it doubles each time (a server's suggested backoff is honoured)").default(1).argParser(numberOption('--retry-delay', 0, 600)))
+    .addOption(new Option('--max-message-size <size>', 'skip (and report) messages larger than SIZE, e.g. 25M').argParser(parseSize('--max-message-size')))
+    .optionsGroup('Safety and state:')
+    .option('--dry-run', 'plan and count only; change nothing (same as the plan command)')
+    .addOption(new Option('--dry', 'the same as --dry-run (imapsync\'s name)').hideHelp())
     .option('--sync-deletions', 'remove at the destination what was deleted at the source since the last pass (off by default)')
     .option('--delete-source', 'move: remove each source message once its exact copy (size and SHA-256) is proven at the destination')
     .option('--accept-size-mismatch', 'copy a message whose fetched size differs from the size the source listed (servers with inexact RFC822.SIZE)')
-    .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
-    .addOption(new Option('--retries <n>', 'tries per message for a temporary error (busy, locked, throttled) before it is deferred to the end of the folder, and again there').default(3).argParser(intOption('--retries', 1, 20)))
-    .addOption(new Option('--retry-delay <seconds>', 'first wait before trying again; it doubles each time (a server\'s suggested backoff is honoured)').default(1).argParser(numberOption('--retry-delay', 0, 600)))
-    .addOption(new Option('--idle-timeout <seconds>', 'seconds of silence on an open connection before it is rebuilt').default(300).argParser(intOption('--idle-timeout', 1, 86400)))
     .addOption(new Option('--bad-item-limit <n>', 'fail the mailbox (exit 1) when more than N messages are skipped (default: no limit)').argParser(intOption('--bad-item-limit', 0, 1_000_000_000)))
-    .addOption(new Option('--max-message-size <size>', 'skip (and report) messages larger than SIZE, e.g. 25M').argParser(parseSize('--max-message-size')))
+    .option('--watch [seconds]', 'cutover: keep syncing new mail every SECONDS (default 60) until Ctrl-C')
+    .optionsGroup('Scanning:')
     .option('--scan <url>', 'scan every message in transit with ClamAV: clamd://HOST:PORT or clamd:///path/to/clamd.sock')
     .addOption(new Option('--scan-policy <policy>', 'what happens to a flagged message: quarantine (to the quarantine folder), skip (not delivered), report (delivered and reported)').choices(['quarantine', 'skip', 'report']))
     .option('--quarantine-folder <name>', 'destination folder for quarantined messages (levels joined by /)', 'Quarantine')
@@ -160,6 +241,25 @@ function addCopyOptions(cmd: Command): Command {
     .option('--scan-fail-open', 'when the scanner is unavailable, deliver unscanned (reported) instead of stopping')
     .addOption(new Option('--scan-timeout <seconds>', 'seconds one scan may stay silent before the scanner counts as unavailable').default(30).argParser(intOption('--scan-timeout', 1, 3600)));
 }
+
+/** The defaults of the copy-only options, for plan (which does not take them). */
+const COPY_DEFAULTS = { retries: 3, retryDelay: 1, quarantineFolder: 'Quarantine', scanTimeout: 30 } as const;
+
+const MIGRATE_EXAMPLES = `
+Examples:
+  # copy everything; a rerun copies only what is missing
+  MAILMOVER_FROM_PASSWORD=... MAILMOVER_TO_PASSWORD=... \\
+    mailmover migrate --from imaps://alice@old.example.org --to imaps://alice@new.example.org
+
+  # see the folder mapping and the counts first, change nothing
+  mailmover migrate --dry-run --from imaps://alice@old.example.org --to imaps://alice@new.example.org
+
+  # only the last 90 days of mail, leaving out Spam, with a JSON report
+  mailmover migrate --from ... --to ... --max-age 90 --exclude '^Spam$' --report alice.json
+
+  # cutover: keep syncing new mail every 2 minutes until Ctrl-C
+  mailmover migrate --from ... --to ... --watch 120
+`;
 
 /**
  * `--watch`: passes one after another until Ctrl-C, `seconds` apart (polling). Each pass is
@@ -209,6 +309,8 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
 
   const interactive = !!process.stderr.isTTY && flags.progress;
   const printer = flags.json ? undefined : createProgressPrinter(process.stderr, interactive, dryRun);
+  // On a terminal a slow login would otherwise look like a hang.
+  if (printer && interactive) process.stderr.write(`connecting to source ${terminalText(from.display)} and destination ${terminalText(to.display)}\n`);
   logger?.info({ from: from.display, to: to.display, dryRun, version: VERSION }, 'migration started');
   let report: MigrationReport;
   try {
@@ -226,6 +328,7 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
       syncDeletions: !!flags.syncDeletions,
       deleteSource: !!flags.deleteSource,
       acceptSizeMismatch: !!flags.acceptSizeMismatch,
+      ...filterOption(flags),
       limits: { maxMessagesPerSecond: flags.maxMessagesPerSecond, maxBytesPerSecond: flags.maxBytesPerSecond },
       retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
       ...(flags.badItemLimit !== undefined ? { badItemLimit: flags.badItemLimit } : {}),
@@ -243,11 +346,15 @@ async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortCon
     release();
   }
   logger?.info({ status: report.status, totals: report.totals, error: report.error }, 'migration finished');
+  report = asWritten(report);
   if (flags.report) await writeReport(flags.report, report);
   if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
-  else process.stdout.write(formatSummary(report));
+  else if (report.error && report.folders.length === 0 && report.error.code !== ERROR_CODES.ABORTED) {
+    // Nothing was started (connect, login, listing): no empty table, no "0 messages copied" line.
+    process.stderr.write(`mailmover: ${report.error.code}: ${terminalText(report.error.message)}\nhint: ${hintFor(report.error.code)}\n`);
+  } else process.stdout.write(formatSummary(report));
   logger?.flush();
-  return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
+  return exitOfReport(report);
 }
 
 interface WorkerFlags {
@@ -495,6 +602,13 @@ async function runReport(flags: { from: string; to: string; fromAuthzid?: string
   return EXIT.OK;
 }
 
+/** The message filter of the flags (--since, --before, --max-age, --min-age, --min-size, --just-folders), when there is one. */
+function filterOption(flags: FolderFlags & { justFolders?: boolean }): { messageFilter: MessageFilter } | Record<string, never> {
+  const f = messageFilter({ ...(flags.since ? { since: flags.since } : {}), ...(flags.before ? { before: flags.before } : {}), ...(flags.maxAge !== undefined ? { maxAgeDays: flags.maxAge } : {}), ...(flags.minAge !== undefined ? { minAgeDays: flags.minAge } : {}), ...(flags.minSize !== undefined ? { minSize: flags.minSize } : {}), justFolders: !!flags.justFolders });
+  if (f?.since && f.before && f.since >= f.before) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `No message can be both received since ${f.since.toISOString()} and before ${f.before.toISOString()}: check --since/--max-age and --before/--min-age.`, { scope: 'config' });
+  return f ? { messageFilter: f } : {};
+}
+
 /** The folder rule options from the flags. */
 function folderOptions(flags: FolderFlags): FolderRuleOptions {
   return {
@@ -523,6 +637,7 @@ async function runVerify(flags: VerifyFlags): Promise<number> {
       from: { url: from, password: fromPassword, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       to: { url: to, password: toPassword, ...sideTokens('to', flags), ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       deep: !!flags.deep,
+      ...filterOption(flags),
       folders: folderOptions(flags),
       separatorSubstitute: flags.separatorSubstitute,
       connectTimeoutSeconds: flags.timeout,
@@ -536,9 +651,12 @@ async function runVerify(flags: VerifyFlags): Promise<number> {
     release();
   }
   if (flags.report) await writeReport(flags.report, report);
-  process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatVerifySummary(report));
+  if (!flags.json && report.error && report.folders.length === 0) {
+    // Nothing was compared (connect, login, listing): the error alone, not an empty table.
+    process.stderr.write(`mailmover: ${report.error.code}: ${terminalText(report.error.message)}\nhint: ${hintFor(report.error.code)}\n`);
+  } else process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatVerifySummary(report));
   logger?.flush();
-  return report.status === 'match' ? EXIT.OK : EXIT.FAILED;
+  return report.status === 'match' ? EXIT.OK : report.status === 'failed' ? exitForError(report.error?.code) : EXIT.FAILED;
 }
 
 /** The scan options from the flags; scan flags without --scan are a usage error. */
@@ -577,16 +695,21 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .description('Move mailboxes between IMAP servers: every folder, message, flag and date, exactly once.')
     .version(VERSION)
     .showHelpAfterError('(run with --help for usage)')
+    .showSuggestionAfterError(true)
+    .addHelpText('after', EXIT_HELP)
     .configureOutput({ outputError: (text, write) => write(`mailmover: ${ERROR_CODES.USAGE}: ${text.replace(/^error: /, '')}`) })
     .exitOverride();
-  const full = (cmd: Command) => addCopyOptions(addFolderOptions(addConnectionOptions(cmd)));
-  full(program.command('migrate').description('copy a whole mailbox; a rerun copies only what is missing'))
-    .option('--dry-run', 'plan and count only; change nothing (same as the plan command)')
-    .option('--watch [seconds]', 'cutover: keep syncing new mail every SECONDS (default 60) until Ctrl-C')
-    .action(async (flags: MigrateFlags) => setExit(flags.watch && !flags.dryRun ? await runWatch(flags) : await runMigrate(flags, !!flags.dryRun)));
-  full(program.command('plan').description('show the folder mapping and the counts without changing anything')).action(async (flags: MigrateFlags) =>
-    setExit(await runMigrate(flags, true)),
-  );
+  const migrateCmd = program.command('migrate').description('copy a whole mailbox; a rerun copies only what is missing');
+  requireEndpoints(addOutputOptions(addCopyOptions(addRunOptions(addSelectionOptions(addLoginOptions(migrateCmd))))))
+    .addHelpText('after', MIGRATE_EXAMPLES + EXIT_HELP)
+    .action(async (flags: MigrateFlags) => {
+      const dryRun = !!(flags.dryRun || flags.dry);
+      setExit(flags.watch && !dryRun ? await runWatch(flags) : await runMigrate(flags, dryRun));
+    });
+  const planCmd = program.command('plan').description('show the folder mapping and the counts without changing anything');
+  requireEndpoints(addOutputOptions(addRunOptions(addSelectionOptions(addLoginOptions(planCmd)))))
+    .addHelpText('after', `\nExample:\n  mailmover plan --from imaps://alice@old.example.org --to imaps://alice@new.example.org --include '^Work'\n${EXIT_HELP}`)
+    .action(async (flags: MigrateFlags) => setExit(await runMigrate({ ...COPY_DEFAULTS, ...flags }, true)));
   const batch = program.command('batch').description('many mailboxes: a CSV list and a server configuration');
   batch
     .command('run')
@@ -607,6 +730,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--notify-smtp-password <ref>', 'the SMTP password as env:NAME or file:PATH')
     .option('--notify-from <addr>', 'the sender address of the notification')
     .option('--notify-webhook <url>', 'when the batch ends, POST the JSON batch report to URL (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .addHelpText('after', EXIT_HELP)
     .action(async (list: string, flags: BatchFlags) => setExit(await runBatchCommand(list, flags)));
   program
     .command('worker')
@@ -617,6 +741,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--report-dir <dir>', 'where per-mailbox reports go (default ./mailmover-reports)')
     .addOption(new Option('--maintenance-interval <seconds>', 'how often jobs of dead workers are looked for').default(60).argParser(intOption('--maintenance-interval', 1, 3600)))
     .option('--log <file>', 'write structured JSON logs (pino) to FILE')
+    .addHelpText('after', EXIT_HELP)
     .action(async (flags: WorkerFlags) => setExit(await runWorkerCommand(flags)));
   batch
     .command('status')
@@ -626,24 +751,40 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--queue <postgres-url>', 'a batch run with --queue: read the statuses from the queue\'s database')
     .option('--name <name>', 'the batch name (default: the list file name)')
     .option('--json', 'print JSON')
+    .addHelpText('after', EXIT_HELP)
     .action(async (list: string, flags: { state?: string; queue?: string; name?: string; json?: boolean }) => setExit(await runBatchStatus(list, flags)));
-  program
-    .command('report')
-    .description("print the state ledger's record of a mailbox: folders, copies, skipped items and why")
-    .requiredOption('--from <url>', 'source mailbox, as given to migrate')
-    .requiredOption('--to <url>', 'destination mailbox, as given to migrate')
-    .option('--from-authzid <user>', 'as given to migrate: the source user acted as')
-    .option('--to-authzid <user>', 'as given to migrate: the destination user acted as')
+  // report takes the same login options as migrate (and ignores the ones it does not need), so one
+  // argument set serves migrate, plan, verify and report.
+  const reportCmd = program.command('report').description("print the state ledger's record of a mailbox: folders, copies, skipped items and why");
+  requireEndpoints(addLoginOptions(reportCmd))
+    .optionsGroup('Safety and state:')
     .option('--state <file|postgres-url>', 'the state ledger (default: the one migrate uses)')
+    .optionsGroup('Output:')
     .option('--json', 'print JSON instead of text')
+    .addHelpText('after', EXIT_HELP)
     .action(async (flags: { from: string; to: string; fromAuthzid?: string; toAuthzid?: string; state?: string; json?: boolean }) => setExit(await runReport(flags)));
-  addFolderOptions(addConnectionOptions(program.command('verify').description('compare source and destination folder by folder; exit 0 only when they match')))
+  requireEndpoints(addOutputOptions(addSelectionOptions(addLoginOptions(program.command('verify').description('compare source and destination folder by folder; exit 0 only when they match')))))
+    .optionsGroup('Verify:')
     .option('--deep', 'also compare the SHA-256 of every message (reads every body on both sides)')
+    .addHelpText('after', `\nExample:\n  mailmover verify --from imaps://alice@old.example.org --to imaps://alice@new.example.org --deep\n${EXIT_HELP}`)
     .action(async (flags: VerifyFlags) => setExit(await runVerify(flags)));
   return program;
 }
 
+/**
+ * `mailmover ... | head`: once the reader has gone, writes fail with EPIPE. That is the reader's
+ * choice, not an error: stop quietly (no stack trace) with the exit code reached so far.
+ */
+function quietOnEpipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(typeof process.exitCode === 'number' ? process.exitCode : EXIT.OK);
+    throw err;
+  });
+}
+
 async function main(argv: string[]): Promise<number> {
+  quietOnEpipe(process.stdout);
+  quietOnEpipe(process.stderr);
   let code: number = EXIT.OK;
   const program = buildProgram((c) => (code = c));
   try {
@@ -655,10 +796,10 @@ async function main(argv: string[]): Promise<number> {
     }
     if (isMigrateError(err)) {
       process.stderr.write(`mailmover: ${err.code}: ${redactUrl(err.message).split('\n').map(terminalText).join('\n')}\n`);
-      return err.scope === 'config' ? EXIT.USAGE : EXIT.FAILED;
+      return exitForError(err.code, err.scope);
     }
     process.stderr.write(`mailmover: ${ERROR_CODES.INTERNAL}: ${scrub((err as Error)?.stack ?? String(err))}\n`);
-    return EXIT.FAILED;
+    return EXIT.INTERNAL;
   }
   return code;
 }
@@ -669,6 +810,6 @@ main(process.argv).then(
   },
   (err: unknown) => {
     process.stderr.write(`mailmover: ${ERROR_CODES.INTERNAL}: ${String(err)}\n`);
-    process.exitCode = EXIT.FAILED;
+    process.exitCode = EXIT.INTERNAL;
   },
 );

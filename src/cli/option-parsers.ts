@@ -37,3 +37,12 @@ export function intOption(name: string, min: number, max: number) {
     return n;
   };
 }
+
+/** A calendar date (YYYY-MM-DD, taken as midnight UTC) or a full ISO 8601 time. */
+export function dateOption(name: string) {
+  return (value: string): Date => {
+    const d = /^\d{4}-\d{2}-\d{2}$/.test(value.trim()) ? new Date(`${value.trim()}T00:00:00Z`) : /^\d{4}-\d{2}-\d{2}T/.test(value.trim()) ? new Date(value.trim()) : new Date(NaN);
+    if (Number.isNaN(d.getTime())) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `${name} takes a date such as 2024-01-31 (got "${value}").`, { scope: 'config' });
+    return d;
+  };
+}

@@ -44,7 +44,13 @@ export function formatBytes(n: number): string {
     v /= 1024;
     u++;
   }
-  return `${u === 0 ? v : v.toFixed(1)} ${units[u]}`;
+  // Rates are fractions of bytes: whole bytes below 1 KiB, one decimal above.
+  return `${u === 0 ? Math.round(v) : v.toFixed(1)} ${units[u]}`;
+}
+
+/** "1 message", "2 messages": a count with its noun (regular plurals only). */
+export function plural(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 function formatDuration(seconds: number): string {
@@ -91,9 +97,10 @@ export function createProgressPrinter(stream: NodeJS.WriteStream, interactive: b
       switch (e.type) {
         case 'connected':
           if (!interactive) line(`connected to ${e.side} (${show(e.capabilities.join(' ')) || 'no extensions'})`);
+          else line(`logged in to the ${e.side}`);
           break;
         case 'planned':
-          line(`plan: ${e.folders} folders, ${e.toCreate} to create${e.collisions ? `, ${e.collisions} name collisions` : ''}`);
+          line(`plan: ${plural(e.folders, 'folder')}, ${e.toCreate} to create${e.collisions ? `, ${plural(e.collisions, 'name collision')}` : ''}`);
           break;
         case 'folder-start':
           break;
@@ -167,12 +174,12 @@ export function formatSummary(report: MigrationReport): string {
   if (report.error) out.push(`error: ${report.error.code}: ${show(report.error.message)}`);
   if (report.dryRun) {
     const toCopy = report.folders.reduce((n, f) => n + Math.max(0, f.sourceCount - f.alreadyPresent), 0);
-    out.push(`plan: ${t.folders} folders (${report.folders.filter((f) => f.created).length} to create), ${t.messages} messages (${formatBytes(t.bytes)}) at the source, ${toCopy} to copy, ${t.alreadyPresent} already present. Nothing was changed.`);
+    out.push(`plan: ${plural(t.folders, 'folder')} (${report.folders.filter((f) => f.created).length} to create), ${plural(t.messages, 'message')} (${formatBytes(t.bytes)}) at the source, ${toCopy} to copy, ${t.alreadyPresent} already present. Nothing was changed.`);
   } else if (report.status !== 'failed' && t.copied === 0 && t.skipped === 0) {
-    out.push(`Nothing to copy: all ${t.messages} messages in ${t.folders} folders are already at the destination (${t.seconds} s).`);
+    out.push(`Nothing to copy: ${t.messages === 1 ? 'the 1 message' : `all ${t.messages} messages`} in ${plural(t.folders, 'folder')} ${t.messages === 1 ? 'is' : 'are'} already at the destination (${t.seconds} s).`);
   } else {
     const rate = t.seconds > 0 ? ` (${(t.copied / t.seconds).toFixed(0)} msg/s, ${formatBytes(t.copiedBytes / t.seconds)}/s)` : '';
-    out.push(`${report.status}: ${t.copied} messages (${formatBytes(t.copiedBytes)}) copied, ${t.alreadyPresent} already present, ${t.skipped} skipped, in ${t.seconds} s${rate}.`);
+    out.push(`${report.status}: ${plural(t.copied, 'message')} (${formatBytes(t.copiedBytes)}) copied, ${t.alreadyPresent} already present, ${t.skipped} skipped, in ${t.seconds} s${rate}.`);
     if (t.skipped) out.push(`Every skipped message is listed above and in the report (--report FILE).`);
   }
   return out.join('\n') + '\n';
@@ -209,7 +216,7 @@ export function formatVerifySummary(report: VerifyReport): string {
   const t = report.totals;
   out.push(
     report.status === 'match'
-      ? `match: ${t.folders} folders, ${t.sourceMessages} messages at both sides${report.deep ? ', every body identical' : ''}.`
+      ? `match: ${plural(t.folders, 'folder')}, ${plural(t.sourceMessages, 'message')} at both sides${report.deep ? ', every body identical' : ''}.`
       : `${report.status}: ${t.missing} missing, ${t.extra} extra, ${t.changed} changed, ${t.flagsDiffer} with other flags, ${t.datesDiffer} with other dates${report.deep ? `, ${t.bodiesDiffer} with other bytes` : ''}.`,
   );
   return out.join('\n') + '\n';

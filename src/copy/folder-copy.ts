@@ -47,7 +47,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
   await run.skip(listed.unreadable);
   const plan = await applyListing(run, listed);
   const finish = async () => {
-    await markSynced(run, listed);
+    if (!ctx.messageFilter) await markSynced(run, listed);
     await removeProven(run, listed.sourceMetas);
   };
   if (ctx.dryRun || plan.toCopy.length === 0) {

@@ -2,6 +2,7 @@
  * One attempt at copying one folder: what its stages (list, fetch and check, scan, append,
  * record, move) share. The stages live in their own modules and take a {@link FolderRun}.
  */
+import type { MessageFilter } from '../plan/message-filter.js';
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from '../core/errors.js';
 import type { FolderPlanEntry } from '../plan/folder-plan.js';
 import type { BatchLimits } from '../plan/message-plan.js';
@@ -54,6 +55,8 @@ export interface FolderCopyContext {
   deleteSource?: boolean;
   /** Whether the source's listed sizes are exact, shared by the folders of a mailbox (default: judged from this folder alone). */
   sizes?: SizeTrust;
+  /** Only the source messages this lets in are planned (plan/message-filter.ts); the folder is then never marked synced. */
+  messageFilter?: MessageFilter;
   /** Reconnects left for this folder over all its attempts (default: a budget of its own). */
   lossBudget?: LossBudget;
   /** This folder's record in the state ledger, when there is one. */

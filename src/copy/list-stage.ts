@@ -15,6 +15,7 @@ import type { FolderMarks } from '../state/store.js';
 import type { MessageListing, MessageMeta } from '../stores/mail-store.js';
 import { MAX_LOSSES_IN_A_ROW, brokeConnection, isLoss, type FolderRun } from './folder-run.js';
 import { isolateLosses } from './isolate.js';
+import { applyFilter } from '../plan/message-filter.js';
 
 /** UIDs described per command when a listing is taken again after a lost connection. */
 const LIST_CHUNK = 200;
@@ -81,7 +82,8 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
   const marks = await state?.trusted();
   let incremental = false;
   // A move proves every message at the destination from a fresh listing: never incremental.
-  if (marks && !ctx.deleteSource && !entry.create && marks.sourceUidValidity === sourceStatus.uidValidity && sourceStatus.uidNext !== undefined) {
+  // A filtered pass lists the folder in full: the ledger's marks speak for every message.
+  if (marks && !ctx.deleteSource && !ctx.messageFilter && !entry.create && marks.sourceUidValidity === sourceStatus.uidValidity && sourceStatus.uidNext !== undefined) {
     const d = await lane.dest.folderStatus(entry.destPath);
     incremental = !!d && d.uidValidity === marks.destUidValidity && d.uidNext === marks.destUidNext && d.exists === marks.destCount;
   }
@@ -126,7 +128,8 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
   } else {
     sourceListing = await listSource(run);
   }
-  const sourceMetas = sourceListing.messages;
+  // --since/--before/--max-age/--min-age/--min-size/--just-folders: only matching messages are planned (and counted).
+  const sourceMetas = applyFilter(ctx.messageFilter, sourceListing.messages);
   const newBytes = sourceMetas.reduce((n, m) => n + m.size, 0);
   report.sourceCount = incremental ? sourceStatus.exists : sourceMetas.length + sourceListing.failures.length;
   report.sourceBytes = incremental ? marks!.sourceBytes + newBytes : newBytes;

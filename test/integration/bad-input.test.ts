@@ -46,7 +46,7 @@ describe('bad input', () => {
   });
   after(async () => server?.stop());
 
-  test('wrong password: MM-AUTH-FAILED, exit 1, nothing written at the destination', async () => {
+  test('wrong password: MM-AUTH-FAILED, exit 4, nothing written at the destination', async () => {
     await server.addUser('empty', 'empty-pw');
     const before = await readMailbox(server, 'empty', 'empty-pw');
     const log = join(mkdtempSync(join(tmpdir(), 'mm-log-')), 'run.log');
@@ -54,7 +54,7 @@ describe('bad input', () => {
       MAILMOVER_FROM_PASSWORD: SECRET + 'x',
       MAILMOVER_TO_PASSWORD: 'empty-pw',
     });
-    assertFailure(run, 1, 'MM-AUTH-FAILED');
+    assertFailure(run, 4, 'MM-AUTH-FAILED');
     // The structured log is JSON lines, names the failure, and never holds a password.
     const lines = readFileSync(log, 'utf8').trim().split('\n');
     const entries = lines.map((l) => JSON.parse(l) as { msg?: string; code?: string; status?: string });
@@ -66,14 +66,14 @@ describe('bad input', () => {
       MAILMOVER_FROM_PASSWORD: SECRET,
       MAILMOVER_TO_PASSWORD: 'nope',
     });
-    assertFailure(run2, 1, 'MM-AUTH-FAILED');
+    assertFailure(run2, 4, 'MM-AUTH-FAILED');
     assert.deepEqual(await readMailbox(server, 'empty', 'empty-pw'), before);
   });
 
-  test('nothing listening: MM-CONNECT-REFUSED, exit 1, quickly', async () => {
+  test('nothing listening: MM-CONNECT-REFUSED, exit 5, quickly', async () => {
     const port = await freePort();
     const run = await runCli(['migrate', '--from', `imap://src@127.0.0.1:${port}`, '--to', server.url('dst')], { MAILMOVER_FROM_PASSWORD: SECRET, MAILMOVER_TO_PASSWORD: 'dst-pw' });
-    assertFailure(run, 1, 'MM-CONNECT-REFUSED');
+    assertFailure(run, 5, 'MM-CONNECT-REFUSED');
     assert.ok(run.ms < 15_000, `took ${run.ms} ms`);
   });
 
@@ -86,7 +86,7 @@ describe('bad input', () => {
         MAILMOVER_FROM_PASSWORD: SECRET,
         MAILMOVER_TO_PASSWORD: 'dst-pw',
       });
-      assertFailure(run, 1, 'MM-CONNECT-TIMEOUT');
+      assertFailure(run, 5, 'MM-CONNECT-TIMEOUT');
       assert.ok(run.ms < 15_000, `took ${run.ms} ms`);
     } finally {
       silent.close();
@@ -96,7 +96,7 @@ describe('bad input', () => {
   test('an unverifiable certificate: MM-TLS-CERT; trusting the CA makes it work', async () => {
     const args = ['migrate', '--from', server.url('src', { tls: true }), '--to', server.url('dst', { tls: true }), '--json'];
     const env = { MAILMOVER_FROM_PASSWORD: SECRET, MAILMOVER_TO_PASSWORD: 'dst-pw' };
-    assertFailure(await runCli(args, env), 1, 'MM-TLS-CERT');
+    assertFailure(await runCli(args, env), 5, 'MM-TLS-CERT');
     const ok = await runCli(args, { ...env, NODE_EXTRA_CA_CERTS: server.caFile });
     assert.equal(ok.code, 0, ok.stderr);
     assert.equal((JSON.parse(ok.stdout) as { totals: { copied: number } }).totals.copied, 2);

@@ -185,7 +185,7 @@ describe('secrets a server echoes back never reach reports, output or logs', () 
       MAILMOVER_FROM_PASSWORD: PASSWORD,
       MAILMOVER_TO_PASSWORD: 'dst-pw',
     });
-    assert.equal(run.code, 1, run.stderr);
+    assert.equal(run.code, 4, run.stderr);
     // The server did echo it (otherwise this test proves nothing).
     assert.ok(source.log.length > 0);
     const echoed = JSON.parse(run.stdout) as { error?: { code: string; message: string } };

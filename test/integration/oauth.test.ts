@@ -80,10 +80,10 @@ describe('OAuth 2.0 access tokens', () => {
     servers.push(source);
     const to = `imap://o9@127.0.0.1:${dest.port}`;
     const refused = await runCli(['migrate', '--from', `imap://alice@127.0.0.1:${source.port}`, '--from-token-command', 'echo bad', '--to', to, '--no-state'], { MAILMOVER_TO_PASSWORD: 'x' });
-    assert.equal(refused.code, 1);
+    assert.equal(refused.code, 4);
     assert.match(refused.stdout + refused.stderr, /MM-AUTH-FAILED/);
     const broken = await runCli(['migrate', '--from', `imap://alice@127.0.0.1:${source.port}`, '--from-token-command', 'false', '--to', to, '--no-state'], { MAILMOVER_TO_PASSWORD: 'x' });
-    assert.equal(broken.code, 1);
+    assert.equal(broken.code, 4);
     assert.match(broken.stdout + broken.stderr, /MM-AUTH-TOKEN/);
   });
 

@@ -120,7 +120,8 @@ export function connectError(err: unknown, endpoint: Endpoint, side: 'source' | 
     );
   }
   if (e.authenticationFailed || e.serverResponseCode === 'AUTHENTICATIONFAILED') {
-    return mk(ERROR_CODES.AUTH_FAILED, `Login to the ${where} as "${endpoint.user}" was refused${text ? `: ${text}` : ''}.`, 'never');
+    // The server's text often ends with its own period ("Authentication failed."): one is enough.
+    return mk(ERROR_CODES.AUTH_FAILED, `Login to the ${where} as "${endpoint.user}" was refused${text ? `: ${text.replace(/[.\s]+$/, '')}` : ''}.`, 'never');
   }
   if (e.code === 'ECONNREFUSED') {
     return mk(ERROR_CODES.CONNECT_REFUSED, `Nothing accepts connections at the ${where} (connection refused).`, 'later');

@@ -109,6 +109,8 @@ export class ImapStore implements MailStore, ImapSession {
       await client.connect();
     } catch (err) {
       client.close();
+      // Our own close() on Ctrl-C surfaces as "Unexpected close" (a TLS or connect error): it is the abort.
+      if (signal?.aborted) throw signal.reason instanceof MigrateError ? signal.reason : new MigrateError(ERROR_CODES.ABORTED, `Stopped while connecting to the ${this.opts.side}.`, { scope: 'mailbox', cause: err });
       // A certificate problem during a required STARTTLS is MM-TLS-CERT, never "no STARTTLS".
       throw connectError(err, endpoint, this.opts.side, { requireStartTls });
     } finally {
