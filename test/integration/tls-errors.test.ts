@@ -37,7 +37,7 @@ describe('TLS failures', () => {
   test('a required STARTTLS meeting a certificate for another name: MM-TLS-CERT about the name, never --allow-plaintext', async (t) => {
     if (!hostIsLoopback) return t.skip(`the host name "${host}" does not resolve to loopback only`);
     const run = await runCli(['migrate', '--no-state', '--from', `imap://src@${host}:${server.port}`, '--to', server.url('dst'), '--to-tls-insecure'], { ...env, NODE_EXTRA_CA_CERTS: server.caFile });
-    assert.equal(run.code, 1, run.stderr + run.stdout);
+    assert.equal(run.code, 5, run.stderr + run.stdout);
     const out = run.stdout + run.stderr;
     assert.match(out, /MM-TLS-CERT/);
     assert.match(out, /is for another name/);
@@ -48,7 +48,7 @@ describe('TLS failures', () => {
   test('a required STARTTLS meeting a certificate from an unknown CA: MM-TLS-CERT with NODE_EXTRA_CA_CERTS', async (t) => {
     if (!hostIsLoopback) return t.skip(`the host name "${host}" does not resolve to loopback only`);
     const run = await runCli(['migrate', '--no-state', '--from', `imap://src@${host}:${server.port}`, '--to', server.url('dst'), '--to-tls-insecure'], env);
-    assert.equal(run.code, 1, run.stderr + run.stdout);
+    assert.equal(run.code, 5, run.stderr + run.stdout);
     const out = run.stdout + run.stderr;
     assert.match(out, /MM-TLS-CERT/);
     assert.match(out, /CA this machine does not (know|trust)/);
@@ -81,7 +81,7 @@ describe('TLS failures', () => {
 
   test('imaps:// to the plain IMAP port: MM-TLS-FAILED "this port speaks plain IMAP"', async () => {
     const run = await runCli(['migrate', '--no-state', '--from', `imaps://src@127.0.0.1:${server.port}`, '--to', server.url('dst'), '--to-tls-insecure'], env);
-    assert.equal(run.code, 1, run.stderr + run.stdout);
+    assert.equal(run.code, 5, run.stderr + run.stdout);
     const out = run.stdout + run.stderr;
     assert.match(out, /MM-TLS-FAILED/);
     assert.match(out, /this port speaks plain IMAP: use imap:\/\/ \(STARTTLS\) or port 993/);

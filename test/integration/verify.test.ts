@@ -118,7 +118,7 @@ describe('mailmover verify', () => {
         60_000,
       );
       assert.notEqual(run.code, null, `the process did not exit within 60 s: ${run.stderr}`);
-      assert.equal(run.code, 1, run.stdout + run.stderr);
+      assert.equal(run.code, 4, run.stdout + run.stderr);
       assert.match(run.stdout + run.stderr, /MM-AUTH-FAILED/);
       assert.ok(run.ms < 15_000, `verify took ${run.ms} ms`);
       assert.doesNotMatch(run.stdout + run.stderr, /wrong-secret/);
