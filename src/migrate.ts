@@ -356,7 +356,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   if (screen && report.scan) Object.assign(report.scan, screen.stats);
   const finished = Date.now();
   report.finishedAt = new Date(finished).toISOString();
-  report.totals = totalsOf(report.folders, Math.round((finished - started) / 10) / 100);
+  report.totals = totalsOf(report.folders, Math.round((finished - started) / 10) / 100, report.items, report.scan);
   report.status = statusOf(report);
   return report;
 }

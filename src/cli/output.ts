@@ -168,12 +168,29 @@ export function formatSummary(report: MigrationReport): string {
   if (report.dryRun) {
     const toCopy = report.folders.reduce((n, f) => n + Math.max(0, f.sourceCount - f.alreadyPresent), 0);
     out.push(`plan: ${t.folders} folders (${report.folders.filter((f) => f.created).length} to create), ${t.messages} messages (${formatBytes(t.bytes)}) at the source, ${toCopy} to copy, ${t.alreadyPresent} already present. Nothing was changed.`);
-  } else if (report.status !== 'failed' && t.copied === 0 && t.skipped === 0) {
+  } else if (report.status !== 'failed' && t.copied === 0 && t.skipped === 0 && !t.flagsUpdated && !t.deletedAtDestination && !t.deletedAtSource) {
     out.push(`Nothing to copy: all ${t.messages} messages in ${t.folders} folders are already at the destination (${t.seconds} s).`);
   } else {
     const rate = t.seconds > 0 ? ` (${(t.copied / t.seconds).toFixed(0)} msg/s, ${formatBytes(t.copiedBytes / t.seconds)}/s)` : '';
     out.push(`${report.status}: ${t.copied} messages (${formatBytes(t.copiedBytes)}) copied, ${t.alreadyPresent} already present, ${t.skipped} skipped, in ${t.seconds} s${rate}.`);
     if (t.skipped) out.push(`Every skipped message is listed above and in the report (--report FILE).`);
+  }
+  // Everything else the run did, only what is non-zero.
+  if (!report.dryRun) {
+    const more = (
+      [
+        [t.flagsUpdated, 'flags updated'],
+        [t.deletedAtDestination, 'deleted at the destination (--sync-deletions)'],
+        [t.deletedAtSource, 'deleted at the source (--delete-source)'],
+        [t.sourceKept, 'kept at the source (no exact copy proven)'],
+        [t.quarantined, 'quarantined'],
+        [t.withheld, 'withheld by the scan policy'],
+        [t.unscanned, 'unscanned'],
+      ] as const
+    ).flatMap(([n, what]) => (n ? [`${n} ${what}`] : []));
+    const reasons = Object.entries(t.skippedByReason ?? {}).map(([code, n]) => `${n} ${code}`);
+    if (reasons.length) more.push(`skipped by reason: ${reasons.join(', ')}`);
+    if (more.length) out.push(`also: ${more.join('; ')}.`);
   }
   return out.join('\n') + '\n';
 }

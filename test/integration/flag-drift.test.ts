@@ -61,7 +61,8 @@ describe('flag drift at the destination', () => {
 
     const again = await runCli(['migrate', ...ends(), '--state', state, '--json'], env);
     assert.equal(again.code, 0, again.stdout + again.stderr);
-    const report = JSON.parse(again.stdout) as { folders: { source: string; incremental?: boolean; flagsUpdated?: number }[] };
+    const report = JSON.parse(again.stdout) as { totals: { flagsUpdated?: number }; folders: { source: string; incremental?: boolean; flagsUpdated?: number }[] };
+    assert.equal(report.totals.flagsUpdated, 2);
     const inbox = report.folders.find((f) => f.source === 'INBOX')!;
     assert.equal(inbox.incremental, true, 'the rerun took the ledger shortcut');
     assert.equal(inbox.flagsUpdated, 2);
@@ -76,7 +77,10 @@ describe('flag drift at the destination', () => {
     // A third, quiet run changes nothing.
     const quiet = await runCli(['migrate', ...ends(), '--state', state, '--json'], env);
     assert.equal(quiet.code, 0, quiet.stdout + quiet.stderr);
-    const q = JSON.parse(quiet.stdout) as { folders: { source: string; flagsUpdated?: number }[] };
+    const q = JSON.parse(quiet.stdout) as { totals: { flagsUpdated?: number }; folders: { source: string; flagsUpdated?: number }[] };
     assert.ok(!q.folders.find((f) => f.source === 'INBOX')!.flagsUpdated);
+    assert.equal(q.totals.flagsUpdated, undefined);
+    const text = await runCli(['migrate', ...ends(), '--state', state], env);
+    assert.match(text.stdout, /Nothing to copy/);
   });
 });
