@@ -19,7 +19,7 @@ import { guardMailbox, openState, type MailboxRecord, type StateStore } from './
 import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
 import { createBelow, planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
-import { statusOf, totalsOf, type FolderReport, type MigrationReport, type ScanVerdictRecord, type SkippedItem } from './report.js';
+import { statusOf, totalsOf, verdictOf, type FolderReport, type MigrationReport, type ScanVerdictRecord, type SkippedItem } from './report.js';
 import { storeFactory } from './stores/imap/open.js';
 import type { MailStore, MessageMeta } from './stores/mail-store.js';
 import { VERSION } from './version.js';
@@ -358,6 +358,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   report.finishedAt = new Date(finished).toISOString();
   report.totals = totalsOf(report.folders, Math.round((finished - started) / 10) / 100, report.items, report.scan);
   report.status = statusOf(report);
+  report.verdict = verdictOf(report);
   return report;
 }
 

@@ -156,6 +156,29 @@ export interface MigrationReport {
   scan?: ScanReport;
   /** Set when the migration as a whole failed (connect, login, list, plan, abort). */
   error?: { code: ErrorCode; message: string; serverResponse?: string };
+  /** The consistency verdict (see verdictOf and the README). */
+  verdict?: Verdict;
+}
+
+/**
+ * The consistency verdict of one mailbox's run:
+ * - perfect: nothing skipped, nothing left out of a message (flags), no folder or mailbox failure;
+ * - good: only what the admin's own settings left out: messages over --max-message-size, the scan
+ *   policy's quarantine or skip, flags that are not valid IMAP and were dropped;
+ * - investigate: some message was skipped for an error (the source or destination refused it);
+ * - poor: a folder or the whole mailbox failed.
+ */
+export type Verdict = 'perfect' | 'good' | 'investigate' | 'poor';
+
+/** Skip codes that come from a limit or policy the admin chose, not from an error. */
+const ALLOWED_SKIPS: ReadonlySet<string> = new Set(['MM-MESSAGE-TOO-LARGE', 'MM-SCAN-INFECTED']);
+
+/** The verdict of a migration report (the batch report and `batch status` call this on each mailbox's report). */
+export function verdictOf(report: Pick<MigrationReport, 'folders' | 'items' | 'error'>): Verdict {
+  if (report.error || report.folders.some((f) => f.error)) return 'poor';
+  if (report.items.some((i) => !ALLOWED_SKIPS.has(i.code))) return 'investigate';
+  if (report.items.length > 0 || report.folders.some((f) => f.flagsDropped || f.quarantined || f.withheld)) return 'good';
+  return 'perfect';
 }
 
 /** Derives the status from folder errors and skipped items. */

@@ -191,6 +191,8 @@ export function formatSummary(report: MigrationReport): string {
     const reasons = Object.entries(t.skippedByReason ?? {}).map(([code, n]) => `${n} ${code}`);
     if (reasons.length) more.push(`skipped by reason: ${reasons.join(', ')}`);
     if (more.length) out.push(`also: ${more.join('; ')}.`);
+    const meaning = { perfect: 'everything is at the destination', good: 'only what your limits or scan policy left out is missing', investigate: 'some messages were skipped for errors: see the list', poor: 'a folder or the mailbox failed' };
+    if (report.verdict) out.push(`verdict: ${report.verdict} (${meaning[report.verdict]})`);
   }
   return out.join('\n') + '\n';
 }

@@ -63,6 +63,7 @@ describe('flag drift at the destination', () => {
     assert.equal(again.code, 0, again.stdout + again.stderr);
     const report = JSON.parse(again.stdout) as { totals: { flagsUpdated?: number }; folders: { source: string; incremental?: boolean; flagsUpdated?: number }[] };
     assert.equal(report.totals.flagsUpdated, 2);
+    assert.equal((JSON.parse(again.stdout) as { verdict?: string }).verdict, 'perfect');
     const inbox = report.folders.find((f) => f.source === 'INBOX')!;
     assert.equal(inbox.incremental, true, 'the rerun took the ledger shortcut');
     assert.equal(inbox.flagsUpdated, 2);

@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatSummary } from '../../src/cli/output.js';
-import { statusOf, totalsOf, type FolderReport, type MigrationReport, type SkippedItem } from '../../src/report.js';
+import { statusOf, totalsOf, verdictOf, type FolderReport, type MigrationReport, type SkippedItem } from '../../src/report.js';
 
 const folder = (over: Partial<FolderReport>): FolderReport => ({
   source: 'INBOX', destination: 'INBOX', sourceCount: 10, sourceBytes: 1000, copied: 0, copiedBytes: 0, alreadyPresent: 10, skipped: 0, vanished: 0, created: false, renamed: false, noSelect: false, ...over,
@@ -45,4 +45,16 @@ test('the summary names flag repairs instead of "Nothing to copy", and shows onl
   const moved = formatSummary(report([folder({ sourceDeleted: 3, sourceKept: 1 })]));
   assert.match(moved, /3 deleted at the source/);
   assert.match(moved, /1 kept at the source/);
+});
+
+test('the verdict: perfect, good (limits and policy), investigate (errors), poor (folder or mailbox failure)', () => {
+  assert.equal(verdictOf(report([folder({})])), 'perfect');
+  assert.equal(verdictOf(report([folder({ skipped: 1 })], [item('MM-MESSAGE-TOO-LARGE')])), 'good');
+  assert.equal(verdictOf(report([folder({ quarantined: 1 })])), 'good');
+  assert.equal(verdictOf(report([folder({ flagsDropped: { messages: 1, flags: ['a]'] } })])), 'good');
+  assert.equal(verdictOf(report([folder({ skipped: 2 })], [item('MM-MESSAGE-TOO-LARGE'), item('MM-FETCH-FAILED')])), 'investigate');
+  assert.equal(verdictOf(report([folder({ error: { code: 'MM-FOLDER-FAILED', message: 'x' } })])), 'poor');
+  const r = report([folder({})]);
+  r.verdict = verdictOf(r);
+  assert.match(formatSummary(r), /verdict: perfect/);
 });
