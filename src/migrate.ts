@@ -23,7 +23,7 @@ import { lockMailboxFiles, type MailboxLock } from './state/mailbox-lock.js';
 import type { EventListener, MigrationEvent, ProgressCounters } from './events.js';
 import { createBelow, planFolders, type FolderPlan, type FolderPlanEntry } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
-import { statusOf, totalsOf, type FolderReport, type MigrationReport, type ScanVerdictRecord, type SkippedItem } from './report.js';
+import { statusOf, totalsOf, verdictOf, type FolderReport, type MigrationReport, type ScanVerdictRecord, type SkippedItem } from './report.js';
 import { storeFactory } from './stores/imap/open.js';
 import type { MailStore, MessageMeta } from './stores/mail-store.js';
 import { VERSION } from './version.js';
@@ -372,8 +372,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   if (screen && report.scan) Object.assign(report.scan, screen.stats);
   const finished = Date.now();
   report.finishedAt = new Date(finished).toISOString();
-  report.totals = totalsOf(report.folders, Math.round((finished - started) / 10) / 100);
+  report.totals = totalsOf(report.folders, Math.round((finished - started) / 10) / 100, report.items, report.scan);
   report.status = statusOf(report);
+  report.verdict = verdictOf(report);
   return report;
 }
 

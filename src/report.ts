@@ -129,6 +129,22 @@ export interface MigrationReport {
     alreadyPresent: number;
     skipped: number;
     seconds: number;
+    /** Messages whose flags were brought in line with the source's (both sides' changes). */
+    flagsUpdated?: number;
+    /** Removed at the destination because deleted at the source (--sync-deletions). */
+    deletedAtDestination?: number;
+    /** Removed at the source after their exact copy was proven (--delete-source). */
+    deletedAtSource?: number;
+    /** Left at the source by a move: no exact copy proven (--delete-source). */
+    sourceKept?: number;
+    /** Skipped items by error code. */
+    skippedByReason?: Record<string, number>;
+    /** Flagged by the scanner and put in the quarantine folder. */
+    quarantined?: number;
+    /** Flagged by the scanner and not delivered (policy skip). */
+    withheld?: number;
+    /** Messages the scanner could not judge (scanning only). */
+    unscanned?: number;
   };
   folders: FolderReport[];
   items: SkippedItem[];
@@ -145,6 +161,29 @@ export interface MigrationReport {
   sourceSizes?: 'estimates';
   /** Set when the migration as a whole failed (connect, login, list, plan, abort). */
   error?: { code: ErrorCode; message: string; serverResponse?: string };
+  /** The consistency verdict (see verdictOf and the README). */
+  verdict?: Verdict;
+}
+
+/**
+ * The consistency verdict of one mailbox's run:
+ * - perfect: nothing skipped, nothing left out of a message (flags), no folder or mailbox failure;
+ * - good: only what the admin's own settings left out: messages over --max-message-size, the scan
+ *   policy's quarantine or skip, flags that are not valid IMAP and were dropped;
+ * - investigate: some message was skipped for an error (the source or destination refused it);
+ * - poor: a folder or the whole mailbox failed.
+ */
+export type Verdict = 'perfect' | 'good' | 'investigate' | 'poor';
+
+/** Skip codes that come from a limit or policy the admin chose, not from an error. */
+const ALLOWED_SKIPS: ReadonlySet<string> = new Set(['MM-MESSAGE-TOO-LARGE', 'MM-SCAN-INFECTED']);
+
+/** The verdict of a migration report (the batch report and `batch status` call this on each mailbox's report). */
+export function verdictOf(report: Pick<MigrationReport, 'folders' | 'items' | 'error'>): Verdict {
+  if (report.error || report.folders.some((f) => f.error)) return 'poor';
+  if (report.items.some((i) => !ALLOWED_SKIPS.has(i.code))) return 'investigate';
+  if (report.items.length > 0 || report.folders.some((f) => f.flagsDropped || f.quarantined || f.withheld)) return 'good';
+  return 'perfect';
 }
 
 /** Derives the status from folder errors and skipped items. */
@@ -154,9 +193,15 @@ export function statusOf(report: Pick<MigrationReport, 'folders' | 'items' | 'er
   return 'complete';
 }
 
-/** Sums the folder entries into totals. */
-export function totalsOf(folders: readonly FolderReport[], seconds: number): MigrationReport['totals'] {
-  const t = { folders: folders.length, messages: 0, bytes: 0, copied: 0, copiedBytes: 0, alreadyPresent: 0, skipped: 0, seconds };
+/**
+ * Sums the folder entries (and, when given, the skipped items and the scan) into totals. The
+ * optional counts are present only when non-zero, so that no number is shown that is not known.
+ */
+export function totalsOf(folders: readonly FolderReport[], seconds: number, items?: readonly SkippedItem[], scan?: Pick<ScanReport, 'unscanned'>): MigrationReport['totals'] {
+  const t: MigrationReport['totals'] = { folders: folders.length, messages: 0, bytes: 0, copied: 0, copiedBytes: 0, alreadyPresent: 0, skipped: 0, seconds };
+  const add = (k: 'flagsUpdated' | 'deletedAtDestination' | 'deletedAtSource' | 'sourceKept' | 'quarantined' | 'withheld' | 'unscanned', n: number | undefined) => {
+    if (n) t[k] = (t[k] ?? 0) + n;
+  };
   for (const f of folders) {
     t.messages += f.sourceCount;
     t.bytes += f.sourceBytes;
@@ -164,6 +209,18 @@ export function totalsOf(folders: readonly FolderReport[], seconds: number): Mig
     t.copiedBytes += f.copiedBytes;
     t.alreadyPresent += f.alreadyPresent;
     t.skipped += f.skipped;
+    add('flagsUpdated', f.flagsUpdated);
+    add('deletedAtDestination', f.deleted);
+    add('deletedAtSource', f.sourceDeleted);
+    add('sourceKept', f.sourceKept);
+    add('quarantined', f.quarantined);
+    add('withheld', f.withheld);
   }
+  if (items && items.length > 0) {
+    const by: Record<string, number> = {};
+    for (const i of items) by[i.code] = (by[i.code] ?? 0) + 1;
+    t.skippedByReason = by;
+  }
+  add('unscanned', scan?.unscanned);
   return t;
 }

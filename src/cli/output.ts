@@ -175,12 +175,31 @@ export function formatSummary(report: MigrationReport): string {
   if (report.dryRun) {
     const toCopy = report.folders.reduce((n, f) => n + Math.max(0, f.sourceCount - f.alreadyPresent), 0);
     out.push(`plan: ${plural(t.folders, 'folder')} (${report.folders.filter((f) => f.created).length} to create), ${plural(t.messages, 'message')} (${formatBytes(t.bytes)}) at the source, ${toCopy} to copy, ${t.alreadyPresent} already present. Nothing was changed.`);
-  } else if (report.status !== 'failed' && t.copied === 0 && t.skipped === 0) {
+  } else if (report.status !== 'failed' && t.copied === 0 && t.skipped === 0 && !t.flagsUpdated && !t.deletedAtDestination && !t.deletedAtSource) {
     out.push(`Nothing to copy: ${t.messages === 1 ? 'the 1 message' : `all ${t.messages} messages`} in ${plural(t.folders, 'folder')} ${t.messages === 1 ? 'is' : 'are'} already at the destination (${t.seconds} s).`);
   } else {
     const rate = t.seconds > 0 ? ` (${(t.copied / t.seconds).toFixed(0)} msg/s, ${formatBytes(t.copiedBytes / t.seconds)}/s)` : '';
     out.push(`${report.status}: ${plural(t.copied, 'message')} (${formatBytes(t.copiedBytes)}) copied, ${t.alreadyPresent} already present, ${t.skipped} skipped, in ${t.seconds} s${rate}.`);
     if (t.skipped) out.push(`Every skipped message is listed above and in the report (--report FILE).`);
+  }
+  // Everything else the run did, only what is non-zero.
+  if (!report.dryRun) {
+    const more = (
+      [
+        [t.flagsUpdated, 'flags updated'],
+        [t.deletedAtDestination, 'deleted at the destination (--sync-deletions)'],
+        [t.deletedAtSource, 'deleted at the source (--delete-source)'],
+        [t.sourceKept, 'kept at the source (no exact copy proven)'],
+        [t.quarantined, 'quarantined'],
+        [t.withheld, 'withheld by the scan policy'],
+        [t.unscanned, 'unscanned'],
+      ] as const
+    ).flatMap(([n, what]) => (n ? [`${n} ${what}`] : []));
+    const reasons = Object.entries(t.skippedByReason ?? {}).map(([code, n]) => `${n} ${code}`);
+    if (reasons.length) more.push(`skipped by reason: ${reasons.join(', ')}`);
+    if (more.length) out.push(`also: ${more.join('; ')}.`);
+    const meaning = { perfect: 'everything is at the destination', good: 'only what your limits or scan policy left out is missing', investigate: 'some messages were skipped for errors: see the list', poor: 'a folder or the mailbox failed' };
+    if (report.verdict) out.push(`verdict: ${report.verdict} (${meaning[report.verdict]})`);
   }
   return out.join('\n') + '\n';
 }

@@ -106,6 +106,18 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
         else flagUpdates.push({ sourceUid: row.sourceUid, destUid: row.destUid, flags });
       }
     }
+    // Flags changed at the destination behind our back (a user, a filter): the source's flags
+    // as the ledger recorded them win, as in a full pass. The destination's UIDNEXT and count
+    // do not see such a change, so its flags are read (one FETCH FLAGS, no headers).
+    if (incremental && known!.rows.length > 0) {
+      const byDest = new Map(known!.rows.flatMap((r) => (r.destUid === undefined ? [] : [[r.destUid, r] as const])));
+      const queued = new Set(flagUpdates.map((u) => u.sourceUid));
+      for (const f of await destFlags(run)) {
+        const row = byDest.get(f.uid);
+        if (!row || queued.has(row.sourceUid) || sameFlags(flagsToCopy(f.flags), row.flags)) continue;
+        flagUpdates.push({ sourceUid: row.sourceUid, destUid: f.uid, flags: row.flags });
+      }
+    }
     // Copies whose source UID is gone (one UID SEARCH: no message is read).
     if (incremental && ctx.syncDeletions) {
       const present = new Set(await lane.source.listUids(signal));
@@ -165,6 +177,22 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
     if (status.uidNext === undefined) run.destMark = 1;
   }
   return { incremental, marks, sourceMetas, unreadable, destMetas, flagUpdates, gone, known };
+}
+
+/** Flags compared as sets (servers answer in their own order). */
+function sameFlags(a: readonly string[], b: readonly string[]): boolean {
+  return [...a].sort().join(' ') === [...b].sort().join(' ');
+}
+
+/** The destination folder's flags by UID (opened read-only, so nothing is expunged or marked). */
+async function destFlags(run: FolderRun): Promise<{ uid: number; flags: string[] }[]> {
+  const { lane, entry, signal } = run;
+  await lane.dest.openFolder(entry.destPath, true);
+  try {
+    return await lane.dest.listFlags(signal);
+  } finally {
+    await lane.dest.closeFolder();
+  }
 }
 
 /** A store's refusal of an answer larger than allowed: the connection was closed, so it is handled like a loss. */
