@@ -84,6 +84,13 @@ describe('a hostile source into a real Dovecot', () => {
     for (const s of got) assert.ok(SHAS.includes(s), 'a message arrived that the source does not hold (cut short or changed)');
   };
 
+  /** A first run from `src` into a new destination user, with a ledger of its own. */
+  const withLedger = async (src: ScriptedImapServer) => {
+    const user = await destination();
+    const state = path.join(work, `${user}.db`);
+    return { user, state, run: await migrate(src, user, ['--state', state]) };
+  };
+
   /** The same ledger against a healthy source: everything arrives, exactly once. */
   const healthyRerun = async (user: string, state: string) => {
     const healthy = await source({});
@@ -140,9 +147,7 @@ describe('a hostile source into a real Dovecot', () => {
 
   test("another message's bytes under a UID are not stored (no message twice, none lost for good)", async () => {
     const src = await source({ swapBodies: { INBOX: [[1, 5]] } });
-    const user = await destination();
-    const state = path.join(work, `${user}.db`);
-    const run = await migrate(src, user, ['--state', state]);
+    const { user, state, run } = await withLedger(src);
     assert.equal(run.code, 3, run.stderr);
     assert.deepEqual(report(run).items.map((x) => [x.uid, x.code]).sort(), [
       [1, 'MM-FETCH-MISMATCH'],
@@ -156,9 +161,7 @@ describe('a hostile source into a real Dovecot', () => {
 
   test('a message left out of the answer is reported (not "vanished"), and the next run copies it', async () => {
     const src = await source({ omitFromBodyFetch: { INBOX: [3] } });
-    const user = await destination();
-    const state = path.join(work, `${user}.db`);
-    const run = await migrate(src, user, ['--state', state]);
+    const { user, state, run } = await withLedger(src);
     assert.equal(run.code, 3, run.stderr);
     const r = report(run);
     assert.deepEqual(
@@ -192,9 +195,7 @@ describe('a hostile source into a real Dovecot', () => {
 
   test('a listing that names UID 3 twice and UID 4 never: m3 arrives once, m4 is reported and arrives on the next run', async () => {
     const src = await source({ reportUidAs: { INBOX: { 4: 3 } } });
-    const user = await destination();
-    const state = path.join(work, `${user}.db`);
-    const run = await migrate(src, user, ['--state', state]);
+    const { user, state, run } = await withLedger(src);
     assert.equal(run.code, 3, run.stderr);
     const r = report(run);
     assert.deepEqual(
