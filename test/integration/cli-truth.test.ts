@@ -33,6 +33,27 @@ const subjects = async (server: DovecotServer, user: string, pw: string) => {
   return Object.fromEntries(folders.filter((f) => !f.noSelect && ['INBOX', 'Work/Deep'].includes(f.path.join('/'))).map((f) => [f.path.join('/'), f.messages.length]));
 };
 
+
+/**
+ * Starts the CLI for a test that interrupts it: its stderr so far, and interrupt(), which sends
+ * SIGINT and resolves with the exit code, or 'hung' (after a SIGKILL) when it does not exit within `ms`.
+ */
+function startCli(args: string[], env: Record<string, string>): { stderr(): string; interrupt(ms: number): Promise<number | null | 'hung'> } {
+  const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdout.resume();
+  const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+  return {
+    stderr: () => stderr,
+    interrupt: async (ms) => {
+      child.kill('SIGINT');
+      const code = await Promise.race([exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), ms))]);
+      if (code === 'hung') child.kill('SIGKILL');
+      return code;
+    },
+  };
+}
 describe('the command line tells the truth', () => {
   let server: DovecotServer;
   let n = 0;
@@ -190,21 +211,12 @@ describe('the command line tells the truth', () => {
     const port = (silent.address() as { port: number }).port;
     const reportFile = join(dir, 'interrupted.json');
     try {
-      const child = spawn(process.execPath, [CLI, 'migrate', '--from', `imap://src@127.0.0.1:${port}`, '--to', server.url('x'), '--no-state', '--timeout', '60', '--report', reportFile], {
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      child.stdout.resume();
-      const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+      const run = startCli(['migrate', '--from', `imap://src@127.0.0.1:${port}`, '--to', server.url('x'), '--no-state', '--timeout', '60', '--report', reportFile], env);
       await connected;
       await new Promise((r) => setTimeout(r, 300));
-      child.kill('SIGINT');
-      const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('hung'), 20_000))]);
-      if (code === 'hung') child.kill('SIGKILL');
-      assert.equal(code, 130, stderr);
-      assert.doesNotMatch(stderr, /MM-TLS-FAILED|Unexpected close/);
+      const code = await run.interrupt(20_000);
+      assert.equal(code, 130, run.stderr());
+      assert.doesNotMatch(run.stderr(), /MM-TLS-FAILED|Unexpected close/);
       const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { status: string; error?: { code: string } };
       assert.equal(report.status, 'interrupted');
       assert.equal(report.error?.code, 'MM-ABORTED');
@@ -216,20 +228,11 @@ describe('the command line tells the truth', () => {
   test('Ctrl-C during a copy: exit 130, status interrupted; a rerun completes', async () => {
     const to = await fresh();
     const reportFile = join(dir, 'copy-interrupted.json');
-    const child = spawn(process.execPath, [CLI, 'migrate', ...ends(to), '--no-state', '--max-messages-per-second', '0.5', '--connections', '1', '--no-progress', '--report', reportFile], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.stdout.resume();
-    const exited = new Promise<number | null>((r) => child.on('close', (c) => r(c)));
-    for (let i = 0; i < 200 && !/plan: /.test(stderr); i++) await new Promise((r) => setTimeout(r, 50));
+    const run = startCli(['migrate', ...ends(to), '--no-state', '--max-messages-per-second', '0.5', '--connections', '1', '--no-progress', '--report', reportFile], env);
+    for (let i = 0; i < 200 && !/plan: /.test(run.stderr()); i++) await new Promise((r) => setTimeout(r, 50));
     await new Promise((r) => setTimeout(r, 500));
-    child.kill('SIGINT');
-    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('hung'), 30_000))]);
-    if (code === 'hung') child.kill('SIGKILL');
-    assert.equal(code, 130, stderr);
+    const code = await run.interrupt(30_000);
+    assert.equal(code, 130, run.stderr());
     const report = JSON.parse(readFileSync(reportFile, 'utf8')) as { status: string; error?: { code: string } };
     assert.equal(report.status, 'interrupted');
     const rerun = await runCli(['migrate', ...ends(to), '--no-state'], env);
