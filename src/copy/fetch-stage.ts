@@ -73,7 +73,7 @@ function mismatchText(kind: 'size' | 'identity', meta: MessageMeta, body: Buffer
 }
 
 /** The header block of a message: everything up to the first empty line (or the whole message). */
-export function headerBlock(body: Buffer): Buffer {
+function headerBlock(body: Buffer): Buffer {
   const crlf = body.indexOf('\r\n\r\n');
   const lf = body.indexOf('\n\n');
   const ends = [crlf >= 0 ? crlf + 4 : -1, lf >= 0 ? lf + 2 : -1].filter((n) => n >= 0);

@@ -148,8 +148,6 @@ export interface MailStore {
   fetchBodies(uids: readonly number[], signal?: AbortSignal, options?: { maxBytes?: number }): AsyncIterable<FetchOutcome>;
   /** Which of `uids` the open folder still holds (UID SEARCH: no message is read). */
   existingUids(uids: readonly number[], signal?: AbortSignal): Promise<Set<number>>;
-  /** A no-op round trip (keeps a connection alive, and tells whether it is). */
-  noop(): Promise<void>;
   /**
    * Appends messages to a folder; one bad message does not fail the others. Throws a mailbox-scope
    * error when the destination is out of quota, and CONNECTION_LOST when the outcome is unknown.

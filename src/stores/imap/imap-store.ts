@@ -411,10 +411,6 @@ export class ImapStore implements MailStore, ImapSession {
     return existingUids(this, uids, signal);
   }
 
-  async noop(): Promise<void> {
-    await this.conn.noop();
-  }
-
   async appendBatch(path: readonly string[], items: readonly AppendItem[]): Promise<AppendOutcome[]> {
     const name = this.serverName(path);
     const caps = this.caps();
