@@ -7,10 +7,11 @@
 #   postgresql-15  PostgreSQL 15 for the job-queue tests: initdb and postgres (and psql, from its
 #                  dependency postgresql-client-15); the tests create throwaway clusters of their
 #                  own on loopback, run as the `postgres` user this package creates
+#   chromium       a real browser for the web console's tests (driven by playwright-core; headless)
 #   Cyrus IMAP     for the interoperability tests: Debian packages unpacked into .cache/cyrus by
 #                  scripts/fetch-cyrus.sh, not installed (they conflict with dovecot-imapd)
 set -euo pipefail
-PKGS="dovecot-imapd openssl clamav-daemon postgresql-15 ${EXTRA_PACKAGES:-}"
+PKGS="dovecot-imapd openssl clamav-daemon postgresql-15 chromium ${EXTRA_PACKAGES:-}"
 
 install_packages() {
   local missing="" p i
