@@ -551,7 +551,8 @@ function onInterrupt(controller: AbortController, what: string): () => void {
 /** The password of a side, unless it logs in with OAuth 2.0 tokens (then no password is asked for). */
 function sidePassword(side: 'from' | 'to', flags: ConnectionFlags, user: string): Promise<string> {
   const tokens = side === 'from' ? flags.fromTokenFile ?? flags.fromTokenCommand : flags.toTokenFile ?? flags.toTokenCommand;
-  if (tokens) return Promise.resolve('');
+  // A local archive has no login.
+  if (tokens || parseEndpoint(side === 'from' ? flags.from : flags.to, side).archive) return Promise.resolve('');
   return resolvePassword(side, side === 'from' ? flags.fromPasswordFile : flags.toPasswordFile, process.env, user, side === 'from' ? flags.fromAuthzid : flags.toAuthzid);
 }
 

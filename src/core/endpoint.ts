@@ -5,6 +5,7 @@
  * A password inside the URL is refused: URLs end up in shell history, process listings and
  * reports, so secrets travel separately (file, environment, prompt).
  */
+import { isAbsolute, resolve } from 'node:path';
 import { ERROR_CODES, MigrateError } from './errors.js';
 
 /** Which side of the migration an endpoint is on; used in messages and option names. */
@@ -12,13 +13,18 @@ export type Side = 'from' | 'to';
 
 /** A parsed, validated IMAP endpoint (without its password). */
 export interface Endpoint {
-  /** `imap` (plain, upgraded with STARTTLS when possible) or `imaps` (implicit TLS). */
-  protocol: 'imap' | 'imaps';
+  /**
+   * `imap` (plain, upgraded with STARTTLS when possible), `imaps` (implicit TLS), or `maildir` (a
+   * Maildir tree on this machine's disk: see {@link Endpoint.archive}).
+   */
+  protocol: 'imap' | 'imaps' | 'maildir';
   host: string;
   port: number;
   user: string;
   /** The URL as shown to users: never contains a password. */
   display: string;
+  /** For a local archive: where it is and how it is laid out (host, port and user are then empty). */
+  archive?: { kind: 'maildir'; root: string; layout: 'maildirpp' | 'fs' };
 }
 
 /** Connection policy for one side. */
@@ -48,7 +54,8 @@ export interface Credentials {
  * @param side which side it is for (used in messages only)
  */
 export function parseEndpoint(text: string, side: Side): Endpoint {
-  const hint = `--${side} takes imap://USER@HOST[:PORT] or imaps://USER@HOST[:PORT]`;
+  const hint = `--${side} takes imap://USER@HOST[:PORT], imaps://USER@HOST[:PORT] or maildir:/ABSOLUTE/PATH[?layout=fs]`;
+  if (/^maildir:/i.test(text)) return parseArchive(text, side, hint);
   let url: URL;
   try {
     url = new URL(text);
@@ -86,6 +93,26 @@ export function parseEndpoint(text: string, side: Side): Endpoint {
   const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
   const display = `${protocol}://${encodeURIComponent(user)}@${url.hostname}:${port}`;
   return { protocol, host, port, user, display };
+}
+
+/**
+ * `maildir:/abs/path` (Maildir++, as Dovecot and Courier keep it) or `maildir:/abs/path?layout=fs`
+ * (Dovecot's LAYOUT=fs). Not parsed as a URL: a file name may hold `%`, `#` or spaces as they are.
+ */
+function parseArchive(text: string, side: Side, hint: string): Endpoint {
+  const m = /^maildir:(.*?)(?:\?layout=([a-z+]+))?$/is.exec(text)!;
+  const raw = m[1]!;
+  const layoutName = (m[2] ?? 'maildir++').toLowerCase();
+  if (layoutName !== 'fs' && layoutName !== 'maildir++' && layoutName !== 'maildirpp') {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: unknown Maildir layout "${m[2]}" (layout=fs, or none for Maildir++). ${hint}.`, { scope: 'config' });
+  }
+  // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
+  if (!isAbsolute(raw) || /[\u0000-\u001f]/.test(raw)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: a Maildir is named by its absolute path (got "${raw}"). ${hint}.`, { scope: 'config' });
+  }
+  const root = resolve(raw);
+  const layout = layoutName === 'fs' ? 'fs' : 'maildirpp';
+  return { protocol: 'maildir', host: '', port: 0, user: '', display: `maildir:${root}${layout === 'fs' ? '?layout=fs' : ''}`, archive: { kind: 'maildir', root, layout } };
 }
 
 /** True for hosts whose traffic never leaves this machine. */

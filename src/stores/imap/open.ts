@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Endpoint } from '../../core/endpoint.js';
 import type { MailStore } from '../mail-store.js';
+import { MaildirStore } from '../maildir/maildir-store.js';
 import { ImapStore } from './imap-store.js';
 
 /** One side's connection settings. */
@@ -31,6 +32,7 @@ export interface StoreSettings {
 export function storeFactory(source: SideOptions, destination: SideOptions, settings: StoreSettings): (side: 'source' | 'destination') => MailStore {
   return (side) => {
     const o = side === 'source' ? source : destination;
+    if (o.endpoint.archive) return new MaildirStore({ root: o.endpoint.archive.root, layout: o.endpoint.archive.layout, side });
     return new ImapStore({
       endpoint: o.endpoint,
       credentials: { password: o.password, authzid: o.authzid, accessToken: o.accessToken },
