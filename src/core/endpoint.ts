@@ -14,17 +14,17 @@ export type Side = 'from' | 'to';
 /** A parsed, validated IMAP endpoint (without its password). */
 export interface Endpoint {
   /**
-   * `imap` (plain, upgraded with STARTTLS when possible), `imaps` (implicit TLS), or `maildir` (a
-   * Maildir tree on this machine's disk: see {@link Endpoint.archive}).
+   * `imap` (plain, upgraded with STARTTLS when possible), `imaps` (implicit TLS), `maildir` (a
+   * Maildir tree on this machine's disk) or `eml` (a tree of .eml files): see {@link Endpoint.archive}.
    */
-  protocol: 'imap' | 'imaps' | 'maildir';
+  protocol: 'imap' | 'imaps' | 'maildir' | 'eml';
   host: string;
   port: number;
   user: string;
   /** The URL as shown to users: never contains a password. */
   display: string;
   /** For a local archive: where it is and how it is laid out (host, port and user are then empty). */
-  archive?: { kind: 'maildir'; root: string; layout: 'maildirpp' | 'fs' };
+  archive?: { kind: 'maildir'; root: string; layout: 'maildirpp' | 'fs' } | { kind: 'eml'; root: string };
 }
 
 /** Connection policy for one side. */
@@ -54,8 +54,9 @@ export interface Credentials {
  * @param side which side it is for (used in messages only)
  */
 export function parseEndpoint(text: string, side: Side): Endpoint {
-  const hint = `--${side} takes imap://USER@HOST[:PORT], imaps://USER@HOST[:PORT] or maildir:/ABSOLUTE/PATH[?layout=fs]`;
+  const hint = `--${side} takes imap://USER@HOST[:PORT], imaps://USER@HOST[:PORT], maildir:/ABSOLUTE/PATH[?layout=fs] or eml:/ABSOLUTE/PATH`;
   if (/^maildir:/i.test(text)) return parseArchive(text, side, hint);
+  if (/^eml:/i.test(text)) return parseEml(text, side, hint);
   let url: URL;
   try {
     url = new URL(text);
@@ -113,6 +114,17 @@ function parseArchive(text: string, side: Side, hint: string): Endpoint {
   const root = resolve(raw);
   const layout = layoutName === 'fs' ? 'fs' : 'maildirpp';
   return { protocol: 'maildir', host: '', port: 0, user: '', display: `maildir:${root}${layout === 'fs' ? '?layout=fs' : ''}`, archive: { kind: 'maildir', root, layout } };
+}
+
+/** `eml:/abs/dir`: a tree of .eml files. */
+function parseEml(text: string, side: Side, hint: string): Endpoint {
+  const raw = text.slice('eml:'.length);
+  // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
+  if (!isAbsolute(raw) || /[\u0000-\u001f]/.test(raw)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: an EML tree is named by its absolute path (got "${raw}"). ${hint}.`, { scope: 'config' });
+  }
+  const root = resolve(raw);
+  return { protocol: 'eml', host: '', port: 0, user: '', display: `eml:${root}`, archive: { kind: 'eml', root } };
 }
 
 /** True for hosts whose traffic never leaves this machine. */

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Endpoint } from '../../core/endpoint.js';
 import type { MailStore } from '../mail-store.js';
+import { EmlStore } from '../eml/eml-store.js';
 import { MaildirStore } from '../maildir/maildir-store.js';
 import { ImapStore } from './imap-store.js';
 
@@ -32,7 +33,9 @@ export interface StoreSettings {
 export function storeFactory(source: SideOptions, destination: SideOptions, settings: StoreSettings): (side: 'source' | 'destination') => MailStore {
   return (side) => {
     const o = side === 'source' ? source : destination;
-    if (o.endpoint.archive) return new MaildirStore({ root: o.endpoint.archive.root, layout: o.endpoint.archive.layout, side });
+    const archive = o.endpoint.archive;
+    if (archive?.kind === 'maildir') return new MaildirStore({ root: archive.root, layout: archive.layout, side });
+    if (archive?.kind === 'eml') return new EmlStore({ root: archive.root, side });
     return new ImapStore({
       endpoint: o.endpoint,
       credentials: { password: o.password, authzid: o.authzid, accessToken: o.accessToken },

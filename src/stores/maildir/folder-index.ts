@@ -23,6 +23,8 @@ export interface IndexedMessage {
   base: string;
   letters: string;
   virtualSize: number | undefined;
+  /** Set for an entry that is not a regular file (a link is never followed): reported, not read. */
+  notAFile?: string;
 }
 
 export interface FolderIndex {
@@ -41,7 +43,7 @@ export interface FolderIndex {
 export async function indexFolder(dir: string): Promise<FolderIndex> {
   const uidList = await readUidList(dir);
   const ignored = [...(uidList?.contradictions.map((l) => `${join(dir, 'dovecot-uidlist')}: ${l}`) ?? [])];
-  const files: { rel: string; base: string; letters: string; virtualSize: number | undefined }[] = [];
+  const files: { rel: string; base: string; letters: string; virtualSize: number | undefined; notAFile?: string }[] = [];
   for (const sub of ['new', 'cur'] as const) {
     let names: string[];
     try {
@@ -54,12 +56,15 @@ export async function indexFolder(dir: string): Promise<FolderIndex> {
       if (name.startsWith('.')) continue;
       const st = await lstat(join(dir, sub, name)).catch(() => undefined);
       if (!st) continue; // gone since readdir (moved new/ -> cur/ by a live server)
+      const parsed = parseMaildirName(name);
+      const file = { rel: `${sub}/${name}`, base: parsed.base, letters: sub === 'new' ? '' : parsed.letters, virtualSize: parsed.virtualSize };
       if (!st.isFile()) {
+        if (st.isDirectory()) continue;
         ignored.push(join(dir, sub, name));
+        files.push({ ...file, notAFile: st.isSymbolicLink() ? 'a symbolic link (not followed)' : 'not a regular file' });
         continue;
       }
-      const parsed = parseMaildirName(name);
-      files.push({ rel: `${sub}/${name}`, base: parsed.base, letters: sub === 'new' ? '' : parsed.letters, virtualSize: parsed.virtualSize });
+      files.push(file);
     }
   }
   // The same message in new/ and cur/ (seen mid-move): keep cur/'s.

@@ -16,7 +16,8 @@ import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing
 import { flagsOf, keywordsText, lettersFor, readKeywords } from './info-flags.js';
 import { indexFolder, type FolderIndex } from './folder-index.js';
 import { addSubscription, folderDir, isMaildir, layoutDelimiter, listDiskFolders, MAILDIR_SUBDIRS, makeFolder, readSubscriptions, type MaildirLayout } from './layout.js';
-import { deliver, readHeaderBlock, readServed, servedSize, syncDir } from './messages.js';
+import { readHeaderBlock, readServed, servedSize, syncDir } from '../local/message-file.js';
+import { deliver } from './messages.js';
 import { updateUidList } from './uidlist.js';
 
 export interface MaildirStoreOptions {
@@ -125,6 +126,10 @@ export class MaildirStore implements MailStore {
       if (options.sinceUid !== undefined && m.uid < options.sinceUid) continue;
       if (only && !only.has(m.uid)) continue;
       const file = join(open.index.dir, m.rel);
+      if (m.notAFile) {
+        listing.failures.push({ uid: m.uid, error: new MigrateError(ERROR_CODES.ARCHIVE_MESSAGE, `${file} is ${m.notAFile}; it was left out.`, { scope: 'message' }) });
+        continue;
+      }
       try {
         const [{ headers, fileSize, looksLikeMessage }, st] = await Promise.all([readHeaderBlock(file), lstat(file)]);
         if (!looksLikeMessage) {
@@ -193,6 +198,10 @@ export class MaildirStore implements MailStore {
       const m = open.index.byUid.get(uid);
       if (!m) {
         yield { uid, missing: true };
+        continue;
+      }
+      if (m.notAFile) {
+        yield { uid, error: new MigrateError(ERROR_CODES.ARCHIVE_MESSAGE, `${join(open.index.dir, m.rel)} is ${m.notAFile}; it was left out.`, { scope: 'message' }) };
         continue;
       }
       try {
