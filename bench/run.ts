@@ -52,15 +52,22 @@ const CORPUS_MARKER = 'bench-corpus.json';
 const GENERATOR_VERSION = 1;
 
 /** 'mailmover-scan' is mailmover with --scan against a private clamd (scanning on vs off). */
-type ToolName = 'mailmover' | 'mailmover-scan' | 'mbsync';
-const TOOL_NAMES: readonly ToolName[] = ['mailmover', 'mailmover-scan', 'mbsync'];
+/**
+ * 'mailmover-from-maildir' reads the source user's Maildir straight off Dovecot's disk
+ * (`maildir:...?layout=fs`, as dsync does) into the IMAP destination; 'mailmover-to-maildir' writes
+ * the destination user's Maildir on disk (then served by the same Dovecot for the fidelity check).
+ */
+type ToolName = 'mailmover' | 'mailmover-scan' | 'mailmover-from-maildir' | 'mailmover-to-maildir' | 'mbsync';
+const TOOL_NAMES: readonly ToolName[] = ['mailmover', 'mailmover-scan', 'mailmover-from-maildir', 'mailmover-to-maildir', 'mbsync'];
 
 const USAGE = `usage: node --import tsx bench/run.ts [options]
   --scale F           corpus size relative to the default 5,000 messages / ~410 MB (e.g. 0.1)
   --messages N        exact number of messages (overrides --scale)
   --rounds N          interleaved rounds per tool (default 3)
-  --tools LIST        comma-separated: mailmover,mailmover-scan,mbsync (default all three;
-                      mailmover-scan is mailmover with --scan against a private clamd)
+  --tools LIST        comma-separated: mailmover,mailmover-scan,mailmover-from-maildir,
+                      mailmover-to-maildir,mbsync (default mailmover,mailmover-scan,mbsync;
+                      mailmover-scan is mailmover with --scan against a private clamd;
+                      the maildir ones read or write Dovecot's Maildir on disk)
   --seed S            corpus seed (default "mailmover-bench-1")
   --keep-dir DIR      work in DIR and keep it afterwards; a corpus already seeded there with the
                       same --seed/--messages is reused (seeding skipped)
@@ -158,6 +165,8 @@ interface Tool {
   /** Why it cannot run, or undefined when it can. */
   unavailable?: string;
   prepare(dst: string): Promise<Prepared>;
+  /** Runs after each copy and rerun, before the destination is read back (e.g. file ownership). */
+  afterRun?(dst: string): Promise<void>;
 }
 
 interface Ctx {
@@ -168,13 +177,24 @@ interface Ctx {
   passwords: Record<string, string>;
 }
 
-function mailmoverTool(ctx: Ctx, scan: boolean): Tool {
+function mailmoverTool(ctx: Ctx, name: Exclude<ToolName, 'mbsync'>): Tool {
+  const scan = name === 'mailmover-scan';
   const built = existsSync(join(ROOT, MAILMOVER_ENTRY));
   const clamd = findExecutable('clamd', ['/usr/sbin/clamd']);
   const unavailable = !built ? 'not built' : scan && !clamd ? 'clamd is not installed (apt-get install -y clamav-daemon)' : undefined;
+  const maildirOf = (user: string) => `maildir:${join(ctx.dovecot.homeOf(user), 'Maildir')}?layout=fs`;
   return {
-    name: scan ? 'mailmover-scan' : 'mailmover',
+    name,
     ...(unavailable ? { unavailable } : {}),
+    ...(name === 'mailmover-to-maildir'
+      ? {
+          // Dovecot serves the Maildir as the owner of its mail directory.
+          afterRun: async (dst: string) => {
+            const owner = spawnSync('stat', ['-c', '%u:%g', join(ctx.work, 'mail')], { encoding: 'utf8' }).stdout.trim();
+            spawnSync('chown', ['-R', owner, ctx.dovecot.homeOf(dst)]);
+          },
+        }
+      : {}),
     prepare: async (dst) => {
       const fill = (s: string) =>
         s
@@ -186,6 +206,11 @@ function mailmoverTool(ctx: Ctx, scan: boolean): Tool {
           .replace('{work}', ctx.work);
       const [cmd, ...args] = MAILMOVER_COMMAND.map(fill);
       if (scan) args.push('--scan', ctx.clamd!.socketUrl());
+      if (name === 'mailmover-from-maildir') args[args.indexOf('--from') + 1] = maildirOf('src');
+      if (name === 'mailmover-to-maildir') {
+        await mkdir(ctx.dovecot.homeOf(dst), { recursive: true });
+        args[args.indexOf('--to') + 1] = maildirOf(dst);
+      }
       return {
         cmd: cmd!,
         args,
@@ -274,6 +299,7 @@ async function oneRun(ctx: Ctx, tool: Tool, round: number, dst: string, src: Sna
   });
   const copyFiles = files('copy');
   const copy = await runMeasured(p.cmd, p.args, { env: p.env, cwd: p.cwd, timeoutMs: opts.timeoutMs, ...copyFiles });
+  await tool.afterRun?.(dst);
   const rec: RunRecord = { tool: tool.name, round, destinationUser: dst, copy, countCheck: '', ok: false };
   const problems: string[] = [];
   if (copy.timedOut) problems.push(`timed out after ${opts.timeoutMs / 1000} s`);
@@ -293,6 +319,7 @@ async function oneRun(ctx: Ctx, tool: Tool, round: number, dst: string, src: Sna
   }
   const rerunFiles = files('rerun');
   rec.rerun = await runMeasured(p.cmd, p.args, { env: p.env, cwd: p.cwd, timeoutMs: opts.timeoutMs, ...rerunFiles });
+  await tool.afterRun?.(dst);
   if (rec.rerun.timedOut || rec.rerun.exitCode !== 0) problems.push(`rerun: ${rec.rerun.timedOut ? 'timed out' : `exit code ${rec.rerun.exitCode ?? rec.rerun.signal}`}`);
   const after = await folderCounts(target).then(
     (c) => describeCounts(src, c),
@@ -520,7 +547,7 @@ async function main(): Promise<number> {
     const ctxPasswords: Record<string, string> = { src: randomBytes(9).toString('base64url') };
     const ctxTools: Tool[] = [];
     const ctx = { work, passwords: ctxPasswords } as Ctx;
-    for (const name of opts.tools) ctxTools.push(name === 'mbsync' ? mbsyncTool(ctx) : mailmoverTool(ctx, name === 'mailmover-scan'));
+    for (const name of opts.tools) ctxTools.push(name === 'mbsync' ? mbsyncTool(ctx) : mailmoverTool(ctx, name));
     for (const t of ctxTools) if (t.unavailable) log(`${t.name}: ${t.unavailable}`);
     const tools = ctxTools.filter((t) => !t.unavailable);
     if (!tools.length) {

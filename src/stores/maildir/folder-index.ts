@@ -11,6 +11,7 @@
  * rather than trusting UIDs that may have moved.
  */
 import { createHash } from 'node:crypto';
+import type { Dirent } from 'node:fs';
 import { lstat, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseMaildirName } from './info-flags.js';
@@ -45,16 +46,20 @@ export async function indexFolder(dir: string): Promise<FolderIndex> {
   const ignored = [...(uidList?.contradictions.map((l) => `${join(dir, 'dovecot-uidlist')}: ${l}`) ?? [])];
   const files: { rel: string; base: string; letters: string; virtualSize: number | undefined; notAFile?: string }[] = [];
   for (const sub of ['new', 'cur'] as const) {
-    let names: string[];
+    let entries: Dirent[];
     try {
-      names = await readdir(join(dir, sub));
+      // File types from the directory itself (no stat per file): a quiet rerun of a big folder
+      // costs one readdir.
+      entries = await readdir(join(dir, sub), { withFileTypes: true });
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw err;
     }
-    for (const name of names) {
-      if (name.startsWith('.')) continue;
-      const st = await lstat(join(dir, sub, name)).catch(() => undefined);
+    for (const entry of entries) {
+      const name = entry.name;
+      if (name.startsWith('.') || entry.isDirectory()) continue;
+      // Some file systems do not report types in directories: ask them.
+      const st = entry.isFile() || entry.isSymbolicLink() ? entry : await lstat(join(dir, sub, name)).catch(() => undefined);
       if (!st) continue; // gone since readdir (moved new/ -> cur/ by a live server)
       const parsed = parseMaildirName(name);
       const file = { rel: `${sub}/${name}`, base: parsed.base, letters: sub === 'new' ? '' : parsed.letters, virtualSize: parsed.virtualSize };
