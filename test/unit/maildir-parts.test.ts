@@ -45,11 +45,16 @@ describe('maildir parts', () => {
     assert.equal(folderDir('/m', 'maildirpp', ['INBOX']), '/m');
     assert.equal(folderDir('/m', 'maildirpp', ['Work', 'Clients']), '/m/.Work.Clients');
     assert.equal(folderDir('/m', 'fs', ['Work', 'Clients']), '/m/Work/Clients');
-    for (const bad of [['..'], ['a', '..'], ['.'], ['a/b'], ['x\u0000'], ['']]) {
-      assert.throws(() => folderDir('/m', 'fs', bad));
-      assert.throws(() => folderDir('/m', 'maildirpp', bad));
+    // Spelled as for an IMAP server: "." and ".." prefixed, the separator and controls replaced.
+    assert.equal(folderDir('/m', 'fs', ['a', '..']), '/m/a/_..');
+    assert.equal(folderDir('/m', 'fs', ['..', '..']), '/m/_../_..');
+    assert.equal(folderDir('/m', 'fs', ['a/b']), '/m/a_b');
+    assert.equal(folderDir('/m', 'maildirpp', ['..']), '/m/.__');
+    assert.equal(folderDir('/m', 'maildirpp', ['a.b']), '/m/.a_b');
+    assert.equal(folderDir('/m', 'fs', ['x\u0000y']), '/m/x_y');
+    for (const path of [['..'], ['a', '..'], ['.'], ['a/../..'], ['x\u0000'], ['']]) {
+      for (const layout of ['fs', 'maildirpp'] as const) assert.ok(folderDir('/m', layout, path).startsWith('/m/'), `${layout} ${JSON.stringify(path)}`);
     }
-    assert.throws(() => folderDir('/m', 'maildirpp', ['a.b']), 'the separator is the planner\'s to replace');
   });
 
   it('maildir: endpoints', () => {

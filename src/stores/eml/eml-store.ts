@@ -12,7 +12,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, wr
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
-import type { NameSpace } from '../../core/mailbox-path.js';
+import { safeSegment, type NameSpace } from '../../core/mailbox-path.js';
 import { extractMessageId, messageKey } from '../../core/message-key.js';
 import { readHeaderBlock, readServed, servedSize, syncDir } from '../local/message-file.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
@@ -49,7 +49,8 @@ export class EmlStore implements MailStore {
   }
 
   caps(): StoreCaps {
-    return { multiAppend: true, appendUid: true, appendLimit: undefined, literalPlus: false, reservedNames: [] };
+    // Hidden levels (".", "..", ".x") are renamed by the planner: never a directory that climbs out or hides.
+    return { multiAppend: true, appendUid: true, appendLimit: undefined, literalPlus: false, reservedNames: ['.*'] };
   }
 
   namespace(): NameSpace {
@@ -281,6 +282,8 @@ export class EmlStore implements MailStore {
   /** A folder's directory; names that could leave the root are refused. */
   private async folderDir(path: readonly string[]): Promise<string> {
     const { root } = this.opts;
+    // Spelled as an IMAP store spells a name for its server (core/mailbox-path.ts), then checked again.
+    path = path.map((raw) => safeSegment(raw, '/'));
     for (const seg of path) {
       // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
       if (seg === '' || seg.startsWith('.') || /[/\u0000-\u001f]/.test(seg)) {

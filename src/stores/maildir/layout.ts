@@ -8,6 +8,7 @@
  */
 import { lstat, mkdir, readdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { safeSegment } from '../../core/mailbox-path.js';
 import { decodeMutf7, encodeMutf7 } from './mutf7.js';
 
 export type MaildirLayout = 'maildirpp' | 'fs';
@@ -34,7 +35,10 @@ export function layoutDelimiter(layout: MaildirLayout): string {
  */
 export function folderDir(root: string, layout: MaildirLayout, path: readonly string[]): string {
   if (path.length === 1 && path[0]!.toUpperCase() === 'INBOX') return root;
-  const encoded = path.map((seg) => {
+  // Spelled as an IMAP store spells a name for its server (core/mailbox-path.ts): the separator
+  // and control characters replaced, "", "." and ".." prefixed; then checked again.
+  // A "/" cannot be in a file name either (Maildir++ levels are parts of one directory name).
+  const encoded = path.map((raw) => safeSegment(raw, layoutDelimiter(layout)).replace(/\//g, '_')).map((seg) => {
     // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
     if (seg === '' || seg === '.' || seg === '..' || /[/\u0000-\u001f]/.test(seg) || (layout === 'maildirpp' && seg.includes('.'))) {
       throw new Error(`the folder name segment "${seg}" cannot be stored in a Maildir`);

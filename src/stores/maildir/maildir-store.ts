@@ -56,7 +56,16 @@ export class MaildirStore implements MailStore {
   }
 
   caps(): StoreCaps {
-    return { multiAppend: true, appendUid: true, appendLimit: undefined, literalPlus: false, reservedNames: this.opts.layout === 'fs' ? [...MAILDIR_SUBDIRS, 'dovecot*'] : [] };
+    return {
+      multiAppend: true,
+      appendUid: true,
+      appendLimit: undefined,
+      literalPlus: false,
+      // A level starting with "." would be hidden, or climb out ("..") in LAYOUT=fs, or end up an
+      // empty level of a Maildir++ name: the planner renames such levels (and the fs layout's own
+      // directory names), as it does for an IMAP server's reserved names.
+      reservedNames: this.opts.layout === 'fs' ? ['.*', ...MAILDIR_SUBDIRS, 'dovecot*'] : ['.*'],
+    };
   }
 
   namespace(): NameSpace {
