@@ -308,6 +308,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: first.dest.caps().reservedNames });
     report.collisions = plan.collisions.map((c) => ({ destination: c.destName, sources: c.sourceNames }));
     report.excluded = plan.excluded.map((e) => ({ source: e.sourceName, reason: e.reason }));
+    if (plan.unmatchedIncludes.length > 0) report.unmatchedIncludes = plan.unmatchedIncludes;
     // Namespaces not listed at all are still named, so that the administrator knows they exist.
     if (!rules.includeOtherNamespaces) for (const prefix of sourceListing.otherNamespaces) report.excluded.push({ source: prefix, reason: 'other-namespace' });
     emit({ type: 'planned', folders: plan.entries.length, toCreate: plan.entries.filter((e) => e.create).length, collisions: plan.collisions.length });

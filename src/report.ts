@@ -152,6 +152,8 @@ export interface MigrationReport {
   collisions: { destination: string; sources: string[] }[];
   /** Source folders left out: Gmail views ('gmail-view'), --include ('not-included'), --exclude ('excluded'), other users' or shared folders ('other-namespace'). */
   excluded: { source: string; reason: 'gmail-view' | 'not-included' | 'excluded' | 'other-namespace' }[];
+  /** --include patterns that matched no source folder (a pattern that matches nothing is likely a typo). */
+  unmatchedIncludes?: string[];
   /** Present when messages were scanned in transit. */
   scan?: ScanReport;
   /**

@@ -34,6 +34,8 @@ export function terminalText(text: string): string {
 
 /** Shorthand inside this module: a value shown on the terminal. */
 const show = (text: string | undefined): string => terminalText(text ?? '');
+/** "left out" lines shown one by one per reason; more are summed up in one line. */
+const LEFT_OUT_SHOWN = 5;
 
 /** Formats bytes for people (binary units, one decimal). */
 export function formatBytes(n: number): string {
@@ -156,8 +158,18 @@ export function formatSummary(report: MigrationReport): string {
   out.push(fmt(header));
   for (const r of rows) out.push(fmt(r));
   out.push('');
-  for (const e of report.excluded) {
-    out.push(`left out: "${show(e.source)}" (${{ 'gmail-view': "a Gmail view of messages kept in other folders; --include-gmail-views copies it", 'not-included': 'not matched by --include', excluded: 'matched by --exclude', 'other-namespace': "another user's or a shared folder" }[e.reason]})`);
+  const why = { 'gmail-view': "a Gmail view of messages kept in other folders; --include-gmail-views copies it", 'not-included': 'not matched by --include', excluded: 'matched by --exclude', 'other-namespace': "another user's or a shared folder" } as const;
+  // A few names are shown; many (every folder but one under --include) become one line per reason,
+  // and the report keeps every name.
+  for (const reason of Object.keys(why) as (keyof typeof why)[]) {
+    const these = report.excluded.filter((e) => e.reason === reason);
+    if (these.length > LEFT_OUT_SHOWN) out.push(`left out: ${these.length} folders ${why[reason]} (every name is in the --json report)`);
+    else for (const e of these) out.push(`left out: "${show(e.source)}" (${why[reason]})`);
+  }
+  for (const p of report.unmatchedIncludes ?? []) {
+    const names = report.folders.filter((f) => f.source).slice(0, 3).map((f) => `"${show(f.source)}"`);
+    const all = [...names, ...report.excluded.slice(0, 3 - names.length).map((e) => `"${show(e.source)}"`)];
+    out.push(`warning: --include '${show(p)}' matched no folder (rules match a folder's path as "A/B" or its name as the server spells it${all.length ? `, e.g. ${all.join(', ')}` : ''})`);
   }
   if (report.collisions.length) {
     for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${show(s)}"`).join(' and ')} -> "${show(c.destination)}"`);

@@ -65,6 +65,8 @@ export interface FolderPlan {
   excluded: ExcludedFolder[];
   collisions: FolderCollision[];
   refused: RefusedFolder[];
+  /** --include patterns that matched no folder (their source text), so that a typo is not silent. */
+  unmatchedIncludes: string[];
 }
 
 /** Options for {@link planFolders}. */
@@ -95,6 +97,7 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
   const rules = options.rules ?? DEFAULT_RULES;
   const substitute = options.separatorSubstitute ?? '_';
   const excluded: ExcludedFolder[] = [];
+  const matchedIncludes = new Set<RegExp>();
   const refused: RefusedFolder[] = [];
   // A name over the limits is refused before anything else reads it (a 200 MB name would
   // otherwise be lower-cased, matched and spelled several times).
@@ -124,12 +127,19 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
       excluded.push({ sourceName: f.name, reason: 'gmail-view' });
       continue;
     }
+    // A rule matches the path as mailmover writes it ("INBOX/Archive") or the server's own name
+    // ("INBOX.Archive"): administrators copy names from the server they know.
     const display = rules.include.length > 0 || rules.exclude.length > 0 ? displayPath(f.path) : '';
-    if (rules.include.length > 0 && !rules.include.some((r) => r.test(display))) {
-      excluded.push({ sourceName: f.name, reason: 'not-included' });
-      continue;
+    const matches = (r: RegExp) => r.test(display) || r.test(f.name);
+    if (rules.include.length > 0) {
+      const hit = rules.include.filter(matches);
+      for (const r of hit) matchedIncludes.add(r);
+      if (hit.length === 0) {
+        excluded.push({ sourceName: f.name, reason: 'not-included' });
+        continue;
+      }
     }
-    if (rules.exclude.some((r) => r.test(display))) {
+    if (rules.exclude.some(matches)) {
       excluded.push({ sourceName: f.name, reason: 'excluded' });
       continue;
     }
@@ -195,7 +205,7 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
   }
   const collisions: FolderCollision[] = [];
   for (const [destName, sourceNames] of byDest) if (sourceNames.length > 1) collisions.push({ destName, sourceNames });
-  return { entries, excluded, collisions, refused };
+  return { entries, excluded, collisions, refused, unmatchedIncludes: rules.include.filter((r) => !matchedIncludes.has(r)).map((r) => r.source) };
 }
 
 /**
