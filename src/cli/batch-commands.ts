@@ -1,0 +1,177 @@
+/**
+ * `mailmover batch run`, `batch status` and `worker`.
+ */
+import { ERROR_CODES } from '../core/errors.js';
+// The batch modules (yaml, csv-parse, pg, pg-boss) are loaded by the commands that use them:
+// every migrate run would otherwise pay about 0.15 s of start-up for them.
+import type { BatchJobResult, BatchReport } from '../batch/run-batch.js';
+import type { waitForJobs as waitForJobsFn } from '../batch/queue.js';
+import path from 'node:path';
+import { defaultStatePath } from '../state/ledger.js';
+import { BatchProgressView } from './output.js';
+import { EXIT } from './exit-codes.js';
+import { openLog, onInterrupt, openRecorded } from './common.js';
+
+export interface WorkerFlags {
+  queue: string;
+  parallel: number;
+  state?: string;
+  reportDir?: string;
+  maintenanceInterval: number;
+  log?: string;
+}
+
+export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
+  const controller = new AbortController();
+  const release = onInterrupt(controller, 'finishing the mailboxes in hand, then stopping');
+  const logger = openLog(flags.log);
+  try {
+    process.stderr.write(`worker ${process.pid}: waiting for mailboxes\n`);
+    const { runWorker } = await import('../batch/queue.js');
+    await runWorker({
+      queueUrl: flags.queue,
+      ...(flags.state ? { statePath: flags.state } : {}),
+      reportDir: flags.reportDir ?? path.resolve('mailmover-reports'),
+      parallel: flags.parallel,
+      maintenanceIntervalSeconds: flags.maintenanceInterval,
+      signal: controller.signal,
+      ...(logger ? { logger } : {}),
+      onJob: (e) =>
+        process.stderr.write(
+          e.type === 'start' ? `worker ${process.pid}: started line ${e.line} ${e.source}\n` : `worker ${process.pid}: line ${e.line} ${e.source}: ${e.result?.status} ${e.result?.code ?? ''}\n`,
+        ),
+    });
+  } finally {
+    release();
+  }
+  return EXIT.OK;
+}
+
+export interface BatchFlags {
+  queue?: string;
+  jobTimeout: number;
+  config: string;
+  parallel: number;
+  state?: string;
+  reportDir?: string;
+  name?: string;
+  again?: boolean;
+  json?: boolean;
+  log?: string;
+  notifyEmail?: string[];
+  notifySmtp?: string;
+  notifySmtpPassword?: string;
+  notifyFrom?: string;
+  notifyWebhook?: string[];
+}
+
+export async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<number> {
+  const [{ loadBatchConfig }, { loadMailboxList }, { finishReport, runBatch, urlOf }] = await Promise.all([import('../batch/config.js'), import('../batch/mailbox-list.js'), import('../batch/run-batch.js')]);
+  const config = loadBatchConfig(flags.config);
+  const list = loadMailboxList(listFile);
+  for (const w of list.warnings) process.stderr.write(`mailmover: warning: ${w}\n`);
+  const { mergeNotify, notifyBatchEnd, printNotifyFailures, resolveNotify, wantsNotify } = await import('../notify/notify.js');
+  const notify = resolveNotify(mergeNotify(config.notify, { email: flags.notifyEmail, smtp: flags.notifySmtp, from: flags.notifyFrom, smtpPassword: flags.notifySmtpPassword, webhook: flags.notifyWebhook }));
+  const name = flags.name ?? path.basename(listFile);
+  const reportDir = flags.reportDir ?? path.join(path.dirname(path.resolve(listFile)), `${path.basename(listFile).replace(/\.csv$/i, '')}-reports`);
+  const logger = openLog(flags.log);
+  const controller = new AbortController();
+  if (flags.queue) {
+    const started = Date.now();
+    const { enqueueBatch, followBatch, waitForJobs } = await import('../batch/queue.js');
+    const entries = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout, again: !!flags.again });
+    const ids = entries.flatMap((e) => (e.id ? [e.id] : []));
+    const earlier = entries.length - ids.length;
+    const joined = entries.filter((e) => e.joined).length;
+    process.stderr.write(
+      `queued ${ids.length - joined} mailboxes${joined ? `, joined ${joined} still queued or running` : ''}${earlier ? ` (${earlier} complete from an earlier run, not queued again)` : ''}; waiting for workers (mailmover worker --queue ...)\n`,
+    );
+    const release = onInterrupt(controller, 'no longer waiting; the workers go on with the queued mailboxes (see mailmover batch status --queue ...)');
+    // Progress from the statuses the workers record (on any machine), while pg-boss says when all are done.
+    const view = flags.json ? undefined : new BatchProgressView(process.stderr, entries.length, !!process.stderr.isTTY);
+    for (const e of entries) if (e.alreadyComplete) view?.finished(e.alreadyComplete, true);
+    const lineOf = new Map(entries.filter((e) => e.id).map((e) => [`${urlOf(config.source, e.row.sourceUser)}\0${urlOf(config.destination, e.row.destinationUser)}`, e.row.line]));
+    const following = new AbortController();
+    const follower = view
+      ? followBatch(flags.queue, name, following.signal, (j) => {
+          const line = lineOf.get(`${j.source}\0${j.destination}`);
+          if (line === undefined || j.status === 'queued') return;
+          if (j.status === 'running') view.progress(line, j.source, j.toCopy === undefined ? undefined : j.copied, j.toCopy);
+          else view.finished({ ...j, line });
+        }).catch(() => undefined)
+      : undefined;
+    let results: Awaited<ReturnType<typeof waitForJobsFn>>;
+    try {
+      results = await waitForJobs(flags.queue, ids, controller.signal);
+    } finally {
+      following.abort();
+      await follower;
+      release();
+    }
+    const byId = new Map(ids.map((id, i) => [id, results[i]]));
+    const jobs = entries.map((e): BatchJobResult => {
+      if (e.alreadyComplete) return e.alreadyComplete;
+      const row = e.row;
+      return byId.get(e.id!) ?? { line: row.line, source: urlOf(config.source, row.sourceUser), destination: urlOf(config.destination, row.destinationUser), status: 'failed', code: ERROR_CODES.QUEUE, message: 'the job failed in the queue after all its retries', copied: 0, skipped: 0 };
+    });
+    for (const j of jobs) view?.finished(j, j.alreadyComplete);
+    view?.end();
+    const queued = await finishReport(name, 0, started, jobs, list.warnings, reportDir);
+    if (wantsNotify(notify)) printNotifyFailures(await notifyBatchEnd(queued, reportDir, notify, logger, controller.signal.aborted));
+    process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed. Reports: ${reportDir}/batch-report.md\n`);
+    return queued.status === 'complete' ? EXIT.OK : queued.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
+  }
+  let report: BatchReport;
+  const view = flags.json ? undefined : new BatchProgressView(process.stderr, list.rows.length, !!process.stderr.isTTY);
+  const release = onInterrupt(controller, 'stopping every mailbox after the batch in flight');
+  try {
+    report = await runBatch({
+      list,
+      config,
+      name,
+      parallel: flags.parallel,
+      statePath: flags.state ?? defaultStatePath(),
+      reportDir,
+      again: !!flags.again,
+      signal: controller.signal,
+      notify,
+      ...(logger ? { logger } : {}),
+      onEvent: (e) => {
+        if (e.type === 'job-start') view?.progress(e.line, e.source);
+        else if (e.type === 'job-progress') view?.progress(e.line, e.source, e.counters.copied, e.counters.toCopy);
+        else view?.finished(e.job, e.type === 'job-skipped');
+      },
+    });
+  } finally {
+    view?.end();
+    release();
+  }
+  const t = report.totals;
+  if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else {
+    process.stdout.write(
+      `${report.status}: ${t.mailboxes} mailboxes, ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed; ` +
+        `${t.copied} messages copied, ${t.skippedItems} skipped, ${t.seconds} s. Reports: ${reportDir}/batch-report.md\n`,
+    );
+    for (const j of report.jobs.filter((x) => x.status !== 'complete')) process.stdout.write(`  line ${j.line}: ${j.source}: ${j.status} ${j.code ?? ''} ${j.message ?? ''}\n`);
+  }
+  logger?.flush();
+  return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
+}
+
+export async function runBatchStatus(listFile: string, flags: { state?: string; queue?: string; name?: string; json?: boolean }): Promise<number> {
+  // In queue mode the statuses are in the queue's database, wherever the workers keep their ledger.
+  const ledger = await openRecorded(flags.queue ?? flags.state ?? defaultStatePath(), 'pass --state FILE, or --queue URL for a queued batch');
+  try {
+    const jobs = await ledger.jobs(flags.name ?? path.basename(listFile));
+    if (flags.json) process.stdout.write(JSON.stringify(jobs, null, 2) + '\n');
+    else {
+      const count = (s: string) => jobs.filter((j) => j.status === s).length;
+      process.stdout.write(`${jobs.length} mailboxes: ${count('complete')} complete, ${count('partial')} partial, ${count('failed')} failed, ${count('running')} running, ${count('queued')} queued\n`);
+      for (const j of jobs) process.stdout.write(`${String(j.line).padStart(5)}  ${j.status.padEnd(8)}  ${j.source} -> ${j.destination}  ${j.copied} copied${j.code ? `  ${j.code}` : ''}\n`);
+    }
+  } finally {
+    await ledger.close();
+  }
+  return EXIT.OK;
+}

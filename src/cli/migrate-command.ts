@@ -1,0 +1,111 @@
+/**
+ * `mailmover migrate` and `plan` (a dry run), and `--watch` (passes until Ctrl-C).
+ */
+import { parseEndpoint } from '../core/endpoint.js';
+import { ERROR_CODES } from '../core/errors.js';
+import { migrate } from '../migrate.js';
+import { SourceWatcher } from '../watch.js';
+import type { MigrationReport } from '../report.js';
+import { VERSION } from '../version.js';
+import { defaultStatePath } from '../state/ledger.js';
+import { createProgressPrinter, formatSummary, terminalText } from './output.js';
+import { intOption } from './option-parsers.js';
+import { EXIT } from './exit-codes.js';
+import { type MigrateFlags, filterOption, folderOptions, scanOptions } from './options.js';
+import { exitOfReport, asWritten, hintFor, openLog, onInterrupt, sidePassword, sideTokens, writeReport } from './common.js';
+
+/**
+ * `--watch`: passes one after another until Ctrl-C, `seconds` apart (polling). Each pass is
+ * incremental with the ledger, so a quiet mailbox costs a STATUS per folder. Ctrl-C during a pass
+ * stops it after the batch in flight (the ledger stays consistent); during the wait, at once.
+ */
+export async function runWatch(flags: MigrateFlags): Promise<number> {
+  const seconds = flags.watch === true || flags.watch === undefined ? 60 : intOption('--watch', 1, 86_400)(flags.watch);
+  const controller = new AbortController();
+  const release = onInterrupt(controller, 'stopping after the batch in flight');
+  let last: number = EXIT.OK;
+  // Asked once: a prompt every pass would stall the watch.
+  const passwords = {
+    from: await sidePassword('from', flags, parseEndpoint(flags.from, 'from').user),
+    to: await sidePassword('to', flags, parseEndpoint(flags.to, 'to').user),
+  };
+  const watcher = new SourceWatcher({
+    from: { url: parseEndpoint(flags.from, 'from'), password: passwords.from, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+    connectTimeoutSeconds: flags.timeout,
+  });
+  try {
+    for (let pass = 1; !controller.signal.aborted; pass++) {
+      await watcher.mark(controller.signal);
+      const code = await runMigrate(flags, false, controller, passwords);
+      if (controller.signal.aborted) break;
+      last = code;
+      process.stderr.write(`watch: pass ${pass} done (exit ${code}); next on new mail in INBOX (IDLE) or in ${seconds} s (Ctrl-C stops)\n`);
+      const woken = await watcher.wait(seconds, controller.signal);
+      if (woken) process.stderr.write('watch: new mail at the source\n');
+    }
+  } finally {
+    await watcher.close();
+    release();
+  }
+  return last;
+}
+
+export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortController, known?: { from: string; to: string }): Promise<number> {
+  const from = parseEndpoint(flags.from, 'from');
+  const to = parseEndpoint(flags.to, 'to');
+  const fromPassword = known?.from ?? (await sidePassword('from', flags, from.user));
+  const toPassword = known?.to ?? (await sidePassword('to', flags, to.user));
+  const logger = openLog(flags.log);
+  const controller = outer ?? new AbortController();
+  // Under --watch the watch loop owns the signals.
+  const release = outer ? () => undefined : onInterrupt(controller, 'stopping after the batch in flight');
+
+  const interactive = !!process.stderr.isTTY && flags.progress;
+  const printer = flags.json ? undefined : createProgressPrinter(process.stderr, interactive, dryRun);
+  // On a terminal a slow login would otherwise look like a hang.
+  if (printer && interactive) process.stderr.write(`connecting to source ${terminalText(from.display)} and destination ${terminalText(to.display)}\n`);
+  logger?.info({ from: from.display, to: to.display, dryRun, version: VERSION }, 'migration started');
+  let report: MigrationReport;
+  try {
+    report = await migrate({
+      from: { url: from, password: fromPassword, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      to: { url: to, password: toPassword, ...sideTokens('to', flags), ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
+      dryRun,
+      connections: flags.connections,
+      mergeCollisions: !!flags.mergeCollisions,
+      separatorSubstitute: flags.separatorSubstitute,
+      folders: folderOptions(flags),
+      connectTimeoutSeconds: flags.timeout,
+      idleTimeoutSeconds: flags.idleTimeout,
+      ...(flags.state !== false ? { statePath: flags.state ?? defaultStatePath() } : {}),
+      syncDeletions: !!flags.syncDeletions,
+      deleteSource: !!flags.deleteSource,
+      acceptSizeMismatch: !!flags.acceptSizeMismatch,
+      ...filterOption(flags),
+      limits: { maxMessagesPerSecond: flags.maxMessagesPerSecond, maxBytesPerSecond: flags.maxBytesPerSecond },
+      retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
+      ...(flags.badItemLimit !== undefined ? { badItemLimit: flags.badItemLimit } : {}),
+      ...(flags.maxMessageSize !== undefined ? { maxMessageSize: flags.maxMessageSize } : {}),
+      ...(scanOptions(flags) ? { scan: scanOptions(flags)! } : {}),
+      signal: controller.signal,
+      ...(logger ? { logger } : {}),
+      onEvent: (e) => {
+        printer?.onEvent(e);
+        if (logger && e.type !== 'progress') logger.info({ event: e }, e.type);
+      },
+    });
+  } finally {
+    printer?.finish();
+    release();
+  }
+  logger?.info({ status: report.status, totals: report.totals, error: report.error }, 'migration finished');
+  report = asWritten(report);
+  if (flags.report) await writeReport(flags.report, report);
+  if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+  else if (report.error && report.folders.length === 0 && report.error.code !== ERROR_CODES.ABORTED) {
+    // Nothing was started (connect, login, listing): no empty table, no "0 messages copied" line.
+    process.stderr.write(`mailmover: ${report.error.code}: ${terminalText(report.error.message)}\nhint: ${hintFor(report.error.code)}\n`);
+  } else process.stdout.write(formatSummary(report));
+  logger?.flush();
+  return exitOfReport(report);
+}
