@@ -4,8 +4,11 @@
  */
 import type { ErrorCode } from './core/errors.js';
 
-/** Overall outcome: every message is there, some items were skipped, or the migration failed. */
-export type MigrationStatus = 'complete' | 'partial' | 'failed';
+/**
+ * Overall outcome: every message is there, some items were skipped, the migration failed, or it
+ * was stopped by its caller (Ctrl-C, SIGTERM, an aborted signal) before it ended: a rerun resumes.
+ */
+export type MigrationStatus = 'complete' | 'partial' | 'failed' | 'interrupted';
 
 /** One folder of the source and what became of it. */
 export interface FolderReport {
@@ -190,6 +193,7 @@ export function verdictOf(report: Pick<MigrationReport, 'folders' | 'items' | 'e
 
 /** Derives the status from folder errors and skipped items. */
 export function statusOf(report: Pick<MigrationReport, 'folders' | 'items' | 'error'>): MigrationStatus {
+  if (report.error?.code === 'MM-ABORTED') return 'interrupted';
   if (report.error || report.folders.some((f) => f.error)) return 'failed';
   if (report.items.length > 0) return 'partial';
   return 'complete';

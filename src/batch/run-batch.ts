@@ -207,7 +207,8 @@ export async function runOne(
   await writePrivate(file, JSON.stringify(report, null, 2) + '\n').catch(() => undefined);
   return {
     ...base,
-    status: report.status,
+    // The ledger's job rows have no 'interrupted' yet (schema 3): recorded as failed MM-ABORTED.
+    status: report.status === 'interrupted' ? 'failed' : report.status,
     ...(report.error ? { code: report.error.code, message: report.error.message } : report.items[0] ? { code: report.items[0].code, message: `${report.items.length} item(s) skipped; first: ${report.items[0].reason}` } : {}),
     copied: report.totals.copied,
     skipped: report.totals.skipped,

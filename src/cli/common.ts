@@ -24,15 +24,6 @@ export function exitOfReport(report: MigrationReport): number {
   return exitForError(report.error?.code ?? report.folders.find((f) => f.error)?.error?.code);
 }
 
-/**
- * The report as the CLI writes it: a run stopped by Ctrl-C/SIGTERM says `interrupted`, not
- * `failed`, so that a script reading the JSON tells the two apart as the exit code does (130).
- */
-export function asWritten(report: MigrationReport): MigrationReport {
-  if (report.error?.code !== ERROR_CODES.ABORTED) return report;
-  return { ...report, status: 'interrupted' as MigrationReport['status'] };
-}
-
 /** What to try next for a run that failed before it started (no folder was looked at). */
 export function hintFor(code: string): string {
   if (code === ERROR_CODES.AUTH_FAILED) return 'check the user in the URL and the password (file, $MAILMOVER_FROM_PASSWORD/$MAILMOVER_TO_PASSWORD or the prompt)';

@@ -12,7 +12,7 @@ import { createProgressPrinter, formatSummary, terminalText } from './output.js'
 import { intOption } from './option-parsers.js';
 import { EXIT } from './exit-codes.js';
 import { type MigrateFlags, filterOption, folderOptions, scanOptions } from './options.js';
-import { exitOfReport, asWritten, hintFor, openLog, onInterrupt, sidePassword, sideTokens, writeReport } from './common.js';
+import { exitOfReport, hintFor, openLog, onInterrupt, sidePassword, sideTokens, writeReport } from './common.js';
 
 /**
  * `--watch`: passes one after another until Ctrl-C, `seconds` apart (polling). Each pass is
@@ -99,7 +99,6 @@ export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: A
     release();
   }
   logger?.info({ status: report.status, totals: report.totals, error: report.error }, 'migration finished');
-  report = asWritten(report);
   if (flags.report) await writeReport(flags.report, report);
   if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else if (report.error && report.folders.length === 0 && report.error.code !== ERROR_CODES.ABORTED) {

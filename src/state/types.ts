@@ -112,7 +112,7 @@ export interface BatchJobRecord {
   line: number;
   source: string;
   destination: string;
-  status: 'queued' | 'running' | 'complete' | 'partial' | 'failed';
+  status: 'queued' | 'running' | 'complete' | 'partial' | 'failed' | 'interrupted';
   code?: string;
   message?: string;
   copied: number;
