@@ -72,6 +72,8 @@ export interface FolderStatus {
   exists: number;
   /** RFC 7162 CONDSTORE: the highest mod-sequence of the folder, when the server keeps them. */
   highestModseq?: bigint | undefined;
+  /** The bytes of all its messages (RFC 8438 STATUS=SIZE), when the store says (only from {@link MailStore.folderStatuses}). */
+  bytes?: number | undefined;
 }
 
 /** A message to append. */
@@ -117,6 +119,13 @@ export interface MailStore {
    * when the server does not say.
    */
   folderStatus(path: readonly string[]): Promise<FolderStatus | undefined>;
+  /**
+   * The status of many listed folders at once, without selecting them: message count, UIDNEXT,
+   * UIDVALIDITY and, where the store says, bytes. Keyed by the folder's listed name; a folder
+   * the store does not describe is absent (never an error: the survey before copying is
+   * information, not a condition).
+   */
+  folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>>;
   /** Leaves the open folder (so that later APPENDs are not filtered by its read-only state). */
   closeFolder(): Promise<void>;
   /**

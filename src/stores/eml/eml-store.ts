@@ -118,6 +118,17 @@ export class EmlStore implements MailStore {
     return { uidValidity: BigInt(index.uidValidity), uidNext: index.uidNext, exists: index.messages.length };
   }
 
+  async folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
+    const out = new Map<string, FolderStatus>();
+    for (const f of folders) {
+      if (f.noSelect) continue;
+      signal?.throwIfAborted();
+      const st = await this.folderStatus(f.path).catch(() => undefined);
+      if (st) out.set(f.name, st);
+    }
+    return out;
+  }
+
   async closeFolder(): Promise<void> {
     this.current = undefined;
   }

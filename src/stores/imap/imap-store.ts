@@ -281,6 +281,38 @@ export class ImapStore implements MailStore, ImapSession {
     return { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages };
   }
 
+  async folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
+    const out = new Map<string, FolderStatus>();
+    const caps = this.conn.capabilities as Map<string, unknown>;
+    const query = { messages: true, uidNext: true, uidValidity: true, ...(caps.has('STATUS=SIZE') ? { size: true } : {}) };
+    type Raw = { messages?: number; uidNext?: number; uidValidity?: bigint | number; size?: number; error?: unknown } | false | undefined;
+    const keep = (name: string, st: Raw) => {
+      if (!st || st.error !== undefined || st.messages === undefined || st.uidValidity === undefined) return;
+      out.set(name, { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages, ...(st.size !== undefined ? { bytes: st.size } : {}) });
+    };
+    // LIST-STATUS (RFC 5819): the whole personal tree's counts in one command.
+    if (caps.has('LIST-STATUS')) {
+      try {
+        for (const e of await this.conn.list({ statusQuery: query })) keep(e.path, e.status as Raw);
+      } catch (err) {
+        this.opts.logger?.warn({ side: this.opts.side, err: (err as Error).message }, 'LIST-STATUS failed; asking STATUS folder by folder');
+      }
+    }
+    // Without it (or for folders it left out, such as other namespaces): one STATUS each.
+    for (const f of folders) {
+      if (f.noSelect || out.has(f.name)) continue;
+      signal?.throwIfAborted();
+      if (!this.client?.usable) break;
+      try {
+        const ask = () => this.conn.status(f.name, query);
+        keep(f.name, (f.outside ? await this.outsidePersonal(ask) : await ask()) as Raw);
+      } catch {
+        // A folder that will not say is planned without a count; its listing will tell.
+      }
+    }
+    return out;
+  }
+
   async setFlags(path: readonly string[], items: readonly { uid: number; flags: string[] }[]): Promise<void> {
     if (items.length === 0) return;
     const name = this.serverName(path);
