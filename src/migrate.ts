@@ -11,6 +11,7 @@ import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
 import { type Lane } from './copy/folder-copy.js';
 import { copyAll } from './copy/copy-all.js';
 import { createFolders } from './copy/create-stage.js';
+import { surveyFolders } from './copy/survey-stage.js';
 import { DEFAULT_RETRY, ServerGate, backoffDelay, type RetryPolicy, type ServerLimits } from './copy/retry-policy.js';
 import { sleep } from './core/sleep.js';
 import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from './scan/clamd.js';
@@ -339,7 +340,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
 
     if (!options.dryRun) await createFolders(first.dest, plan, report.folders, emit, log);
 
+    const survey = await surveyFolders(first.source, plan, report.folders, mailboxState, signal, log);
     await copyAll(plan, report, {
+      survey,
       lanes,
       openLane,
       releaseLane,
@@ -369,6 +372,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     lockFiles?.release();
     await Promise.resolve(ownLedger?.close()).catch(() => undefined);
   }
+  // Folders the run never reached (it failed or was stopped before them).
+  if (!options.dryRun) for (const f of report.folders) if (!f.state && !f.noSelect) f.state = f.error ? 'failed' : 'not started';
   if (screen && report.scan) Object.assign(report.scan, screen.stats);
   const finished = Date.now();
   report.finishedAt = new Date(finished).toISOString();

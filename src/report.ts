@@ -56,7 +56,16 @@ export interface FolderReport {
   withheld?: number;
   /** Set when the folder could not be processed as a whole. */
   error?: { code: ErrorCode; message: string; serverResponse?: string };
+  /**
+   * How the folder's copy ended: `complete`, `partial` (some messages skipped), `failed` (see
+   * `error`), `interrupted` (the run stopped while it was copied), `not started` (the run
+   * stopped before it). Absent for parents that hold no messages and in a plan (dry run).
+   */
+  state?: FolderState;
 }
+
+/** How one folder's copy ended (see FolderReport.state). */
+export type FolderState = 'complete' | 'partial' | 'failed' | 'interrupted' | 'not started';
 
 /** One message that was not copied. */
 export interface SkippedItem {

@@ -63,30 +63,78 @@ function formatDuration(seconds: number): string {
   return h > 0 ? `${h}h${String(m).padStart(2, '0')}m` : m > 0 ? `${m}m${String(s % 60).padStart(2, '0')}s` : `${s}s`;
 }
 
+/** How many seconds of progress the rate (and so the ETA) is measured over. */
+const RATE_WINDOW_MS = 20_000;
+
+/**
+ * Totals as they may be shown: exact once every folder is listed; `~N` while some folders'
+ * shares are estimates from the survey; `N+` (a lower bound) while some folders' size is not
+ * known at all.
+ */
+export function shownTotal(n: number, estimated: number, unknown: number, fmt: (n: number) => string = String): string {
+  return unknown > 0 ? `${fmt(n)}+` : estimated > 0 ? `~${fmt(n)}` : fmt(n);
+}
+
+/**
+ * The time left: work left over the rate measured over the last RATE_WINDOW_MS. By bytes when
+ * every folder's bytes are known, else by messages; unknown ('--') while the totals are lower
+ * bounds or nothing has been copied yet. `~` while it rests on estimates.
+ */
+export function etaText(c: ProgressCounters, rate: { bytes: number; messages: number }): string {
+  if (c.unknown > 0) return '--';
+  const byBytes = c.bytesUnknown === 0 && rate.bytes > 0;
+  const left = byBytes ? (c.toCopyBytes - c.copiedBytes) / rate.bytes : rate.messages > 0 ? (c.toCopy - c.copied - c.skipped) / rate.messages : undefined;
+  if (left === undefined) return '--';
+  return `${c.estimated > 0 ? '~' : ''}${formatDuration(Math.max(0, left))}`;
+}
+
+/** Copy rates over a sliding window of progress samples. */
+export class RateMeter {
+  private readonly samples: { t: number; bytes: number; messages: number }[] = [];
+
+  /** Adds a sample and answers the rates (per second) over the window. */
+  sample(t: number, bytes: number, messages: number): { bytes: number; messages: number } {
+    this.samples.push({ t, bytes, messages });
+    while (this.samples.length > 2 && t - this.samples[1]!.t >= RATE_WINDOW_MS) this.samples.shift();
+    const first = this.samples[0]!;
+    const secs = (t - first.t) / 1000;
+    return secs > 0.5 ? { bytes: (bytes - first.bytes) / secs, messages: (messages - first.messages) / secs } : { bytes: 0, messages: 0 };
+  }
+}
+
+/** The live line of one mailbox: folders, messages and bytes against the mailbox's totals, rate and ETA. */
+export function statusLine(c: ProgressCounters, rate: { bytes: number; messages: number }): string {
+  const bytesTotal = shownTotal(c.toCopyBytes, c.estimated, c.unknown + c.bytesUnknown, formatBytes);
+  return (
+    `folders ${c.foldersDone}/${c.foldersTotal}  messages ${c.copied}/${shownTotal(c.toCopy, c.estimated, c.unknown)}` +
+    (c.skipped ? ` (${c.skipped} skipped)` : '') +
+    (c.alreadyPresent ? ` (${c.alreadyPresent} present)` : '') +
+    `  ${formatBytes(c.copiedBytes)}/${bytesTotal}  ${formatBytes(rate.bytes)}/s  ${rate.messages.toFixed(0)} msg/s  ETA ${etaText(c, rate)}`
+  );
+}
+
 /** A listener that renders events to a stream, live on a terminal, as lines otherwise. */
 export function createProgressPrinter(stream: NodeJS.WriteStream, interactive: boolean, dryRun = false): { onEvent: (e: MigrationEvent) => void; finish: () => void } {
-  const started = Date.now();
   let last: ProgressCounters | undefined;
   let lastDraw = 0;
   let drawn = false;
-  const statusLine = (c: ProgressCounters): string => {
-    const secs = (Date.now() - started) / 1000;
-    const rate = secs > 0 ? c.copiedBytes / secs : 0;
-    const remaining = c.toCopyBytes - c.copiedBytes;
-    const eta = rate > 0 && c.foldersDone === c.foldersTotal ? formatDuration(remaining / rate) : rate > 0 ? `~${formatDuration(remaining / rate)}+` : '--';
-    return (
-      `folders ${c.foldersDone}/${c.foldersTotal}  messages ${c.copied}/${c.toCopy}` +
-      (c.skipped ? ` (${c.skipped} skipped)` : '') +
-      `  ${formatBytes(c.copiedBytes)}/${formatBytes(c.toCopyBytes)}  ${formatBytes(rate)}/s  ${(c.copied / Math.max(secs, 0.001)).toFixed(0)} msg/s  ETA ${eta}`
-    );
-  };
+  const meter = new RateMeter();
+  let rate = { bytes: 0, messages: 0 };
+  // Redrawn every second even without news, so that a long message in flight shows the rate falling, not a frozen line.
+  const ticker = interactive
+    ? setInterval(() => {
+        if (!last) return;
+        rate = meter.sample(Date.now(), last.copiedBytes, last.copied);
+        draw(true);
+      }, 1000).unref()
+    : undefined;
   const draw = (force = false) => {
     if (!last) return;
     const now = Date.now();
     if (!force && now - lastDraw < 200) return;
     lastDraw = now;
     const width = stream.columns || 120;
-    stream.write(`\r${statusLine(last).slice(0, width - 1).padEnd(Math.min(width - 1, 1))}\u001b[K`);
+    stream.write(`\r${statusLine(last, rate).slice(0, width - 1).padEnd(Math.min(width - 1, 1))}\u001b[K`);
     drawn = true;
   };
   const line = (text: string) => {
@@ -122,8 +170,18 @@ export function createProgressPrinter(stream: NodeJS.WriteStream, interactive: b
         case 'reconnected':
           if (!interactive) line(`reconnected to the ${e.side} (folder "${show(e.folder)}")`);
           break;
+        case 'surveyed': {
+          const c = e.counters;
+          if (dryRun) break;
+          const size = c.unknown + c.bytesUnknown > 0 ? '' : ` (${formatBytes(c.sourceBytes)})`;
+          const unknown = c.unknown > 0 ? `; ${plural(c.unknown, 'folder')} did not say ${c.unknown === 1 ? 'its' : 'their'} size` : '';
+          line(`source: ${shownTotal(c.sourceMessages, 0, c.unknown)} ${c.sourceMessages === 1 && !c.unknown ? 'message' : 'messages'}${size} in ${plural(c.foldersTotal, 'folder')}${unknown}; to copy: ${shownTotal(c.toCopy, c.estimated, c.unknown)}${c.unknown + c.bytesUnknown > 0 ? '' : ` (${shownTotal(c.toCopyBytes, c.estimated, 0, formatBytes)})`}`);
+          last = c;
+          break;
+        }
         case 'progress':
           last = e.counters;
+          rate = meter.sample(Date.now(), e.counters.copiedBytes, e.counters.copied);
           if (interactive) draw();
           break;
         case 'folder-created':
@@ -131,6 +189,7 @@ export function createProgressPrinter(stream: NodeJS.WriteStream, interactive: b
       }
     },
     finish() {
+      clearInterval(ticker);
       if (interactive && drawn) {
         draw(true);
         stream.write('\n');
@@ -150,7 +209,7 @@ export function formatSummary(report: MigrationReport): string {
     report.dryRun ? String(Math.max(0, f.sourceCount - f.alreadyPresent)) : String(f.copied),
     String(f.alreadyPresent),
     String(f.skipped),
-    f.error ? f.error.code : f.noSelect ? 'parent only' : 'ok',
+    f.error ? f.error.code : f.noSelect ? 'parent only' : !f.state || f.state === 'complete' ? 'ok' : f.state,
   ]);
   const header = ['SOURCE', 'DESTINATION', 'MESSAGES', report.dryRun ? 'TO COPY' : 'COPIED', 'PRESENT', 'SKIPPED', 'STATE'];
   const widths = header.map((h, i) => Math.min(48, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
@@ -265,13 +324,24 @@ interface BatchLine {
 }
 
 /**
- * A batch's progress on stderr: on a terminal, one live line with every running mailbox's
- * copied/to-copy count; in any case a line per finished mailbox, each mailbox once. Used for local
- * batches (engine events) and queued ones (statuses read back from the database).
+ * A batch's progress on stderr: on a terminal, one live line with the batch's totals (messages
+ * copied of those known to copy, rate, ETA) and every running mailbox's copied/to-copy count; in
+ * any case a line per finished mailbox, each mailbox once. Used for local batches (engine events)
+ * and queued ones (statuses read back from the database).
+ *
+ * The batch's total is known only for the mailboxes that have started (each surveys its own
+ * folders first); the mailboxes still waiting are counted at the average of those, so the total
+ * and the ETA carry `~` until every mailbox has started, and show `--` before any has.
  */
 export class BatchProgressView {
-  private readonly running = new Map<number, string>();
+  private readonly running = new Map<number, { user: string; copied?: number; toCopy?: number }>();
   private readonly finishedLines = new Set<number>();
+  /** Messages copied, and work known (copied + skipped of finished mailboxes), over the mailboxes finished in this run. */
+  private finishedCopied = 0;
+  private finishedWork = 0;
+  private finishedHere = 0;
+  private earlier = 0;
+  private readonly meter = new RateMeter();
   private lastDraw = 0;
 
   constructor(
@@ -284,7 +354,7 @@ export class BatchProgressView {
   progress(line: number, source: string, copied?: number, toCopy?: number): void {
     if (this.finishedLines.has(line)) return;
     const user = show(source.replace(/^imaps?:\/\//, '').replace(/@.*$/, ''));
-    this.running.set(line, `${user} ${copied !== undefined && toCopy !== undefined ? `${copied}/${toCopy}` : '…'}`);
+    this.running.set(line, { user, ...(copied !== undefined ? { copied } : {}), ...(toCopy !== undefined ? { toCopy } : {}) });
     this.draw();
   }
 
@@ -293,6 +363,12 @@ export class BatchProgressView {
     if (this.finishedLines.has(j.line)) return;
     this.finishedLines.add(j.line);
     this.running.delete(j.line);
+    if (earlier) this.earlier++;
+    else {
+      this.finishedHere++;
+      this.finishedCopied += j.copied;
+      this.finishedWork += j.copied + j.skipped;
+    }
     if (this.live) this.stream.write('\r\u001b[K');
     this.stream.write(
       `[${this.finishedLines.size}/${this.total}] ${show(j.source)} -> ${show(j.destination)}: ${j.status}${earlier ? ' (earlier run)' : ''}, ${j.copied} copied${j.skipped ? `, ${j.skipped} skipped` : ''}${j.code ? ` ${show(j.code)}` : ''}\n`,
@@ -305,11 +381,28 @@ export class BatchProgressView {
     if (this.live) this.stream.write('\r\u001b[K');
   }
 
+  /** The batch's totals: messages copied, the work expected (with how it is known) and the time left. */
+  totals(now = Date.now()): { copied: number; work: number | undefined; estimated: boolean; eta: string; rate: number } {
+    const running = [...this.running.values()];
+    const copied = this.finishedCopied + running.reduce((n, r) => n + (r.copied ?? 0), 0);
+    const sized = running.filter((r) => r.toCopy !== undefined);
+    const started = this.finishedHere + sized.length;
+    const known = this.finishedWork + sized.reduce((n, r) => n + r.toCopy!, 0);
+    const waiting = this.total - this.earlier - started;
+    const work = started > 0 ? known + Math.round((waiting * known) / started) : undefined;
+    const rate = this.meter.sample(now, 0, copied).messages;
+    const eta = work === undefined || rate <= 0 ? '--' : `${waiting > 0 ? '~' : ''}${formatDuration(Math.max(0, work - copied) / rate)}`;
+    return { copied, work, estimated: waiting > 0, eta, rate };
+  }
+
   private draw(force = false): void {
     if (!this.live || (!force && Date.now() - this.lastDraw < 250)) return;
     this.lastDraw = Date.now();
     const width = this.stream.columns || 120;
-    const text = `[${this.finishedLines.size}/${this.total}] ${[...this.running.values()].join(' | ')}`;
+    const t = this.totals();
+    const work = t.work === undefined ? '?' : `${t.estimated ? '~' : ''}${t.work}`;
+    const each = [...this.running.values()].map((r) => `${r.user} ${r.copied !== undefined && r.toCopy !== undefined ? `${r.copied}/${r.toCopy}` : '…'}`);
+    const text = `[${this.finishedLines.size}/${this.total}] ${t.copied}/${work} messages  ${t.rate.toFixed(0)} msg/s  ETA ${t.eta}${each.length ? ` | ${each.join(' | ')}` : ''}`;
     this.stream.write(`\r${text.slice(0, width - 1)}\u001b[K`);
   }
 }

@@ -6,7 +6,7 @@
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from '../core/errors.js';
 import { sleep } from '../core/sleep.js';
-import type { MigrationEvent, ProgressCounters } from '../events.js';
+import type { MigrationEvent } from '../events.js';
 import type { MigrateOptions } from '../migrate.js';
 import type { FolderPlan } from '../plan/folder-plan.js';
 import type { MigrationReport, ScanVerdictRecord, SkippedItem } from '../report.js';
@@ -18,6 +18,8 @@ import { copyFolder, type Lane } from './folder-copy.js';
 import { FOLDER_RECONNECTS } from './folder-run.js';
 import type { RetryPolicy, ServerGate } from './retry-policy.js';
 import { SizeTrust } from './size-trust.js';
+import { ProgressTally } from './progress-tally.js';
+import type { Survey } from './survey-stage.js';
 
 /** How long the first lane works alone before extra lanes are opened. */
 const EXTRA_LANE_AFTER_MS = 150;
@@ -41,23 +43,18 @@ export interface CopyAllContext {
   stop: (err: MigrateError) => void;
   emit: (e: MigrationEvent) => void;
   log: Logger | undefined;
+  /** The expected work per folder and the ledger's records (copy/survey-stage.ts). */
+  survey: Survey;
 }
 
 /** Copies every folder, `connections` at a time, largest work spread by a shared queue. */
 export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllContext): Promise<void> {
   const { options, emit, log, signal } = ctx;
-  const counters: ProgressCounters = {
-    foldersTotal: plan.entries.length,
-    foldersDone: 0,
-    toCopy: 0,
-    toCopyBytes: 0,
-    copied: 0,
-    copiedBytes: 0,
-    alreadyPresent: 0,
-    skipped: 0,
-  };
-  const queue = plan.entries.map((entry, i) => ({ entry, folder: report.folders[i]! })).filter(({ folder }) => !folder.error);
+  const tally = new ProgressTally(ctx.survey.estimates);
+  const counters = tally.counters;
+  const queue = plan.entries.map((entry, i) => ({ entry, folder: report.folders[i]!, i })).filter(({ folder }) => !folder.error);
   counters.foldersDone = plan.entries.length - queue.length;
+  emit({ type: 'surveyed', counters: { ...counters } });
   const limits = { maxBytes: options.batchBytes ?? 4 * 1024 * 1024, maxMessages: options.batchMessages ?? 100 };
   const budget = new ByteBudget(Math.max(options.memoryBudgetBytes ?? 16 * 1024 * 1024, limits.maxBytes));
   // Shared with other mailboxes on the same servers when the caller passes them (batches).
@@ -79,12 +76,14 @@ export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: Co
     let lane = start;
     for (let job = queue.shift(); job; job = queue.shift()) {
       signal.throwIfAborted();
-      const { entry, folder } = job;
+      const { entry, folder, i } = job;
+      // Taken from the queue: if the run stops before the folder ends, it was interrupted.
+      const track = !options.dryRun && !entry.noSelect;
+      if (track) folder.state = 'interrupted';
       // Per-folder bookkeeping across attempts: what earlier attempts copied stays copied, and
       // the counters only ever hold the latest attempt's plan.
       let copiedBefore = 0;
       let copiedBytesBefore = 0;
-      let planned = { toCopy: 0, bytes: 0, present: 0 };
       // One budget of reconnects for the folder over all its attempts (see copy/folder-run.ts).
       const lossBudget = { left: FOLDER_RECONNECTS };
       for (let attempt = 1; ; attempt++) {
@@ -111,7 +110,7 @@ export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: Co
             gates,
             precheck: (meta) => precheck(meta, options.maxMessageSize, current.dest.caps().appendLimit),
             screen: ctx.screen,
-            state: await ctx.state?.folder(entry.sourceName, entry.destName),
+            state: ctx.survey.records[i] ?? (await ctx.state?.folder(entry.sourceName, entry.destName)),
             syncDeletions: !!options.syncDeletions,
             deleteSource: !!options.deleteSource,
             sizes,
@@ -122,11 +121,7 @@ export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: Co
             onPlanned(toCopy, toCopyBytes, alreadyPresent) {
               // Messages an earlier attempt copied are found again as already present: count them as copied.
               folder.alreadyPresent = Math.max(0, alreadyPresent - copiedBefore);
-              const now = { toCopy: toCopy + copiedBefore, bytes: toCopyBytes + copiedBytesBefore, present: folder.alreadyPresent };
-              counters.toCopy += now.toCopy - planned.toCopy;
-              counters.toCopyBytes += now.bytes - planned.bytes;
-              counters.alreadyPresent += now.present - planned.present;
-              planned = now;
+              tally.planned(i, { toCopy: toCopy + copiedBefore, toCopyBytes: toCopyBytes + copiedBytesBefore, present: folder.alreadyPresent, messages: folder.sourceCount, bytes: folder.sourceBytes });
               emit({ type: 'folder-start', folder: entry.sourceName, toCopy, toCopyBytes, alreadyPresent: folder.alreadyPresent });
               emit({ type: 'progress', counters: { ...counters } });
             },
@@ -186,6 +181,8 @@ export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: Co
         }
         break;
       }
+      tally.ended(i);
+      if (track) folder.state = folder.error ? 'failed' : folder.skipped > 0 ? 'partial' : 'complete';
       counters.foldersDone++;
       emit({ type: 'folder-done', folder });
       emit({ type: 'progress', counters: { ...counters } });

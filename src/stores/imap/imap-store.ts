@@ -305,7 +305,9 @@ export class ImapStore implements MailStore, ImapSession {
       if (!this.client?.usable) break;
       try {
         const ask = () => this.conn.status(f.name, query);
-        keep(f.name, (f.outside ? await this.outsidePersonal(ask) : await ask()) as Raw);
+        // A folder of another namespace is asked for exactly as listed (as openFolder does).
+        const outside = !!this.ns.prefix && !f.name.startsWith(this.ns.prefix) && f.name.toUpperCase() !== 'INBOX';
+        keep(f.name, (outside ? await this.outsidePersonal(ask) : await ask()) as Raw);
       } catch {
         // A folder that will not say is planned without a count; its listing will tell.
       }
