@@ -113,6 +113,11 @@ export interface MigrateOptions {
   acceptSizeMismatch?: boolean;
   /** Copy only the source messages this lets in (dates, sizes, or none: the folder tree only); see plan/message-filter.ts. */
   messageFilter?: MessageFilter;
+  /**
+   * The mailbox already held by the caller (holdMailbox): the run uses its ledger record and
+   * leaves the lock with the caller (--watch holds it from the first pass to the last).
+   */
+  heldMailbox?: HeldMailbox;
   signal?: AbortSignal;
   onEvent?: EventListener;
   logger?: Logger;
@@ -176,21 +181,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   }
   // The ledger is opened and the mailbox locked before anything connects: a second run on the
   // same mailbox, or a state file from a newer version, changes nothing.
-  const ownLedger = !options.stateStore && options.statePath && !options.dryRun ? await openState(options.statePath) : undefined;
-  const ledger = options.dryRun ? undefined : (options.stateStore ?? ownLedger);
-  let mailboxState: MailboxRecord | undefined;
-  // Without a ledger (--no-state), the machine's lock files alone keep a second run off the mailbox.
-  let lockFiles: MailboxLock | undefined;
-  try {
-    const source = mailboxName(from.display, options.from.authzid);
-    const destination = mailboxName(to.display, options.to.authzid);
-    const locked = await ledger?.lockMailbox(source, destination);
-    mailboxState = locked && guardMailbox(locked, ledger!.location);
-    if (!ledger && !options.dryRun) lockFiles = lockMailboxFiles(await mailboxIdentities(source, destination), `${source} -> ${destination}`);
-  } catch (err) {
-    await ownLedger?.close();
-    throw err;
-  }
+  // A caller that runs pass after pass (--watch) holds the mailbox for all of them.
+  const held = options.dryRun ? undefined : (options.heldMailbox ?? (await holdMailbox(options, from, to)));
+  const mailboxState = held?.state;
   const started = Date.now();
   // Stops every lane when the mailbox as a whole fails (quota, scanner, bad item limit), as an
   // abort from the caller does.
@@ -368,9 +361,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     log?.error({ code: e.code, err: e.message }, 'migration failed');
   } finally {
     await Promise.all([...lanes].map((l) => releaseLane(l)));
-    await Promise.resolve(mailboxState?.release()).catch((err: unknown) => log?.warn({ err: (err as Error).message }, 'the mailbox lock could not be given back'));
-    lockFiles?.release();
-    await Promise.resolve(ownLedger?.close()).catch(() => undefined);
+    if (!options.heldMailbox) await held?.release(log);
   }
   // Folders the run never reached (it failed or was stopped before them).
   if (!options.dryRun) for (const f of report.folders) if (!f.state && !f.noSelect) f.state = f.error ? 'failed' : 'not started';
@@ -414,6 +405,48 @@ function unreadableFolderReport(raw: string): FolderReport {
   return {
     ...emptyFolderReport({ sourceName: raw, destName: '', renamed: false, noSelect: false, mappedBy: undefined, implicit: false }),
     error: { code: ERROR_CODES.LIST_UNPARSED, message: `The source listed a folder in a form that could not be parsed; it was not copied: ${raw}`, serverResponse: raw },
+  };
+}
+
+/** A mailbox held for a run (or for every pass of a --watch): its ledger record and lock. */
+export interface HeldMailbox {
+  /** The ledger's record of the mailbox (undefined without a ledger: then the lock files alone hold it). */
+  state: MailboxRecord | undefined;
+  /** Gives the lock back and closes a ledger opened for it. */
+  release(log?: Logger): Promise<void>;
+}
+
+/**
+ * Opens the ledger (unless the caller passes one) and locks the mailbox, before anything
+ * connects: a second run on the same mailbox, or a state file from a newer version, changes
+ * nothing. Without a ledger (--no-state) the machine's lock files alone keep a second run off.
+ * `migrate` does this for itself; a caller that runs passes one after another (--watch) holds the
+ * mailbox once for all of them (MigrateOptions.heldMailbox), so no other run slips in between.
+ */
+export async function holdMailbox(options: Pick<MigrateOptions, 'from' | 'to' | 'statePath' | 'stateStore'>, from?: Endpoint, to?: Endpoint): Promise<HeldMailbox> {
+  const f = from ?? (typeof options.from.url === 'string' ? parseEndpoint(options.from.url, 'from') : options.from.url);
+  const t = to ?? (typeof options.to.url === 'string' ? parseEndpoint(options.to.url, 'to') : options.to.url);
+  const ownLedger = !options.stateStore && options.statePath ? await openState(options.statePath) : undefined;
+  const ledger = options.stateStore ?? ownLedger;
+  const source = mailboxName(f.display, options.from.authzid);
+  const destination = mailboxName(t.display, options.to.authzid);
+  let state: MailboxRecord | undefined;
+  let lockFiles: MailboxLock | undefined;
+  try {
+    const locked = await ledger?.lockMailbox(source, destination);
+    state = locked && guardMailbox(locked, ledger!.location);
+    if (!ledger) lockFiles = lockMailboxFiles(await mailboxIdentities(source, destination), `${source} -> ${destination}`);
+  } catch (err) {
+    await ownLedger?.close();
+    throw err;
+  }
+  return {
+    state,
+    async release(log?: Logger) {
+      await Promise.resolve(state?.release()).catch((err: unknown) => log?.warn({ err: (err as Error).message }, 'the mailbox lock could not be given back'));
+      lockFiles?.release();
+      await Promise.resolve(ownLedger?.close()).catch(() => undefined);
+    },
   };
 }
 

@@ -3,7 +3,7 @@
  */
 import { parseEndpoint } from '../core/endpoint.js';
 import { ERROR_CODES } from '../core/errors.js';
-import { migrate } from '../migrate.js';
+import { holdMailbox, migrate, type HeldMailbox } from '../migrate.js';
 import { SourceWatcher } from '../watch.js';
 import type { MigrationReport } from '../report.js';
 import { VERSION } from '../version.js';
@@ -29,6 +29,12 @@ export async function runWatch(flags: MigrateFlags): Promise<number> {
     from: await sidePassword('from', flags, parseEndpoint(flags.from, 'from').user),
     to: await sidePassword('to', flags, parseEndpoint(flags.to, 'to').user),
   };
+  // Held from the first pass to the last: between passes no other run may take the mailbox.
+  const held = await holdMailbox({
+    from: { url: flags.from, password: '', ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}) },
+    to: { url: flags.to, password: '', ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}) },
+    ...(flags.state !== false ? { statePath: flags.state ?? defaultStatePath() } : {}),
+  });
   const watcher = new SourceWatcher({
     from: { url: parseEndpoint(flags.from, 'from'), password: passwords.from, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
     connectTimeoutSeconds: flags.timeout,
@@ -36,7 +42,7 @@ export async function runWatch(flags: MigrateFlags): Promise<number> {
   try {
     for (let pass = 1; !controller.signal.aborted; pass++) {
       await watcher.mark(controller.signal);
-      const code = await runMigrate(flags, false, controller, passwords);
+      const code = await runMigrate(flags, false, controller, passwords, held);
       if (controller.signal.aborted) break;
       last = code;
       process.stderr.write(`watch: pass ${pass} done (exit ${code}); next on new mail in INBOX (IDLE) or in ${seconds} s (Ctrl-C stops)\n`);
@@ -45,12 +51,13 @@ export async function runWatch(flags: MigrateFlags): Promise<number> {
     }
   } finally {
     await watcher.close();
+    await held.release();
     release();
   }
   return last;
 }
 
-export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortController, known?: { from: string; to: string }): Promise<number> {
+export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortController, known?: { from: string; to: string }, held?: HeldMailbox): Promise<number> {
   const from = parseEndpoint(flags.from, 'from');
   const to = parseEndpoint(flags.to, 'to');
   const fromPassword = known?.from ?? (await sidePassword('from', flags, from.user));
@@ -71,6 +78,7 @@ export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: A
       from: { url: from, password: fromPassword, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       to: { url: to, password: toPassword, ...sideTokens('to', flags), ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       dryRun,
+      ...(held ? { heldMailbox: held } : {}),
       connections: flags.connections,
       mergeCollisions: !!flags.mergeCollisions,
       separatorSubstitute: flags.separatorSubstitute,

@@ -330,15 +330,17 @@ describe('the state ledger', () => {
       await quota.stop();
     }
   });
-  test('--watch wakes on new INBOX mail (IDLE) and keeps syncing until Ctrl-C, then stops cleanly; report prints the ledger', async () => {
+  test('--watch wakes on new INBOX mail (IDLE) and keeps syncing until Ctrl-C, then stops cleanly; it holds the mailbox between passes; report prints the ledger', async () => {
     await server.addUser('watched', 'src-pw');
     await seedMailbox(server, 'watched', 'src-pw', small);
     const user = await newUser();
     const state = path.join(dir, 'watch.db');
     const from = `imap://watched@127.0.0.1:${server.port}`;
     const to = `imap://${user}@127.0.0.1:${server.port}`;
+    // One machine: the lock files under the same $XDG_STATE_HOME for the watch and the second runs.
+    const xdg = path.join(dir, 'watch-xdg');
     const child = spawn(process.execPath, [CLI, 'migrate', '--from', from, '--to', to, '--state', state, '--watch', '120', '--no-progress'], {
-      env: { ...process.env, MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' },
+      env: { ...process.env, XDG_STATE_HOME: xdg, MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stderr = '';
@@ -351,6 +353,12 @@ describe('the state ledger', () => {
       assert.ok(ok(), stderr);
     };
     await until(() => passes() >= 1);
+    // Between passes the watch still holds the mailbox: a second run is refused, with either ledger or none.
+    for (const ledger of [['--state', state], ['--state', path.join(dir, 'watch-other.db')], ['--no-state']]) {
+      const second = await runCli(['migrate', '--from', from, '--to', to, ...ledger], { XDG_STATE_HOME: xdg, MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' });
+      assert.equal(second.code, 2, `${ledger.join(' ')}: ${second.stderr}`);
+      assert.match(second.stderr, /MM-STATE-LOCKED/);
+    }
     const c = await client('watched', 'src-pw');
     try {
       await c.append('INBOX', msg('in', 500).raw, ['\\Seen'], msg('in', 500).internalDate);
