@@ -370,7 +370,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   report.finishedAt = new Date(finished).toISOString();
   report.totals = totalsOf(report.folders, Math.round((finished - started) / 10) / 100, report.items, report.scan);
   report.status = statusOf(report);
-  report.verdict = verdictOf(report);
+  // A run that was stopped has no verdict yet: the rerun that finishes it gives one.
+  if (report.status !== 'interrupted') report.verdict = verdictOf(report);
   return report;
 }
 

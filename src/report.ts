@@ -42,6 +42,8 @@ export interface FolderReport {
   flagsUpdated?: number;
   /** Messages removed at the destination because they were deleted at the source (--sync-deletions). */
   deleted?: number;
+  /** Messages the ledger recorded as copied that were missing at the destination (deleted there, or the folder recreated): planned to be copied again. */
+  refilled?: number;
   /** Source messages removed after their exact copy (size and SHA-256) was proven at the destination (--delete-source). */
   sourceDeleted?: number;
   /** Source messages a move left in place because no exact copy could be proven at the destination (--delete-source). */
@@ -145,6 +147,8 @@ export interface MigrationReport {
     flagsUpdated?: number;
     /** Removed at the destination because deleted at the source (--sync-deletions). */
     deletedAtDestination?: number;
+    /** Recorded as copied but missing at the destination, so copied again. */
+    refilled?: number;
     /** Removed at the source after their exact copy was proven (--delete-source). */
     deletedAtSource?: number;
     /** Left at the source by a move: no exact copy proven (--delete-source). */
@@ -214,7 +218,7 @@ export function statusOf(report: Pick<MigrationReport, 'folders' | 'items' | 'er
  */
 export function totalsOf(folders: readonly FolderReport[], seconds: number, items?: readonly SkippedItem[], scan?: Pick<ScanReport, 'unscanned'>): MigrationReport['totals'] {
   const t: MigrationReport['totals'] = { folders: folders.length, messages: 0, bytes: 0, copied: 0, copiedBytes: 0, alreadyPresent: 0, skipped: 0, seconds };
-  const add = (k: 'flagsUpdated' | 'deletedAtDestination' | 'deletedAtSource' | 'sourceKept' | 'quarantined' | 'withheld' | 'unscanned', n: number | undefined) => {
+  const add = (k: 'flagsUpdated' | 'refilled' | 'deletedAtDestination' | 'deletedAtSource' | 'sourceKept' | 'quarantined' | 'withheld' | 'unscanned', n: number | undefined) => {
     if (n) t[k] = (t[k] ?? 0) + n;
   };
   for (const f of folders) {
@@ -226,6 +230,7 @@ export function totalsOf(folders: readonly FolderReport[], seconds: number, item
     t.skipped += f.skipped;
     add('flagsUpdated', f.flagsUpdated);
     add('deletedAtDestination', f.deleted);
+    add('refilled', f.refilled);
     add('deletedAtSource', f.sourceDeleted);
     add('sourceKept', f.sourceKept);
     add('quarantined', f.quarantined);

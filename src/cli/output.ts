@@ -246,7 +246,7 @@ export function formatSummary(report: MigrationReport): string {
   if (report.dryRun) {
     const toCopy = report.folders.reduce((n, f) => n + Math.max(0, f.sourceCount - f.alreadyPresent), 0);
     out.push(`plan: ${plural(t.folders, 'folder')} (${report.folders.filter((f) => f.created).length} to create), ${plural(t.messages, 'message')} (${formatBytes(t.bytes)}) at the source, ${toCopy} to copy, ${t.alreadyPresent} already present. Nothing was changed.`);
-  } else if (report.status !== 'failed' && t.copied === 0 && t.skipped === 0 && !t.flagsUpdated && !t.deletedAtDestination && !t.deletedAtSource) {
+  } else if (report.status !== 'failed' && report.status !== 'interrupted' && t.copied === 0 && t.skipped === 0 && !t.flagsUpdated && !t.deletedAtDestination && !t.deletedAtSource) {
     out.push(`Nothing to copy: ${t.messages === 1 ? 'the 1 message' : `all ${t.messages} messages`} in ${plural(t.folders, 'folder')} ${t.messages === 1 ? 'is' : 'are'} already at the destination (${t.seconds} s).`);
   } else {
     const rate = t.seconds > 0 ? ` (${(t.copied / t.seconds).toFixed(0)} msg/s, ${formatBytes(t.copiedBytes / t.seconds)}/s)` : '';
@@ -258,6 +258,7 @@ export function formatSummary(report: MigrationReport): string {
     const more = (
       [
         [t.flagsUpdated, 'flags updated'],
+        [t.refilled, 'copied again (missing at the destination since an earlier copy)'],
         [t.deletedAtDestination, 'deleted at the destination (--sync-deletions)'],
         [t.deletedAtSource, 'deleted at the source (--delete-source)'],
         [t.sourceKept, 'kept at the source (no exact copy proven)'],

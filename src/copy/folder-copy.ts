@@ -133,6 +133,13 @@ async function applyListing(run: FolderRun, listed: Listed): Promise<{ toCopy: M
     await state?.forget(gone.filter((g) => g.sourceUid >= 0).map((g) => g.sourceUid));
     report.deleted = gone.length;
   }
+  // Recorded as copied by an earlier pass, missing at the destination now (deleted there, or the
+  // folder recreated): copied again, and said so.
+  if (!incremental && known && known.rows.length > 0 && !ctx.dryRun) {
+    const copiedBefore = new Set(known.rows.map((r) => r.sourceUid));
+    const refilled = match.missing.filter((m) => copiedBefore.has(m.uid)).length;
+    if (refilled > 0) report.refilled = refilled;
+  }
   const unlisted = listed.unreadable.length;
   report.alreadyPresent = incremental ? Math.max(0, sourceStatus.exists - sourceMetas.length - unlisted) : match.pairs.length;
   ctx.onPlanned(

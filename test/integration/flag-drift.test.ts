@@ -84,4 +84,37 @@ describe('flag drift at the destination', () => {
     const text = await runCli(['migrate', ...ends(), '--state', state], env);
     assert.match(text.stdout, /Nothing to copy/);
   });
+
+  /** Deletes a message at the destination behind mailmover's back (a user, a filter). */
+  const deleteAtDestination = async (messageId: string) => {
+    const client = new ImapFlow({ host: '127.0.0.1', port: server.port, secure: false, auth: { user: 'dst', pass: 'dst-pw' }, logger: false });
+    await client.connect();
+    try {
+      const lock = await client.getMailboxLock('INBOX');
+      try {
+        await client.messageDelete({ header: { 'message-id': messageId } });
+      } finally {
+        lock.release();
+      }
+    } finally {
+      await client.logout();
+    }
+  };
+
+  test('a message deleted at the destination behind our back is copied again, and the run says "refilled"', async () => {
+    await deleteAtDestination('<drift-3@x>');
+    const refill = await runCli(['migrate', ...ends(), '--state', state, '--json'], env);
+    assert.equal(refill.code, 0, refill.stdout + refill.stderr);
+    const report = JSON.parse(refill.stdout) as { totals: { copied: number; refilled?: number }; folders: { source: string; refilled?: number }[] };
+    assert.equal(report.totals.copied, 1);
+    assert.equal(report.totals.refilled, 1);
+    assert.equal(report.folders.find((f) => f.source === 'INBOX')!.refilled, 1);
+    const dest = (await readMailbox(server, 'dst', 'dst-pw')).find((x) => x.path.join('/') === 'INBOX')!;
+    assert.equal(dest.messages.length, 6);
+    // And the text summary says so.
+    await deleteAtDestination('<drift-4@x>');
+    const text = await runCli(['migrate', ...ends(), '--state', state], env);
+    assert.equal(text.code, 0, text.stdout + text.stderr);
+    assert.match(text.stdout, /also: 1 copied again \(missing at the destination since an earlier copy\)/);
+  });
 });
