@@ -50,7 +50,7 @@ describe('library API', () => {
     assert.deepEqual(events.slice(0, 2).map((e) => e.type), ['connected', 'connected']);
   });
 
-  test('an aborted migration stops with MM-ABORTED and a rerun completes without duplicates', async () => {
+  test('an aborted migration stops as interrupted (MM-ABORTED) and a rerun completes without duplicates', async () => {
     await server.addUser('ab', 'ab-pw');
     const controller = new AbortController();
     const report = await migrate({
@@ -62,8 +62,10 @@ describe('library API', () => {
         if (e.type === 'progress' && e.counters.copied >= 10) controller.abort();
       },
     });
-    assert.equal(report.status, 'failed');
+    assert.equal(report.status, 'interrupted');
     assert.equal(report.error?.code, 'MM-ABORTED');
+    assert.equal(report.verdict, undefined, 'an interrupted run has no verdict');
+    assert.ok(report.folders.some((f) => f.state === 'interrupted'), 'the folder in flight says interrupted');
     assert.ok(report.totals.copied >= 10 && report.totals.copied < 86, `copied ${report.totals.copied}`);
     const rerun = await migrate(endpoints('ab', 'ab-pw'));
     assert.equal(rerun.status, 'complete');
