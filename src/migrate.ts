@@ -113,7 +113,7 @@ export interface MigrateOptions {
    * For servers known to report RFC822.SIZE inexactly; the identity check still applies.
    */
   acceptSizeMismatch?: boolean;
-  /** Copy only the source messages this lets in (dates, sizes, or none: the folder tree only); see plan/message-filter.ts. */
+  /** Copy only the source messages this lets in (dates, sizes, IMAP search keys, or none: the folder tree only); see plan/message-filter.ts. */
   messageFilter?: MessageFilter;
   signal?: AbortSignal;
   onEvent?: EventListener;

@@ -152,7 +152,7 @@ export function addSelectionOptions(cmd: Command): Command {
     .addOption(new Option('--since <date>', 'only messages received on or after DATE (YYYY-MM-DD, UTC)').argParser(dateOption('--since')))
     .addOption(new Option('--before <date>', 'only messages received before DATE (YYYY-MM-DD, UTC)').argParser(dateOption('--before')))
     .addOption(new Option('--min-size <size>', 'only messages of at least SIZE, e.g. 100K').argParser(parseSize('--min-size')))
-    .option('--search <keys>', 'only messages the source\'s own IMAP SEARCH selects with KEYS (RFC 3501), e.g. \'FROM alice SINCE 1-Jan-2024\'; IMAP sources only');
+    .option('--search <keys>', 'only messages that IMAP SEARCH KEYS (RFC 3501) selects at the source (verify: at each side), e.g. \'FROM alice SINCE 1-Jan-2024\'; IMAP servers only');
 }
 
 /** Options of migrate and plan that shape the run (plan uses them to count). */
