@@ -3,6 +3,8 @@
  * report. It wires the parts together and holds no protocol or planning logic of its own.
  */
 import type { MessageFilter } from './plan/message-filter.js';
+import { checkSearchKeys, requireSearchableSides } from './plan/search-keys.js';
+import { trySearch } from './copy/search-probe.js';
 import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from './core/endpoint.js';
 import { registerSecret } from './core/redact.js';
@@ -111,7 +113,7 @@ export interface MigrateOptions {
    * For servers known to report RFC822.SIZE inexactly; the identity check still applies.
    */
   acceptSizeMismatch?: boolean;
-  /** Copy only the source messages this lets in (dates, sizes, or none: the folder tree only); see plan/message-filter.ts. */
+  /** Copy only the source messages this lets in (dates, sizes, IMAP search keys, or none: the folder tree only); see plan/message-filter.ts. */
   messageFilter?: MessageFilter;
   /**
    * The mailbox already held by the caller (holdMailbox): the run uses its ledger record and
@@ -174,7 +176,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const screen = options.scan && !options.dryRun ? buildScreen(options.scan, retry, options.logger) : undefined;
   if (options.syncDeletions && options.messageFilter) {
     // A filtered pass sees only some messages: the others would look deleted at the source.
-    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, '--sync-deletions cannot be combined with message filters (--since, --before, --max-age, --min-age, --min-size, --just-folders): messages the filter leaves out would look deleted.', { scope: 'config' });
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, '--sync-deletions cannot be combined with message filters (--since, --before, --max-age, --min-age, --min-size, --just-folders, --search): messages the filter leaves out would look deleted.', { scope: 'config' });
+  }
+  if (options.messageFilter?.search !== undefined) {
+    checkSearchKeys(options.messageFilter.search);
+    requireSearchableSides([{ flag: '--from', endpoint: from }]);
   }
   if (options.syncDeletions && !options.statePath && !options.stateStore) {
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, 'Deletions are synced from the state ledger (what was copied, and is gone at the source now): --sync-deletions needs a state file.', { scope: 'config' });
@@ -299,6 +305,8 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     const [sourceListing, destListing] = await Promise.all([first.source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), first.dest.listFolders()]);
     const [sourceFolders, destFolders] = [sourceListing.folders, destListing.folders];
     const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: first.dest.caps().reservedNames });
+    // Keys the source refuses stop the mailbox here, before any folder is looked at, created or copied.
+    if (options.messageFilter?.search !== undefined) await trySearch(first.source, plan.entries, options.messageFilter.search, signal);
     report.collisions = plan.collisions.map((c) => ({ destination: c.destName, sources: c.sourceNames }));
     report.excluded = plan.excluded.map((e) => ({ source: e.sourceName, reason: e.reason }));
     if (plan.unmatchedIncludes.length > 0) report.unmatchedIncludes = plan.unmatchedIncludes;

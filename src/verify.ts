@@ -11,12 +11,13 @@
 import { applyFilter, type MessageFilter } from './plan/message-filter.js';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { parseEndpoint } from './core/endpoint.js';
+import { parseEndpoint, type Endpoint } from './core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
 import { flagsToCopy } from './core/flags.js';
 import type { EndpointOptions } from './migrate.js';
 import { planFolders, type FolderPlanEntry } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
+import { checkSearchKeys, requireSearchableSides, storeDependentKeys } from './plan/search-keys.js';
 import { batchMessages, matchMessages } from './plan/message-plan.js';
 import { storeFactory } from './stores/imap/open.js';
 import type { MailStore, MessageMeta } from './stores/mail-store.js';
@@ -96,6 +97,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
   const to = typeof options.to.url === 'string' ? parseEndpoint(options.to.url, 'to') : options.to.url;
   const rules = parseFolderRules(options.folders);
   const substitute = options.separatorSubstitute ?? '_';
+  if (options.messageFilter?.search !== undefined) checkVerifySearch(options.messageFilter.search, from, to);
   const started = Date.now();
   const report: VerifyReport = {
     version: 1,
@@ -165,6 +167,23 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
 }
 
 /**
+ * `--search` for verify: checked keys, IMAP at both sides (the keys run at each), and no key that
+ * selects by where a message is stored (it would pick other messages at the destination).
+ */
+function checkVerifySearch(keys: string, from: Endpoint, to: Endpoint): void {
+  checkSearchKeys(keys);
+  requireSearchableSides([{ flag: '--from', endpoint: from }, { flag: '--to', endpoint: to }]);
+  const bound = storeDependentKeys(keys);
+  if (bound.length > 0) {
+    throw new MigrateError(
+      ERROR_CODES.CONFIG_OPTION,
+      `--search: verify runs the keys at both sides, and ${bound.join(', ')} select${bound.length === 1 ? 's' : ''} by where a message is stored (UIDs, message numbers, mod-sequences, save dates, \\Recent, server ids), so the destination would answer for other messages. Verify with keys on content, flags or dates (FROM, SUBJECT, SINCE, FLAGGED, ...), or without --search.`,
+      { scope: 'config' },
+    );
+  }
+}
+
+/**
  * Both results, after both have settled: the failure that came first is thrown (the other side's
  * is often only the consequence of being stopped), but only once the other operation has
  * finished too, so nothing is left running on a connection that is about to be closed.
@@ -209,9 +228,13 @@ async function compareFolder(source: MailStore, dest: MailStore, entry: FolderPl
       const first = s.failures[0] ?? d.failures[0]!;
       throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `${unreadable} message(s) could not be described (first: UID ${first.uid}: ${first.error.message}); the folder cannot be compared`, { scope: 'folder' });
     }
-    // With a filter, both sides are cut down alike (INTERNALDATE and size are copied unchanged).
-    s.messages = applyFilter(filter, s.messages);
-    d.messages = applyFilter(filter, d.messages);
+    // With a filter, both sides are cut down alike (INTERNALDATE and size are copied unchanged;
+    // --search keys run at each side, on contents, flags and dates that were copied too).
+    const keys = filter?.search;
+    const sourceFound = keys !== undefined ? new Set(await source.searchUids(keys, signal)) : undefined;
+    const destFound = keys !== undefined && destExists ? new Set(await dest.searchUids(keys, signal)) : undefined;
+    s.messages = applyFilter(filter, s.messages, sourceFound);
+    d.messages = applyFilter(filter, d.messages, destFound);
     out.sourceCount = s.messages.length;
     out.destCount = d.messages.length;
     const m = matchMessages(s.messages, d.messages);

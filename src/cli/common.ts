@@ -29,6 +29,7 @@ export function hintFor(code: string): string {
   if (code === ERROR_CODES.AUTH_FAILED) return 'check the user in the URL and the password (file, $MAILMOVER_FROM_PASSWORD/$MAILMOVER_TO_PASSWORD or the prompt)';
   if (code === ERROR_CODES.AUTH_TOKEN) return 'check --from/--to-token-file or --from/--to-token-command';
   if (code.startsWith('MM-CONNECT-')) return 'check the host and port in the URL, and that the server is up (--timeout sets the wait)';
+  if (code === ERROR_CODES.SEARCH_REFUSED) return 'check the --search keys (RFC 3501 search keys, text with spaces in double quotes, dates as 1-Jan-2024)';
   if (code.startsWith('MM-TLS-')) return 'imaps:// for implicit TLS, imap:// for STARTTLS; --from-tls-insecure/--to-tls-insecure skip certificate checks';
   return 'see docs/errors.md';
 }

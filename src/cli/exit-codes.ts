@@ -37,6 +37,8 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   [ERROR_CODES.TLS_CERT]: EXIT.CONNECT,
   [ERROR_CODES.TLS_FAILED]: EXIT.CONNECT,
   [ERROR_CODES.DEST_OVERQUOTA]: EXIT.QUOTA,
+  // The server refused the --search keys: a usage error, found before anything was copied.
+  [ERROR_CODES.SEARCH_REFUSED]: EXIT.USAGE,
   [ERROR_CODES.ABORTED]: EXIT.INTERRUPTED,
   [ERROR_CODES.INTERNAL]: EXIT.INTERNAL,
 };

@@ -6,6 +6,7 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { type ScanOptions } from '../migrate.js';
 import type { FolderRuleOptions } from '../plan/folder-rules.js';
 import { messageFilter, type MessageFilter } from '../plan/message-filter.js';
+import { checkSearchKeys } from '../plan/search-keys.js';
 import { defaultStatePath } from '../state/ledger.js';
 import { homedir } from 'node:os';
 import { dateOption, intOption, numberOption, parseSize } from './option-parsers.js';
@@ -47,6 +48,7 @@ export interface FolderFlags {
   since?: Date;
   before?: Date;
   minSize?: number;
+  search?: string;
 }
 
 export interface VerifyFlags extends ConnectionFlags, FolderFlags {
@@ -149,7 +151,8 @@ export function addSelectionOptions(cmd: Command): Command {
     .addOption(new Option('--min-age <days>', 'only messages received more than DAYS days ago').argParser(numberOption('--min-age', 0, 1e6)))
     .addOption(new Option('--since <date>', 'only messages received on or after DATE (YYYY-MM-DD, UTC)').argParser(dateOption('--since')))
     .addOption(new Option('--before <date>', 'only messages received before DATE (YYYY-MM-DD, UTC)').argParser(dateOption('--before')))
-    .addOption(new Option('--min-size <size>', 'only messages of at least SIZE, e.g. 100K').argParser(parseSize('--min-size')));
+    .addOption(new Option('--min-size <size>', 'only messages of at least SIZE, e.g. 100K').argParser(parseSize('--min-size')))
+    .option('--search <keys>', 'only messages that IMAP SEARCH KEYS (RFC 3501) selects at the source (verify: at each side), e.g. \'FROM alice SINCE 1-Jan-2024\'; IMAP servers only');
 }
 
 /** Options of migrate and plan that shape the run (plan uses them to count). */
@@ -211,9 +214,11 @@ Examples:
   mailmover migrate --from ... --to ... --watch 120
 `;
 
-/** The message filter of the flags (--since, --before, --max-age, --min-age, --min-size, --just-folders), when there is one. */
+/** The message filter of the flags (--since, --before, --max-age, --min-age, --min-size, --just-folders, --search), when there is one. */
 export function filterOption(flags: FolderFlags & { justFolders?: boolean }): { messageFilter: MessageFilter } | Record<string, never> {
-  const f = messageFilter({ ...(flags.since ? { since: flags.since } : {}), ...(flags.before ? { before: flags.before } : {}), ...(flags.maxAge !== undefined ? { maxAgeDays: flags.maxAge } : {}), ...(flags.minAge !== undefined ? { minAgeDays: flags.minAge } : {}), ...(flags.minSize !== undefined ? { minSize: flags.minSize } : {}), justFolders: !!flags.justFolders });
+  // --search keys are checked before anything connects, and sent with single spaces between them.
+  const search = flags.search !== undefined ? { search: checkSearchKeys(flags.search) } : {};
+  const f = messageFilter({ ...(flags.since ? { since: flags.since } : {}), ...(flags.before ? { before: flags.before } : {}), ...(flags.maxAge !== undefined ? { maxAgeDays: flags.maxAge } : {}), ...(flags.minAge !== undefined ? { minAgeDays: flags.minAge } : {}), ...(flags.minSize !== undefined ? { minSize: flags.minSize } : {}), justFolders: !!flags.justFolders, ...search });
   if (f?.since && f.before && f.since >= f.before) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `No message can be both received since ${f.since.toISOString()} and before ${f.before.toISOString()}: check --since/--max-age and --before/--min-age.`, { scope: 'config' });
   return f ? { messageFilter: f } : {};
 }

@@ -82,7 +82,7 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
   const marks = await state?.trusted();
   let incremental = false;
   // A move proves every message at the destination from a fresh listing: never incremental.
-  // A filtered pass lists the folder in full: the ledger's marks speak for every message.
+  // A filtered pass (--search too) lists the folder in full: the ledger's marks speak for every message.
   if (marks && !ctx.deleteSource && !ctx.messageFilter && !entry.create && marks.sourceUidValidity === sourceStatus.uidValidity && sourceStatus.uidNext !== undefined) {
     const d = await lane.dest.folderStatus(entry.destPath);
     incremental = !!d && d.uidValidity === marks.destUidValidity && d.uidNext === marks.destUidNext && d.exists === marks.destCount;
@@ -140,13 +140,18 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
   } else {
     sourceListing = await listSource(run);
   }
-  // --since/--before/--max-age/--min-age/--min-size/--just-folders: only matching messages are planned (and counted).
-  const sourceMetas = applyFilter(ctx.messageFilter, sourceListing.messages);
+  // --search: the source's own UID SEARCH names the messages, in the folder as it was just listed.
+  // A filtered pass is never incremental (above), so the search always covers the whole folder.
+  const searched = ctx.messageFilter?.search !== undefined ? await searchSource(run, ctx.messageFilter.search) : undefined;
+  // --since/--before/--max-age/--min-age/--min-size/--just-folders/--search: only matching messages are planned (and counted).
+  const sourceMetas = applyFilter(ctx.messageFilter, sourceListing.messages, searched);
+  // A message the search left out is not the run's business even when it could not be described.
+  const failures = searched ? sourceListing.failures.filter((f) => searched.has(f.uid)) : sourceListing.failures;
   const newBytes = sourceMetas.reduce((n, m) => n + m.size, 0);
-  report.sourceCount = incremental ? sourceStatus.exists : sourceMetas.length + sourceListing.failures.length;
+  report.sourceCount = incremental ? sourceStatus.exists : sourceMetas.length + failures.length;
   report.sourceBytes = incremental ? marks!.sourceBytes + newBytes : newBytes;
   // A message the source will not even describe cannot be copied: it is skipped and reported.
-  const unreadable: SkippedItem[] = sourceListing.failures.map(({ uid, error }) => ({
+  const unreadable: SkippedItem[] = failures.map(({ uid, error }) => ({
     folder: entry.sourceName,
     uid,
     size: 0,
@@ -177,6 +182,15 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
     if (status.uidNext === undefined) run.destMark = 1;
   }
   return { incremental, marks, sourceMetas, unreadable, destMetas, flagUpdates, gone, known };
+}
+
+/** The UIDs of the open source folder that the --search keys select. */
+async function searchSource(run: FolderRun, keys: string): Promise<Set<number>> {
+  // migrate() refuses --search for such a source before connecting; a library caller's store may still lack it.
+  if (!run.lane.source.caps().search) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, 'The source store has no IMAP SEARCH: --search cannot select its messages.', { scope: 'mailbox' });
+  }
+  return new Set(await run.lane.source.searchUids(keys, run.signal));
 }
 
 /** Flags compared as sets (servers answer in their own order). */

@@ -1,9 +1,9 @@
 /**
  * Pure: which messages of a listing a run is about (--since/--before/--max-age/--min-age by
- * INTERNALDATE, --min-size, --just-folders). Applied to the source listing after it was taken,
- * so it works for every store alike and the listing itself stays whole (a listing is trusted only
- * when whole). A filtered pass is never recorded as a complete pass of the folder in the ledger:
- * the next unfiltered run plans the folder in full.
+ * INTERNALDATE, --min-size, --just-folders, and --search: the UIDs the source's own UID SEARCH
+ * answered). Applied to the source listing after it was taken, so the listing itself stays whole
+ * (a listing is trusted only when whole). A filtered pass is never recorded as a complete pass of
+ * the folder in the ledger: the next unfiltered run plans the folder in full.
  */
 
 /** The bounds of a filter; every field optional, all of them must hold. */
@@ -16,6 +16,11 @@ export interface MessageFilter {
   minSize?: number;
   /** No message at all (--just-folders: the folder tree only). */
   none?: boolean;
+  /**
+   * IMAP search keys (checked by plan/search-keys.ts): only the messages the store's own
+   * `UID SEARCH` with these keys answers. The caller runs the search and passes its UIDs.
+   */
+  search?: string;
 }
 
 /** What the command line gives (days are counted back from `now`). */
@@ -26,6 +31,7 @@ export interface FilterFlags {
   minAgeDays?: number;
   minSize?: number;
   justFolders?: boolean;
+  search?: string;
 }
 
 const DAY_MS = 86_400_000;
@@ -42,24 +48,27 @@ export function messageFilter(flags: FilterFlags, now = new Date()): MessageFilt
   if (before) f.before = before;
   if (flags.minSize !== undefined) f.minSize = flags.minSize;
   if (flags.justFolders) f.none = true;
+  if (flags.search !== undefined) f.search = flags.search;
   return Object.keys(f).length > 0 ? f : undefined;
 }
 
 /**
  * Whether a message is in. A message without an INTERNALDATE is out of any date bound: it cannot
- * be shown to be inside it.
+ * be shown to be inside it; with search keys, a message is in only when `searched` (the UIDs the
+ * search answered) holds its UID.
  */
-export function matches(filter: MessageFilter, m: { size: number; internalDate: Date | undefined }): boolean {
+export function matches(filter: MessageFilter, m: { uid?: number; size: number; internalDate: Date | undefined }, searched?: ReadonlySet<number>): boolean {
   if (filter.none) return false;
+  if (filter.search !== undefined && !(searched && m.uid !== undefined && searched.has(m.uid))) return false;
   if (filter.minSize !== undefined && m.size < filter.minSize) return false;
   if (filter.since && !(m.internalDate && m.internalDate >= filter.since)) return false;
   if (filter.before && !(m.internalDate && m.internalDate < filter.before)) return false;
   return true;
 }
 
-/** A listing cut down to the messages the filter lets in (all of them without a filter). */
-export function applyFilter<T extends { size: number; internalDate: Date | undefined }>(filter: MessageFilter | undefined, messages: T[]): T[] {
-  return filter ? messages.filter((m) => matches(filter, m)) : messages;
+/** A listing cut down to the messages the filter lets in (all of them without a filter); `searched` as for {@link matches}. */
+export function applyFilter<T extends { uid?: number; size: number; internalDate: Date | undefined }>(filter: MessageFilter | undefined, messages: T[], searched?: ReadonlySet<number>): T[] {
+  return filter ? messages.filter((m) => matches(filter, m, searched)) : messages;
 }
 
 /** The filter in words, for the summary and the log. */
@@ -69,5 +78,6 @@ export function describeFilter(filter: MessageFilter): string {
   if (filter.since) parts.push(`received since ${filter.since.toISOString()}`);
   if (filter.before) parts.push(`received before ${filter.before.toISOString()}`);
   if (filter.minSize !== undefined) parts.push(`at least ${filter.minSize} bytes`);
+  if (filter.search !== undefined) parts.push(`matching SEARCH ${filter.search}`);
   return `only messages ${parts.join(', ')}`;
 }

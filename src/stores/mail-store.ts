@@ -21,6 +21,8 @@ export interface StoreCaps {
    * `*` standing for any run of characters. The planner renames such a level (see folder-plan.ts).
    */
   reservedNames: readonly string[];
+  /** Runs IMAP search keys of the user's own (`UID SEARCH`, see {@link MailStore.searchUids}); local archives cannot. */
+  search: boolean;
 }
 
 /** One folder as a store lists it. */
@@ -155,6 +157,13 @@ export interface MailStore {
    * than that before reading it (a hostile server's endless literal).
    */
   fetchBodies(uids: readonly number[], signal?: AbortSignal, options?: { maxBytes?: number }): AsyncIterable<FetchOutcome>;
+  /**
+   * The UIDs of the open folder's messages that match `keys`, IMAP search keys checked by
+   * plan/search-keys.ts and sent as given (`UID SEARCH keys`). A server's BAD or NO is thrown as
+   * MM-SEARCH-REFUSED (scope 'mailbox': the same keys would be refused in every folder). Only
+   * where {@link StoreCaps.search}; other stores throw MM-CONFIG-OPTION.
+   */
+  searchUids(keys: string, signal?: AbortSignal): Promise<number[]>;
   /** Which of `uids` the open folder still holds (UID SEARCH: no message is read). */
   existingUids(uids: readonly number[], signal?: AbortSignal): Promise<Set<number>>;
   /**

@@ -50,7 +50,7 @@ export class EmlStore implements MailStore {
 
   caps(): StoreCaps {
     // Hidden levels (".", "..", ".x") are renamed by the planner: never a directory that climbs out or hides.
-    return { multiAppend: true, appendUid: true, appendLimit: undefined, literalPlus: false, reservedNames: ['.*'] };
+    return { multiAppend: true, appendUid: true, appendLimit: undefined, literalPlus: false, reservedNames: ['.*'], search: false };
   }
 
   namespace(): NameSpace {
@@ -222,6 +222,10 @@ export class EmlStore implements MailStore {
         else yield { uid, error: new MigrateError(ERROR_CODES.ARCHIVE_MESSAGE, `${join(cur.dir, m.file)} could not be read: ${(err as Error).message}`, { scope: 'message', cause: err }) };
       }
     }
+  }
+
+  searchUids(): Promise<number[]> {
+    return Promise.reject(new MigrateError(ERROR_CODES.CONFIG_OPTION, 'An EML tree has no IMAP SEARCH: select messages with --since, --before, --max-age, --min-age or --min-size instead of --search.', { scope: 'mailbox' }));
   }
 
   async existingUids(uids: readonly number[]): Promise<Set<number>> {

@@ -22,6 +22,7 @@ import { PRE_LOGIN_LIMITS, SESSION_LIMITS, applyLimits, isOversize, withSynchron
 import { Keepalive } from './keepalive.js';
 import { existingUids, fetchBodies } from './bodies.js';
 import { listFlags, listMessages, listUids } from './listing.js';
+import { searchUids } from './search.js';
 import type { ImapSession } from './session.js';
 
 /** Options for one IMAP connection. */
@@ -158,6 +159,7 @@ export class ImapStore implements MailStore, ImapSession {
       appendLimit: typeof limit === 'number' ? limit : undefined,
       literalPlus: caps.has('LITERAL+'),
       reservedNames: IMAP_RESERVED_NAMES,
+      search: true,
     };
   }
 
@@ -443,6 +445,10 @@ export class ImapStore implements MailStore, ImapSession {
 
   existingUids(uids: readonly number[], signal?: AbortSignal): Promise<Set<number>> {
     return existingUids(this, uids, signal);
+  }
+
+  searchUids(keys: string, signal?: AbortSignal): Promise<number[]> {
+    return searchUids(this, keys, signal);
   }
 
   async appendBatch(path: readonly string[], items: readonly AppendItem[]): Promise<AppendOutcome[]> {

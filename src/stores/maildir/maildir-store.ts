@@ -65,6 +65,7 @@ export class MaildirStore implements MailStore {
       // empty level of a Maildir++ name: the planner renames such levels (and the fs layout's own
       // directory names), as it does for an IMAP server's reserved names.
       reservedNames: this.opts.layout === 'fs' ? ['.*', ...MAILDIR_SUBDIRS, 'dovecot*'] : ['.*'],
+      search: false,
     };
   }
 
@@ -235,6 +236,10 @@ export class MaildirStore implements MailStore {
         else yield { uid, error: new MigrateError(ERROR_CODES.ARCHIVE_MESSAGE, `${join(open.index.dir, m.rel)} could not be read: ${(err as Error).message}`, { scope: 'message', cause: err }) };
       }
     }
+  }
+
+  searchUids(): Promise<number[]> {
+    return Promise.reject(new MigrateError(ERROR_CODES.CONFIG_OPTION, 'A Maildir has no IMAP SEARCH: select messages with --since, --before, --max-age, --min-age or --min-size instead of --search.', { scope: 'mailbox' }));
   }
 
   async existingUids(uids: readonly number[]): Promise<Set<number>> {
