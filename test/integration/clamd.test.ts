@@ -154,14 +154,29 @@ describe('clamd client failures', () => {
     await assert.rejects(new ClamdClient(address).ping(), unavailable(address, /does not exist/));
   });
 
-  test('a server that accepts and never answers times out quickly, and the socket is closed', async () => {
+  test('a server that accepts and never answers times out quickly (the scan, then the PING that asks whether it is up), and the sockets are closed', async () => {
     const fake = await fakeClamd(() => undefined);
     try {
       const started = Date.now();
       await assert.rejects(new ClamdClient(fake.address, { timeoutMs: 300 }).scan(cleanMessage(200_000)), unavailable(fake.address, /timed out/));
       assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
-      assert.equal(fake.sockets.length, 1);
-      await closed(fake.sockets[0]!);
+      assert.equal(fake.sockets.length, 2);
+      await Promise.all(fake.sockets.map(closed));
+    } finally {
+      await fake.close();
+    }
+  });
+
+  test('a scan that stays silent after the whole message while the server answers PING is unscanned, not a dead scanner', async () => {
+    const fake = await fakeClamd((socket) =>
+      socket.once('data', (d: Buffer) => {
+        if (d.toString('latin1').startsWith('zPING\0')) socket.end('PONG\0');
+      }),
+    );
+    try {
+      const verdict = await new ClamdClient(fake.address, { timeoutMs: 300 }).scan(cleanMessage(1000));
+      assert.equal(verdict.status, 'unscanned');
+      assert.match((verdict as { reason: string }).reason, /no verdict within 300 ms after the whole message was sent/);
     } finally {
       await fake.close();
     }
@@ -194,8 +209,18 @@ describe('clamd client failures', () => {
     }
   });
 
-  test('an answer that is no verdict is a failure carrying the answer', async () => {
+  test("clamd's error answer for a stream is an unscanned verdict carrying the answer", async () => {
     const answer = "stream: Can't allocate memory ERROR";
+    const fake = await fakeClamd((socket) => socket.once('data', () => socket.end(`${answer}\0`)));
+    try {
+      assert.deepEqual(await new ClamdClient(fake.address).scan(cleanMessage(1000)), { status: 'unscanned', reason: `clamd answered ${JSON.stringify(answer)}`, reply: answer });
+    } finally {
+      await fake.close();
+    }
+  });
+
+  test('an answer that is not clamd\'s is a failure carrying the answer', async () => {
+    const answer = 'HTTP/1.1 400 Bad Request';
     const fake = await fakeClamd((socket) => socket.once('data', () => socket.end(`${answer}\0`)));
     try {
       await assert.rejects(new ClamdClient(fake.address).scan(cleanMessage(1000)), (err) => {
