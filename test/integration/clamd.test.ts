@@ -116,6 +116,43 @@ describe('clamd client against a real clamd', () => {
   });
 });
 
+describe("clamd's MaxFileSize and MaxScanSize (within StreamMaxLength)", () => {
+  let silent: ClamdServer; // MaxFileSize 1M, no AlertExceedsMax
+  let alerting: { file: ClamdServer; scan: ClamdServer }; // AlertExceedsMax yes
+
+  before(async () => {
+    const limits = { streamMaxLength: '10M' };
+    let file: ClamdServer;
+    let scan: ClamdServer;
+    [silent, file, scan] = await Promise.all([
+      startClamd({ ...limits, limits: { maxFileSize: '1M' } }),
+      startClamd({ ...limits, limits: { maxFileSize: '1M', alertExceedsMax: true } }),
+      startClamd({ ...limits, limits: { maxScanSize: '1M', alertExceedsMax: true } }),
+    ]);
+    alerting = { file, scan };
+  });
+  after(async () => {
+    await Promise.all([silent?.stop(), alerting?.file.stop(), alerting?.scan.stop()]);
+  });
+
+  /** 3 MB with the test virus in its first bytes. */
+  const infectedBig = () => Buffer.concat([eicarMessage('inline', 'big-infected'), cleanMessage(3 * 1024 * 1024)]);
+
+  test('without AlertExceedsMax, clamd answers OK for a message over MaxFileSize it did not scan (what README warns of)', async () => {
+    assert.deepEqual(await new ClamdClient(parseScanUrl(silent.url())).scan(infectedBig()), { status: 'clean' });
+  });
+
+  test('with AlertExceedsMax, Heuristics.Limits.Exceeded is too large, not a finding', async () => {
+    for (const [server, limit] of [[alerting.file, 'MaxFileSize'], [alerting.scan, 'MaxScanSize']] as const) {
+      const c = new ClamdClient(parseScanUrl(server.url()));
+      for (const body of [infectedBig(), cleanMessage(3 * 1024 * 1024)]) {
+        assert.deepEqual(await c.scan(body), { status: 'too-large', reply: `stream: Heuristics.Limits.Exceeded.${limit} FOUND` });
+      }
+      assert.equal((await c.scan(eicarMessage('inline', 'small'))).status, 'infected', 'a small one is still scanned');
+    }
+  });
+});
+
 describe('clamd crash and restart', () => {
   let server: ClamdServer;
 
