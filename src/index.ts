@@ -17,7 +17,7 @@ export { tokenFromFile, tokenFromCommand, type TokenProvider } from './core/acce
 export { registerSecret, scrub } from './core/redact.js';
 export { DEFAULT_RETRY, backoffDelay, type RetryPolicy } from './copy/retry-policy.js';
 export { ClamdClient, parseScanUrl, describeAddress, type ClamdAddress, type ScanVerdict } from './scan/clamd.js';
-export type { ScanEngine, ScanPolicy } from './scan/content-screen.js';
+export type { ScanEngine, ScanPolicy, UnscannedAction } from './scan/content-screen.js';
 export type { MigrationReport, MigrationStatus, FolderReport, SkippedItem, ScanReport, ScanVerdictRecord } from './report.js';
 export type { MigrationEvent, ProgressCounters, EventListener } from './events.js';
 export { MigrateError, ERROR_CODES, isMigrateError, type ErrorCode, type ErrorScope, type RetryClass } from './core/errors.js';

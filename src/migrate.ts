@@ -17,7 +17,7 @@ import { surveyFolders } from './copy/survey-stage.js';
 import { DEFAULT_RETRY, ServerGate, backoffDelay, type RetryPolicy, type ServerLimits } from './copy/retry-policy.js';
 import { sleep } from './core/sleep.js';
 import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from './scan/clamd.js';
-import { ContentScreen, type ScanEngine, type ScanPolicy } from './scan/content-screen.js';
+import { ContentScreen, type ScanEngine, type ScanPolicy, type UnscannedAction } from './scan/content-screen.js';
 import { QuarantineDir, QuarantineFolder } from './scan/quarantine.js';
 import { guardMailbox, openState, type MailboxRecord, type StateStore } from './state/store.js';
 import { mailboxIdentities } from './state/mailbox-key.js';
@@ -135,8 +135,14 @@ export interface ScanOptions {
   quarantineFolder?: string;
   /** Directory where withheld messages are saved as .eml (policy 'skip'). */
   quarantineDir?: string;
-  /** Deliver unscanned when the scanner is unavailable, instead of stopping. */
+  /** Deliver unscanned when the scanner is unavailable (down), instead of stopping. */
   failOpen?: boolean;
+  /**
+   * A message the scanner, while up, could not judge (over its size limits, an error answer, a scan
+   * that timed out): 'hold' (default) keeps it out of the destination as a skipped item
+   * (MM-SCAN-UNSCANNED, the run is partial, a rerun tries it again); 'deliver' delivers it and reports it.
+   */
+  unscanned?: UnscannedAction;
   /** Seconds one scan may stay silent before it counts as failed (default 30). */
   timeoutSeconds?: number;
   /** Tries of one scan before the scanner counts as unavailable (default 6). */
@@ -219,7 +225,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     excluded: [],
   };
   if (screen) {
-    report.scan = { engine: screen.options.engine.description, policy: screen.options.policy, failOpen: screen.options.failOpen, ...screen.stats, verdicts: [] };
+    report.scan = { engine: screen.options.engine.description, policy: screen.options.policy, failOpen: screen.options.failOpen, onUnscanned: screen.options.unscanned, ...screen.stats, verdicts: [] };
   }
   const makeStore = storeFactory({ ...options.from, endpoint: from }, { ...options.to, endpoint: to }, {
     connectTimeoutSeconds: options.connectTimeoutSeconds,
@@ -485,6 +491,10 @@ function buildScreen(scan: ScanOptions, retry: RetryPolicy, logger: Logger | und
   if (scan.quarantineDir !== undefined && policy !== 'skip') {
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `A quarantine directory is for --scan-policy skip (the policy is "${policy}").`, { scope: 'config' });
   }
+  const unscanned = scan.unscanned ?? 'hold';
+  if (!['hold', 'deliver'].includes(unscanned)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The action for unscanned messages must be hold or deliver (got "${unscanned}").`, { scope: 'config' });
+  }
   const timeout = scan.timeoutSeconds ?? 30;
   if (!(timeout > 0)) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `The scan timeout must be more than 0 seconds (got ${timeout}).`, { scope: 'config' });
   let engine: ScanEngine;
@@ -499,6 +509,7 @@ function buildScreen(scan: ScanOptions, retry: RetryPolicy, logger: Logger | und
     engine,
     policy,
     failOpen: !!scan.failOpen,
+    unscanned,
     quarantineFolder: new QuarantineFolder(scan.quarantineFolder ?? 'Quarantine'),
     quarantineDir: scan.quarantineDir !== undefined ? new QuarantineDir(scan.quarantineDir) : undefined,
     retry,

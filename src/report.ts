@@ -90,16 +90,24 @@ export interface ScanVerdictRecord {
   size: number;
   /** SHA-256 of the message bytes (hex). */
   sha256: string;
-  /** 'infected': the scanner found something; 'unscanned': no verdict (too large, scanner down with --scan-fail-open). */
+  /** 'infected': the scanner found something; 'unscanned': no verdict (over its limits, an error answer, a timeout, the scanner down with --scan-fail-open). */
   verdict: 'infected' | 'unscanned';
-  /** MM-SCAN-INFECTED, MM-SCAN-TOO-LARGE, or MM-SCAN-UNAVAILABLE (delivered unscanned with --scan-fail-open); see docs/errors.md. */
+  /**
+   * MM-SCAN-INFECTED; for an unscanned one why: MM-SCAN-TOO-LARGE (over the scanner's size limits),
+   * MM-SCAN-UNSCANNED (another answer without a verdict) or MM-SCAN-UNAVAILABLE (the scanner down,
+   * delivered with --scan-fail-open); see docs/errors.md.
+   */
   code: ErrorCode;
   /** The scanner's name for what it found. */
   signature?: string;
-  /** Why it was not scanned. */
+  /** Why it was not scanned, with the scanner's own answer when it gave one. */
   reason?: string;
-  /** 'quarantined': in the quarantine folder at the destination; 'withheld': not delivered; 'delivered': in the user's folder. */
-  action: 'quarantined' | 'withheld' | 'delivered';
+  /**
+   * 'quarantined': in the quarantine folder at the destination; 'withheld': not delivered (policy
+   * skip); 'delivered': in the user's folder; 'held': unscanned and not delivered by this run, a
+   * skipped item (MM-SCAN-UNSCANNED) that the next run tries again.
+   */
+  action: 'quarantined' | 'withheld' | 'delivered' | 'held';
   quarantineFolder?: string;
   /** Set when an earlier run had already quarantined it. */
   alreadyQuarantined?: true;
@@ -113,12 +121,15 @@ export interface ScanReport {
   engine: string;
   policy: 'quarantine' | 'skip' | 'report';
   failOpen: boolean;
-  /** Messages the scanner looked at, and their bytes. */
+  /** What becomes of a message the scanner could not judge (--scan-unscanned). */
+  onUnscanned: 'hold' | 'deliver';
+  /** Messages the scanner gave a verdict on (clean or infected), and their bytes; unscanned ones are not among them. */
   scanned: number;
   scannedBytes: number;
   /** Messages whose content had already been scanned in this run (same SHA-256). */
   cached: number;
   infected: number;
+  /** Messages the scanner could not judge (held or delivered, see `verdicts`). */
   unscanned: number;
   /** Every message that was not simply clean. */
   verdicts: ScanVerdictRecord[];
@@ -187,20 +198,23 @@ export interface MigrationReport {
  * The consistency verdict of one mailbox's run:
  * - perfect: nothing skipped, nothing left out of a message (flags), no folder or mailbox failure;
  * - good: only what the admin's own settings left out: messages over --max-message-size, the scan
- *   policy's quarantine or skip, flags that are not valid IMAP and were dropped;
+ *   policy's quarantine or skip, messages the scanner could not judge (held for a rerun, or
+ *   delivered unscanned), flags that are not valid IMAP and were dropped;
  * - investigate: some message was skipped for an error (the source or destination refused it);
  * - poor: a folder or the whole mailbox failed.
  */
 export type Verdict = 'perfect' | 'good' | 'investigate' | 'poor';
 
 /** Skip codes that come from a limit or policy the admin chose, not from an error. */
-const ALLOWED_SKIPS: ReadonlySet<string> = new Set(['MM-MESSAGE-TOO-LARGE', 'MM-SCAN-INFECTED']);
+const ALLOWED_SKIPS: ReadonlySet<string> = new Set(['MM-MESSAGE-TOO-LARGE', 'MM-SCAN-INFECTED', 'MM-SCAN-UNSCANNED']);
 
 /** The verdict of a migration report (the batch report and `batch status` call this on each mailbox's report). */
-export function verdictOf(report: Pick<MigrationReport, 'folders' | 'items' | 'error'>): Verdict {
+export function verdictOf(report: Pick<MigrationReport, 'folders' | 'items' | 'error' | 'scan'>): Verdict {
   if (report.error || report.folders.some((f) => f.error)) return 'poor';
   if (report.items.some((i) => !ALLOWED_SKIPS.has(i.code))) return 'investigate';
   if (report.items.length > 0 || report.folders.some((f) => f.flagsDropped || f.quarantined || f.withheld)) return 'good';
+  // Everything arrived, but not everything was scanned.
+  if (report.scan?.verdicts.some((v) => v.verdict === 'unscanned' && v.action === 'delivered')) return 'good';
   return 'perfect';
 }
 

@@ -78,6 +78,7 @@ export interface MigrateFlags extends ConnectionFlags, FolderFlags {
   quarantineFolder: string;
   quarantineDir?: string;
   scanFailOpen?: boolean;
+  scanUnscanned?: 'hold' | 'deliver';
   scanTimeout: number;
 }
 
@@ -192,7 +193,8 @@ export function addCopyOptions(cmd: Command): Command {
     .option('--quarantine-folder <name>', 'destination folder for quarantined messages (levels joined by /)', 'Quarantine')
     .option('--quarantine-dir <dir>', 'with --scan-policy skip: save withheld messages as .eml files here')
     .option('--scan-fail-open', 'when the scanner is unavailable, deliver unscanned (reported) instead of stopping')
-    .addOption(new Option('--scan-timeout <seconds>', 'seconds one scan may stay silent before the scanner counts as unavailable').default(30).argParser(intOption('--scan-timeout', 1, 3600)));
+    .addOption(new Option('--scan-unscanned <action>', 'a message the scanner answers for without a verdict (over its size limits, an error, a timeout): hold (default: not delivered, run partial, a rerun tries it again) or deliver (delivered and reported)').choices(['hold', 'deliver']))
+    .addOption(new Option('--scan-timeout <seconds>', 'seconds one scan may stay silent; then the message is unscanned if clamd still answers PING, else the scanner counts as unavailable').default(30).argParser(intOption('--scan-timeout', 1, 3600)));
 }
 
 /** The defaults of the copy-only options, for plan (which does not take them). */
@@ -240,7 +242,7 @@ export function folderOptions(flags: FolderFlags): FolderRuleOptions {
 /** The scan options from the flags; scan flags without --scan are a usage error. */
 export function scanOptions(flags: MigrateFlags): ScanOptions | undefined {
   if (!flags.scan) {
-    const stray = [flags.scanPolicy && '--scan-policy', flags.quarantineDir && '--quarantine-dir', flags.scanFailOpen && '--scan-fail-open'].filter(Boolean);
+    const stray = [flags.scanPolicy && '--scan-policy', flags.quarantineDir && '--quarantine-dir', flags.scanFailOpen && '--scan-fail-open', flags.scanUnscanned && '--scan-unscanned'].filter(Boolean);
     if (stray.length > 0) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `${stray.join(', ')} need --scan.`, { scope: 'config' });
     return undefined;
   }
@@ -250,6 +252,7 @@ export function scanOptions(flags: MigrateFlags): ScanOptions | undefined {
     quarantineFolder: flags.quarantineFolder,
     ...(flags.quarantineDir ? { quarantineDir: flags.quarantineDir } : {}),
     failOpen: !!flags.scanFailOpen,
+    unscanned: flags.scanUnscanned ?? 'hold',
     timeoutSeconds: flags.scanTimeout,
   };
 }

@@ -164,7 +164,8 @@ export function createProgressPrinter(stream: NodeJS.WriteStream, interactive: b
         case 'scan-verdict': {
           const v = e.verdict;
           const what = v.verdict === 'infected' ? `infected (${show(v.signature)})` : `unscanned (${show(v.reason)})`;
-          line(`scan: folder "${show(v.folder)}" UID ${v.uid}${v.messageId ? ` <${show(v.messageId)}>` : ''}: ${what}; ${v.action}${v.quarantineFolder ? ` to "${show(v.quarantineFolder)}"` : ''}${v.savedAs ? ` as ${show(v.savedAs)}` : ''}`);
+          const action = v.action === 'held' ? 'held out of its folder (a rerun tries it again)' : v.action;
+          line(`scan: folder "${show(v.folder)}" UID ${v.uid}${v.messageId ? ` <${show(v.messageId)}>` : ''}: ${what}; ${action}${v.quarantineFolder ? ` to "${show(v.quarantineFolder)}"` : ''}${v.savedAs ? ` as ${show(v.savedAs)}` : ''}`);
           break;
         }
         case 'reconnected':
@@ -235,9 +236,10 @@ export function formatSummary(report: MigrationReport): string {
   }
   if (report.scan) {
     const s = report.scan;
-    const actions = ['quarantined', 'withheld', 'delivered'].map((a) => [a, s.verdicts.filter((v) => v.action === a).length] as const).filter(([, n]) => n > 0);
+    const actions = ['quarantined', 'withheld', 'delivered', 'held'].map((a) => [a, s.verdicts.filter((v) => v.action === a).length] as const).filter(([, n]) => n > 0);
+    // Scanned means judged: an unscanned message is never among the scanned ones, nor its bytes.
     out.push(
-      `scan (${show(s.engine)}, policy ${s.policy}${s.failOpen ? ', fail-open' : ''}): ${s.scanned} scanned (${formatBytes(s.scannedBytes)}), ${s.cached} from cache, ${s.infected} infected, ${s.unscanned} unscanned` +
+      `scan (${show(s.engine)}, policy ${s.policy}${s.failOpen ? ', fail-open' : ''}${s.onUnscanned === 'deliver' ? ', unscanned delivered' : ''}): ${s.scanned} scanned (${formatBytes(s.scannedBytes)}), ${s.cached} from cache, ${s.infected} infected; ${s.unscanned} not scanned (unscanned)` +
         (actions.length ? `; ${actions.map(([a, n]) => `${n} ${a}`).join(', ')}` : '') +
         (s.verdicts.length ? '. Every finding is listed in the report.' : '.'),
     );
@@ -264,16 +266,25 @@ export function formatSummary(report: MigrationReport): string {
         [t.sourceKept, 'kept at the source (no exact copy proven)'],
         [t.quarantined, 'quarantined'],
         [t.withheld, 'withheld by the scan policy'],
-        [t.unscanned, 'unscanned'],
+        [t.unscanned, unscannedWhat(report)],
       ] as const
     ).flatMap(([n, what]) => (n ? [`${n} ${what}`] : []));
     const reasons = Object.entries(t.skippedByReason ?? {}).map(([code, n]) => `${n} ${code}`);
     if (reasons.length) more.push(`skipped by reason: ${reasons.join(', ')}`);
     if (more.length) out.push(`also: ${more.join('; ')}.`);
-    const meaning = { perfect: 'everything is at the destination', good: 'only what your limits or scan policy left out is missing', investigate: 'some messages were skipped for errors: see the list', poor: 'a folder or the mailbox failed' };
+    const meaning = { perfect: 'everything is at the destination', good: 'only what your limits or scan settings left out is missing or unscanned', investigate: 'some messages were skipped for errors: see the list', poor: 'a folder or the mailbox failed' };
     if (report.verdict) out.push(`verdict: ${report.verdict} (${meaning[report.verdict]})`);
   }
   return out.join('\n') + '\n';
+}
+
+/** What became of the unscanned messages, for the summary's "also" line. */
+function unscannedWhat(report: MigrationReport): string {
+  const v = report.scan?.verdicts.filter((x) => x.verdict === 'unscanned') ?? [];
+  const held = v.filter((x) => x.action === 'held').length;
+  const delivered = v.filter((x) => x.action === 'delivered').length;
+  const parts = [held && `${held} held out of ${held === 1 ? 'its folder' : 'their folders'} for a rerun`, delivered && `${delivered} delivered unscanned`].filter(Boolean);
+  return `unscanned (not counted as scanned${parts.length ? `; ${parts.join(', ')}` : ''})`;
 }
 
 /** The table `mailmover verify` prints: one row per folder pair, then the differences. */

@@ -11,7 +11,7 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { flagsToCopy } from '../core/flags.js';
 import { sleep } from '../core/sleep.js';
 import { planMessages } from '../plan/message-plan.js';
-import type { ScanVerdictRecord } from '../report.js';
+import type { ScanVerdictRecord, SkippedItem } from '../report.js';
 import type { AppendItem, AppendOutcome } from '../stores/mail-store.js';
 import { backoffDelay } from './retry-policy.js';
 import { MAX_LOSSES_IN_A_ROW, asItemError, isLoss, pauseFor, retryable, validityChanged, type Failure, type FolderRun, type Ready } from './folder-run.js';
@@ -85,6 +85,7 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
   let copiedBytes = 0;
   const failed: Failure[] = [];
   const verdicts: ScanVerdictRecord[] = [];
+  const held: SkippedItem[] = [];
   let deliver: Ready[] = [];
   for (const r of ready) {
     if (!ctx.screen || !r.screen || r.screen.verdict === 'clean') {
@@ -94,9 +95,12 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
     const decision = await ctx.screen.dispose(r.screen, { folder: entry.sourceName, meta: r.meta, body: r.body }, run.lane, () => run.reconnect('destination'), signal);
     verdicts.push(decision.record);
     if (decision.deliver) deliver.push(r);
+    // Not judged by the scanner: a skipped item, so that the ledger has the next run try it again.
+    else if (decision.held) held.push(run.skipItem(r.meta, decision.held.code, decision.held.reason));
     else if (decision.record.action === 'quarantined') report.quarantined = (report.quarantined ?? 0) + 1;
     else report.withheld = (report.withheld ?? 0) + 1;
   }
+  await run.skip(held);
   for (let attempt = 1; deliver.length > 0; attempt++) {
     await state?.intend(deliver.map((r) => ({ uid: r.meta.uid, key: r.meta.key, size: r.meta.size, flags: flagsToCopy(r.meta.flags) })));
     const outcomes = await appendRobust(run, deliver);

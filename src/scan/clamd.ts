@@ -3,16 +3,25 @@
  * socket and says clean, infected (with the signature name) or too large.
  *
  * Hand-written over node:net on purpose: no well-kept npm package speaks INSTREAM with the failure
- * semantics mailmover needs. A scanner that cannot give a verdict must never look like "clean": a
- * connection that closes without an answer (clamd killed mid-stream closes cleanly with an empty
- * reply), a timeout, or any reply other than the three known ones is a {@link MigrateError}
- * `MM-SCAN-UNAVAILABLE`, and a message over clamd's `StreamMaxLength` is a verdict of its own.
+ * semantics mailmover needs. A scanner that cannot give a verdict must never look like "clean":
+ * - a connection that cannot be made, or closes without an answer (clamd killed mid-stream closes
+ *   cleanly with an empty reply), silence, or a reply that is not clamd's is a {@link MigrateError}
+ *   `MM-SCAN-UNAVAILABLE`: the scanner is down;
+ * - clamd's own answer that it did not judge this message is a verdict of its own: over
+ *   `StreamMaxLength` (`INSTREAM size limit exceeded. ERROR`) or over `MaxFileSize`/`MaxScanSize`
+ *   with `AlertExceedsMax yes` (`Heuristics.Limits.Exceeded.* FOUND`, which is no finding) is
+ *   'too-large'; any other `... ERROR` answer, or no answer within the timeout after the whole
+ *   message was sent while clamd still answers PING, is 'unscanned'.
  *
  * Protocol (clamd(8)): `zINSTREAM\0`, then chunks each prefixed with its length as a 4-byte big-endian
  * number, then a zero-length chunk; clamd answers `stream: OK`, `stream: NAME FOUND` or
  * `INSTREAM size limit exceeded. ERROR`, terminated by NUL, and closes the connection.
  *
  * Quirks this is built on (measured against Debian 12's clamd 1.4.6):
+ * - a stream over `MaxFileSize` or `MaxScanSize` (but within `StreamMaxLength`) is answered
+ *   `stream: OK` without being scanned, even with the EICAR string in its first bytes; only
+ *   `AlertExceedsMax yes` makes clamd say so. Nothing here can tell such an OK from a real one:
+ *   the limits must be set as README "Scanning in transit" says.
  * - over the size limit clamd stops reading, answers and closes; the client's further writes fail
  *   with EPIPE or ECONNRESET, possibly before it has read the answer. Write errors are therefore only
  *   recorded, the answer is read until close, and no more is written once the answer has begun or a
@@ -32,8 +41,10 @@ export type ClamdAddress = { kind: 'tcp'; host: string; port: number } | { kind:
 export type ScanVerdict =
   | { status: 'clean' }
   | { status: 'infected'; signature: string }
-  /** Larger than clamd's `StreamMaxLength`; `reply` is clamd's own answer. */
-  | { status: 'too-large'; reply: string };
+  /** Over one of clamd's size limits; `reply` is clamd's own answer. */
+  | { status: 'too-large'; reply: string }
+  /** clamd gave no verdict for this message (an error answer, a scan that timed out); `reason` in clamd's words where it gave any. */
+  | { status: 'unscanned'; reason: string; reply?: string };
 
 /** Options for {@link ClamdClient}. */
 export interface ClamdClientOptions {
@@ -113,14 +124,23 @@ export function describeAddress(address: ClamdAddress): string {
   return `clamd at ${host}:${address.port}`;
 }
 
-/** Turns clamd's answer to INSTREAM into a verdict; undefined for an answer that is none of the known ones. */
+/** Turns clamd's answer to INSTREAM into a verdict; undefined for an answer that is not clamd's. */
 function verdictOf(reply: string): ScanVerdict | undefined {
   if (reply === 'stream: OK') return { status: 'clean' };
-  const found = /^stream: (.+) FOUND$/.exec(reply);
-  if (found?.[1]) return { status: 'infected', signature: found[1] };
   if (/^INSTREAM size limit exceeded\.? ERROR$/.test(reply)) return { status: 'too-large', reply };
+  const found = /^stream: (.+) FOUND$/.exec(reply);
+  // AlertExceedsMax: not a finding but clamd saying it stopped at a limit (MaxFileSize, MaxScanSize,
+  // MaxRecursion, ...), so the message was not scanned in full.
+  if (found?.[1]?.startsWith('Heuristics.Limits.Exceeded')) {
+    return /\.Max(File|Scan)Size$/.test(found[1]) ? { status: 'too-large', reply } : { status: 'unscanned', reason: `clamd answered ${JSON.stringify(reply)}`, reply };
+  }
+  if (found?.[1]) return { status: 'infected', signature: found[1] };
+  if (/^(stream: )?\S.* ERROR$/.test(reply)) return { status: 'unscanned', reason: `clamd answered ${JSON.stringify(reply)}`, reply };
   return undefined;
 }
+
+/** Errors of {@link ClamdClient} that were a timeout after the whole message had been sent. */
+const silentAfterSending = new WeakSet<Error>();
 
 /** What went wrong on the socket, in words, from a Node socket error. */
 function socketProblem(err: Error | undefined): string {
@@ -228,12 +248,22 @@ export class ClamdClient {
    * Scans one message (the whole raw message, headers included: clamd decodes MIME parts itself).
    * The body is streamed in chunks with backpressure, never copied.
    *
-   * Resolves with the verdict. Rejects with `MM-SCAN-UNAVAILABLE` (scope mailbox, retry later) when
-   * clamd cannot be reached, times out, closes without an answer or answers something unknown; with
+   * Resolves with the verdict; 'unscanned' also when clamd took the whole message but stayed silent
+   * for the timeout, and still answers PING (the scanner is up: this message took too long).
+   * Rejects with `MM-SCAN-UNAVAILABLE` (scope mailbox, retry later) when clamd cannot be reached,
+   * times out otherwise, closes without an answer or answers something that is not clamd's; with
    * `signal.reason` when the signal aborts.
    */
   async scan(body: Buffer, signal?: AbortSignal): Promise<ScanVerdict> {
-    const reply = await this.exchange('zINSTREAM\0', body, signal);
+    let reply: string;
+    try {
+      reply = await this.exchange('zINSTREAM\0', body, signal);
+    } catch (err) {
+      if (!(err instanceof Error) || !silentAfterSending.has(err)) throw err;
+      // Rejects like scan when clamd does not answer PING either: then it is down, not slow.
+      await this.ping(signal);
+      return { status: 'unscanned', reason: `${describeAddress(this.address)} gave no verdict within ${this.timeoutMs} ms after the whole message was sent (it answers PING)` };
+    }
     const verdict = verdictOf(reply);
     if (!verdict) throw this.unavailable(`answered ${JSON.stringify(reply)} instead of a verdict`, undefined, reply);
     return verdict;
@@ -272,6 +302,7 @@ export class ClamdClient {
       let receivedBytes = 0;
       let socketError: Error | undefined;
       let settled = false;
+      let sentAll = false;
 
       const settle = (outcome: () => void) => {
         if (settled) return;
@@ -284,7 +315,13 @@ export class ClamdClient {
       const onAbort = () => settle(() => reject(signal?.reason));
       signal?.addEventListener('abort', onAbort, { once: true });
 
-      socket.setTimeout(this.timeoutMs, () => settle(() => reject(this.unavailable(`no progress within ${this.timeoutMs} ms (timed out)`))));
+      socket.setTimeout(this.timeoutMs, () =>
+        settle(() => {
+          const err = this.unavailable(`no progress within ${this.timeoutMs} ms (timed out)`);
+          if (sentAll && body) silentAfterSending.add(err);
+          reject(err);
+        }),
+      );
       socket.on('data', (data: Buffer) => {
         received.push(data);
         receivedBytes += data.length;
@@ -306,10 +343,13 @@ export class ClamdClient {
       socket.once('connect', () => {
         // Stop sending as soon as clamd speaks: it only does so when it has stopped reading.
         const stopped = () => settled || socket.destroyed || receivedBytes > 0 || socket.writeError !== undefined;
-        this.send(socket, command, body, stopped).catch((err: unknown) => {
-          socketError ??= err instanceof Error ? err : new Error(String(err));
-          socket.destroy();
-        });
+        this.send(socket, command, body, stopped).then(
+          (done) => (sentAll = done),
+          (err: unknown) => {
+            socketError ??= err instanceof Error ? err : new Error(String(err));
+            socket.destroy();
+          },
+        );
       });
     });
   }
@@ -318,14 +358,14 @@ export class ClamdClient {
    * Writes the command, then the body as length-prefixed chunks and the zero-length end chunk.
    * Waits for 'drain' whenever the socket's buffer is full, so only the message itself is held (its
    * chunks are views into it), and lets the event loop poll between chunks, so other connections get
-   * their turn and an early answer stops the sending.
+   * their turn and an early answer stops the sending. Resolves true when everything was written.
    */
-  private async send(socket: Socket, command: string, body: Buffer | undefined, stopped: () => boolean): Promise<void> {
+  private async send(socket: Socket, command: string, body: Buffer | undefined, stopped: () => boolean): Promise<boolean> {
     if (!socket.write(command, 'latin1')) await drainedOrClosed(socket);
     if (body) {
       for (let offset = 0; offset < body.length; offset += this.chunkBytes) {
         await nextPoll();
-        if (stopped()) return;
+        if (stopped()) return false;
         const part = body.subarray(offset, offset + this.chunkBytes);
         socket.cork();
         socket.write(chunkHeader(part.length));
@@ -333,8 +373,9 @@ export class ClamdClient {
         socket.uncork();
         if (!room) await drainedOrClosed(socket);
       }
-      if (stopped()) return;
+      if (stopped()) return false;
       socket.write(chunkHeader(0));
     }
+    return true;
   }
 }

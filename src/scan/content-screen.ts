@@ -9,21 +9,28 @@
  * - The scanner failing is not a verdict. While it is unreachable the copy waits and tries again
  *   with backoff; past the limit the mailbox stops (fail closed: nothing unscanned is delivered)
  *   unless fail-open was asked for, in which case messages go through marked "unscanned".
- * - A message larger than the scanner takes is "unscanned" too, and is then treated by the policy
- *   like a finding (quarantined, withheld or delivered-and-reported); with fail-open it is delivered.
+ * - A message the scanner, while up, did not judge (over its size limits, an error answer, a scan
+ *   that timed out) is "unscanned": never counted as scanned. The unscanned action decides: 'hold'
+ *   (the default) keeps it out of the destination and makes it a skipped item, so that the run is
+ *   partial and the next run tries it again; 'deliver' delivers it to its folder and reports it.
+ *   It is never put in the quarantine folder: it was not found to be anything, and a copy there
+ *   would stay behind once a later run delivers it.
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { backoffDelay, type RetryPolicy } from '../copy/retry-policy.js';
 import { sleep } from '../core/sleep.js';
-import type { ScanVerdictRecord } from '../report.js';
+import type { ScanVerdictRecord, SkippedItem } from '../report.js';
 import type { MailStore, MessageMeta } from '../stores/mail-store.js';
 import type { ScanVerdict } from './clamd.js';
 import type { QuarantineDir, QuarantineFolder } from './quarantine.js';
 
 /** What to do with a message the scanner flags. */
 export type ScanPolicy = 'quarantine' | 'skip' | 'report';
+
+/** What to do with a message the scanner could not judge while it was up (see the module comment). */
+export type UnscannedAction = 'hold' | 'deliver';
 
 /** Something that scans bytes: a clamd client, or any engine with the same verdicts. */
 export interface ScanEngine {
@@ -37,7 +44,8 @@ export interface ScanEngine {
 export type ScreenResult =
   | { verdict: 'clean'; sha256: string }
   | { verdict: 'infected'; signature: string; sha256: string }
-  | { verdict: 'unscanned'; reason: string; sha256: string; tooLarge: boolean };
+  /** `cause`: over the scanner's size limits, another answer without a verdict, or the scanner down (fail-open). */
+  | { verdict: 'unscanned'; reason: string; sha256: string; cause: 'too-large' | 'no-verdict' | 'scanner-down' };
 
 /** Options of {@link ContentScreen}. */
 export interface ContentScreenOptions {
@@ -45,6 +53,8 @@ export interface ContentScreenOptions {
   policy: ScanPolicy;
   /** Deliver unscanned when the scanner is down (default: stop the mailbox). */
   failOpen: boolean;
+  /** What becomes of a message the scanner, while up, could not judge. */
+  unscanned: UnscannedAction;
   /** Where quarantined messages go at the destination (policy 'quarantine'). */
   quarantineFolder: QuarantineFolder;
   /** Where withheld messages are saved (policy 'skip'), when given. */
@@ -60,6 +70,7 @@ export interface ContentScreenOptions {
 
 /** Counters for the report. */
 export interface ScreenStats {
+  /** Messages the scanner gave a verdict on (clean or infected), and their bytes; never an unscanned one. */
   scanned: number;
   scannedBytes: number;
   cached: number;
@@ -72,6 +83,8 @@ export interface Disposal {
   /** True: append it to the user's folder as usual. */
   deliver: boolean;
   record: ScanVerdictRecord;
+  /** Held for a later run: the skipped item's code and reason (the ledger then tries it again). */
+  held?: Pick<SkippedItem, 'code' | 'reason'>;
 }
 
 /** How long a fail-open screen stops asking a scanner that was found down. */
@@ -116,7 +129,7 @@ export class ContentScreen {
   private async scanFresh(body: Buffer, sha256: string, signal?: AbortSignal): Promise<ScreenResult> {
     const { engine, retry, failOpen } = this.options;
     const attempts = this.options.attempts ?? 6;
-    if (failOpen && Date.now() < this.downUntil) return this.unscanned(sha256, `${engine.description} was unavailable; delivered unscanned (--scan-fail-open)`, false);
+    if (failOpen && Date.now() < this.downUntil) return this.unscanned(sha256, `${engine.description} was unavailable; delivered unscanned (--scan-fail-open)`, 'scanner-down');
     for (let attempt = 1; ; attempt++) {
       let verdict: ScanVerdict;
       try {
@@ -127,7 +140,7 @@ export class ContentScreen {
           if (failOpen) {
             this.downUntil = Date.now() + DOWN_HOLD_MS;
             this.options.logger?.warn({ err: err.message }, 'scanner unavailable; delivering unscanned (--scan-fail-open)');
-            return this.unscanned(sha256, `${err.message}; delivered unscanned (--scan-fail-open)`, false);
+            return this.unscanned(sha256, `${err.message}; delivered unscanned (--scan-fail-open)`, 'scanner-down');
           }
           throw new MigrateError(
             ERROR_CODES.SCAN_UNAVAILABLE,
@@ -140,26 +153,27 @@ export class ContentScreen {
         await sleep(wait, signal);
         continue;
       }
+      if (verdict.status === 'too-large') return this.unscanned(sha256, `larger than ${engine.description} scans (it answered ${JSON.stringify(verdict.reply)})`, 'too-large');
+      if (verdict.status === 'unscanned') return this.unscanned(sha256, verdict.reason, 'no-verdict');
       this.stats.scanned++;
       this.stats.scannedBytes += body.length;
       if (verdict.status === 'clean') return { verdict: 'clean', sha256 };
-      if (verdict.status === 'infected') {
-        this.stats.infected++;
-        return { verdict: 'infected', signature: verdict.signature, sha256 };
-      }
-      return this.unscanned(sha256, `larger than ${engine.description} accepts (${verdict.reply})`, true);
+      this.stats.infected++;
+      return { verdict: 'infected', signature: verdict.signature, sha256 };
     }
   }
 
-  private unscanned(sha256: string, reason: string, tooLarge: boolean): ScreenResult {
+  private unscanned(sha256: string, reason: string, cause: 'too-large' | 'no-verdict' | 'scanner-down'): ScreenResult {
     this.stats.unscanned++;
-    return { verdict: 'unscanned', reason, sha256, tooLarge };
+    return { verdict: 'unscanned', reason, sha256, cause };
   }
 
   /**
-   * Applies the policy to a flagged message: quarantine it at the destination (through `lane`,
+   * Applies the policy to an infected message: quarantine it at the destination (through `lane`,
    * calling `reconnect` when its destination connection is lost), withhold it (saved as .eml
-   * when a quarantine directory was given), or let it be delivered; and records the verdict.
+   * when a quarantine directory was given), or let it be delivered. An unscanned one is delivered
+   * (the scanner was down and fail-open was asked for, or the unscanned action is 'deliver') or
+   * held for a later run. Records the verdict either way.
    */
   async dispose(
     result: Exclude<ScreenResult, { verdict: 'clean' }>,
@@ -168,24 +182,26 @@ export class ContentScreen {
     reconnect: () => Promise<void>,
     signal?: AbortSignal,
   ): Promise<Disposal> {
-    const { policy, failOpen } = this.options;
+    const { policy } = this.options;
+    const code = { infected: ERROR_CODES.SCAN_INFECTED, 'too-large': ERROR_CODES.SCAN_TOO_LARGE, 'no-verdict': ERROR_CODES.SCAN_UNSCANNED, 'scanner-down': ERROR_CODES.SCAN_UNAVAILABLE };
     const record: ScanVerdictRecord = {
       folder: item.folder,
       uid: item.meta.uid,
       size: item.body.length,
       sha256: result.sha256,
       verdict: result.verdict,
-      code: result.verdict === 'infected' ? ERROR_CODES.SCAN_INFECTED : result.tooLarge ? ERROR_CODES.SCAN_TOO_LARGE : ERROR_CODES.SCAN_UNAVAILABLE,
+      code: code[result.verdict === 'infected' ? 'infected' : result.cause],
       action: 'delivered',
       ...(item.meta.messageId ? { messageId: item.meta.messageId } : {}),
       ...(result.verdict === 'infected' ? { signature: result.signature } : { reason: result.reason }),
     };
-    // Unscanned because the scanner was down and fail-open was asked for, or too large with
-    // fail-open: delivered as asked. A finding (or a too-large message, failing closed) follows the policy.
-    const followPolicy = result.verdict === 'infected' || !failOpen;
-    if (!followPolicy || policy === 'report') {
-      return { deliver: true, record };
+    if (result.verdict === 'unscanned') {
+      if (result.cause === 'scanner-down' || this.options.unscanned === 'deliver') return { deliver: true, record };
+      record.action = 'held';
+      const reason = `Not scanned: ${result.reason}. Held out of its folder (--scan-unscanned hold); the next run scans it again.`;
+      return { deliver: false, record, held: { code: ERROR_CODES.SCAN_UNSCANNED, reason } };
     }
+    if (policy === 'report') return { deliver: true, record };
     if (policy === 'quarantine') {
       const q = this.options.quarantineFolder;
       const added = await q.put(lane, item.meta, item.body, reconnect, signal);

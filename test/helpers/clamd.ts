@@ -38,6 +38,11 @@ export interface ClamdOptions {
    * copies the same corpus in several rounds must turn the cache off to measure real scanning.
    */
   disableCache?: boolean;
+  /**
+   * clamd's `MaxFileSize` and `MaxScanSize` (its syntax, e.g. `1M`; clamd's defaults when absent) and
+   * `AlertExceedsMax` (default no): what clamd answers for a message over them.
+   */
+  limits?: { maxFileSize?: string; maxScanSize?: string; alertExceedsMax?: boolean };
   /** Keep the private directory after {@link ClamdServer.stop} (also with `KEEP_TEST_DIRS=1`). */
   keep?: boolean;
 }
@@ -99,7 +104,12 @@ async function writeSignatures(dbDir: string): Promise<void> {
  * The instance's clamd.conf. No `User` line: clamd keeps the invoking user. `SelfCheck 0`: no database
  * reloads in the middle of a test.
  */
-function renderConfig(dir: string, port: number, streamMaxLength: string, disableCache: boolean): string {
+function renderConfig(dir: string, port: number, streamMaxLength: string, disableCache: boolean, limits: ClamdOptions['limits'] = {}): string {
+  const extra = [
+    limits.maxFileSize && `MaxFileSize ${limits.maxFileSize}`,
+    limits.maxScanSize && `MaxScanSize ${limits.maxScanSize}`,
+    limits.alertExceedsMax && 'AlertExceedsMax yes',
+  ].filter(Boolean);
   return `# throwaway test instance written by test/helpers/clamd.ts
 Foreground yes
 DatabaseDirectory ${dir}/db
@@ -115,7 +125,7 @@ StreamMaxLength ${streamMaxLength}
 MaxThreads 4
 SelfCheck 0
 DisableCache ${disableCache ? 'yes' : 'no'}
-`;
+${extra.map((l) => `${l}\n`).join('')}`;
 }
 
 /**
@@ -177,6 +187,9 @@ async function launch(binary: string, p: Paths, port: number, keep: boolean): Pr
 export async function startClamd(options: ClamdOptions = {}): Promise<ClamdServer> {
   const binary = clamdBinary();
   const streamMaxLength = options.streamMaxLength ?? '1M';
+  for (const size of [options.limits?.maxFileSize, options.limits?.maxScanSize]) {
+    if (size !== undefined && !/^\d+[KkMm]?$/.test(size)) throw new Error(`clamd limit ${JSON.stringify(size)} is not in clamd syntax (e.g. 1M, 512K)`);
+  }
   if (!/^\d+[KkMm]?$/.test(streamMaxLength)) throw new Error(`streamMaxLength ${JSON.stringify(streamMaxLength)} is not in clamd syntax (e.g. 1M, 512K)`);
   const keepByEnv = process.env.KEEP_TEST_DIRS === '1';
   const keep = keepByEnv || options.keep === true;
@@ -194,7 +207,7 @@ export async function startClamd(options: ClamdOptions = {}): Promise<ClamdServe
     };
     return retryPorts<ClamdServer>('clamd', PORT_ATTEMPTS, async () => {
       const port = await freePort();
-      await writeFile(paths.conf, renderConfig(dir, port, streamMaxLength, options.disableCache === true));
+      await writeFile(paths.conf, renderConfig(dir, port, streamMaxLength, options.disableCache === true, options.limits));
       const started = await launch(binary, paths, port, keep);
       if ('master' in started) return { server: makeServer(binary, paths, port, started.master, keep, keepByEnv) };
       // Lost the race for the port: try again with a new one. Anything else is a real failure.

@@ -116,6 +116,43 @@ describe('clamd client against a real clamd', () => {
   });
 });
 
+describe("clamd's MaxFileSize and MaxScanSize (within StreamMaxLength)", () => {
+  let silent: ClamdServer; // MaxFileSize 1M, no AlertExceedsMax
+  let alerting: { file: ClamdServer; scan: ClamdServer }; // AlertExceedsMax yes
+
+  before(async () => {
+    const limits = { streamMaxLength: '10M' };
+    let file: ClamdServer;
+    let scan: ClamdServer;
+    [silent, file, scan] = await Promise.all([
+      startClamd({ ...limits, limits: { maxFileSize: '1M' } }),
+      startClamd({ ...limits, limits: { maxFileSize: '1M', alertExceedsMax: true } }),
+      startClamd({ ...limits, limits: { maxScanSize: '1M', alertExceedsMax: true } }),
+    ]);
+    alerting = { file, scan };
+  });
+  after(async () => {
+    await Promise.all([silent?.stop(), alerting?.file.stop(), alerting?.scan.stop()]);
+  });
+
+  /** 3 MB with the test virus in its first bytes. */
+  const infectedBig = () => Buffer.concat([eicarMessage('inline', 'big-infected'), cleanMessage(3 * 1024 * 1024)]);
+
+  test('without AlertExceedsMax, clamd answers OK for a message over MaxFileSize it did not scan (what README warns of)', async () => {
+    assert.deepEqual(await new ClamdClient(parseScanUrl(silent.url())).scan(infectedBig()), { status: 'clean' });
+  });
+
+  test('with AlertExceedsMax, Heuristics.Limits.Exceeded is too large, not a finding', async () => {
+    for (const [server, limit] of [[alerting.file, 'MaxFileSize'], [alerting.scan, 'MaxScanSize']] as const) {
+      const c = new ClamdClient(parseScanUrl(server.url()));
+      for (const body of [infectedBig(), cleanMessage(3 * 1024 * 1024)]) {
+        assert.deepEqual(await c.scan(body), { status: 'too-large', reply: `stream: Heuristics.Limits.Exceeded.${limit} FOUND` });
+      }
+      assert.equal((await c.scan(eicarMessage('inline', 'small'))).status, 'infected', 'a small one is still scanned');
+    }
+  });
+});
+
 describe('clamd crash and restart', () => {
   let server: ClamdServer;
 
@@ -154,14 +191,29 @@ describe('clamd client failures', () => {
     await assert.rejects(new ClamdClient(address).ping(), unavailable(address, /does not exist/));
   });
 
-  test('a server that accepts and never answers times out quickly, and the socket is closed', async () => {
+  test('a server that accepts and never answers times out quickly (the scan, then the PING that asks whether it is up), and the sockets are closed', async () => {
     const fake = await fakeClamd(() => undefined);
     try {
       const started = Date.now();
       await assert.rejects(new ClamdClient(fake.address, { timeoutMs: 300 }).scan(cleanMessage(200_000)), unavailable(fake.address, /timed out/));
       assert.ok(Date.now() - started < 2000, `took ${Date.now() - started} ms`);
-      assert.equal(fake.sockets.length, 1);
-      await closed(fake.sockets[0]!);
+      assert.equal(fake.sockets.length, 2);
+      await Promise.all(fake.sockets.map(closed));
+    } finally {
+      await fake.close();
+    }
+  });
+
+  test('a scan that stays silent after the whole message while the server answers PING is unscanned, not a dead scanner', async () => {
+    const fake = await fakeClamd((socket) =>
+      socket.once('data', (d: Buffer) => {
+        if (d.toString('latin1').startsWith('zPING\0')) socket.end('PONG\0');
+      }),
+    );
+    try {
+      const verdict = await new ClamdClient(fake.address, { timeoutMs: 300 }).scan(cleanMessage(1000));
+      assert.equal(verdict.status, 'unscanned');
+      assert.match((verdict as { reason: string }).reason, /no verdict within 300 ms after the whole message was sent/);
     } finally {
       await fake.close();
     }
@@ -194,8 +246,18 @@ describe('clamd client failures', () => {
     }
   });
 
-  test('an answer that is no verdict is a failure carrying the answer', async () => {
+  test("clamd's error answer for a stream is an unscanned verdict carrying the answer", async () => {
     const answer = "stream: Can't allocate memory ERROR";
+    const fake = await fakeClamd((socket) => socket.once('data', () => socket.end(`${answer}\0`)));
+    try {
+      assert.deepEqual(await new ClamdClient(fake.address).scan(cleanMessage(1000)), { status: 'unscanned', reason: `clamd answered ${JSON.stringify(answer)}`, reply: answer });
+    } finally {
+      await fake.close();
+    }
+  });
+
+  test('an answer that is not clamd\'s is a failure carrying the answer', async () => {
+    const answer = 'HTTP/1.1 400 Bad Request';
     const fake = await fakeClamd((socket) => socket.once('data', () => socket.end(`${answer}\0`)));
     try {
       await assert.rejects(new ClamdClient(fake.address).scan(cleanMessage(1000)), (err) => {

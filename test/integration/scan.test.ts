@@ -26,7 +26,7 @@ const flagged = (raw: Buffer, i: number): FixtureMessage => ({ raw, flags: ['\\S
 
 const inlineVirus = eicarMessage('inline', 'v-inline');
 const attachedVirus = eicarMessage('attachment', 'v-attached');
-/** Over the scanner's 1 MiB stream limit: it cannot be scanned. */
+/** Over the scanner's 1 MiB stream limit: it cannot be scanned, so it is held (not delivered) by default. */
 const big: FixtureMessage = { raw: Buffer.from(`Subject: big\r\nMessage-ID: <big@scan.test>\r\n\r\n${'b'.repeat(1_500_000)}\r\n`), flags: [], internalDate: new Date(Date.UTC(2022, 1, 1)) };
 const sharedClean = clean('shared', 0);
 
@@ -72,15 +72,19 @@ describe('scanning in transit with a real clamd', () => {
   });
   after(async () => Promise.all([server?.stop(), clamd?.stop()]));
 
-  test('quarantine (the default): flagged messages go to the quarantine folder, everything else arrives; a rerun adds nothing', async () => {
+  test('quarantine (the default): infected messages go to the quarantine folder, the unscanned one is held, everything else arrives; a rerun adds nothing', async () => {
     const user = await newUser();
     const report = await migrate({ ...base(user), scan: { scanner: clamd.url() } });
-    assert.equal(report.status, 'complete', JSON.stringify(report.error ?? report.items));
+    assert.equal(report.status, 'partial', JSON.stringify(report.error ?? report.items));
+    assert.deepEqual(
+      report.items.map((i) => [i.folder, i.code]),
+      [['Big', 'MM-SCAN-UNSCANNED']],
+    );
     const got = await destShas(server, user);
     const quarantine = got['Quarantine'];
     delete got['Quarantine'];
     assert.deepEqual(got, expectedUserFolders(false));
-    assert.deepEqual(quarantine, [sha(inlineVirus), sha(attachedVirus), sha(attachedVirus), sha(big.raw)].sort());
+    assert.deepEqual(quarantine, [sha(inlineVirus), sha(attachedVirus), sha(attachedVirus)].sort(), 'the unscanned message is not quarantined');
 
     const scan = report.scan!;
     assert.equal(scan.policy, 'quarantine');
@@ -99,15 +103,17 @@ describe('scanning in transit with a real clamd', () => {
     assert.deepEqual(infected.map((v) => v.folder).sort(), ['INBOX', 'Work', 'Work']);
     const unscanned = scan.verdicts.find((v) => v.verdict === 'unscanned')!;
     assert.equal(unscanned.folder, 'Big');
-    assert.equal(unscanned.action, 'quarantined');
-    assert.match(unscanned.reason!, /larger than/);
+    assert.equal(unscanned.action, 'held');
+    assert.match(unscanned.reason!, /INSTREAM size limit exceeded/);
     assert.equal(unscanned.code, 'MM-SCAN-TOO-LARGE');
     assert.equal(report.totals.copied, cleanCount);
 
     const again = await migrate({ ...base(user), scan: { scanner: clamd.url() } });
-    assert.equal(again.status, 'complete');
+    assert.equal(again.status, 'partial', 'the unscanned message is still held');
     assert.equal(again.totals.copied, 0);
-    assert.ok(again.scan!.verdicts.every((v) => v.alreadyQuarantined), 'the rerun finds them in quarantine');
+    const infectedAgain = again.scan!.verdicts.filter((v) => v.verdict === 'infected');
+    assert.equal(infectedAgain.length, 3);
+    assert.ok(infectedAgain.every((v) => v.alreadyQuarantined), 'the rerun finds them in quarantine');
     const after = await destShas(server, user);
     assert.deepEqual(after['Quarantine'], quarantine, 'nothing quarantined twice');
   });
@@ -120,14 +126,20 @@ describe('scanning in transit with a real clamd', () => {
         ['migrate', '--from', `imap://src@127.0.0.1:${server.port}`, '--to', `imap://${user}@127.0.0.1:${server.port}`, '--json', '--scan', clamd.socketUrl(), '--scan-policy', 'skip', '--quarantine-dir', dir],
         { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' },
       );
-      assert.equal(run.code, 0, run.stderr);
-      const report = JSON.parse(run.stdout) as { scan: { verdicts: { action: string; savedAs?: string; sha256: string }[] } };
+      assert.equal(run.code, 3, run.stderr);
+      const report = JSON.parse(run.stdout) as { scan: { verdicts: { verdict: string; action: string; savedAs?: string; sha256: string }[] } };
       assert.deepEqual(await destShas(server, user), expectedUserFolders(false));
       const files = await readdir(dir);
-      assert.equal(files.length, 4);
+      assert.equal(files.length, 3);
       const saved = await Promise.all(files.map(async (f) => sha(await readFile(path.join(dir, f)))));
-      assert.deepEqual(saved.sort(), [sha(inlineVirus), sha(attachedVirus), sha(attachedVirus), sha(big.raw)].sort());
-      assert.ok(report.scan.verdicts.every((v) => v.action === 'withheld' && v.savedAs && files.includes(path.basename(v.savedAs))));
+      assert.deepEqual(saved.sort(), [sha(inlineVirus), sha(attachedVirus), sha(attachedVirus)].sort());
+      const infected = report.scan.verdicts.filter((v) => v.verdict === 'infected');
+      assert.equal(infected.length, 3);
+      assert.ok(infected.every((v) => v.action === 'withheld' && v.savedAs && files.includes(path.basename(v.savedAs))));
+      assert.deepEqual(
+        report.scan.verdicts.filter((v) => v.verdict === 'unscanned').map((v) => [v.action, v.savedAs]),
+        [['held', undefined]],
+      );
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -143,9 +155,9 @@ describe('scanning in transit with a real clamd', () => {
     assert.deepEqual(await destShas(server, user), {});
   });
 
-  test('report: everything is delivered and every finding reported', async () => {
+  test('report, with unscanned messages delivered: everything is delivered and every finding reported', async () => {
     const user = await newUser();
-    const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), policy: 'report' } });
+    const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), policy: 'report', unscanned: 'deliver' } });
     assert.equal(report.status, 'complete');
     assert.deepEqual(await destShas(server, user), expectedUserFolders(true));
     assert.equal(report.scan!.verdicts.length, 4);
@@ -177,7 +189,12 @@ describe('scanning in transit with a real clamd', () => {
 
     await clamd.restart();
     const rerun = await migrate({ ...base(user), scan: { scanner: clamd.url() } });
-    assert.equal(rerun.status, 'complete', JSON.stringify(rerun.error));
+    assert.equal(rerun.error, undefined, JSON.stringify(rerun.error));
+    assert.deepEqual(
+      rerun.items.map((i) => i.code),
+      ['MM-SCAN-UNSCANNED'],
+      'only the unscanned message is left out',
+    );
     const got = await destShas(server, user);
     delete got['Quarantine'];
     assert.deepEqual(got, expectedUserFolders(false));
@@ -193,6 +210,8 @@ describe('scanning in transit with a real clamd', () => {
       const total = folders.reduce((n, f) => n + f.messages.length, 0);
       assert.equal(report.scan!.verdicts.length, total);
       assert.ok(report.scan!.verdicts.every((v) => v.verdict === 'unscanned' && v.action === 'delivered' && v.code === 'MM-SCAN-UNAVAILABLE'));
+      assert.equal(report.scan!.scanned, 0, 'nothing was scanned');
+      assert.equal(report.verdict, 'good', 'delivered unscanned is not perfect');
     } finally {
       await clamd.restart();
     }

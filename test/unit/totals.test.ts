@@ -58,3 +58,18 @@ test('the verdict: perfect, good (limits and policy), investigate (errors), poor
   r.verdict = verdictOf(r);
   assert.match(formatSummary(r), /verdict: perfect/);
 });
+
+test('the verdict with scanning: a held unscanned message is good (partial), one delivered unscanned is good, not perfect', () => {
+  const held = report([folder({ skipped: 1 })], [item('MM-SCAN-UNSCANNED')], 1);
+  assert.equal(held.status, 'partial');
+  assert.equal(verdictOf(held), 'good');
+  const delivered = report([folder({})], [], 1);
+  delivered.scan = {
+    engine: 'clamd', policy: 'quarantine', failOpen: false, onUnscanned: 'deliver', scanned: 9, scannedBytes: 900, cached: 0, infected: 0, unscanned: 1,
+    verdicts: [{ folder: 'INBOX', uid: 3, size: 5, sha256: 'x', verdict: 'unscanned', code: 'MM-SCAN-TOO-LARGE', reason: 'r', action: 'delivered' }],
+  };
+  assert.equal(delivered.status, 'complete');
+  assert.equal(verdictOf(delivered), 'good');
+  assert.match(formatSummary(delivered), /9 scanned \(.*\), 0 from cache, 0 infected; 1 not scanned \(unscanned\); 1 delivered/);
+  assert.match(formatSummary(delivered), /1 unscanned \(not counted as scanned; 1 delivered unscanned\)/);
+});
