@@ -553,6 +553,7 @@ async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: CopyAllCo
             gates,
             precheck: (meta) => precheck(meta, options.maxMessageSize, current.dest.caps().appendLimit),
             screen: ctx.screen,
+            log,
             state: await ctx.state?.folder(entry.sourceName, entry.destName),
             syncDeletions: !!options.syncDeletions,
             deleteSource: !!options.deleteSource,
