@@ -97,7 +97,7 @@ describe('a batch shared by workers through PostgreSQL', () => {
     // The statuses are in the queue's database.
     const status = await runCli(['batch', 'status', path.join(dir, 'users.csv'), '--queue', url, '--json']);
     assert.equal(status.code, 0, status.stderr);
-    const recorded = JSON.parse(status.stdout) as { line: number; status: string; copied: number }[];
+    const recorded = (JSON.parse(status.stdout) as { mailboxes: { line: number; status: string; copied: number }[] }).mailboxes;
     assert.deepEqual(recorded.map((j) => j.status), Array(MAILBOXES).fill('complete'));
 
     // Enqueued again: every mailbox is complete, nothing is queued.
