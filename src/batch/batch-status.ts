@@ -86,13 +86,14 @@ async function liveStatus(job: BatchJobRecord, probe: JobProbe | undefined): Pro
     return { status: 'waiting', note: 'back in the queue for a retry: the next free worker takes it' };
   }
   if (job.status !== 'running') return { status: job.status };
-  if (job.runner?.host === hostname() && !processAlive(job.runner.pid)) {
-    return { status: 'interrupted', note: `its process (pid ${job.runner.pid}) is gone; running the batch again resumes it` };
-  }
-  if (probe && !(await probe.lockHeld(job.source, job.destination))) {
+  const here = job.runner?.host === hostname();
+  const gone = here && !processAlive(job.runner!.pid) ? `its ${probe ? 'worker' : 'process'} (pid ${job.runner!.pid}) is gone` : undefined;
+  if (!probe) return gone ? { status: 'interrupted', note: `${gone}; running the batch again resumes it` } : { status: 'running' };
+  if (gone || !(await probe.lockHeld(job.source, job.destination))) {
+    const who = gone ?? 'its worker is gone';
     return state === 'active'
-      ? { status: 'interrupted', note: 'its worker is gone; the queue gives the job to another worker once it expires (--job-timeout)' }
-      : { status: 'interrupted', note: 'its worker is gone and the queue holds no job for it; running the batch again queues it' };
+      ? { status: 'interrupted', note: `${who}; the queue gives the job to another worker once it expires (--job-timeout)` }
+      : { status: 'interrupted', note: `${who} and the queue holds no job for it; running the batch again queues it` };
   }
   return { status: 'running' };
 }

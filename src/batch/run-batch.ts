@@ -131,6 +131,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
         if (prior?.status === 'complete' && !options.again) {
           const job: BatchJobResult = { ...prior, line: row.line, alreadyComplete: true };
           jobs.push(job);
+          options.logger?.info({ event: 'mailbox-skipped', mailbox: source, line: row.line, verdict: prior.verdict }, 'mailbox skipped: complete in an earlier run');
           options.onEvent?.({ type: 'job-skipped', job });
           continue;
         }
