@@ -275,7 +275,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     try {
       const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`${source}\n${destination}`]);
       // Another worker holds this mailbox (a job retried while its first worker still runs): try later.
-      if (!got.rows[0]?.ok) throw new Error(`the mailbox ${source} is being migrated by another worker`);
+      if (!got.rows[0]?.ok) {
+        options.logger?.warn({ event: 'retry', mailbox: source, line: row.line }, 'another worker holds the mailbox; its job is queued again for a retry');
+        throw new Error(`the mailbox ${source} is being migrated by another worker`);
+      }
       options.onJob?.({ type: 'start', line: row.line, source });
       await jobs.recordJob(job!.data.batch, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0, runner: { pid: process.pid, host: hostname() } });
       // Progress goes to the database every few seconds, for `batch run --queue` and `batch status` elsewhere.

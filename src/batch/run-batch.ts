@@ -265,7 +265,7 @@ export async function runOne(
     report: file,
   };
   log?.[job.status === 'complete' ? 'info' : 'warn'](
-    { event: 'mailbox-end', line: row.line, status: job.status, verdict: job.verdict, code: job.code, copied: job.copied, skipped: job.skipped, toCopy: report.totals.copied + report.totals.skipped, seconds: job.seconds, report: file },
+    { event: 'mailbox-end', line: row.line, status: job.status, verdict: job.verdict, code: job.code, copied: job.copied, skipped: job.skipped, seconds: job.seconds, report: file },
     'mailbox ended',
   );
   return job;

@@ -68,7 +68,7 @@ describe('a batch shared by workers through PostgreSQL', () => {
     const url = await db.createDatabase('queue');
     const logs: string[] = [];
     const startWorker = (k: number) => {
-      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '1', '--report-dir', path.join(dir, `w${k}`), '--maintenance-interval', '1'], {
+      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '1', '--report-dir', path.join(dir, `w${k}`), '--maintenance-interval', '1', '--no-log'], {
         env: { ...process.env, MASTER: 'adminpw' },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
