@@ -218,6 +218,13 @@ export function verdictOf(report: Pick<MigrationReport, 'folders' | 'items' | 'e
   return 'perfect';
 }
 
+/** The worst of some verdicts (a batch's); undefined when there are none, or one is not known. */
+export function worstVerdict(verdicts: readonly (Verdict | undefined)[]): Verdict | undefined {
+  const order: readonly Verdict[] = ['perfect', 'good', 'investigate', 'poor'];
+  if (verdicts.length === 0 || verdicts.some((v) => v === undefined)) return undefined;
+  return order[Math.max(...verdicts.map((v) => order.indexOf(v!)))];
+}
+
 /** Derives the status from folder errors and skipped items. */
 export function statusOf(report: Pick<MigrationReport, 'folders' | 'items' | 'error'>): MigrationStatus {
   if (report.error?.code === 'MM-ABORTED') return 'interrupted';

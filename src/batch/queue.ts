@@ -29,6 +29,8 @@ import { literalPasswords, type MailboxList, type MailboxRow } from './mailbox-l
 import { runOne, urlOf, type BatchEvent, type BatchJobResult } from './run-batch.js';
 import { PgLedger } from '../state/pg-ledger.js';
 import { SharedLimitsHub } from './shared-limits.js';
+import type { JobProbe } from './batch-status.js';
+import { hostname } from 'node:os';
 import { isReference } from './secrets.js';
 import { maskUrl, openState, type BatchJobRecord, type StateStore } from '../state/store.js';
 
@@ -179,6 +181,40 @@ export async function followBatch(queueUrl: string, name: string, signal: AbortS
   }
 }
 
+/**
+ * What the queue knows of a queued batch's mailboxes, for `batch status`: pg-boss's state of each
+ * job, and whether a worker holds a mailbox's lock (the advisory lock a worker takes for the
+ * whole job, on a connection of its own: it is gone with the worker). Only looked at, never taken.
+ */
+export async function queueProbe(queueUrl: string): Promise<JobProbe & { close(): Promise<void> }> {
+  const b = await startBoss(queueUrl, { supervise: false, schedule: false });
+  const db = new pg.Client({ connectionString: queueUrl });
+  db.on('error', () => undefined);
+  try {
+    await db.connect();
+  } catch (err) {
+    await b.stop({ graceful: false, wait: true }).catch(() => undefined);
+    throw new MigrateError(ERROR_CODES.QUEUE, `The queue at ${maskUrl(queueUrl)} cannot be used: ${maskUrl((err as Error).message)}`, { scope: 'config', cause: err });
+  }
+  return {
+    jobState: async (id) => (await b.getJobById(QUEUE, id).catch(() => null))?.state,
+    lockHeld: async (source, destination) => {
+      // A bigint advisory key is kept in pg_locks as its high (classid) and low (objid) halves.
+      const { rows } = await db.query<{ held: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+           AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+           AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)) AS held`,
+        [`${source}\n${destination}`],
+      );
+      return !!rows[0]?.held;
+    },
+    close: async () => {
+      await db.end().catch(() => undefined);
+      await b.stop({ graceful: false, wait: true }).catch(() => undefined);
+    },
+  };
+}
+
 /** Options of {@link runWorker}. */
 export interface WorkerOptions {
   queueUrl: string;
@@ -239,9 +275,12 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     try {
       const got = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS ok', [`${source}\n${destination}`]);
       // Another worker holds this mailbox (a job retried while its first worker still runs): try later.
-      if (!got.rows[0]?.ok) throw new Error(`the mailbox ${source} is being migrated by another worker`);
+      if (!got.rows[0]?.ok) {
+        options.logger?.warn({ event: 'retry', mailbox: source, line: row.line }, 'another worker holds the mailbox; its job is queued again for a retry');
+        throw new Error(`the mailbox ${source} is being migrated by another worker`);
+      }
       options.onJob?.({ type: 'start', line: row.line, source });
-      await jobs.recordJob(job!.data.batch, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0 });
+      await jobs.recordJob(job!.data.batch, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0, runner: { pid: process.pid, host: hostname() } });
       // Progress goes to the database every few seconds, for `batch run --queue` and `batch status` elsewhere.
       let lastProgress = 0;
       const onEvent = (e: BatchEvent) => {
@@ -255,6 +294,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       });
       await jobs.recordJob(job!.data.batch, result);
       options.onJob?.({ type: 'done', line: row.line, source, result });
+      // Stopped before its end (Ctrl-C or SIGTERM of this worker): the job goes back to the queue
+      // for another worker (or this one, started again), which resumes it from the ledger.
+      if (result.status === 'interrupted') throw new Error(`the mailbox ${source} was interrupted; it is queued again`);
       return result;
     } finally {
       await client.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);

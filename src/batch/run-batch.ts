@@ -11,8 +11,9 @@ import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { ServerGate } from '../copy/retry-policy.js';
 import { migrate } from '../migrate.js';
-import type { MigrationReport } from '../report.js';
-import type { ProgressCounters } from '../events.js';
+import { worstVerdict, type MigrationReport, type Verdict } from '../report.js';
+import type { MigrationEvent, ProgressCounters } from '../events.js';
+import { hostname } from 'node:os';
 import type { BatchJobRecord } from '../state/ledger.js';
 import { openState, type StateStore } from '../state/store.js';
 import { VERSION } from '../version.js';
@@ -63,11 +64,30 @@ export interface BatchReport {
   kind: 'batch';
   tool: string;
   name: string;
-  status: 'complete' | 'partial' | 'failed';
+  /** `interrupted` when Ctrl-C or SIGTERM stopped the batch before every mailbox ran (a rerun resumes). */
+  status: 'complete' | 'partial' | 'failed' | 'interrupted';
+  /**
+   * The worst verdict of the batch's mailboxes (a failed one counts as poor); absent while some
+   * mailbox has none, because it did not run to an end (interrupted, not started).
+   */
+  verdict?: Verdict;
   startedAt: string;
   finishedAt: string;
   parallel: number;
-  totals: { mailboxes: number; complete: number; partial: number; failed: number; alreadyComplete: number; copied: number; skippedItems: number; seconds: number };
+  totals: {
+    mailboxes: number;
+    complete: number;
+    partial: number;
+    failed: number;
+    /** Stopped by Ctrl-C or SIGTERM while they ran. */
+    interrupted: number;
+    /** Not reached before the batch was stopped. */
+    notStarted: number;
+    alreadyComplete: number;
+    copied: number;
+    skippedItems: number;
+    seconds: number;
+  };
   warnings: string[];
   jobs: BatchJobResult[];
 }
@@ -90,22 +110,33 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
   const limitsOf = (s: BatchServer) => ({ maxConnections: s.maxConnections, maxMessagesPerSecond: s.maxMessagesPerSecond, maxBytesPerSecond: s.maxBytesPerSecond });
   const gates = { source: new ServerGate(limitsOf(options.config.source)), destination: new ServerGate(limitsOf(options.config.destination)) };
   const jobs: BatchJobResult[] = [];
+  const runner = { pid: process.pid, host: hostname() };
+  const urls = (row: MailboxRow) => [urlOf(options.config.source, row.sourceUser), urlOf(options.config.destination, row.destinationUser)] as const;
+  const reached = new Set<MailboxRow>();
   try {
     const before = new Map((await ledger.jobs(options.name)).map((j) => [`${j.source}\0${j.destination}`, j]));
+    // Every row is in the ledger from the start, so that `batch status` knows the batch and
+    // its rows not reached yet; a row recorded by an earlier run keeps its record until it runs.
+    for (const row of options.list.rows) {
+      const [source, destination] = urls(row);
+      if (!before.has(`${source}\0${destination}`)) await ledger.recordJob(options.name, { line: row.line, source, destination, status: 'not started', copied: 0, skipped: 0 });
+    }
     const queue = [...options.list.rows];
     const worker = async () => {
       for (let row = queue.shift(); row; row = queue.shift()) {
         if (options.signal?.aborted) return;
-        const [source, destination] = [urlOf(options.config.source, row.sourceUser), urlOf(options.config.destination, row.destinationUser)];
+        reached.add(row);
+        const [source, destination] = urls(row);
         const prior = before.get(`${source}\0${destination}`);
         if (prior?.status === 'complete' && !options.again) {
           const job: BatchJobResult = { ...prior, line: row.line, alreadyComplete: true };
           jobs.push(job);
+          options.logger?.info({ event: 'mailbox-skipped', mailbox: source, line: row.line, verdict: prior.verdict }, 'mailbox skipped: complete in an earlier run');
           options.onEvent?.({ type: 'job-skipped', job });
           continue;
         }
         options.onEvent?.({ type: 'job-start', line: row.line, source, destination });
-        await ledger.recordJob(options.name, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0 });
+        await ledger.recordJob(options.name, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0, runner });
         const job = await runOne(row, source, destination, { ...options, stateStore: ledger }, gates);
         await ledger.recordJob(options.name, job);
         jobs.push(job);
@@ -115,6 +146,12 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
     await Promise.all(Array.from({ length: Math.min(parallel, Math.max(1, options.list.rows.length)) }, worker));
   } finally {
     await ledger.close();
+  }
+  // Rows the batch never reached (it was stopped): in the report as such, not left out.
+  for (const row of options.list.rows) {
+    if (reached.has(row)) continue;
+    const [source, destination] = urls(row);
+    jobs.push({ line: row.line, source, destination, status: 'not started', copied: 0, skipped: 0 });
   }
   const report = await finishReport(options.name, parallel, started, jobs, [...(options.config.warnings ?? []), ...options.list.warnings], options.reportDir);
   // After the statuses and reports are written, also when Ctrl-C stopped the batch early.
@@ -126,12 +163,15 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
 export async function finishReport(name: string, parallel: number, started: number, results: BatchJobResult[], warnings: string[], reportDir: string): Promise<BatchReport> {
   const jobs = [...results].sort((a, b) => a.line - b.line);
   const count = (s: BatchJobRecord['status']) => jobs.filter((j) => j.status === s).length;
+  const stopped = count('interrupted') + count('not started') > 0;
+  const verdict = worstVerdict(jobs.map((j) => j.verdict ?? (j.status === 'failed' ? 'poor' : undefined)));
   const report: BatchReport = {
     version: 1,
     kind: 'batch',
     tool: `mailmover ${VERSION}`,
     name,
-    status: count('complete') === jobs.length ? 'complete' : count('complete') + count('partial') > 0 ? 'partial' : 'failed',
+    status: stopped ? 'interrupted' : count('complete') === jobs.length ? 'complete' : count('complete') + count('partial') > 0 ? 'partial' : 'failed',
+    ...(verdict ? { verdict } : {}),
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date().toISOString(),
     parallel,
@@ -140,6 +180,8 @@ export async function finishReport(name: string, parallel: number, started: numb
       complete: count('complete'),
       partial: count('partial'),
       failed: count('failed'),
+      interrupted: count('interrupted'),
+      notStarted: count('not started'),
       alreadyComplete: jobs.filter((j) => j.alreadyComplete).length,
       copied: jobs.reduce((n, j) => n + (j.alreadyComplete ? 0 : j.copied), 0),
       skippedItems: jobs.reduce((n, j) => n + (j.alreadyComplete ? 0 : j.skipped), 0),
@@ -178,6 +220,9 @@ export async function runOne(
 ): Promise<BatchJobResult> {
   const t0 = Date.now();
   const base: BatchJobResult = { line: row.line, source, destination, status: 'failed', copied: 0, skipped: 0 };
+  // One logger per mailbox: every line it writes names the mailbox and its line in the list.
+  const log = options.logger?.child({ mailbox: source, line: row.line });
+  log?.info({ event: 'mailbox-start', source, destination }, 'mailbox started');
   let report: MigrationReport;
   try {
     const from = login(options.config.source, row.sourceUser, row.sourcePassword, 'source', options.env);
@@ -195,26 +240,48 @@ export async function runOne(
       serverGates: gates,
       onEvent: (e) => {
         if (e.type === 'progress') options.onEvent?.({ type: 'job-progress', line: row.line, source, counters: e.counters });
+        else if (log) logEvent(log, e);
       },
       ...(options.signal ? { signal: options.signal } : {}),
-      ...(options.logger ? { logger: options.logger.child({ mailbox: source }) } : {}),
+      ...(log ? { logger: log } : {}),
     });
   } catch (err) {
     const e = isMigrateError(err) ? err : new MigrateError(ERROR_CODES.INTERNAL, String((err as Error)?.message ?? err), { scope: 'mailbox' });
-    return { ...base, code: e.code, message: e.message, seconds: secondsSince(t0) };
+    const job: BatchJobResult = { ...base, ...(e.code === ERROR_CODES.ABORTED ? { status: 'interrupted' as const } : { verdict: 'poor' as const }), code: e.code, message: e.message, seconds: secondsSince(t0) };
+    log?.warn({ event: 'mailbox-end', line: row.line, status: job.status, verdict: job.verdict, code: e.code, err: e.message, copied: 0, skipped: 0, seconds: job.seconds }, 'mailbox ended');
+    return job;
   }
   const file = path.join(options.reportDir, `${String(row.line).padStart(5, '0')}-${safeName(row.sourceUser)}.json`);
   await writePrivate(file, JSON.stringify(report, null, 2) + '\n').catch(() => undefined);
-  return {
+  const job: BatchJobResult = {
     ...base,
-    // The ledger's job rows have no 'interrupted' yet (schema 3): recorded as failed MM-ABORTED.
-    status: report.status === 'interrupted' ? 'failed' : report.status,
+    status: report.status,
+    // An interrupted run has no verdict: what it would have done is not known.
+    ...(report.status !== 'interrupted' && report.verdict ? { verdict: report.verdict } : {}),
     ...(report.error ? { code: report.error.code, message: report.error.message } : report.items[0] ? { code: report.items[0].code, message: `${report.items.length} item(s) skipped; first: ${report.items[0].reason}` } : {}),
     copied: report.totals.copied,
     skipped: report.totals.skipped,
     seconds: secondsSince(t0),
     report: file,
   };
+  log?.[job.status === 'complete' ? 'info' : 'warn'](
+    { event: 'mailbox-end', line: row.line, status: job.status, verdict: job.verdict, code: job.code, copied: job.copied, skipped: job.skipped, seconds: job.seconds, report: file },
+    'mailbox ended',
+  );
+  return job;
+}
+
+/**
+ * What the engine reports as events goes to the batch's log too (the engine itself logs
+ * retries, throttling pauses, reconnects and failures): a skipped item or a scan verdict as a
+ * warning, the rest as information; progress is left out (the end line has the counts).
+ */
+function logEvent(log: Logger, e: MigrationEvent): void {
+  if (e.type === 'item-skipped') log.warn({ event: e.type, folder: e.item.folder, uid: e.item.uid, code: e.item.code, reason: e.item.reason, attempts: e.item.attempts }, 'item skipped');
+  else if (e.type === 'scan-verdict') log.warn({ event: e.type, folder: e.verdict.folder, uid: e.verdict.uid, verdict: e.verdict.verdict, action: e.verdict.action }, 'scan verdict');
+  else if (e.type === 'folder-done') log.info({ event: e.type, folder: e.folder.source, copied: e.folder.copied, skipped: e.folder.skipped, alreadyPresent: e.folder.alreadyPresent, error: e.folder.error?.code }, 'folder done');
+  else if (e.type === 'reconnected') log.info({ event: e.type, side: e.side, folder: e.folder }, 'reconnected');
+  else if (e.type === 'folder-start') log.info({ event: e.type, folder: e.folder, toCopy: e.toCopy, alreadyPresent: e.alreadyPresent }, 'folder started');
 }
 
 /** The URL and password one side logs in with: the row's own password, or the master login. */
@@ -259,11 +326,13 @@ export function batchMarkdown(r: BatchReport): string {
   const lines = [
     `# Mailbox migration batch "${r.name}": ${r.status}`,
     '',
-    `${t.mailboxes} mailboxes: ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed. ${t.copied} messages copied, ${t.skippedItems} skipped, in ${t.seconds} s with ${r.parallel} at a time (${r.startedAt} to ${r.finishedAt}).`,
+    `${t.mailboxes} mailboxes: ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed${t.interrupted ? `, ${t.interrupted} interrupted` : ''}${t.notStarted ? `, ${t.notStarted} not started` : ''}. ${t.copied} messages copied, ${t.skippedItems} skipped, in ${t.seconds} s with ${r.parallel} at a time (${r.startedAt} to ${r.finishedAt}).`,
     '',
-    '| line | source | destination | status | copied | skipped | code | detail |',
-    '| --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...r.jobs.map((j) => `| ${j.line} | ${cell(j.source)} | ${cell(j.destination)} | ${j.status}${j.alreadyComplete ? ' (earlier run)' : ''} | ${j.copied} | ${j.skipped} | ${j.code ?? ''} | ${cell(j.message ?? '')} |`),
+    r.verdict ? `Verdict: ${r.verdict} (the worst of its mailboxes; see "Verdicts" in the README).` : 'Verdict: none yet (some mailboxes did not run to an end).',
+    '',
+    '| line | source | destination | status | verdict | copied | skipped | code | detail |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...r.jobs.map((j) => `| ${j.line} | ${cell(j.source)} | ${cell(j.destination)} | ${j.status}${j.alreadyComplete ? ' (earlier run)' : ''} | ${j.verdict ?? ''} | ${j.copied} | ${j.skipped} | ${j.code ?? ''} | ${cell(j.message ?? '')} |`),
   ];
   if (r.warnings.length) lines.push('', '## Warnings', '', ...r.warnings.map((w) => `- ${w}`));
   lines.push('', 'Error codes are explained in docs/errors.md of mailmover.', '');

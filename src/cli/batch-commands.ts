@@ -8,9 +8,30 @@ import type { BatchJobResult, BatchReport } from '../batch/run-batch.js';
 import type { waitForJobs as waitForJobsFn } from '../batch/queue.js';
 import path from 'node:path';
 import { defaultStatePath } from '../state/ledger.js';
-import { BatchProgressView } from './output.js';
+import { BatchProgressView, terminalText } from './output.js';
+import type { BatchStatus } from '../batch/batch-status.js';
 import { EXIT } from './exit-codes.js';
 import { openLog, onInterrupt, openRecorded } from './common.js';
+import { hostname } from 'node:os';
+import type { Logger } from 'pino';
+import { stateHome } from '../state/paths.js';
+import { defaultLog, rotateLogs } from './log-file.js';
+
+/**
+ * The log of fleet work: --log FILE, or by default a file of its own under
+ * $XDG_STATE_HOME/mailmover/logs (the older ones of its kind rotated away), or none with
+ * --no-log. The path is printed, so that it can be found after the run.
+ */
+function fleetLog(flag: string | false | undefined, kind: Parameters<typeof defaultLog>[1]): Logger | undefined {
+  if (flag === false) return undefined;
+  if (flag) return openLog(flag);
+  const dir = path.join(stateHome(), 'logs');
+  const { file, kind: pattern } = defaultLog(dir, kind);
+  const logger = openLog(file);
+  rotateLogs(dir, pattern);
+  process.stderr.write(`log: ${file}\n`);
+  return logger;
+}
 
 export interface WorkerFlags {
   queue: string;
@@ -18,15 +39,17 @@ export interface WorkerFlags {
   state?: string;
   reportDir?: string;
   maintenanceInterval: number;
-  log?: string;
+  /** A file, or false for --no-log. */
+  log?: string | false;
 }
 
 export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
   const controller = new AbortController();
-  const release = onInterrupt(controller, 'finishing the mailboxes in hand, then stopping');
-  const logger = openLog(flags.log);
+  const release = onInterrupt(controller, 'stopping the mailboxes in hand (they go back to the queue, and resume where they stopped), then quitting');
+  const logger = fleetLog(flags.log, { worker: { host: hostname(), pid: process.pid } });
   try {
     process.stderr.write(`worker ${process.pid}: waiting for mailboxes\n`);
+    logger?.info({ event: 'worker-start', parallel: flags.parallel }, 'worker started');
     const { runWorker } = await import('../batch/queue.js');
     await runWorker({
       queueUrl: flags.queue,
@@ -38,11 +61,13 @@ export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
       ...(logger ? { logger } : {}),
       onJob: (e) =>
         process.stderr.write(
-          e.type === 'start' ? `worker ${process.pid}: started line ${e.line} ${e.source}\n` : `worker ${process.pid}: line ${e.line} ${e.source}: ${e.result?.status} ${e.result?.code ?? ''}\n`,
+          e.type === 'start' ? `worker ${process.pid}: started line ${e.line} ${e.source}\n` : `worker ${process.pid}: line ${e.line} ${e.source}: ${e.result?.status} ${e.result?.verdict ?? ''} ${e.result?.code ?? ''}\n`,
         ),
     });
   } finally {
     release();
+    logger?.info({ event: 'worker-stop' }, 'worker stopped');
+    logger?.flush();
   }
   return EXIT.OK;
 }
@@ -57,7 +82,8 @@ export interface BatchFlags {
   name?: string;
   again?: boolean;
   json?: boolean;
-  log?: string;
+  /** A file, or false for --no-log. */
+  log?: string | false;
   notifyEmail?: string[];
   notifySmtp?: string;
   notifySmtpPassword?: string;
@@ -74,7 +100,8 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
   const notify = resolveNotify(mergeNotify(config.notify, { email: flags.notifyEmail, smtp: flags.notifySmtp, from: flags.notifyFrom, smtpPassword: flags.notifySmtpPassword, webhook: flags.notifyWebhook }));
   const name = flags.name ?? path.basename(listFile);
   const reportDir = flags.reportDir ?? path.join(path.dirname(path.resolve(listFile)), `${path.basename(listFile).replace(/\.csv$/i, '')}-reports`);
-  const logger = openLog(flags.log);
+  const logger = fleetLog(flags.log, { batch: name });
+  logger?.info({ event: 'batch-start', batch: name, mailboxes: list.rows.length, parallel: flags.queue ? undefined : flags.parallel, queued: !!flags.queue }, 'batch started');
   const controller = new AbortController();
   if (flags.queue) {
     const started = Date.now();
@@ -123,7 +150,7 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
   }
   let report: BatchReport;
   const view = flags.json ? undefined : new BatchProgressView(process.stderr, list.rows.length, !!process.stderr.isTTY);
-  const release = onInterrupt(controller, 'stopping every mailbox after the batch in flight');
+  const release = onInterrupt(controller, 'stopping every mailbox after the messages in flight; the rest are not started (running the batch again resumes)');
   try {
     report = await runBatch({
       list,
@@ -150,28 +177,51 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
   if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else {
     process.stdout.write(
-      `${report.status}: ${t.mailboxes} mailboxes, ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed; ` +
-        `${t.copied} messages copied, ${t.skippedItems} skipped, ${t.seconds} s. Reports: ${reportDir}/batch-report.md\n`,
+      `${report.status}: ${t.mailboxes} mailboxes, ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed` +
+        `${t.interrupted ? `, ${t.interrupted} interrupted` : ''}${t.notStarted ? `, ${t.notStarted} not started` : ''}; ` +
+        `${t.copied} messages copied, ${t.skippedItems} skipped, ${t.seconds} s${report.verdict ? `; verdict ${report.verdict}` : ''}. Reports: ${reportDir}/batch-report.md\n`,
     );
-    for (const j of report.jobs.filter((x) => x.status !== 'complete')) process.stdout.write(`  line ${j.line}: ${j.source}: ${j.status} ${j.code ?? ''} ${j.message ?? ''}\n`);
+    for (const j of report.jobs.filter((x) => x.status !== 'complete' && x.status !== 'not started')) process.stdout.write(`  line ${j.line}: ${j.source}: ${j.status} ${j.code ?? ''} ${j.message ?? ''}\n`);
   }
+  logger?.info({ event: 'batch-end', batch: name, status: report.status, verdict: report.verdict, totals: t }, 'batch ended');
   logger?.flush();
+  if (report.status === 'interrupted') return EXIT.INTERRUPTED;
   return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
 }
 
 export async function runBatchStatus(listFile: string, flags: { state?: string; queue?: string; name?: string; json?: boolean }): Promise<number> {
+  const [{ loadMailboxList }, { batchStatus }] = await Promise.all([import('../batch/mailbox-list.js'), import('../batch/batch-status.js')]);
+  const list = loadMailboxList(listFile);
   // In queue mode the statuses are in the queue's database, wherever the workers keep their ledger.
   const ledger = await openRecorded(flags.queue ?? flags.state ?? defaultStatePath(), 'pass --state FILE, or --queue URL for a queued batch');
+  let status: Awaited<ReturnType<typeof batchStatus>>;
   try {
-    const jobs = await ledger.jobs(flags.name ?? path.basename(listFile));
-    if (flags.json) process.stdout.write(JSON.stringify(jobs, null, 2) + '\n');
-    else {
-      const count = (s: string) => jobs.filter((j) => j.status === s).length;
-      process.stdout.write(`${jobs.length} mailboxes: ${count('complete')} complete, ${count('partial')} partial, ${count('failed')} failed, ${count('running')} running, ${count('queued')} queued\n`);
-      for (const j of jobs) process.stdout.write(`${String(j.line).padStart(5)}  ${j.status.padEnd(8)}  ${j.source} -> ${j.destination}  ${j.copied} copied${j.code ? `  ${j.code}` : ''}\n`);
+    const probe = flags.queue ? await (await import('../batch/queue.js')).queueProbe(flags.queue) : undefined;
+    try {
+      status = await batchStatus(list, flags.name ?? path.basename(listFile), ledger, probe);
+    } finally {
+      await probe?.close();
     }
   } finally {
     await ledger.close();
   }
+  if (flags.json) process.stdout.write(JSON.stringify(status, null, 2) + '\n');
+  else process.stdout.write(batchStatusText(status));
   return EXIT.OK;
+}
+
+/** `batch status` for people: a count per status, the verdict, then a line per row of the list. */
+function batchStatusText(s: BatchStatus): string {
+  const out = [
+    `batch "${terminalText(s.batch)}" in ${terminalText(s.ledger)}`,
+    `${s.mailboxes.length} mailboxes: ${Object.entries(s.counts).map(([k, n]) => `${n} ${k}`).join(', ')}`,
+    `verdict: ${s.verdict ?? 'none yet (some mailboxes did not run to an end)'}`,
+  ];
+  if (s.notInList > 0) out.push(`(${s.notInList} more recorded for this batch are not in the list)`);
+  for (const m of s.mailboxes) {
+    const who = m.source ? `${m.source} -> ${m.destination}` : `${m.sourceUser} -> ${m.destinationUser}`;
+    const counts = m.status === 'not started' ? '' : `  ${m.copied ?? 0} copied${m.skipped ? `, ${m.skipped} skipped` : ''}`;
+    out.push(`${String(m.line).padStart(5)}  ${m.status.padEnd(11)}  ${(m.verdict ?? '-').padEnd(11)}  ${terminalText(who)}${counts}${m.code ? `  ${m.code}` : ''}${m.note ? `  (${m.note})` : ''}`);
+  }
+  return out.join('\n') + '\n';
 }

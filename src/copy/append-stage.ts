@@ -13,8 +13,7 @@ import { sleep } from '../core/sleep.js';
 import { planMessages } from '../plan/message-plan.js';
 import type { ScanVerdictRecord, SkippedItem } from '../report.js';
 import type { AppendItem, AppendOutcome } from '../stores/mail-store.js';
-import { backoffDelay } from './retry-policy.js';
-import { MAX_LOSSES_IN_A_ROW, asItemError, isLoss, pauseFor, retryable, validityChanged, type Failure, type FolderRun, type Ready } from './folder-run.js';
+import { MAX_LOSSES_IN_A_ROW, asItemError, isLoss, retryDelay, retryable, validityChanged, type Failure, type FolderRun, type Ready } from './folder-run.js';
 
 /** After a lost APPEND: which of `inflight` are at the destination now? */
 async function arrived(run: FolderRun, inflight: readonly Ready[]): Promise<Set<Ready>> {
@@ -126,7 +125,7 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
       else failed.push(f);
     }
     if (again.length === 0) break;
-    await sleep(backoffDelay(ctx.retry, attempt, pauseFor(ctx.gates.destination, again)), signal);
+    await sleep(retryDelay(run, 'destination', attempt, again), signal);
     const byMeta = new Set(again.map((f) => f.meta));
     deliver = deliver.filter((r) => byMeta.has(r.meta));
   }

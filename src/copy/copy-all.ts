@@ -110,6 +110,7 @@ export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: Co
             gates,
             precheck: (meta) => precheck(meta, options.maxMessageSize, current.dest.caps().appendLimit),
             screen: ctx.screen,
+            log,
             state: ctx.survey.records[i] ?? (await ctx.state?.folder(entry.sourceName, entry.destName)),
             syncDeletions: !!options.syncDeletions,
             deleteSource: !!options.deleteSource,

@@ -13,9 +13,8 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { messageKey } from '../core/message-key.js';
 import type { FetchOutcome, MessageMeta } from '../stores/mail-store.js';
 import { sleep } from '../core/sleep.js';
-import { backoffDelay } from './retry-policy.js';
 import { isolateLosses } from './isolate.js';
-import { MAX_LOSSES_IN_A_ROW, asItemError, brokeConnection, isLoss, pauseFor, retryable, type Failure, type FolderRun, type Ready } from './folder-run.js';
+import { MAX_LOSSES_IN_A_ROW, asItemError, brokeConnection, isLoss, retryDelay, retryable, type Failure, type FolderRun, type Ready } from './folder-run.js';
 import { isOversized } from './list-stage.js';
 
 /** What one batch's fetch gave. */
@@ -144,7 +143,7 @@ export async function fetchStage(run: FolderRun, metas: MessageMeta[]): Promise<
         again.push(...askAgain);
       } else failed.push(...askAgain);
       if (again.length === 0) break;
-      await sleep(backoffDelay(ctx.retry, attempt, pauseFor(ctx.gates.source, again)), signal);
+      await sleep(retryDelay(run, 'source', attempt, again), signal);
       pending = again.map((f) => f.meta);
     }
     if (ctx.screen && ready.length > 0) {

@@ -71,6 +71,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     const deferred = failures.filter((f) => f.error.retry !== 'never');
     if (deferred.length > 0) {
       const wait = backoffDelay(ctx.retry, ctx.retry.attempts, Math.max(0, ...deferred.map((f) => f.error.retryAfterMs ?? 0)) || undefined);
+      ctx.log?.warn({ event: 'retry', folder: entry.sourceName, pass: 2, messages: deferred.length, code: deferred[0]?.error.code, waitMs: wait }, 'trying the failed messages again in a second pass');
       await sleep(wait, signal);
       todo = deferred.map((f) => f.meta);
       failures = [...failures.filter((f) => f.error.retry === 'never'), ...(await runPass(run, todo))];

@@ -12,7 +12,8 @@ import type { FolderRecord } from '../state/store.js';
 import type { FolderStatus, MailStore, MessageMeta } from '../stores/mail-store.js';
 import type { ByteBudget } from './byte-budget.js';
 import { SizeTrust } from './size-trust.js';
-import type { RetryPolicy, ServerGate } from './retry-policy.js';
+import type { Logger } from 'pino';
+import { backoffDelay, type RetryPolicy, type ServerGate } from './retry-policy.js';
 
 /** A source and a destination connection that copy one folder at a time. */
 export interface Lane {
@@ -65,6 +66,8 @@ export interface FolderCopyContext {
   screen?: ContentScreen | undefined;
   dryRun: boolean;
   signal?: AbortSignal | undefined;
+  /** The mailbox's log: retries and throttling pauses are written to it. */
+  log?: Logger | undefined;
   /** Called once the folder's plan is known. */
   onPlanned(toCopy: number, toCopyBytes: number, alreadyPresent: number): void;
   /** Called after each batch with what it added. */
@@ -187,6 +190,20 @@ export function pauseFor(gate: ServerGate, failures: readonly Failure[]): number
   const asked = Math.max(0, ...failures.map((f) => f.error.retryAfterMs ?? 0));
   if (asked > 0) gate.pauseFor(asked);
   return asked > 0 ? asked : undefined;
+}
+
+/**
+ * How long to wait before `again` is tried once more (attempt `attempt` failed): the backoff, or
+ * the longest wait a server asked for (which also pauses every lane on that server). Says so in
+ * the log: a retry, and a throttling pause when a server asked for one.
+ */
+export function retryDelay(run: FolderRun, side: 'source' | 'destination', attempt: number, again: readonly Failure[]): number {
+  const asked = pauseFor(run.ctx.gates[side], again);
+  const ms = backoffDelay(run.ctx.retry, attempt, asked);
+  const what = { folder: run.entry.sourceName, side, attempt, messages: again.length, code: again[0]?.error.code, err: again[0]?.error.message, waitMs: ms };
+  if (asked) run.ctx.log?.warn({ event: 'throttled', ...what, askedMs: asked }, 'throttled: every lane on this server pauses');
+  run.ctx.log?.warn({ event: 'retry', ...what }, 'retrying');
+  return ms;
 }
 
 /** Whether a failure is worth another try in this pass. */

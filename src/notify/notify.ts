@@ -157,7 +157,7 @@ export async function notifyBatchEnd(report: BatchReport, reportDir: string, n: 
         requireTls: !e.smtp.secure && !isLoopbackHost(e.smtp.host),
         from: e.from,
         to: e.to,
-        subject: `mailmover batch "${report.name}": ${interrupted ? 'interrupted, ' : ''}${report.status}`,
+        subject: `mailmover batch "${report.name}": ${interrupted && report.status !== 'interrupted' ? 'interrupted, ' : ''}${report.status}`,
         text: summaryText(report, interrupted),
         attachments: [path.join(reportDir, 'batch-report.json'), path.join(reportDir, 'batch-report.md')],
       }).then(
@@ -185,11 +185,12 @@ export function summaryText(r: BatchReport, interrupted = false): string {
   const lines = [
     `Batch "${r.name}" ended: ${r.status}${interrupted ? ' (interrupted by the operator before every mailbox had run)' : ''}.`,
     '',
-    `Mailboxes: ${t.mailboxes} (complete ${t.complete}, of which ${t.alreadyComplete} from an earlier run; partial ${t.partial}; failed ${t.failed})`,
+    `Mailboxes: ${t.mailboxes} (complete ${t.complete}, of which ${t.alreadyComplete} from an earlier run; partial ${t.partial}; failed ${t.failed}${t.interrupted ? `; interrupted ${t.interrupted}` : ''}${t.notStarted ? `; not started ${t.notStarted}` : ''})`,
+    ...(r.verdict ? [`Verdict: ${r.verdict}`] : []),
     `Messages copied: ${t.copied}; items skipped: ${t.skippedItems}`,
     `Time: ${t.seconds} s (${r.startedAt} to ${r.finishedAt})`,
   ];
-  const bad = r.jobs.filter((j) => j.status !== 'complete');
+  const bad = r.jobs.filter((j) => j.status !== 'complete' && j.status !== 'not started');
   if (bad.length) {
     lines.push('', 'Mailboxes not complete:');
     for (const j of bad) lines.push(`  line ${j.line}: ${j.source} -> ${j.destination}: ${j.status}${j.code ? ` ${j.code}` : ''}${j.message ? `: ${j.message.replace(/\s+/g, ' ').slice(0, 300)}` : ''}`);

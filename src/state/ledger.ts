@@ -25,14 +25,18 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { write } from './checkpoint.js';
 import { mailboxIdentities } from './mailbox-key.js';
 import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
-import { jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
+import { JOB_STATUSES, jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
 
 // Kept for the modules that import the types from here.
 export type { BatchJobRecord, BatchJobRow, FolderMarks, LedgerMessage, LedgerSkip } from './types.js';
 export { jobFromRow } from './types.js';
 
+/** The job statuses and verdicts as SQL lists, for the CHECK constraints of both backends. */
+export const STATUS_SQL = JOB_STATUSES.map((x) => `'${x}'`).join(', ');
+export const VERDICT_SQL = ['perfect', 'good', 'investigate', 'poor'].map((x) => `'${x}'`).join(', ');
+
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 3;
+export const SCHEMA_VERSION = 4;
 
 /** Each step takes the schema from version i to i+1. */
 const MIGRATIONS: string[] = [
@@ -95,6 +99,33 @@ const MIGRATIONS: string[] = [
   // the queue job of a queued mailbox, so that enqueueing the batch again joins it.
   `ALTER TABLE batch_job ADD COLUMN to_copy INTEGER;
    ALTER TABLE batch_job ADD COLUMN job_id TEXT;`,
+  // 4: every status of a mailbox (not started, waiting, interrupted), its verdict, and the process
+  // running it. SQLite cannot change a CHECK constraint in place: the table is copied. Rows that
+  // version 3 recorded as failed MM-ABORTED were stopped, not failed: they become interrupted.
+  `CREATE TABLE batch_job_v4 (
+     batch TEXT NOT NULL,
+     line INTEGER NOT NULL,
+     source TEXT NOT NULL,
+     destination TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN (${STATUS_SQL})),
+     code TEXT,
+     message TEXT,
+     copied INTEGER NOT NULL DEFAULT 0,
+     skipped INTEGER NOT NULL DEFAULT 0,
+     seconds REAL,
+     report TEXT,
+     updated_at TEXT NOT NULL,
+     to_copy INTEGER,
+     job_id TEXT,
+     verdict TEXT CHECK (verdict IN (${VERDICT_SQL})),
+     runner_pid INTEGER,
+     runner_host TEXT,
+     PRIMARY KEY (batch, source, destination));
+   INSERT INTO batch_job_v4 (batch, line, source, destination, status, code, message, copied, skipped, seconds, report, updated_at, to_copy, job_id)
+     SELECT batch, line, source, destination, CASE WHEN status = 'failed' AND code = 'MM-ABORTED' THEN 'interrupted' ELSE status END,
+       code, message, copied, skipped, seconds, report, updated_at, to_copy, job_id FROM batch_job;
+   DROP TABLE batch_job;
+   ALTER TABLE batch_job_v4 RENAME TO batch_job;`,
 ];
 
 export { defaultStatePath } from './paths.js';
@@ -224,11 +255,12 @@ export class Ledger implements StateStore {
   recordJob(batch: string, job: BatchJobRecord): void {
     this.db
       .prepare(
-        `INSERT INTO batch_job (batch, line, source, destination, status, code, message, copied, skipped, to_copy, job_id, seconds, report, updated_at)
-         VALUES (@batch, @line, @source, @destination, @status, @code, @message, @copied, @skipped, @toCopy, @jobId, @seconds, @report, @at)
+        `INSERT INTO batch_job (batch, line, source, destination, status, code, message, copied, skipped, to_copy, job_id, seconds, report, verdict, runner_pid, runner_host, updated_at)
+         VALUES (@batch, @line, @source, @destination, @status, @code, @message, @copied, @skipped, @toCopy, @jobId, @seconds, @report, @verdict, @runnerPid, @runnerHost, @at)
          ON CONFLICT (batch, source, destination) DO UPDATE SET line = excluded.line, status = excluded.status, code = excluded.code,
            message = excluded.message, copied = excluded.copied, skipped = excluded.skipped, to_copy = excluded.to_copy,
-           job_id = coalesce(excluded.job_id, batch_job.job_id), seconds = excluded.seconds, report = excluded.report, updated_at = excluded.updated_at`,
+           job_id = coalesce(excluded.job_id, batch_job.job_id), seconds = excluded.seconds, report = excluded.report,
+           verdict = excluded.verdict, runner_pid = excluded.runner_pid, runner_host = excluded.runner_host, updated_at = excluded.updated_at`,
       )
       .run({
         batch,
@@ -244,6 +276,9 @@ export class Ledger implements StateStore {
         jobId: job.jobId ?? null,
         seconds: job.seconds ?? null,
         report: job.report ?? null,
+        verdict: job.verdict ?? null,
+        runnerPid: job.runner?.pid ?? null,
+        runnerHost: job.runner?.host ?? null,
         at: new Date().toISOString(),
       });
   }

@@ -17,7 +17,7 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { writeAsync } from './checkpoint.js';
-import { SCHEMA_VERSION } from './ledger.js';
+import { SCHEMA_VERSION, STATUS_SQL, VERDICT_SQL } from './ledger.js';
 import { mailboxIdentities } from './mailbox-key.js';
 import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
 import { jobFromRow, maskUrl, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
@@ -82,6 +82,14 @@ const MIGRATIONS: string[] = [
      PRIMARY KEY (batch, source, destination));`,
   `ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN to_copy INTEGER;
    ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN job_id TEXT;`,
+  // 4: as in the SQLite file: every status, the verdict, the process running a mailbox; rows
+  // recorded failed MM-ABORTED were stopped, not failed.
+  `ALTER TABLE ${SCHEMA}.batch_job DROP CONSTRAINT IF EXISTS batch_job_status_check;
+   UPDATE ${SCHEMA}.batch_job SET status = 'interrupted' WHERE status = 'failed' AND code = 'MM-ABORTED';
+   ALTER TABLE ${SCHEMA}.batch_job ADD CONSTRAINT batch_job_status_check CHECK (status IN (${STATUS_SQL}));
+   ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN verdict TEXT CHECK (verdict IN (${VERDICT_SQL}));
+   ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN runner_pid INTEGER;
+   ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN runner_host TEXT;`,
 ];
 
 type Queryable = pg.Pool | pg.PoolClient | pg.Client;
@@ -209,12 +217,13 @@ export class PgLedger implements StateStore {
 
   async recordJob(batch: string, job: BatchJobRecord): Promise<void> {
     await this.pool.query(
-      `INSERT INTO ${SCHEMA}.batch_job AS b (batch, line, source, destination, status, code, message, copied, skipped, seconds, report, to_copy, job_id, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now())
+      `INSERT INTO ${SCHEMA}.batch_job AS b (batch, line, source, destination, status, code, message, copied, skipped, seconds, report, to_copy, job_id, verdict, runner_pid, runner_host, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now())
        ON CONFLICT (batch, source, destination) DO UPDATE SET line = EXCLUDED.line, status = EXCLUDED.status, code = EXCLUDED.code,
          message = EXCLUDED.message, copied = EXCLUDED.copied, skipped = EXCLUDED.skipped, seconds = EXCLUDED.seconds,
-         report = EXCLUDED.report, to_copy = EXCLUDED.to_copy, job_id = coalesce(EXCLUDED.job_id, b.job_id), updated_at = EXCLUDED.updated_at`,
-      [batch, job.line, job.source, job.destination, job.status, job.code ?? null, job.message ?? null, job.copied, job.skipped, job.seconds ?? null, job.report ?? null, job.toCopy ?? null, job.jobId ?? null],
+         report = EXCLUDED.report, to_copy = EXCLUDED.to_copy, job_id = coalesce(EXCLUDED.job_id, b.job_id), verdict = EXCLUDED.verdict,
+         runner_pid = EXCLUDED.runner_pid, runner_host = EXCLUDED.runner_host, updated_at = EXCLUDED.updated_at`,
+      [batch, job.line, job.source, job.destination, job.status, job.code ?? null, job.message ?? null, job.copied, job.skipped, job.seconds ?? null, job.report ?? null, job.toCopy ?? null, job.jobId ?? null, job.verdict ?? null, job.runner?.pid ?? null, job.runner?.host ?? null],
     );
   }
 

@@ -3,6 +3,7 @@
  * backends (ledger.ts, pg-ledger.ts). It imports nothing from them, so the three never form an
  * import circle.
  */
+import type { Verdict } from '../report.js';
 
 /** A value now or later. */
 export type Awaitable<T> = T | Promise<T>;
@@ -107,12 +108,31 @@ export interface LedgerMessage {
   flags: string[];
 }
 
+/**
+ * What became of one mailbox of a batch (README "Batches"): `not started` (the batch has not
+ * reached it), `queued` (its job waits for a worker), `running`, `waiting` (a queued batch: its job
+ * is back in the queue for a retry after its worker stopped, died or failed), `interrupted` (stopped
+ * by Ctrl-C or SIGTERM, or its process was killed: a rerun resumes it), `complete`, `partial`
+ * (some items skipped) or `failed`.
+ */
+export type JobStatus = 'not started' | 'queued' | 'running' | 'waiting' | 'interrupted' | 'complete' | 'partial' | 'failed';
+
+/** Every job status, in the order `batch status` counts them. */
+export const JOB_STATUSES: readonly JobStatus[] = ['not started', 'queued', 'running', 'waiting', 'interrupted', 'complete', 'partial', 'failed'];
+
+/** A mailbox's consistency verdict (src/report.ts verdictOf). */
+export type JobVerdict = Verdict;
+
 /** One mailbox of a batch as the ledger keeps it. */
 export interface BatchJobRecord {
   line: number;
   source: string;
   destination: string;
-  status: 'queued' | 'running' | 'complete' | 'partial' | 'failed' | 'interrupted';
+  status: JobStatus;
+  /** Set once the mailbox ran to an end (complete, partial or failed): the verdict of its report; `poor` when it failed. */
+  verdict?: JobVerdict;
+  /** While running: the process working on it (for `batch status` to see that it is gone). */
+  runner?: { pid: number; host: string };
   code?: string;
   message?: string;
   copied: number;
@@ -140,6 +160,9 @@ export interface BatchJobRow {
   report: string | null;
   to_copy: number | null;
   job_id: string | null;
+  verdict: JobVerdict | null;
+  runner_pid: number | null;
+  runner_host: string | null;
   updated_at: string | Date;
 }
 
@@ -158,6 +181,8 @@ export function jobFromRow(r: BatchJobRow): BatchJobRecord & { updatedAt: string
     ...(r.report ? { report: r.report } : {}),
     ...(r.to_copy !== null && r.to_copy !== undefined ? { toCopy: r.to_copy } : {}),
     ...(r.job_id ? { jobId: r.job_id } : {}),
+    ...(r.verdict ? { verdict: r.verdict } : {}),
+    ...(r.runner_pid !== null && r.runner_pid !== undefined && r.runner_host ? { runner: { pid: r.runner_pid, host: r.runner_host } } : {}),
     updatedAt: r.updated_at instanceof Date ? r.updated_at.toISOString() : r.updated_at,
   };
 }

@@ -115,10 +115,10 @@ describe('mailmover batch', () => {
       assert.equal((await stat(path.join(dir, 'reports', file))).mode & 0o777, 0o600, file);
     }
     const md = await readFile(path.join(dir, 'reports', 'batch-report.md'), 'utf8');
-    assert.match(md, /\| 203 \| imap:\/\/u007@.* \| failed \| 0 \| 0 \| MM-AUTH-FAILED \|/);
+    assert.match(md, /\| 203 \| imap:\/\/u007@.* \| failed \| poor \| 0 \| 0 \| MM-AUTH-FAILED \|/);
 
     const status = await runCli(['batch', 'status', path.join(dir, 'users.csv'), '--state', path.join(dir, 'state.db')], {});
-    assert.match(status.stdout, /203 mailboxes: 199 complete, 1 partial, 3 failed, 0 running/);
+    assert.match(status.stdout, /203 mailboxes: 0 not started, 0 queued, 0 running, 0 waiting, 0 interrupted, 199 complete, 1 partial, 3 failed/);
 
     const second = await run('--parallel', '4');
     assert.equal(second.code, 3, second.stderr);

@@ -280,7 +280,7 @@ describe('the state ledger in PostgreSQL', () => {
     const status = await runCli(['batch', 'status', list, '--state', state, '--json']);
     assert.equal(status.code, 0, status.stderr);
     const total = (await readMailbox(server, 'small', 'src-pw')).reduce((n, f) => n + f.messages.length, 0);
-    assert.deepEqual((JSON.parse(status.stdout) as { status: string; copied: number }[]).map((j) => [j.status, j.copied]), Array(3).fill(['complete', total]));
+    assert.deepEqual((JSON.parse(status.stdout) as { mailboxes: { status: string; copied: number }[] }).mailboxes.map((j) => [j.status, j.copied]), Array(3).fill(['complete', total]));
     const again = await runCli(args, batchEnv);
     assert.equal(again.code, 0, again.stderr);
     assert.equal((JSON.parse(again.stdout) as { totals: { alreadyComplete: number } }).totals.alreadyComplete, 3);

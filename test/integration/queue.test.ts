@@ -68,7 +68,7 @@ describe('a batch shared by workers through PostgreSQL', () => {
     const url = await db.createDatabase('queue');
     const logs: string[] = [];
     const startWorker = (k: number) => {
-      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '1', '--report-dir', path.join(dir, `w${k}`), '--maintenance-interval', '1'], {
+      const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '1', '--report-dir', path.join(dir, `w${k}`), '--maintenance-interval', '1', '--no-log'], {
         env: { ...process.env, MASTER: 'adminpw' },
         stdio: ['ignore', 'ignore', 'pipe'],
       });
@@ -97,7 +97,7 @@ describe('a batch shared by workers through PostgreSQL', () => {
     // The statuses are in the queue's database.
     const status = await runCli(['batch', 'status', path.join(dir, 'users.csv'), '--queue', url, '--json']);
     assert.equal(status.code, 0, status.stderr);
-    const recorded = JSON.parse(status.stdout) as { line: number; status: string; copied: number }[];
+    const recorded = (JSON.parse(status.stdout) as { mailboxes: { line: number; status: string; copied: number }[] }).mailboxes;
     assert.deepEqual(recorded.map((j) => j.status), Array(MAILBOXES).fill('complete'));
 
     // Enqueued again: every mailbox is complete, nothing is queued.

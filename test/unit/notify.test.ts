@@ -76,7 +76,7 @@ describe('resolving notify settings', () => {
   test('the summary lists counts and the mailboxes that did not complete', () => {
     const report: BatchReport = {
       version: 1, kind: 'batch', tool: 'mailmover', name: 'b', status: 'partial', startedAt: 's', finishedAt: 'f', parallel: 2,
-      totals: { mailboxes: 2, complete: 1, partial: 0, failed: 1, alreadyComplete: 0, copied: 7, skippedItems: 0, seconds: 1 },
+      totals: { mailboxes: 2, complete: 1, partial: 0, failed: 1, interrupted: 0, notStarted: 0, alreadyComplete: 0, copied: 7, skippedItems: 0, seconds: 1 },
       warnings: [],
       jobs: [
         { line: 2, source: 'imap://a@s', destination: 'imap://a@d', status: 'complete', copied: 7, skipped: 0 },
