@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { estimateWork } from '../../src/plan/work-estimate.js';
 import { ProgressTally } from '../../src/copy/progress-tally.js';
-import { BatchProgressView, etaText, shownTotal } from '../../src/cli/output.js';
+import { BatchProgressView, etaText, shownTotal } from '../../src/cli/progress.js';
 
 const marks = { sourceUidValidity: 7n, sourceUidNext: 101, sourceCount: 100, sourceBytes: 100_000, sourceModseq: undefined, destUidValidity: 1n, destUidNext: 101, destCount: 100 };
 
