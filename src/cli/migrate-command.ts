@@ -2,7 +2,7 @@
  * `mailmover migrate` and `plan` (a dry run), and `--watch` (passes until Ctrl-C).
  */
 import { parseEndpoint } from '../core/endpoint.js';
-import { ERROR_CODES } from '../core/errors.js';
+import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { holdMailbox, migrate, type HeldMailbox } from '../migrate.js';
 import { SourceWatcher } from '../watch.js';
 import type { MigrationReport } from '../report.js';
@@ -61,6 +61,10 @@ export async function runWatch(flags: MigrateFlags): Promise<number> {
 export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: AbortController, known?: { from: string; to: string }, held?: HeldMailbox): Promise<number> {
   const from = parseEndpoint(flags.from, 'from');
   const to = parseEndpoint(flags.to, 'to');
+  if (flags.deleteSource && from.archive?.kind === 'mbox') {
+    // An mbox source is only read (rewriting it safely is not done): refused before anything is copied.
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--delete-source: ${from.display} is an mbox source, which mailmover only reads. Copy without --delete-source, then remove the file yourself once verify agrees.`, { scope: 'config' });
+  }
   const fromPassword = known?.from ?? (await sidePassword('from', flags, from.user));
   const toPassword = known?.to ?? (await sidePassword('to', flags, to.user));
   const logger = openLog(flags.log);

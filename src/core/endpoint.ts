@@ -15,16 +15,27 @@ export type Side = 'from' | 'to';
 export interface Endpoint {
   /**
    * `imap` (plain, upgraded with STARTTLS when possible), `imaps` (implicit TLS), `maildir` (a
-   * Maildir tree on this machine's disk) or `eml` (a tree of .eml files): see {@link Endpoint.archive}.
+   * Maildir tree on this machine's disk), `eml` (a tree of .eml files) or `mbox` (an mbox file or a
+   * tree of them): see {@link Endpoint.archive}.
    */
-  protocol: 'imap' | 'imaps' | 'maildir' | 'eml';
+  protocol: 'imap' | 'imaps' | 'maildir' | 'eml' | 'mbox';
   host: string;
   port: number;
   user: string;
   /** The URL as shown to users: never contains a password. */
   display: string;
   /** For a local archive: where it is and how it is laid out (host, port and user are then empty). */
-  archive?: { kind: 'maildir'; root: string; layout: 'maildirpp' | 'fs' } | { kind: 'eml'; root: string };
+  archive?: { kind: 'maildir'; root: string; layout: 'maildirpp' | 'fs' } | { kind: 'eml'; root: string } | MboxArchive;
+}
+
+/**
+ * `mbox:/abs/path`: one mbox file (INBOX) or a directory tree of them. `labels` reads a Gmail
+ * Takeout file's `X-Gmail-Labels` as folders or as keywords (a source file only).
+ */
+export interface MboxArchive {
+  kind: 'mbox';
+  root: string;
+  labels?: 'folders' | 'keywords' | undefined;
 }
 
 /** Connection policy for one side. */
@@ -54,9 +65,10 @@ export interface Credentials {
  * @param side which side it is for (used in messages only)
  */
 export function parseEndpoint(text: string, side: Side): Endpoint {
-  const hint = `--${side} takes imap://USER@HOST[:PORT], imaps://USER@HOST[:PORT], maildir:/ABSOLUTE/PATH[?layout=fs] or eml:/ABSOLUTE/PATH`;
+  const hint = `--${side} takes imap://USER@HOST[:PORT], imaps://USER@HOST[:PORT], maildir:/ABSOLUTE/PATH[?layout=fs], eml:/ABSOLUTE/PATH or mbox:/ABSOLUTE/PATH[?labels=folders|keywords]`;
   if (/^maildir:/i.test(text)) return parseArchive(text, side, hint);
   if (/^eml:/i.test(text)) return parseEml(text, side, hint);
+  if (/^mbox:/i.test(text)) return parseMbox(text, side, hint);
   let url: URL;
   try {
     url = new URL(text);
@@ -125,6 +137,28 @@ function parseEml(text: string, side: Side, hint: string): Endpoint {
   }
   const root = resolve(raw);
   return { protocol: 'eml', host: '', port: 0, user: '', display: `eml:${root}`, archive: { kind: 'eml', root } };
+}
+
+/**
+ * `mbox:/abs/file` or `mbox:/abs/dir`, with `?labels=folders|keywords` for a Gmail Takeout file
+ * (source only). Whether the path is a file or a tree is seen when the store opens it.
+ */
+function parseMbox(text: string, side: Side, hint: string): Endpoint {
+  const m = /^mbox:(.*?)(?:\?labels=([a-z]*))?$/is.exec(text)!;
+  const raw = m[1]!;
+  const labels = m[2]?.toLowerCase();
+  if (labels !== undefined && labels !== 'folders' && labels !== 'keywords') {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: unknown labels mode "${m[2]}" (labels=folders or labels=keywords). ${hint}.`, { scope: 'config' });
+  }
+  if (labels !== undefined && side === 'to') {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--to: ?labels= reads a Gmail Takeout file and is for --from only; an mbox destination is written as a tree of folders.`, { scope: 'config' });
+  }
+  // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
+  if (!isAbsolute(raw) || /[\u0000-\u001f]/.test(raw)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: an mbox file or tree is named by its absolute path (got "${raw}"). ${hint}.`, { scope: 'config' });
+  }
+  const root = resolve(raw);
+  return { protocol: 'mbox', host: '', port: 0, user: '', display: `mbox:${root}${labels ? `?labels=${labels}` : ''}`, archive: { kind: 'mbox', root, ...(labels ? { labels } : {}) } };
 }
 
 /** True for hosts whose traffic never leaves this machine. */
