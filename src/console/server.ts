@@ -68,7 +68,10 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
     if (!f) return c.text('404: not found\n', 404);
     return c.body(new Uint8Array(f.body), 200, { 'Content-Type': f.type });
   });
-  await feed.start(o.signal);
+  // The polling stops with the console, and also when it cannot listen.
+  const polling = new AbortController();
+  o.signal.addEventListener('abort', () => polling.abort(), { once: true });
+  await feed.start(polling.signal);
   const server = serve({
     fetch: app.fetch,
     hostname: o.hostname,
@@ -81,6 +84,7 @@ export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
       reject(new MigrateError(ERROR_CODES.CONSOLE_LISTEN, `The console cannot listen on ${o.hostname}:${o.port}: ${err.code === 'EADDRINUSE' ? 'the port is in use (pick another with --listen ADDR:PORT, or 0 for any)' : err.message}.`, { scope: 'config', cause: err })),
     );
   }).catch(async (err: unknown) => {
+    polling.abort();
     await source.close();
     throw err;
   });
