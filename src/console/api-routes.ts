@@ -72,7 +72,10 @@ export function apiRoutes(app: Hono, source: LedgerSource, feed: LiveFeed, acces
     withLedger(c, async (view) => {
       const job = await mailbox(c, view);
       if (!job) return c.json({ error: { message: 'There is no such mailbox in this batch.' } }, 404);
-      const [folders, skipped, report] = [await view.folders(c.req.param('name'), job.line), await view.skipped(c.req.param('name'), job.line), await readReport(job.report)];
+      const report = await readReport(job.report);
+      const named = report.ok && report.report.source?.url && report.report.destination?.url ? { source: report.report.source.url, destination: report.report.destination.url } : undefined;
+      const ids = await view.mailboxIds(c.req.param('name'), job.line, named);
+      const [folders, skipped] = [await view.folders(ids), await view.skipped(ids)];
       return c.json({ job, folders, skipped, report: report.ok ? { available: true } : { available: false, reason: report.reason } });
     }),
   );

@@ -242,17 +242,34 @@ export class LedgerView {
     return rows[0] ? jobOf(rows[0]) : undefined;
   }
 
-  /** The folders of a batch's mailbox (by its line): source -> destination, copies, intents left over, skipped, last complete pass. */
-  async folders(batch: string, line: number): Promise<FolderView[]> {
+  /**
+   * The ledger's mailbox rows that a batch row stands for. A batch row names the mailbox by the
+   * user's URL; the ledger names it as the run logged in: the same URL, a master login
+   * (`imap://alice*admin@host`) or an authorization identity (`imap://admin@host (as alice)`).
+   * `named` (the names in the mailbox's report file) is taken first when the ledger has it.
+   */
+  async mailboxIds(batch: string, line: number, named?: { source: string; destination: string }): Promise<number[]> {
+    if ((await this.db.columns('mailbox')).size === 0) return [];
+    const [job] = await this.db.all(`SELECT source, destination FROM ${this.db.table('batch_job')} WHERE batch = ? AND line = ? ORDER BY source LIMIT 1`, [batch, line]);
+    if (!job) return [];
+    const rows = (await this.db.all(`SELECT id, source, destination FROM ${this.db.table('mailbox')}`)).map((r) => ({ id: num(r.id), source: String(r.source), destination: String(r.destination) }));
+    const exact = named ? rows.filter((r) => r.source === named.source && r.destination === named.destination) : [];
+    if (exact.length > 0) return exact.map((r) => r.id);
+    return rows.filter((r) => sameMailbox(String(job.source), r.source) && sameMailbox(String(job.destination), r.destination)).map((r) => r.id);
+  }
+
+  /** The folders of mailbox rows: source -> destination, copies, intents left over, skipped, last complete pass. */
+  async folders(ids: readonly number[]): Promise<FolderView[]> {
+    if (ids.length === 0) return [];
     const t = (n: string) => this.db.table(n);
     const rows = await this.db.all(
       `SELECT f.source_name, f.dest_name, f.source_count, f.synced_at,
          (SELECT count(*) FROM ${t('message')} WHERE folder_id = f.id AND state = 'done') AS copies,
          (SELECT count(*) FROM ${t('message')} WHERE folder_id = f.id AND state = 'intent') AS intents,
          (SELECT count(*) FROM ${t('skipped')} WHERE folder_id = f.id) AS skipped
-       FROM ${t('folder')} f JOIN ${t('mailbox')} m ON m.id = f.mailbox_id ${this.ofJob()}
+       FROM ${t('folder')} f WHERE f.mailbox_id IN (${ids.map(() => '?').join(', ')})
        ORDER BY f.source_name`,
-      [batch, line],
+      ids,
     );
     return rows.map((r) => ({
       source: String(r.source_name),
@@ -265,24 +282,17 @@ export class LedgerView {
     }));
   }
 
-  /** The skipped items of a batch's mailbox (by its line), by folder and UID. */
-  async skipped(batch: string, line: number): Promise<SkipView[]> {
+  /** The skipped items of mailbox rows, by folder and UID: code and the server's own words. */
+  async skipped(ids: readonly number[]): Promise<SkipView[]> {
+    if (ids.length === 0) return [];
     const t = (n: string) => this.db.table(n);
     const rows = await this.db.all(
       `SELECT f.source_name AS folder, s.source_uid, s.code, s.reason, s.attempts, s.at
-       FROM ${t('skipped')} s JOIN ${t('folder')} f ON f.id = s.folder_id JOIN ${t('mailbox')} m ON m.id = f.mailbox_id ${this.ofJob()}
+       FROM ${t('skipped')} s JOIN ${t('folder')} f ON f.id = s.folder_id WHERE f.mailbox_id IN (${ids.map(() => '?').join(', ')})
        ORDER BY f.source_name, s.source_uid`,
-      [batch, line],
+      ids,
     );
     return rows.map((r) => ({ folder: String(r.folder), uid: num(r.source_uid), code: String(r.code), reason: shown(String(r.reason)), attempts: optNum(r.attempts), at: iso(r.at) }));
-  }
-
-  /**
-   * Joins the mailbox row of one batch row (the same source and destination URLs), so that the
-   * URLs never leave the database unmasked.
-   */
-  private ofJob(): string {
-    return `JOIN ${this.db.table('batch_job')} j ON j.source = m.source AND j.destination = m.destination WHERE j.batch = ? AND j.line = ?`;
   }
 
   /** Messages and bytes recorded as copied, and skipped items by code, over the whole ledger. */
@@ -291,6 +301,37 @@ export class LedgerView {
     const [m] = await this.db.all(`SELECT count(*) AS n, coalesce(sum(size), 0) AS bytes FROM ${this.db.table('message')} WHERE state = 'done'`);
     const codes = await this.db.all(`SELECT code, count(*) AS n FROM ${this.db.table('skipped')} GROUP BY code ORDER BY code`);
     return { messagesCopied: num(m?.n), bytesCopied: num(m?.bytes), skippedByCode: codes.map((r) => ({ code: String(r.code), items: num(r.n) })) };
+  }
+}
+
+/**
+ * True when the ledger's mailbox `name` is the mailbox of the batch URL `url`
+ * (`scheme://USER@HOST[:PORT]`): the same text, USER with a master login after a separator
+ * (`USER*admin@HOST`), or another login acting as USER (`scheme://admin@HOST (as USER)`).
+ */
+export function sameMailbox(url: string, name: string): boolean {
+  if (name === url) return true;
+  const split = (u: string) => /^([a-z][a-z0-9+.-]*:\/\/)([^@/]*)@(.*)$/i.exec(u);
+  const job = split(url);
+  if (!job) return false;
+  const [scheme, user, rest] = [job[1]!, job[2]!, job[3]!];
+  const as = /^(.*) \(as (.*)\)$/.exec(name);
+  if (as) {
+    const login = split(as[1]!);
+    return !!login && login[1] === scheme && login[3] === rest && (as[2] === user || as[2] === safeDecode(user));
+  }
+  const login = split(name);
+  if (!login || login[1] !== scheme || login[3] !== rest) return false;
+  const who = login[2]!;
+  // A master login: the user, a separator that is not part of a user name here, the master user.
+  return who.length > user.length + 1 && who.startsWith(user) && /^(?:[*!]|%25|%2A)/i.test(who.slice(user.length));
+}
+
+function safeDecode(s: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
   }
 }
 

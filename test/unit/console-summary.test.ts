@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { ERROR_CODES } from '../../src/core/errors.js';
 import { errorDocs, parseErrorDocs } from '../../src/console/error-docs.js';
 import { overviews, throughput } from '../../src/console/batch-summary.js';
-import type { StatusGroup } from '../../src/console/ledger-view.js';
+import { sameMailbox, type StatusGroup } from '../../src/console/ledger-view.js';
 
 test('the error-docs parser: parts joined per paragraph, scope and exit code from the table, other sections ignored', () => {
   const md = [
@@ -82,4 +82,15 @@ test('throughput: a finished mailbox spread over the time it ran; running ones l
   assert.equal(t.start, '2026-01-01T00:00:00.000Z');
   assert.deepEqual(t.counts, [60, 60, 0]);
   assert.equal(throughput([{ status: 'running', copied: 5, seconds: undefined, updatedAt: '2026-01-01T00:00:00.000Z' }]), null);
+});
+
+test("a batch row's mailbox in the ledger: the same URL, a master login after a separator, or a login acting as the user", () => {
+  const url = 'imap://alice@mail.example.org:143';
+  assert.ok(sameMailbox(url, url));
+  assert.ok(sameMailbox(url, 'imap://alice*admin@mail.example.org:143'));
+  assert.ok(sameMailbox(url, 'imap://admin@mail.example.org:143 (as alice)'));
+  assert.ok(sameMailbox('imap://a%C3%A9@h:1', 'imap://admin@h:1 (as a\u00e9)'));
+  for (const other of ['imap://alicex@mail.example.org:143', 'imap://alice.b*admin@mail.example.org:143', 'imap://alice*admin@other.example.org:143', 'imaps://alice@mail.example.org:143', 'imap://admin@mail.example.org:143 (as alicia)']) {
+    assert.ok(!sameMailbox(url, other), other);
+  }
 });
