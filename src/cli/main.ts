@@ -16,6 +16,7 @@ import { type VerifyFlags, type MigrateFlags, addLoginOptions, requireEndpoints,
 import { runWatch, runMigrate } from './migrate-command.js';
 import { type WorkerFlags, runWorkerCommand, type BatchFlags, runBatchCommand, runBatchStatus } from './batch-commands.js';
 import { runReport, runVerify } from './inspect-commands.js';
+import { type ConsoleFlags, runConsoleCommand } from './console-command.js';
 
 export { EXIT };
 
@@ -100,6 +101,18 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--deep', 'also compare the SHA-256 of every message (reads every body on both sides)')
     .addHelpText('after', `\nExample:\n  mailmover verify --from imaps://alice@old.example.org --to imaps://alice@new.example.org --deep\n${EXIT_HELP}`)
     .action(async (flags: VerifyFlags) => setExit(await runVerify(flags)));
+  program
+    .command('console')
+    .description('a read-only web console of the ledger: batches, mailboxes, errors, live progress')
+    .option('--state <file|postgres-url>', 'the state ledger (default: the one migrate uses)')
+    .option('--queue <postgres-url>', "a batch run with --queue: read the queue's database")
+    .option('--listen <addr:port>', 'where to listen (port 0: any free port); other than loopback only with TLS or --insecure-http', '127.0.0.1:8025')
+    .option('--tls-cert <file>', 'serve HTTPS with this certificate (PEM), with --tls-key')
+    .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
+    .option('--insecure-http', 'allow plain HTTP on an address other than loopback')
+    .option('--token-file <file>', 'the access token, from FILE (default: a new random token, printed once)')
+    .addHelpText('after', `\nExample:\n  mailmover console --state postgres://mm@db/mailmover\n${EXIT_HELP}`)
+    .action(async (flags: ConsoleFlags) => setExit(await runConsoleCommand(flags)));
   return program;
 }
 

@@ -1,0 +1,114 @@
+/** The console's JSON API as the page uses it (types mirror src/console/*). */
+
+export interface LedgerState {
+  state: 'ok' | 'missing' | 'error';
+  location: string;
+  code?: string;
+  message?: string;
+}
+
+export interface Batch {
+  name: string;
+  mailboxes: number;
+  statuses: Record<string, number>;
+  copied: number;
+  toCopy: number | null;
+  skipped: number;
+  startedAt: string | null;
+  lastUpdateAt: string | null;
+  finishedAt: string | null;
+  rate: number | null;
+  etaSeconds: number | null;
+}
+
+export interface Throughput {
+  bucketSeconds: number;
+  start: string;
+  counts: number[];
+}
+
+export interface Job {
+  line: number;
+  source: string;
+  destination: string;
+  user: string;
+  status: string;
+  code?: string;
+  message?: string;
+  copied: number;
+  skipped: number;
+  toCopy?: number;
+  seconds?: number;
+  verdict?: string;
+  updatedAt?: string;
+}
+
+export interface TablePage {
+  total: number;
+  matched: number;
+  offset: number;
+  limit: number;
+  rows: Job[];
+}
+
+export interface Folder {
+  source: string;
+  destination: string;
+  copies: number;
+  intents: number;
+  skipped: number;
+  sourceCount?: number;
+  syncedAt?: string;
+}
+
+export interface Skip {
+  folder: string;
+  uid: number;
+  code: string;
+  reason: string;
+  attempts?: number;
+  at?: string;
+}
+
+export interface Detail {
+  job: Job;
+  folders: Folder[];
+  skipped: Skip[];
+  report: { available: boolean; reason?: string };
+}
+
+export interface ErrorDoc {
+  code: string;
+  scope?: string;
+  exitCode?: string;
+  symptom: string;
+  cause: string;
+  resolution: string;
+}
+
+/** An answer the API refused, with its message. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly ledger?: LedgerState,
+  ) {
+    super(message);
+  }
+}
+
+/** GETs a JSON resource of the console (the session cookie goes along). */
+export async function get<T>(path: string): Promise<T> {
+  const res = await fetch(path, { headers: { Accept: 'application/json' }, credentials: 'same-origin' });
+  const body = (await res.json().catch(() => ({}))) as T & { error?: { message?: string }; ledger?: LedgerState };
+  if (!res.ok && !(path === '/api/batches' && body.ledger)) throw new ApiError(res.status, body.error?.message ?? `${res.status} ${res.statusText}`, body.ledger);
+  return body;
+}
+
+let errorDocs: Promise<Map<string, ErrorDoc>> | undefined;
+
+/** The error-code explanations (fetched once). */
+export function explanations(): Promise<Map<string, ErrorDoc>> {
+  errorDocs ??= get<{ errors: ErrorDoc[] }>('/api/errors').then((r) => new Map(r.errors.map((d) => [d.code, d])));
+  return errorDocs;
+}
