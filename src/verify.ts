@@ -16,7 +16,7 @@ import { parseEndpoint } from './core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
 import type { EndpointOptions } from './migrate.js';
 import type { MessageFilter } from './plan/message-filter.js';
-import { planFolders, type FolderPlan } from './plan/folder-plan.js';
+import { normaliseName, planFolders, type FolderPlan } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
 import type { Verdict } from './report.js';
 import { storeFactory } from './stores/imap/open.js';
@@ -143,16 +143,18 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
     );
     const [sourceListing, destListing] = await settleBoth(source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), dest.listFolders());
     const plan = planFolders(sourceListing.folders, destListing.folders, dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: dest.caps().reservedNames });
-    const key = (path: readonly string[]) => path.join('\u0000');
-    const sourceByPath = new Map(sourceListing.folders.map((f) => [key(f.path), f]));
-    const destByPath = new Map(destListing.folders.map((f) => [key(f.path), f]));
+    // A destination folder is found by its server name, as the planner finds it: its path in the
+    // listing has the namespace prefix removed, which a planned path below INBOX keeps
+    // ("INBOX/Newsletter" is planned as ['INBOX', 'Newsletter'], listed as ['Newsletter']).
+    const sourceByPath = new Map(sourceListing.folders.map((f) => [f.path.join('\u0000'), f]));
+    const destByName = new Map(destListing.folders.filter((f) => !f.outside).map((f) => [normaliseName(f.name), f]));
     for (const entry of plan.entries) {
       if (entry.noSelect) continue;
       options.signal?.throwIfAborted();
-      const destFolder = destByPath.get(key(entry.destPath));
+      const destFolder = destByName.get(normaliseName(entry.destName));
       // What migrate mirrors: subscribed at the source (or from another namespace, which a
       // migration subscribes so that clients show it) means subscribed at the destination.
-      const s = sourceByPath.get(key(entry.sourcePath));
+      const s = sourceByPath.get(entry.sourcePath.join('\u0000'));
       const subscribed = strict ? { source: !!s && (s.subscribed || !!s.outside), destination: !!destFolder?.subscribed } : undefined;
       const folder = await compareFolder(source, dest, entry, !!destFolder, { deep: !!options.deep, mode, ...(subscribed ? { subscribed } : {}), ...(options.messageFilter ? { filter: options.messageFilter } : {}), ...(options.signal ? { signal: options.signal } : {}) });
       report.folders.push(folder);
@@ -219,10 +221,10 @@ export function verifyVerdict(report: Pick<VerifyReport, 'error' | 'folders' | '
  * lands in, with their message counts (STATUS, no folder is selected).
  */
 async function destinationOnly(dest: MailStore, plan: FolderPlan, folders: readonly FolderInfo[], signal?: AbortSignal): Promise<VerifyReport['destinationOnly']> {
-  const planned = new Set(plan.entries.map((e) => e.destPath.join('\u0000')));
+  const planned = new Set(plan.entries.map((e) => normaliseName(e.destName)));
   const out: VerifyReport['destinationOnly'] = [];
   for (const f of folders) {
-    if (planned.has(f.path.join('\u0000'))) continue;
+    if (f.outside || planned.has(normaliseName(f.name))) continue;
     signal?.throwIfAborted();
     let messages: number | undefined;
     if (!f.noSelect) {
