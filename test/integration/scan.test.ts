@@ -10,7 +10,8 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { migrate, type MigrateOptions } from '../../src/index.js';
+import { type MigrateOptions } from '../../src/index.js';
+import { migrateChecked } from '../helpers/migrate-checked.js';
 import { startClamd, eicarMessage, type ClamdServer } from '../helpers/clamd.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { readMailbox, seedMailbox, type FixtureFolder, type FixtureMessage } from '../helpers/fixture.js';
@@ -74,7 +75,7 @@ describe('scanning in transit with a real clamd', () => {
 
   test('quarantine (the default): flagged messages go to the quarantine folder, everything else arrives; a rerun adds nothing', async () => {
     const user = await newUser();
-    const report = await migrate({ ...base(user), scan: { scanner: clamd.url() } });
+    const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } });
     assert.equal(report.status, 'complete', JSON.stringify(report.error ?? report.items));
     const got = await destShas(server, user);
     const quarantine = got['Quarantine'];
@@ -104,7 +105,7 @@ describe('scanning in transit with a real clamd', () => {
     assert.equal(unscanned.code, 'MM-SCAN-TOO-LARGE');
     assert.equal(report.totals.copied, cleanCount);
 
-    const again = await migrate({ ...base(user), scan: { scanner: clamd.url() } });
+    const again = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } });
     assert.equal(again.status, 'complete');
     assert.equal(again.totals.copied, 0);
     assert.ok(again.scan!.verdicts.every((v) => v.alreadyQuarantined), 'the rerun finds them in quarantine');
@@ -136,7 +137,7 @@ describe('scanning in transit with a real clamd', () => {
   test('a source folder that would land in the quarantine folder is refused before anything is copied', async () => {
     const user = await newUser();
     const taken = folders[1]!.path.join('/');
-    const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), quarantineFolder: taken } });
+    const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url(), quarantineFolder: taken } });
     assert.equal(report.status, 'failed');
     assert.equal(report.error?.code, 'MM-PLAN-COLLISION');
     assert.match(report.error!.message, new RegExp(`"${taken}" would be merged with the quarantine folder`));
@@ -145,7 +146,7 @@ describe('scanning in transit with a real clamd', () => {
 
   test('report: everything is delivered and every finding reported', async () => {
     const user = await newUser();
-    const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), policy: 'report' } });
+    const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url(), policy: 'report' } });
     assert.equal(report.status, 'complete');
     assert.deepEqual(await destShas(server, user), expectedUserFolders(true));
     assert.equal(report.scan!.verdicts.length, 4);
@@ -155,7 +156,7 @@ describe('scanning in transit with a real clamd', () => {
   test('clamd stopped mid-run: the copy fails closed (nothing unscanned delivered); after a restart a rerun completes exactly', async () => {
     const user = await newUser();
     let killed: Promise<void> | undefined;
-    const report = await migrate({
+    const report = await migrateChecked({
       ...base(user),
       connections: 1,
       scan: { scanner: clamd.url(), attempts: 3 },
@@ -176,7 +177,7 @@ describe('scanning in transit with a real clamd', () => {
     );
 
     await clamd.restart();
-    const rerun = await migrate({ ...base(user), scan: { scanner: clamd.url() } });
+    const rerun = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } });
     assert.equal(rerun.status, 'complete', JSON.stringify(rerun.error));
     const got = await destShas(server, user);
     delete got['Quarantine'];
@@ -187,7 +188,7 @@ describe('scanning in transit with a real clamd', () => {
     const user = await newUser();
     await clamd.kill();
     try {
-      const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), attempts: 2, failOpen: true } });
+      const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url(), attempts: 2, failOpen: true } });
       assert.equal(report.status, 'complete');
       assert.deepEqual(await destShas(server, user), expectedUserFolders(true));
       const total = folders.reduce((n, f) => n + f.messages.length, 0);
