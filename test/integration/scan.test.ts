@@ -17,6 +17,9 @@ import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { readMailbox, seedMailbox, type FixtureFolder, type FixtureMessage } from '../helpers/fixture.js';
 import { runCli } from '../helpers/cli.js';
 
+/** verify counts what a scan quarantined or withheld as missing from its folder (README): it cannot agree here. */
+const SCANNED_AWAY = { skipVerify: 'the scan policy moved flagged messages out of their folders' };
+
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const clean = (tag: string, i: number, extra = 0): FixtureMessage => ({
   raw: Buffer.from(`From: a@example.org\r\nTo: b@example.org\r\nSubject: ${tag} ${i}\r\nMessage-ID: <${tag}-${i}@scan.test>\r\n\r\n${'clean text '.repeat(20 + i + extra)}\r\n`),
@@ -75,7 +78,7 @@ describe('scanning in transit with a real clamd', () => {
 
   test('quarantine (the default): flagged messages go to the quarantine folder, everything else arrives; a rerun adds nothing', async () => {
     const user = await newUser();
-    const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } });
+    const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } }, SCANNED_AWAY);
     assert.equal(report.status, 'complete', JSON.stringify(report.error ?? report.items));
     const got = await destShas(server, user);
     const quarantine = got['Quarantine'];
@@ -105,7 +108,7 @@ describe('scanning in transit with a real clamd', () => {
     assert.equal(unscanned.code, 'MM-SCAN-TOO-LARGE');
     assert.equal(report.totals.copied, cleanCount);
 
-    const again = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } });
+    const again = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } }, SCANNED_AWAY);
     assert.equal(again.status, 'complete');
     assert.equal(again.totals.copied, 0);
     assert.ok(again.scan!.verdicts.every((v) => v.alreadyQuarantined), 'the rerun finds them in quarantine');
@@ -120,6 +123,8 @@ describe('scanning in transit with a real clamd', () => {
       const run = await runCli(
         ['migrate', '--from', `imap://src@127.0.0.1:${server.port}`, '--to', `imap://${user}@127.0.0.1:${server.port}`, '--json', '--scan', clamd.socketUrl(), '--scan-policy', 'skip', '--quarantine-dir', dir],
         { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' },
+        undefined,
+        SCANNED_AWAY,
       );
       assert.equal(run.code, 0, run.stderr);
       const report = JSON.parse(run.stdout) as { scan: { verdicts: { action: string; savedAs?: string; sha256: string }[] } };
@@ -177,7 +182,7 @@ describe('scanning in transit with a real clamd', () => {
     );
 
     await clamd.restart();
-    const rerun = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } });
+    const rerun = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } }, SCANNED_AWAY);
     assert.equal(rerun.status, 'complete', JSON.stringify(rerun.error));
     const got = await destShas(server, user);
     delete got['Quarantine'];
