@@ -12,7 +12,7 @@
  * ```
  */
 export { migrate, type MigrateOptions, type EndpointOptions, type ScanOptions } from './migrate.js';
-export { verify, type VerifyOptions, type VerifyReport, type VerifyFolderReport, type VerifyDifference } from './verify.js';
+export { verify, type VerifyOptions, type VerifyReport, type VerifyFolderReport, type VerifyDifference, type VerifyMode, type DestinationOnlyFolder } from './verify.js';
 export { tokenFromFile, tokenFromCommand, type TokenProvider } from './core/access-token.js';
 export { registerSecret, scrub } from './core/redact.js';
 export { DEFAULT_RETRY, backoffDelay, type RetryPolicy } from './copy/retry-policy.js';

@@ -1,27 +1,31 @@
 /**
  * `mailmover verify`: compares a source mailbox with its destination, folder by folder, without
  * changing either. Folders are paired by the same plan a migration uses (rules included), and
- * messages by the same content identity, as multisets:
+ * messages by the same content identity, as multisets (see verify-compare.ts):
  * - a source message with no counterpart is missing; a destination message with none is extra;
  * - a pair matched by identity but not by size is changed;
  * - a pair whose flags or INTERNALDATE differ is reported as such;
- * - with `deep`, the SHA-256 of every pair's full bytes is compared too.
+ * - with `deep`, the SHA-256 of every pair's full bytes is compared too;
+ * - destination folders that no source folder maps to are listed (destination only);
+ * - with `strict`, those folders and each pair's subscription state are differences too.
+ * The mode (`finished`) decides which of these count; the verdict sums it up.
  * Nothing is written anywhere; both sides are opened read-only (EXAMINE).
  */
-import { applyFilter, type MessageFilter } from './plan/message-filter.js';
-import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import { parseEndpoint, type Endpoint } from './core/endpoint.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
-import { flagsToCopy } from './core/flags.js';
 import type { EndpointOptions } from './migrate.js';
-import { planFolders, type FolderPlanEntry } from './plan/folder-plan.js';
+import type { MessageFilter } from './plan/message-filter.js';
+import { normaliseName, planFolders, type FolderPlan } from './plan/folder-plan.js';
 import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
 import { checkSearchKeys, requireSearchableSides, storeDependentKeys } from './plan/search-keys.js';
-import { batchMessages, matchMessages } from './plan/message-plan.js';
+import type { Verdict } from './report.js';
 import { storeFactory } from './stores/imap/open.js';
-import type { MailStore, MessageMeta } from './stores/mail-store.js';
+import type { FolderInfo, MailStore } from './stores/mail-store.js';
+import { compareFolder, countedDifferences, type VerifyFolderReport, type VerifyMode } from './verify-compare.js';
 import { VERSION } from './version.js';
+
+export type { VerifyDifference, VerifyFolderReport, VerifyMode } from './verify-compare.js';
 
 /** Options of {@link verify}. */
 export interface VerifyOptions {
@@ -29,6 +33,16 @@ export interface VerifyOptions {
   to: EndpointOptions;
   /** Also compare the SHA-256 of every message's full bytes (reads every body on both sides). */
   deep?: boolean;
+  /**
+   * Destination-only folders and subscription states are differences too (not only information).
+   * Not with `finished`: a destination in use has folders and subscriptions of its own.
+   */
+  strict?: boolean;
+  /**
+   * The move is over and the destination is in use: new messages there and flags or dates
+   * changed there are expected; only missing (and changed) source messages count.
+   */
+  finished?: boolean;
   /** The same folder rules the migration used, so that folders pair up the same way. */
   folders?: FolderRuleOptions;
   separatorSubstitute?: string;
@@ -41,34 +55,11 @@ export interface VerifyOptions {
   logger?: Logger;
 }
 
-/** One difference, for the administrator to look at. */
-export interface VerifyDifference {
-  kind: 'missing' | 'extra' | 'changed' | 'flags' | 'date' | 'body';
-  sourceUid?: number;
-  destUid?: number;
-  messageId?: string;
-  /** What differs, e.g. "source \\Seen, destination (none)". */
-  detail?: string;
-}
-
-/** One folder pair and how it compares. */
-export interface VerifyFolderReport {
-  source: string;
-  destination: string;
-  sourceCount: number;
-  destCount: number;
-  matched: number;
-  missing: number;
-  extra: number;
-  changed: number;
-  flagsDiffer: number;
-  datesDiffer: number;
-  /** Only with deep: pairs whose bytes differ. */
-  bodiesDiffer?: number;
-  state: 'match' | 'differ' | 'error';
-  /** The first differences (at most {@link MAX_LISTED} per folder). */
-  differences: VerifyDifference[];
-  error?: { code: string; message: string };
+/** A destination folder that no source folder maps to. */
+export interface DestinationOnlyFolder {
+  name: string;
+  /** Its message count (all messages, filters aside); absent when it holds none by nature (\Noselect) or the server did not say. */
+  messages?: number;
 }
 
 /** The verify report (`--report FILE`, `--json`). */
@@ -76,41 +67,65 @@ export interface VerifyReport {
   version: 1;
   kind: 'verify';
   tool: string;
-  /** 'match' only when every folder matches. */
+  /** 'match' when the verdict is perfect or good, 'differ' when investigate, 'failed' when poor. */
   status: 'match' | 'differ' | 'failed';
+  /** perfect: all compared and equal; good: only what the mode allows; investigate: differences; poor: not all compared. */
+  verdict: Verdict;
+  /** Which differences count (see VerifyMode). */
+  mode: VerifyMode;
+  strict: boolean;
   deep: boolean;
   startedAt: string;
   finishedAt: string;
   source: { url: string };
   destination: { url: string };
-  totals: { folders: number; sourceMessages: number; destMessages: number; missing: number; extra: number; changed: number; flagsDiffer: number; datesDiffer: number; bodiesDiffer: number };
+  totals: {
+    folders: number;
+    sourceMessages: number;
+    destMessages: number;
+    missing: number;
+    extra: number;
+    changed: number;
+    flagsDiffer: number;
+    datesDiffer: number;
+    bodiesDiffer: number;
+    /** Only with strict: folder pairs whose subscription states differ. */
+    subscriptionsDiffer?: number;
+    destinationOnly: number;
+  };
   folders: VerifyFolderReport[];
+  /** Destination folders no source folder maps to: information, or with strict differences. */
+  destinationOnly: DestinationOnlyFolder[];
   error?: { code: string; message: string };
 }
 
-/** Differences listed per folder; the counts are always complete. */
-const MAX_LISTED = 50;
-
 /** Compares source and destination. Resolves with the report; bad options throw (scope 'config'). */
 export async function verify(options: VerifyOptions): Promise<VerifyReport> {
+  checkVerifyModes(options);
   const from = typeof options.from.url === 'string' ? parseEndpoint(options.from.url, 'from') : options.from.url;
   const to = typeof options.to.url === 'string' ? parseEndpoint(options.to.url, 'to') : options.to.url;
   const rules = parseFolderRules(options.folders);
   const substitute = options.separatorSubstitute ?? '_';
   if (options.messageFilter?.search !== undefined) checkVerifySearch(options.messageFilter.search, from, to);
+  const mode: VerifyMode = options.finished ? 'finished' : 'exact';
+  const strict = !!options.strict;
   const started = Date.now();
   const report: VerifyReport = {
     version: 1,
     kind: 'verify',
     tool: `mailmover ${VERSION}`,
     status: 'failed',
+    verdict: 'poor',
+    mode,
+    strict,
     deep: !!options.deep,
     startedAt: new Date(started).toISOString(),
     finishedAt: '',
     source: { url: from.display },
     destination: { url: to.display },
-    totals: { folders: 0, sourceMessages: 0, destMessages: 0, missing: 0, extra: 0, changed: 0, flagsDiffer: 0, datesDiffer: 0, bodiesDiffer: 0 },
+    totals: { folders: 0, sourceMessages: 0, destMessages: 0, missing: 0, extra: 0, changed: 0, flagsDiffer: 0, datesDiffer: 0, bodiesDiffer: 0, ...(strict ? { subscriptionsDiffer: 0 } : {}), destinationOnly: 0 },
     folders: [],
+    destinationOnly: [],
   };
   const store = storeFactory({ ...options.from, endpoint: from }, { ...options.to, endpoint: to }, {
     connectTimeoutSeconds: options.connectTimeoutSeconds,
@@ -130,14 +145,24 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
     );
     const [sourceListing, destListing] = await settleBoth(source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), dest.listFolders());
     const plan = planFolders(sourceListing.folders, destListing.folders, dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: dest.caps().reservedNames });
-    const existing = new Set(destListing.folders.map((f) => f.path.join('\u0000')));
+    // A destination folder is found by its server name, as the planner finds it: its path in the
+    // listing has the namespace prefix removed, which a planned path below INBOX keeps
+    // ("INBOX/Newsletter" is planned as ['INBOX', 'Newsletter'], listed as ['Newsletter']).
+    const sourceByPath = new Map(sourceListing.folders.map((f) => [f.path.join('\u0000'), f]));
+    const destByName = new Map(destListing.folders.filter((f) => !f.outside).map((f) => [normaliseName(f.name), f]));
     for (const entry of plan.entries) {
       if (entry.noSelect) continue;
       options.signal?.throwIfAborted();
-      const folder = await compareFolder(source, dest, entry, existing.has(entry.destPath.join('\u0000')), !!options.deep, options.signal, options.messageFilter);
+      const destFolder = destByName.get(normaliseName(entry.destName));
+      // What migrate mirrors: subscribed at the source (or from another namespace, which a
+      // migration subscribes so that clients show it) means subscribed at the destination.
+      const s = sourceByPath.get(entry.sourcePath.join('\u0000'));
+      const subscribed = strict ? { source: !!s && (s.subscribed || !!s.outside), destination: !!destFolder?.subscribed } : undefined;
+      const folder = await compareFolder(source, dest, entry, !!destFolder, { deep: !!options.deep, mode, ...(subscribed ? { subscribed } : {}), ...(options.messageFilter ? { filter: options.messageFilter } : {}), ...(options.signal ? { signal: options.signal } : {}) });
       report.folders.push(folder);
       options.onFolder?.(folder);
     }
+    report.destinationOnly = await destinationOnly(dest, plan, destListing.folders, options.signal);
     const sum = (pick: (f: VerifyFolderReport) => number) => report.folders.reduce((n, f) => n + pick(f), 0);
     report.totals = {
       folders: report.folders.length,
@@ -149,8 +174,9 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
       flagsDiffer: sum((f) => f.flagsDiffer),
       datesDiffer: sum((f) => f.datesDiffer),
       bodiesDiffer: sum((f) => f.bodiesDiffer ?? 0),
+      ...(strict ? { subscriptionsDiffer: sum((f) => (f.subscribed && f.subscribed.source !== f.subscribed.destination ? 1 : 0)) } : {}),
+      destinationOnly: report.destinationOnly.length,
     };
-    report.status = report.folders.some((f) => f.state === 'error') ? 'failed' : report.folders.every((f) => f.state === 'match') ? 'match' : 'differ';
   } catch (err) {
     const e = isMigrateError(err)
       ? err
@@ -158,12 +184,62 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
         ? new MigrateError(ERROR_CODES.ABORTED, 'The verification was stopped.', { scope: 'mailbox', cause: err })
         : new MigrateError(ERROR_CODES.INTERNAL, `Unexpected error: ${(err as Error)?.message ?? String(err)}`, { scope: 'mailbox', cause: err });
     report.error = { code: e.code, message: e.message };
-    report.status = 'failed';
   } finally {
     await Promise.allSettled([source.close(), dest.close()]);
   }
+  report.verdict = verifyVerdict(report);
+  report.status = report.verdict === 'poor' ? 'failed' : report.verdict === 'investigate' ? 'differ' : 'match';
   report.finishedAt = new Date().toISOString();
   return report;
+}
+
+/** Refuses modes that contradict each other (MM-CONFIG-OPTION, scope 'config'). */
+export function checkVerifyModes(options: Pick<VerifyOptions, 'strict' | 'finished'>): void {
+  if (options.strict && options.finished) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, '--strict and --finished contradict each other: --finished expects a destination in use, with folders and subscriptions of its own, which --strict counts as differences. Use one of them.', { scope: 'config' });
+  }
+}
+
+/**
+ * The verdict of a verify report:
+ * - poor: the run failed, or a folder could not be compared;
+ * - investigate: something the mode counts differs (missing, changed, other bytes; in the exact
+ *   mode also extra, other flags, other dates; with strict also destination-only folders and
+ *   subscriptions);
+ * - good: nothing counted differs, but there is something to know: destination-only folders
+ *   (without strict), or in the finished mode new messages, flags or dates changed at the destination;
+ * - perfect: everything compared is equal, and nothing else is there.
+ */
+export function verifyVerdict(report: Pick<VerifyReport, 'error' | 'folders' | 'destinationOnly' | 'mode' | 'strict'>): Verdict {
+  if (report.error || report.folders.some((f) => f.state === 'error')) return 'poor';
+  const counted = report.folders.reduce((n, f) => n + countedDifferences(f, report.mode), 0) + (report.strict ? report.destinationOnly.length : 0);
+  if (counted > 0) return 'investigate';
+  const seen = report.folders.some((f) => f.extra + f.flagsDiffer + f.datesDiffer > 0) || report.destinationOnly.length > 0;
+  return seen ? 'good' : 'perfect';
+}
+
+/**
+ * The destination folders that no planned folder (compared, \Noselect or a parent the plan adds)
+ * lands in, with their message counts (STATUS, no folder is selected).
+ */
+async function destinationOnly(dest: MailStore, plan: FolderPlan, folders: readonly FolderInfo[], signal?: AbortSignal): Promise<VerifyReport['destinationOnly']> {
+  const planned = new Set(plan.entries.map((e) => normaliseName(e.destName)));
+  const out: VerifyReport['destinationOnly'] = [];
+  for (const f of folders) {
+    if (f.outside || planned.has(normaliseName(f.name))) continue;
+    signal?.throwIfAborted();
+    let messages: number | undefined;
+    if (!f.noSelect) {
+      try {
+        messages = (await dest.folderStatus(f.path))?.exists;
+      } catch (err) {
+        if (isMigrateError(err) && err.scope === 'mailbox') throw err;
+        // The count is then not known, and not shown; the folder is listed all the same.
+      }
+    }
+    out.push({ name: f.name, ...(messages !== undefined ? { messages } : {}) });
+  }
+  return out;
 }
 
 /**
@@ -194,106 +270,4 @@ async function settleBoth<A, B>(a: Promise<A>, b: Promise<B>): Promise<[A, B]> {
   const [ra, rb] = await Promise.allSettled([note(a), note(b)]);
   if (ra.status === 'fulfilled' && rb.status === 'fulfilled') return [ra.value, rb.value];
   throw failures[0];
-}
-
-async function compareFolder(source: MailStore, dest: MailStore, entry: FolderPlanEntry, destExists: boolean, deep: boolean, signal?: AbortSignal, filter?: MessageFilter): Promise<VerifyFolderReport> {
-  const out: VerifyFolderReport = {
-    source: entry.sourceName,
-    destination: entry.destName,
-    sourceCount: 0,
-    destCount: 0,
-    matched: 0,
-    missing: 0,
-    extra: 0,
-    changed: 0,
-    flagsDiffer: 0,
-    datesDiffer: 0,
-    ...(deep ? { bodiesDiffer: 0 } : {}),
-    state: 'match',
-    differences: [],
-  };
-  const note = (d: VerifyDifference) => {
-    if (out.differences.length < MAX_LISTED) out.differences.push(d);
-  };
-  try {
-    await source.openFolder(entry.sourcePath, true, entry.sourceName);
-    const s = await source.listMessages(signal);
-    let d: { messages: MessageMeta[]; failures: { uid: number; error: Error }[] } = { messages: [], failures: [] };
-    if (destExists) {
-      await dest.openFolder(entry.destPath, true);
-      d = await dest.listMessages(signal);
-    }
-    const unreadable = s.failures.length + d.failures.length;
-    if (unreadable > 0) {
-      const first = s.failures[0] ?? d.failures[0]!;
-      throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `${unreadable} message(s) could not be described (first: UID ${first.uid}: ${first.error.message}); the folder cannot be compared`, { scope: 'folder' });
-    }
-    // With a filter, both sides are cut down alike (INTERNALDATE and size are copied unchanged;
-    // --search keys run at each side, on contents, flags and dates that were copied too).
-    const keys = filter?.search;
-    const sourceFound = keys !== undefined ? new Set(await source.searchUids(keys, signal)) : undefined;
-    const destFound = keys !== undefined && destExists ? new Set(await dest.searchUids(keys, signal)) : undefined;
-    s.messages = applyFilter(filter, s.messages, sourceFound);
-    d.messages = applyFilter(filter, d.messages, destFound);
-    out.sourceCount = s.messages.length;
-    out.destCount = d.messages.length;
-    const m = matchMessages(s.messages, d.messages);
-    out.matched = m.pairs.length;
-    out.missing = m.missing.length;
-    out.extra = m.extra.length;
-    for (const x of m.missing) note({ kind: 'missing', sourceUid: x.uid, ...(x.messageId ? { messageId: x.messageId } : {}) });
-    for (const x of m.extra) note({ kind: 'extra', destUid: x.uid, ...(x.messageId ? { messageId: x.messageId } : {}) });
-    for (const p of m.pairs) {
-      const ids = { sourceUid: p.source.uid, destUid: p.dest.uid, ...(p.source.messageId ? { messageId: p.source.messageId } : {}) };
-      if (p.pass === 'identity') {
-        out.changed++;
-        note({ kind: 'changed', ...ids, detail: `size ${p.source.size} at the source, ${p.dest.size} at the destination` });
-      }
-      const sf = flagsToCopy(p.source.flags).join(' ');
-      const df = flagsToCopy(p.dest.flags).join(' ');
-      if (sf !== df) {
-        out.flagsDiffer++;
-        note({ kind: 'flags', ...ids, detail: `source (${sf}), destination (${df})` });
-      }
-      const sd = p.source.internalDate ? Math.floor(p.source.internalDate.getTime() / 1000) : undefined;
-      const dd = p.dest.internalDate ? Math.floor(p.dest.internalDate.getTime() / 1000) : undefined;
-      if (sd !== dd) {
-        out.datesDiffer++;
-        note({ kind: 'date', ...ids, detail: `source ${p.source.internalDate?.toISOString()}, destination ${p.dest.internalDate?.toISOString()}` });
-      }
-    }
-    if (deep && m.pairs.length > 0) {
-      const sourceSha = await digests(source, m.pairs.map((p) => p.source), signal);
-      await source.closeFolder();
-      const destSha = await digests(dest, m.pairs.map((p) => p.dest), signal);
-      for (const p of m.pairs) {
-        if (sourceSha.get(p.source.uid) !== destSha.get(p.dest.uid)) {
-          out.bodiesDiffer!++;
-          note({ kind: 'body', sourceUid: p.source.uid, destUid: p.dest.uid, ...(p.source.messageId ? { messageId: p.source.messageId } : {}), detail: 'the bytes differ (SHA-256)' });
-        }
-      }
-    }
-    const differs = out.missing + out.extra + out.changed + out.flagsDiffer + out.datesDiffer + (out.bodiesDiffer ?? 0);
-    out.state = differs > 0 ? 'differ' : 'match';
-  } catch (err) {
-    if (signal?.aborted || (isMigrateError(err) && err.scope === 'mailbox')) throw err;
-    const e = isMigrateError(err) ? err : new MigrateError(ERROR_CODES.FOLDER_FAILED, String((err as Error)?.message ?? err), { scope: 'folder', cause: err });
-    out.state = 'error';
-    out.error = { code: e.code, message: e.message };
-  } finally {
-    if (source.isUsable()) await source.closeFolder().catch(() => undefined);
-    if (dest.isUsable()) await dest.closeFolder().catch(() => undefined);
-  }
-  return out;
-}
-
-/** SHA-256 of the full bytes of `metas` in the open folder, read in bounded batches. */
-async function digests(store: MailStore, metas: readonly MessageMeta[], signal?: AbortSignal): Promise<Map<number, string>> {
-  const out = new Map<number, string>();
-  for (const batch of batchMessages(metas, { maxBytes: 8 * 1024 * 1024, maxMessages: 100 })) {
-    for await (const o of store.fetchBodies(batch.map((m) => m.uid), signal)) {
-      out.set(o.uid, 'body' in o ? createHash('sha256').update(o.body).digest('hex') : `unreadable:${'error' in o ? o.error.message : 'vanished'}`);
-    }
-  }
-  return out;
 }

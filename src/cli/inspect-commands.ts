@@ -3,7 +3,7 @@
  */
 import { parseEndpoint } from '../core/endpoint.js';
 import { mailboxName } from '../migrate.js';
-import { verify, type VerifyReport } from '../verify.js';
+import { checkVerifyModes, verify, type VerifyReport } from '../verify.js';
 import { defaultStatePath } from '../state/ledger.js';
 import { formatVerifySummary, terminalText } from './output.js';
 import { EXIT, exitForError } from './exit-codes.js';
@@ -38,6 +38,7 @@ export async function runReport(flags: { from: string; to: string; fromAuthzid?:
 }
 
 export async function runVerify(flags: VerifyFlags): Promise<number> {
+  checkVerifyModes(flags); // before any password prompt
   const from = parseEndpoint(flags.from, 'from');
   const to = parseEndpoint(flags.to, 'to');
   const fromPassword = await sidePassword('from', flags, from.user);
@@ -51,6 +52,8 @@ export async function runVerify(flags: VerifyFlags): Promise<number> {
       from: { url: from, password: fromPassword, ...sideTokens('from', flags), ...(flags.fromAuthzid ? { authzid: flags.fromAuthzid } : {}), tlsInsecure: !!flags.fromTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       to: { url: to, password: toPassword, ...sideTokens('to', flags), ...(flags.toAuthzid ? { authzid: flags.toAuthzid } : {}), tlsInsecure: !!flags.toTlsInsecure, allowPlaintext: !!flags.allowPlaintext },
       deep: !!flags.deep,
+      strict: !!flags.strict,
+      finished: !!flags.finished,
       ...filterOption(flags),
       folders: folderOptions(flags),
       separatorSubstitute: flags.separatorSubstitute,
@@ -70,5 +73,6 @@ export async function runVerify(flags: VerifyFlags): Promise<number> {
     process.stderr.write(`mailmover: ${report.error.code}: ${terminalText(report.error.message)}\nhint: ${hintFor(report.error.code)}\n`);
   } else process.stdout.write(flags.json ? JSON.stringify(report, null, 2) + '\n' : formatVerifySummary(report));
   logger?.flush();
+  // The verdict decides: perfect or good is 0, investigate 1, poor the failure's own class.
   return report.status === 'match' ? EXIT.OK : report.status === 'failed' ? exitForError(report.error?.code) : EXIT.FAILED;
 }

@@ -99,6 +99,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
   requireEndpoints(addOutputOptions(addSelectionOptions(addLoginOptions(program.command('verify').description('compare source and destination folder by folder; exit 0 only when they match')))))
     .optionsGroup('Verify:')
     .option('--deep', 'also compare the SHA-256 of every message (reads every body on both sides)')
+    .option('--strict', 'also count folders only at the destination and differing subscriptions as differences')
+    .option('--finished', 'the move is over and the destination in use: only source messages missing (or changed) there count; new mail and changed flags or dates at the destination do not')
     .addHelpText('after', `\nExample:\n  mailmover verify --from imaps://alice@old.example.org --to imaps://alice@new.example.org --deep\n${EXIT_HELP}`)
     .action(async (flags: VerifyFlags) => setExit(await runVerify(flags)));
   program

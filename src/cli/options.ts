@@ -53,6 +53,8 @@ export interface FolderFlags {
 
 export interface VerifyFlags extends ConnectionFlags, FolderFlags {
   deep?: boolean;
+  strict?: boolean;
+  finished?: boolean;
 }
 
 export interface MigrateFlags extends ConnectionFlags, FolderFlags {

@@ -166,16 +166,39 @@ export function formatVerifySummary(report: VerifyReport): string {
   for (const f of report.folders) {
     for (const d of f.differences) {
       const ids = [d.sourceUid !== undefined ? `source UID ${d.sourceUid}` : '', d.destUid !== undefined ? `destination UID ${d.destUid}` : '', d.messageId ? `<${d.messageId}>` : ''].filter(Boolean).join(', ');
-      out.push(`${d.kind}: "${show(f.source)}" ${show(ids)}${d.detail ? `: ${show(d.detail)}` : ''}`);
+      out.push(`${d.kind}: "${show(f.source)}"${ids ? ` ${show(ids)}` : ''}${d.detail ? `: ${show(d.detail)}` : ''}`);
     }
     if (f.error) out.push(`error: "${show(f.source)}": ${f.error.code}: ${show(f.error.message)}`);
   }
+  // Folders only at the destination: information, or with --strict differences.
+  for (const d of report.destinationOnly ?? []) {
+    out.push(`${report.strict ? 'destination only' : 'only at the destination (not compared)'}: "${show(d.name)}"${d.messages !== undefined ? ` ${plural(d.messages, 'message')}` : ''}`);
+  }
   if (report.error) out.push(`error: ${report.error.code}: ${show(report.error.message)}`);
-  const t = report.totals;
-  out.push(
-    report.status === 'match'
-      ? `match: ${plural(t.folders, 'folder')}, ${plural(t.sourceMessages, 'message')} at both sides${report.deep ? ', every body identical' : ''}.`
-      : `${report.status}: ${t.missing} missing, ${t.extra} extra, ${t.changed} changed, ${t.flagsDiffer} with other flags, ${t.datesDiffer} with other dates${report.deep ? `, ${t.bodiesDiffer} with other bytes` : ''}.`,
-  );
+  out.push(verifyTotalsLine(report));
+  out.push(`verdict: ${report.verdict} (${VERIFY_MEANING[report.verdict]})`);
   return out.join('\n') + '\n';
+}
+
+const VERIFY_MEANING = {
+  perfect: 'every folder compared, both sides equal',
+  good: 'nothing this mode counts differs; the rest is information above',
+  investigate: 'something differs: see the list',
+  poor: 'not everything could be compared',
+} as const;
+
+/** The line before the verdict: what matched, or every count that decided otherwise. */
+function verifyTotalsLine(report: VerifyReport): string {
+  const t = report.totals;
+  const strictPart = report.strict ? `, ${plural(t.destinationOnly, 'folder')} only at the destination, ${plural(t.subscriptionsDiffer ?? 0, 'subscription')} differing` : '';
+  if (report.mode === 'finished') {
+    // After cutover: what arrived or changed at the destination is told, not counted.
+    const seen = `${t.extra} new at the destination, ${t.flagsDiffer} with flags and ${t.datesDiffer} with dates changed there (expected)`;
+    return report.status === 'match'
+      ? `match (finished move): all ${plural(t.sourceMessages, 'source message')} in ${plural(t.folders, 'folder')} at the destination${report.deep ? ', every body identical' : ''}; ${seen}.`
+      : `${report.status} (finished move): ${t.missing} missing, ${t.changed} changed${report.deep ? `, ${t.bodiesDiffer} with other bytes` : ''}; ${seen}.`;
+  }
+  return report.status === 'match'
+    ? `match: ${plural(t.folders, 'folder')}, ${plural(t.sourceMessages, 'message')} at both sides${report.deep ? ', every body identical' : ''}${report.strict ? ', subscriptions equal, no folder only at the destination' : ''}.`
+    : `${report.status}: ${t.missing} missing, ${t.extra} extra, ${t.changed} changed, ${t.flagsDiffer} with other flags, ${t.datesDiffer} with other dates${report.deep ? `, ${t.bodiesDiffer} with other bytes` : ''}${strictPart}.`;
 }

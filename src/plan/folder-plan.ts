@@ -287,7 +287,7 @@ function defaultRolePath(role: SpecialRole, from: readonly string[]): string[] {
 }
 
 /** INBOX is case-insensitive (RFC 3501 §5.1); every other name is compared exactly. */
-function normaliseName(name: string): string {
+export function normaliseName(name: string): string {
   return name.toUpperCase() === 'INBOX' ? 'INBOX' : name;
 }
 

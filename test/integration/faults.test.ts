@@ -11,7 +11,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmod, readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { migrate, type MigrateOptions } from '../../src/index.js';
+import { type MigrateOptions } from '../../src/index.js';
+import { migrateChecked } from '../helpers/migrate-checked.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { readMailbox, seedMailbox, type FixtureFolder } from '../helpers/fixture.js';
 import { seededOffsets, startFaultProxy, type Fault, type FaultProxy } from '../helpers/fault-proxy.js';
@@ -43,7 +44,7 @@ describe('network faults between mailmover and a real Dovecot', () => {
     await server.addUser(user, 'dst-pw');
     const [src, dst] = await Promise.all([startFaultProxy({ host: '127.0.0.1', port: server.port }, sourceFaults), startFaultProxy({ host: '127.0.0.1', port: server.port }, destFaults)]);
     proxies.push(src, dst);
-    const report = await migrate({
+    const report = await migrateChecked({
       from: { url: `imap://src@127.0.0.1:${src.port}`, password: 'src-pw' },
       to: { url: `imap://${user}@127.0.0.1:${dst.port}`, password: 'dst-pw' },
       batchMessages: 8,
@@ -129,7 +130,7 @@ describe('network faults between mailmover and a real Dovecot', () => {
     assert.ok(victim, 'found the message file');
     await chmod(victim, 0o000);
     await server.addUser('dstb', 'dst-pw');
-    const report = await migrate({
+    const report = await migrateChecked({
       from: { url: `imap://broken@127.0.0.1:${server.port}`, password: 'broken-pw' },
       to: { url: `imap://dstb@127.0.0.1:${server.port}`, password: 'dst-pw' },
       batchMessages: 8,

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { readMailbox } from '../helpers/fixture.js';
-import { runCli, type CliResult } from '../helpers/cli.js';
+import { runCli, type CliCheck, type CliResult } from '../helpers/cli.js';
 import { startScriptedImap, type ScriptedImapServer, type ScriptedMessage, type UserFaults } from '../helpers/scripted-imap/server.js';
 import { PERSONALITIES } from '../helpers/scripted-imap/personalities.js';
 
@@ -71,8 +71,8 @@ describe('a hostile source into a real Dovecot', () => {
     await dovecot.addUser(user, 'dst-pw');
     return user;
   };
-  const migrate = (src: ScriptedImapServer, user: string, extra: string[] = [], moreEnv: Record<string, string> = {}): Promise<CliResult> =>
-    runCli(['migrate', '--from', `imap://src@127.0.0.1:${src.port}`, '--to', `imap://${user}@127.0.0.1:${dovecot.port}`, '--json', '--retry-delay', '0.02', ...extra], { ...env, ...moreEnv });
+  const migrate = (src: ScriptedImapServer, user: string, extra: string[] = [], moreEnv: Record<string, string> = {}, check: CliCheck = {}): Promise<CliResult> =>
+    runCli(['migrate', '--from', `imap://src@127.0.0.1:${src.port}`, '--to', `imap://${user}@127.0.0.1:${dovecot.port}`, '--json', '--retry-delay', '0.02', ...extra], { ...env, ...moreEnv }, undefined, check);
   const inbox = async (user: string) => ((await readMailbox(dovecot, user, 'dst-pw')).find((f) => f.path[0] === 'INBOX')?.messages ?? []).map((m) => m.sha256);
   const report = (run: CliResult) => JSON.parse(run.stdout) as CliReport;
   /** The exit code and the skipped items as [uid, code]. */
@@ -136,7 +136,9 @@ describe('a hostile source into a real Dovecot', () => {
     // gateway that reports sizes of another format looks like.
     const src = await source({ truncateBody: { INBOX: Object.fromEntries(MESSAGES.map((m) => [m.uid!, m.raw.length - 2])) } });
     const user = await destination();
-    const run = await migrate(src, user, ['--no-state', '--delete-source']);
+    const run = await migrate(src, user, ['--no-state', '--delete-source'], {}, {
+      skipVerify: 'the source lists estimated sizes, so verify (which compares listed sizes) sees every message as changed',
+    });
     const r = JSON.parse(run.stdout) as CliReport & { sourceSizes?: string };
     assert.equal(r.sourceSizes, 'estimates', run.stdout);
     // The first bodies are judged before the evidence is in (see SizeTrust); none is lost for good.

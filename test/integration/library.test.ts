@@ -6,7 +6,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chownSync, mkdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { migrate, type MigrationEvent } from '../../src/index.js';
+import { type MigrationEvent } from '../../src/index.js';
+import { migrateChecked } from '../helpers/migrate-checked.js';
 import { startDovecot, type DovecotServer } from '../helpers/dovecot.js';
 import { readMailbox, seedMailbox, type FixtureFolder } from '../helpers/fixture.js';
 
@@ -38,7 +39,7 @@ describe('library API', () => {
   test('progress events add up to the report', async () => {
     await server.addUser('ev', 'ev-pw');
     const events: MigrationEvent[] = [];
-    const report = await migrate({ ...endpoints('ev', 'ev-pw'), connections: 3, batchMessages: 7, onEvent: (e) => events.push(e) });
+    const report = await migrateChecked({ ...endpoints('ev', 'ev-pw'), connections: 3, batchMessages: 7, onEvent: (e) => events.push(e) });
     assert.equal(report.status, 'complete');
     const total = folders.reduce((n, f) => n + f.messages.length, 0);
     assert.equal(report.totals.copied, total);
@@ -53,7 +54,7 @@ describe('library API', () => {
   test('an aborted migration stops as interrupted (MM-ABORTED) and a rerun completes without duplicates', async () => {
     await server.addUser('ab', 'ab-pw');
     const controller = new AbortController();
-    const report = await migrate({
+    const report = await migrateChecked({
       ...endpoints('ab', 'ab-pw'),
       connections: 1,
       batchMessages: 5,
@@ -67,7 +68,7 @@ describe('library API', () => {
     assert.equal(report.verdict, undefined, 'an interrupted run has no verdict');
     assert.ok(report.folders.some((f) => f.state === 'interrupted'), 'the folder in flight says interrupted');
     assert.ok(report.totals.copied >= 10 && report.totals.copied < 86, `copied ${report.totals.copied}`);
-    const rerun = await migrate(endpoints('ab', 'ab-pw'));
+    const rerun = await migrateChecked(endpoints('ab', 'ab-pw'));
     assert.equal(rerun.status, 'complete');
     assert.equal(rerun.totals.copied + rerun.totals.alreadyPresent, rerun.totals.messages);
     assert.deepEqual(await readMailbox(server, 'ab', 'ab-pw'), await readMailbox(server, 'src', 'src-pw'));
@@ -82,7 +83,7 @@ describe('library API', () => {
     // The mail processes run as the owner of the mail root (nobody, when the tests run as root).
     const { uid, gid } = statSync(join(server.dir, 'mail'));
     for (const p of [join(server.dir, 'mail', 'blk'), maildir, join(maildir, 'Blocked')]) chownSync(p, uid, gid);
-    const report = await migrate(endpoints('blk', 'blk-pw'));
+    const report = await migrateChecked(endpoints('blk', 'blk-pw'));
     assert.equal(report.status, 'failed');
     const blocked = report.folders.find((f) => f.source === 'Blocked');
     assert.ok(blocked?.error, JSON.stringify(report.folders));

@@ -14,7 +14,8 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { ImapFlow } from 'imapflow';
-import { migrate, type MigrateOptions } from '../../src/index.js';
+import { type MigrateOptions } from '../../src/index.js';
+import { migrateChecked } from '../helpers/migrate-checked.js';
 import { PgLedger } from '../../src/state/pg-ledger.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
@@ -74,10 +75,10 @@ describe('the state ledger in PostgreSQL', () => {
     // Trust authentication ignores the password, so it can stand in for a real one here.
     const state = (await newDatabase()).replace('postgres://postgres@', 'postgres://postgres:S3cretLedgerPw@');
     assert.match(state, /S3cretLedgerPw/);
-    const first = await migrate(options('small', user, state));
+    const first = await migrateChecked(options('small', user, state));
     assert.equal(first.status, 'complete');
     assert.equal(first.totals.copied, 60);
-    const second = await migrate(options('small', user, state));
+    const second = await migrateChecked(options('small', user, state));
     assert.equal(second.totals.copied, 0);
     assert.ok(second.folders.filter((f) => !f.noSelect).every((f) => f.incremental), JSON.stringify(second.folders));
 
@@ -132,7 +133,7 @@ describe('the state ledger in PostgreSQL', () => {
     const expected = await readMailbox(server, 'big', 'src-pw');
     const timing = await newUser();
     const t0 = Date.now();
-    assert.equal((await migrate(options('big', timing, await newDatabase()))).status, 'complete');
+    assert.equal((await migrateChecked(options('big', timing, await newDatabase()))).status, 'complete');
     const full = Date.now() - t0;
     const state = await newDatabase();
     for (const [i, at] of seededOffsets(20261122, 8, 200, 300 + full).entries()) {

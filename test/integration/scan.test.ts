@@ -10,11 +10,15 @@ import { createHash } from 'node:crypto';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { migrate, type MigrateOptions } from '../../src/index.js';
+import { type MigrateOptions } from '../../src/index.js';
+import { migrateChecked } from '../helpers/migrate-checked.js';
 import { startClamd, eicarMessage, type ClamdServer } from '../helpers/clamd.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { readMailbox, seedMailbox, type FixtureFolder, type FixtureMessage } from '../helpers/fixture.js';
 import { runCli } from '../helpers/cli.js';
+
+/** verify counts what a scan quarantined or withheld as missing from its folder (README): it cannot agree here. */
+const SCANNED_AWAY = { skipVerify: 'the scan policy moved flagged messages out of their folders' };
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 const clean = (tag: string, i: number, extra = 0): FixtureMessage => ({
@@ -74,7 +78,7 @@ describe('scanning in transit with a real clamd', () => {
 
   test('quarantine (the default): infected messages go to the quarantine folder, the unscanned one is held, everything else arrives; a rerun adds nothing', async () => {
     const user = await newUser();
-    const report = await migrate({ ...base(user), scan: { scanner: clamd.url() } });
+    const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } }, SCANNED_AWAY);
     assert.equal(report.status, 'partial', JSON.stringify(report.error ?? report.items));
     assert.deepEqual(
       report.items.map((i) => [i.folder, i.code]),
@@ -108,7 +112,7 @@ describe('scanning in transit with a real clamd', () => {
     assert.equal(unscanned.code, 'MM-SCAN-TOO-LARGE');
     assert.equal(report.totals.copied, cleanCount);
 
-    const again = await migrate({ ...base(user), scan: { scanner: clamd.url() } });
+    const again = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } }, SCANNED_AWAY);
     assert.equal(again.status, 'partial', 'the unscanned message is still held');
     assert.equal(again.totals.copied, 0);
     const infectedAgain = again.scan!.verdicts.filter((v) => v.verdict === 'infected');
@@ -125,6 +129,8 @@ describe('scanning in transit with a real clamd', () => {
       const run = await runCli(
         ['migrate', '--from', `imap://src@127.0.0.1:${server.port}`, '--to', `imap://${user}@127.0.0.1:${server.port}`, '--json', '--scan', clamd.socketUrl(), '--scan-policy', 'skip', '--quarantine-dir', dir],
         { MAILMOVER_FROM_PASSWORD: 'src-pw', MAILMOVER_TO_PASSWORD: 'dst-pw' },
+        undefined,
+        SCANNED_AWAY,
       );
       assert.equal(run.code, 3, run.stderr);
       const report = JSON.parse(run.stdout) as { scan: { verdicts: { verdict: string; action: string; savedAs?: string; sha256: string }[] } };
@@ -148,7 +154,7 @@ describe('scanning in transit with a real clamd', () => {
   test('a source folder that would land in the quarantine folder is refused before anything is copied', async () => {
     const user = await newUser();
     const taken = folders[1]!.path.join('/');
-    const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), quarantineFolder: taken } });
+    const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url(), quarantineFolder: taken } });
     assert.equal(report.status, 'failed');
     assert.equal(report.error?.code, 'MM-PLAN-COLLISION');
     assert.match(report.error!.message, new RegExp(`"${taken}" would be merged with the quarantine folder`));
@@ -157,7 +163,7 @@ describe('scanning in transit with a real clamd', () => {
 
   test('report, with unscanned messages delivered: everything is delivered and every finding reported', async () => {
     const user = await newUser();
-    const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), policy: 'report', unscanned: 'deliver' } });
+    const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url(), policy: 'report', unscanned: 'deliver' } });
     assert.equal(report.status, 'complete');
     assert.deepEqual(await destShas(server, user), expectedUserFolders(true));
     assert.equal(report.scan!.verdicts.length, 4);
@@ -167,7 +173,7 @@ describe('scanning in transit with a real clamd', () => {
   test('clamd stopped mid-run: the copy fails closed (nothing unscanned delivered); after a restart a rerun completes exactly', async () => {
     const user = await newUser();
     let killed: Promise<void> | undefined;
-    const report = await migrate({
+    const report = await migrateChecked({
       ...base(user),
       connections: 1,
       scan: { scanner: clamd.url(), attempts: 3 },
@@ -188,7 +194,7 @@ describe('scanning in transit with a real clamd', () => {
     );
 
     await clamd.restart();
-    const rerun = await migrate({ ...base(user), scan: { scanner: clamd.url() } });
+    const rerun = await migrateChecked({ ...base(user), scan: { scanner: clamd.url() } }, SCANNED_AWAY);
     assert.equal(rerun.error, undefined, JSON.stringify(rerun.error));
     assert.deepEqual(
       rerun.items.map((i) => i.code),
@@ -204,7 +210,7 @@ describe('scanning in transit with a real clamd', () => {
     const user = await newUser();
     await clamd.kill();
     try {
-      const report = await migrate({ ...base(user), scan: { scanner: clamd.url(), attempts: 2, failOpen: true } });
+      const report = await migrateChecked({ ...base(user), scan: { scanner: clamd.url(), attempts: 2, failOpen: true } });
       assert.equal(report.status, 'complete');
       assert.deepEqual(await destShas(server, user), expectedUserFolders(true));
       const total = folders.reduce((n, f) => n + f.messages.length, 0);

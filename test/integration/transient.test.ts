@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { migrate } from '../../src/index.js';
+import { migrateChecked } from '../helpers/migrate-checked.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { readMailbox, seedMailbox, type FixtureFolder, type FixtureMessage } from '../helpers/fixture.js';
 import { runCli } from '../helpers/cli.js';
@@ -124,7 +124,7 @@ describe('a real Dovecot source; a scripted destination that throttles, drops, s
       limits: { maxLiteralBytes: 8 * 1024 * 1024 },
     });
   const run = (dest: ScriptedImapServer, extra: Record<string, unknown> = {}) =>
-    migrate({
+    migrateChecked({
       from: { url: `imap://src@127.0.0.1:${dovecot.port}`, password: 'src-pw' },
       to: { url: `imap://dst@127.0.0.1:${dest.port}`, password: 'dst-pw' },
       retry: { baseDelayMs: 20, maxDelayMs: 200 },

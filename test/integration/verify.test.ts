@@ -7,7 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ImapFlow } from 'imapflow';
-import { migrate } from '../../src/index.js';
+import { migrateChecked } from '../helpers/migrate-checked.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { seedMailbox, type FixtureFolder, type FixtureMessage } from '../helpers/fixture.js';
 import { runCli } from '../helpers/cli.js';
@@ -39,7 +39,7 @@ describe('mailmover verify', () => {
     await server.addUser('src', 'src-pw');
     await server.addUser('dst', 'dst-pw');
     await seedMailbox(server, 'src', 'src-pw', folders);
-    const r = await migrate({ from: { url: `imap://src@127.0.0.1:${server.port}`, password: 'src-pw' }, to: { url: `imap://dst@127.0.0.1:${server.port}`, password: 'dst-pw' } });
+    const r = await migrateChecked({ from: { url: `imap://src@127.0.0.1:${server.port}`, password: 'src-pw' }, to: { url: `imap://dst@127.0.0.1:${server.port}`, password: 'dst-pw' } });
     assert.equal(r.status, 'complete');
   });
   after(async () => server?.stop());

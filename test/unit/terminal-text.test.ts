@@ -35,9 +35,10 @@ test('the summary, the plan and the verify table show names escaped', () => {
     assert.match(text, /\(renamed: control-character\)/);
   }
   const verify = {
-    status: 'differ', deep: false,
+    status: 'differ', verdict: 'investigate', mode: 'exact', strict: true, deep: false,
+    destinationOnly: [{ name: HOSTILE, messages: 2 }],
     folders: [{ source: HOSTILE, destination: HOSTILE, sourceCount: 1, destCount: 0, missing: 1, extra: 0, changed: 0, flagsDiffer: 0, datesDiffer: 0, state: 'differ', differences: [{ kind: 'missing', sourceUid: 1, messageId: HOSTILE, detail: HOSTILE }], error: { code: 'MM-FOLDER-FAILED', message: HOSTILE } }],
-    totals: { folders: 1, sourceMessages: 1, missing: 1, extra: 0, changed: 0, flagsDiffer: 0, datesDiffer: 0, bodiesDiffer: 0 },
+    totals: { folders: 1, sourceMessages: 1, missing: 1, extra: 0, changed: 0, flagsDiffer: 0, datesDiffer: 0, bodiesDiffer: 0, subscriptionsDiffer: 0, destinationOnly: 1 },
   } as unknown as VerifyReport;
   const text = formatVerifySummary(verify);
   assert.ok(!RAW.test(text), JSON.stringify(text.match(RAW)));
