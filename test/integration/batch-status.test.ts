@@ -272,9 +272,14 @@ describe('batch statuses, verdicts and logs', () => {
       const url = await db.createDatabase('queue');
       const list = path.join(dir, 'one.csv');
       await writeFile(list, `source_user\n${name(5)}\n`);
-      // 40 messages at 10 a second (it has 10 at the destination already): the mailbox runs for about 4 s.
-      await seedMailbox(source, name(5), 'pw', mailbox(`${name(5)}-more`, 40));
-      const batch = runCli(['batch', 'run', list, '--config', path.join(dir, 'slow.yaml'), '--queue', url, '--job-timeout', '8', '--report-dir', path.join(dir, 'q-reports'), '--json', '--no-log'], { MASTER: 'adminpw', XDG_STATE_HOME: stateHome }, 120_000);
+      // 250 more messages at 25 a second. The rate is a leaky bucket: the first batch of 100 goes at
+      // once and books the clock, so the next two wait about 4 s each: the mailbox runs for about
+      // 8 s, long enough to be seen running and killed, and a rerun of what is left fits well in
+      // the job timeout (which is how soon pg-boss offers the killed worker's job again).
+      await seedMailbox(source, name(5), 'pw', mailbox(`${name(5)}-more`, 250));
+      const config = path.join(dir, 'queue-slow.yaml');
+      await writeFile(config, (await readFile(path.join(dir, 'slow.yaml'), 'utf8')).replace('maxMessagesPerSecond: 10', 'maxMessagesPerSecond: 25'));
+      const batch = runCli(['batch', 'run', list, '--config', config, '--queue', url, '--job-timeout', '20', '--report-dir', path.join(dir, 'q-reports'), '--json', '--no-log'], { MASTER: 'adminpw', XDG_STATE_HOME: stateHome }, 120_000);
       const status = async () => {
         const r = await runCli(['batch', 'status', list, '--queue', url, '--json']);
         return r.code === 0 ? (JSON.parse(r.stdout) as StatusJson).mailboxes[0]! : undefined;
