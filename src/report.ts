@@ -211,7 +211,7 @@ const ALLOWED_SKIPS: ReadonlySet<string> = new Set(['MM-MESSAGE-TOO-LARGE', 'MM-
 /** The verdict of a migration report (the batch report and `batch status` call this on each mailbox's report). */
 export function verdictOf(report: Pick<MigrationReport, 'folders' | 'items' | 'error' | 'scan'>): Verdict {
   if (report.error || report.folders.some((f) => f.error)) return 'poor';
-  if (report.items.some((i) => !ALLOWED_SKIPS.has(i.code))) return 'investigate';
+  if (report.items.some((i) => !ALLOWED_SKIPS.has(i.code)) || report.folders.some((f) => f.sourceKept)) return 'investigate';
   if (report.items.length > 0 || report.folders.some((f) => f.flagsDropped || f.quarantined || f.withheld)) return 'good';
   // Everything arrived, but not everything was scanned.
   if (report.scan?.verdicts.some((v) => v.verdict === 'unscanned' && v.action === 'delivered')) return 'good';
@@ -229,7 +229,8 @@ export function worstVerdict(verdicts: readonly (Verdict | undefined)[]): Verdic
 export function statusOf(report: Pick<MigrationReport, 'folders' | 'items' | 'error'>): MigrationStatus {
   if (report.error?.code === 'MM-ABORTED') return 'interrupted';
   if (report.error || report.folders.some((f) => f.error)) return 'failed';
-  if (report.items.length > 0) return 'partial';
+  // A move that left messages at the source (no exact copy proven at the destination) is not done.
+  if (report.items.length > 0 || report.folders.some((f) => f.sourceKept)) return 'partial';
   return 'complete';
 }
 

@@ -54,6 +54,9 @@ test('the verdict: perfect, good (limits and policy), investigate (errors), poor
   assert.equal(verdictOf(report([folder({ flagsDropped: { messages: 1, flags: ['a]'] } })])), 'good');
   assert.equal(verdictOf(report([folder({ skipped: 2 })], [item('MM-MESSAGE-TOO-LARGE'), item('MM-FETCH-FAILED')])), 'investigate');
   assert.equal(verdictOf(report([folder({ error: { code: 'MM-FOLDER-FAILED', message: 'x' } })])), 'poor');
+  // A move that kept a message at the source (no exact copy proven) is not done.
+  assert.equal(verdictOf(report([folder({ sourceDeleted: 3, sourceKept: 1 })])), 'investigate');
+  assert.equal(statusOf(report([folder({ sourceDeleted: 3, sourceKept: 1 })])), 'partial');
   const r = report([folder({})]);
   r.verdict = verdictOf(r);
   assert.match(formatSummary(r), /verdict: perfect/);
