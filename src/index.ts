@@ -11,15 +11,15 @@
  * });
  * ```
  */
-export { migrate, type MigrateOptions, type EndpointOptions, type ScanOptions } from './migrate.js';
-export { verify, type VerifyOptions, type VerifyReport, type VerifyFolderReport, type VerifyDifference, type VerifyMode, type DestinationOnlyFolder } from './verify.js';
+export { migrate, type MigrateOptions, type EndpointOptions, type ScanOptions } from './job/migrate.js';
+export { verify, type VerifyOptions, type VerifyReport, type VerifyFolderReport, type VerifyDifference, type VerifyMode, type DestinationOnlyFolder } from './job/verify.js';
 export { tokenFromFile, tokenFromCommand, type TokenProvider } from './core/access-token.js';
 export { registerSecret, scrub } from './core/redact.js';
 export { DEFAULT_RETRY, backoffDelay, type RetryPolicy } from './copy/retry-policy.js';
 export { ClamdClient, parseScanUrl, describeAddress, type ClamdAddress, type ScanVerdict } from './scan/clamd.js';
 export type { ScanEngine, ScanPolicy, UnscannedAction } from './scan/content-screen.js';
-export type { MigrationReport, MigrationStatus, FolderReport, SkippedItem, ScanReport, ScanVerdictRecord } from './report.js';
-export type { MigrationEvent, ProgressCounters, EventListener } from './events.js';
+export type { MigrationReport, MigrationStatus, FolderReport, SkippedItem, ScanReport, ScanVerdictRecord } from './job/report.js';
+export type { MigrationEvent, ProgressCounters, EventListener } from './job/events.js';
 export { MigrateError, ERROR_CODES, isMigrateError, type ErrorCode, type ErrorScope, type RetryClass } from './core/errors.js';
 export { parseEndpoint, type Endpoint } from './core/endpoint.js';
 export { planFolders, type FolderPlan, type FolderPlanEntry, type FolderCollision, type ExcludedFolder, type MappedBy } from './plan/folder-plan.js';

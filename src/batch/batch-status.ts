@@ -7,7 +7,7 @@
  */
 import { hostname } from 'node:os';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import { worstVerdict, type Verdict } from '../report.js';
+import { worstVerdict, type Verdict } from '../job/report.js';
 import type { StateStore } from '../state/store.js';
 import { JOB_STATUSES, type BatchJobRecord, type JobStatus } from '../state/types.js';
 import type { MailboxList } from './mailbox-list.js';

@@ -10,13 +10,16 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { ServerGate } from '../copy/retry-policy.js';
-import { migrate } from '../migrate.js';
-import { worstVerdict, type MigrationReport, type Verdict } from '../report.js';
-import type { MigrationEvent, ProgressCounters } from '../events.js';
+import { migrate } from '../job/migrate.js';
+import { worstVerdict, type MigrationReport } from '../job/report.js';
+import type { MigrationEvent, ProgressCounters } from '../job/events.js';
 import { hostname } from 'node:os';
 import type { BatchJobRecord } from '../state/ledger.js';
 import { openState, type StateStore } from '../state/store.js';
 import { VERSION } from '../version.js';
+import type { BatchJobResult, BatchReport } from './batch-report.js';
+
+export type { BatchJobResult, BatchReport } from './batch-report.js';
 import type { BatchConfig, BatchServer } from './config.js';
 import type { MailboxList, MailboxRow } from './mailbox-list.js';
 import { resolveSecret } from './secrets.js';
@@ -51,46 +54,6 @@ export type BatchEvent =
   | { type: 'job-progress'; line: number; source: string; counters: ProgressCounters }
   | { type: 'job-done'; job: BatchJobResult }
   | { type: 'job-skipped'; job: BatchJobResult };
-
-/** One mailbox's outcome. */
-export interface BatchJobResult extends BatchJobRecord {
-  /** True when an earlier run had completed it and it was not run again. */
-  alreadyComplete?: true;
-}
-
-/** The batch report (batch-report.json; batch-report.md is the same for people). */
-export interface BatchReport {
-  version: 1;
-  kind: 'batch';
-  tool: string;
-  name: string;
-  /** `interrupted` when Ctrl-C or SIGTERM stopped the batch before every mailbox ran (a rerun resumes). */
-  status: 'complete' | 'partial' | 'failed' | 'interrupted';
-  /**
-   * The worst verdict of the batch's mailboxes (a failed one counts as poor); absent while some
-   * mailbox has none, because it did not run to an end (interrupted, not started).
-   */
-  verdict?: Verdict;
-  startedAt: string;
-  finishedAt: string;
-  parallel: number;
-  totals: {
-    mailboxes: number;
-    complete: number;
-    partial: number;
-    failed: number;
-    /** Stopped by Ctrl-C or SIGTERM while they ran. */
-    interrupted: number;
-    /** Not reached before the batch was stopped. */
-    notStarted: number;
-    alreadyComplete: number;
-    copied: number;
-    skippedItems: number;
-    seconds: number;
-  };
-  warnings: string[];
-  jobs: BatchJobResult[];
-}
 
 /** Runs the batch; resolves with its report (also written to the report directory). */
 export async function runBatch(options: BatchOptions): Promise<BatchReport> {

@@ -2,8 +2,8 @@
  * `mailmover verify` and `mailmover report`: read-only looks at a mailbox pair and at the ledger.
  */
 import { parseEndpoint } from '../core/endpoint.js';
-import { mailboxName } from '../migrate.js';
-import { checkVerifyModes, verify, type VerifyReport } from '../verify.js';
+import { mailboxName } from '../job/migrate.js';
+import { checkVerifyModes, verify, type VerifyReport } from '../job/verify.js';
 import { defaultStatePath } from '../state/ledger.js';
 import { formatVerifySummary, terminalText } from './output.js';
 import { EXIT, exitForError } from './exit-codes.js';

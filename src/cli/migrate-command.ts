@@ -3,9 +3,9 @@
  */
 import { parseEndpoint } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import { holdMailbox, migrate, type HeldMailbox } from '../migrate.js';
-import { SourceWatcher } from '../watch.js';
-import type { MigrationReport } from '../report.js';
+import { holdMailbox, migrate, type HeldMailbox } from '../job/migrate.js';
+import { SourceWatcher } from '../job/watch.js';
+import type { MigrationReport } from '../job/report.js';
 import { VERSION } from '../version.js';
 import { defaultStatePath } from '../state/ledger.js';
 import { formatSummary, terminalText } from './output.js';

@@ -3,7 +3,7 @@
  */
 import { Command, Option } from 'commander';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import { type ScanOptions } from '../migrate.js';
+import type { ScanOptions } from '../job/options.js';
 import type { FolderRuleOptions } from '../plan/folder-rules.js';
 import { messageFilter, type MessageFilter } from '../plan/message-filter.js';
 import { checkSearchKeys } from '../plan/search-keys.js';

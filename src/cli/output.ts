@@ -3,8 +3,8 @@
  * verify, and the terminal-safe spelling of every name and number in them (progress while a run
  * works is progress.ts). The engine itself never prints.
  */
-import type { MigrationReport } from '../report.js';
-import type { VerifyReport } from '../verify.js';
+import type { MigrationReport } from '../job/report.js';
+import type { VerifyReport } from '../job/verify.js';
 
 /**
  * Characters that must not reach a terminal as they are: C0 controls (ESC starts escape sequences

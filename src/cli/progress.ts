@@ -3,7 +3,7 @@
  * (against its totals, with `~` for estimates and `+` for lower bounds, the rate over a sliding
  * window and the ETA), plain lines when not on a terminal, and the live line of a batch.
  */
-import type { MigrationEvent, ProgressCounters } from '../events.js';
+import type { MigrationEvent, ProgressCounters } from '../job/events.js';
 import { formatBytes, plural, terminalText } from './output.js';
 
 /** Shorthand inside this module: a value shown on the terminal. */

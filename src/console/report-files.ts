@@ -5,7 +5,7 @@
  * Markdown escapes HTML and table syntax, the CSV quotes every cell and defuses formulas.
  */
 import { readFile, stat } from 'node:fs/promises';
-import type { MigrationReport } from '../report.js';
+import type { MigrationReport } from '../job/report.js';
 import { shown } from './ledger-view.js';
 
 /** The largest report file the console serves. */

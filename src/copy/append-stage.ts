@@ -11,7 +11,7 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { flagsToCopy } from '../core/flags.js';
 import { sleep } from '../core/sleep.js';
 import { planMessages } from '../plan/message-plan.js';
-import type { ScanVerdictRecord, SkippedItem } from '../report.js';
+import type { ScanVerdictRecord, SkippedItem } from '../job/report.js';
 import type { AppendItem, AppendOutcome } from '../stores/mail-store.js';
 import { MAX_LOSSES_IN_A_ROW, asItemError, isLoss, retryDelay, retryable, validityChanged, type Failure, type FolderRun, type Ready } from './folder-run.js';
 

@@ -6,10 +6,10 @@
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from '../core/errors.js';
 import { sleep } from '../core/sleep.js';
-import type { MigrationEvent } from '../events.js';
-import type { MigrateOptions } from '../migrate.js';
+import type { MigrationEvent } from '../job/events.js';
+import type { MigrateOptions } from '../job/options.js';
 import type { FolderPlan } from '../plan/folder-plan.js';
-import type { MigrationReport, ScanVerdictRecord, SkippedItem } from '../report.js';
+import type { MigrationReport, ScanVerdictRecord, SkippedItem } from '../job/report.js';
 import type { ContentScreen } from '../scan/content-screen.js';
 import type { MailboxRecord } from '../state/store.js';
 import type { MessageMeta } from '../stores/mail-store.js';

@@ -4,9 +4,9 @@
  */
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
-import type { MigrationEvent } from '../events.js';
+import type { MigrationEvent } from '../job/events.js';
 import { createBelow, type FolderPlan, type FolderPlanEntry } from '../plan/folder-plan.js';
-import type { FolderReport } from '../report.js';
+import type { FolderReport } from '../job/report.js';
 import type { MailStore } from '../stores/mail-store.js';
 
 /**

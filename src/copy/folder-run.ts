@@ -6,7 +6,7 @@ import type { MessageFilter } from '../plan/message-filter.js';
 import { ERROR_CODES, MigrateError, isMigrateError, type ErrorCode } from '../core/errors.js';
 import type { FolderPlanEntry } from '../plan/folder-plan.js';
 import type { BatchLimits } from '../plan/message-plan.js';
-import type { FolderReport, ScanVerdictRecord, SkippedItem } from '../report.js';
+import type { FolderReport, ScanVerdictRecord, SkippedItem } from '../job/report.js';
 import type { ContentScreen, ScreenResult } from '../scan/content-screen.js';
 import type { FolderRecord } from '../state/store.js';
 import type { FolderStatus, MailStore, MessageMeta } from '../stores/mail-store.js';

@@ -10,7 +10,7 @@
  */
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { flagsToCopy } from '../core/flags.js';
-import type { SkippedItem } from '../report.js';
+import type { SkippedItem } from '../job/report.js';
 import type { FolderMarks } from '../state/store.js';
 import type { MessageListing, MessageMeta } from '../stores/mail-store.js';
 import { MAX_LOSSES_IN_A_ROW, brokeConnection, isLoss, type FolderRun } from './folder-run.js';

@@ -3,7 +3,7 @@
  * corrected folder by folder: when a folder is listed its estimate is replaced by its exact plan,
  * and a folder that ends without a plan (it failed, or the run stopped) takes its estimate out.
  */
-import type { ProgressCounters } from '../events.js';
+import type { ProgressCounters } from '../job/events.js';
 import type { WorkEstimate } from '../plan/work-estimate.js';
 
 /** One folder's share of the totals. */

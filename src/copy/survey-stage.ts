@@ -11,7 +11,7 @@
 import type { Logger } from 'pino';
 import type { FolderPlan } from '../plan/folder-plan.js';
 import { estimateWork, type WorkEstimate } from '../plan/work-estimate.js';
-import type { FolderReport } from '../report.js';
+import type { FolderReport } from '../job/report.js';
 import type { FolderRecord, MailboxRecord } from '../state/store.js';
 import type { FolderInfo, FolderStatus, MailStore } from '../stores/mail-store.js';
 

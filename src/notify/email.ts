@@ -5,7 +5,14 @@
  */
 import path from 'node:path';
 import nodemailer from 'nodemailer';
-import type { SmtpTarget } from './notify.js';
+
+/** An SMTP relay, parsed from `smtp://[USER@]HOST[:PORT]` or `smtps://...`. */
+export interface SmtpTarget {
+  secure: boolean;
+  host: string;
+  port: number;
+  user?: string;
+}
 
 /** One message to send. */
 export interface EmailMessage {

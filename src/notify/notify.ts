@@ -11,23 +11,17 @@ import type { Logger } from 'pino';
 import { isLoopbackHost } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { registerSecret, scrub } from '../core/redact.js';
-import type { BatchReport } from '../batch/run-batch.js';
+import type { BatchReport } from '../batch/batch-report.js';
 import { resolveSecret } from '../batch/secrets.js';
-import { sendEmail } from './email.js';
+import { sendEmail, type SmtpTarget } from './email.js';
 import { postWebhook } from './webhook.js';
+
+export type { SmtpTarget } from './email.js';
 
 /** What the configuration (or the command line) asks for; secrets still as references. */
 export interface NotifySettings {
   email?: { to: string[]; from?: string; smtp?: string; password?: string };
   webhooks?: { url: string; header?: Record<string, string> }[];
-}
-
-/** An SMTP relay, parsed from `smtp://[USER@]HOST[:PORT]` or `smtps://...`. */
-export interface SmtpTarget {
-  secure: boolean;
-  host: string;
-  port: number;
-  user?: string;
 }
 
 /** Settings with their secrets resolved (and registered for scrubbing). */

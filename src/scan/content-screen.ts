@@ -21,7 +21,7 @@ import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { backoffDelay, type RetryPolicy } from '../copy/retry-policy.js';
 import { sleep } from '../core/sleep.js';
-import type { ScanVerdictRecord, SkippedItem } from '../report.js';
+import type { ScanVerdictRecord, SkippedItem } from '../job/report.js';
 import type { MailStore, MessageMeta } from '../stores/mail-store.js';
 import type { ScanVerdict } from './clamd.js';
 import type { QuarantineDir, QuarantineFolder } from './quarantine.js';

@@ -29,7 +29,7 @@ export interface MailboxName {
   authzid: string | undefined;
 }
 
-/** Reads a ledger name back (see `mailboxName` in src/migrate.ts); undefined when it is not one. */
+/** Reads a ledger name back (see `mailboxName` in src/job/migrate.ts); undefined when it is not one. */
 export function parseMailboxName(name: string): MailboxName | undefined {
   const m = /^(imaps?):\/\/([^@\s]*)@(\[[^\]]+\]|[^:/\s]+)(?::(\d+))?(?: \(as (.*)\))?$/i.exec(name);
   if (!m) return undefined;

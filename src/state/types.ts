@@ -3,7 +3,7 @@
  * backends (ledger.ts, pg-ledger.ts). It imports nothing from them, so the three never form an
  * import circle.
  */
-import type { Verdict } from '../report.js';
+import type { Verdict } from '../job/report.js';
 
 /** A value now or later. */
 export type Awaitable<T> = T | Promise<T>;
@@ -120,7 +120,7 @@ export type JobStatus = 'not started' | 'queued' | 'running' | 'waiting' | 'inte
 /** Every job status, in the order `batch status` counts them. */
 export const JOB_STATUSES: readonly JobStatus[] = ['not started', 'queued', 'running', 'waiting', 'interrupted', 'complete', 'partial', 'failed'];
 
-/** A mailbox's consistency verdict (src/report.ts verdictOf). */
+/** A mailbox's consistency verdict (src/job/report.ts verdictOf). */
 export type JobVerdict = Verdict;
 
 /** One mailbox of a batch as the ledger keeps it. */

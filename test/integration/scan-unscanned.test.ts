@@ -13,7 +13,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { MigrationReport } from '../../src/index.js';
-import type { VerifyReport } from '../../src/verify.js';
+import type { VerifyReport } from '../../src/job/verify.js';
 import { startClamd, eicarMessage, type ClamdServer } from '../helpers/clamd.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { readMailbox, seedMailbox, type FixtureFolder, type FixtureMessage } from '../helpers/fixture.js';

@@ -5,7 +5,7 @@ import { flagsToCopy } from '../../src/core/flags.js';
 import { expandUidSet } from '../../src/stores/imap/multiappend.js';
 import { packUids } from '../../src/stores/imap/uid-set.js';
 import { VERSION } from '../../src/version.js';
-import { statusOf } from '../../src/report.js';
+import { statusOf } from '../../src/job/report.js';
 
 test('\\Recent is never copied; system flags are canonical, keywords kept', () => {
   assert.deepEqual(flagsToCopy(['\\Recent', '\\seen', '$Forwarded', 'CustomKw', '\\Seen']), ['$Forwarded', 'CustomKw', '\\Seen']);

@@ -5,8 +5,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatSummary, formatVerifySummary, terminalText } from '../../src/cli/output.js';
-import type { MigrationReport } from '../../src/report.js';
-import type { VerifyReport } from '../../src/verify.js';
+import type { MigrationReport } from '../../src/job/report.js';
+import type { VerifyReport } from '../../src/job/verify.js';
 
 // eslint-disable-next-line no-control-regex
 const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/u;

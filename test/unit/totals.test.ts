@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatSummary } from '../../src/cli/output.js';
-import { statusOf, totalsOf, verdictOf, type FolderReport, type MigrationReport, type SkippedItem } from '../../src/report.js';
+import { statusOf, totalsOf, verdictOf, type FolderReport, type MigrationReport, type SkippedItem } from '../../src/job/report.js';
 
 const folder = (over: Partial<FolderReport>): FolderReport => ({
   source: 'INBOX', destination: 'INBOX', sourceCount: 10, sourceBytes: 1000, copied: 0, copiedBytes: 0, alreadyPresent: 10, skipped: 0, vanished: 0, created: false, renamed: false, noSelect: false, ...over,

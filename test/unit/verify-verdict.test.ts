@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkVerifyModes, verifyVerdict, type VerifyFolderReport } from '../../src/verify.js';
+import { checkVerifyModes, verifyVerdict, type VerifyFolderReport } from '../../src/job/verify.js';
 
 const folder = (over: Partial<VerifyFolderReport> = {}): VerifyFolderReport => ({
   source: 'INBOX', destination: 'INBOX', sourceCount: 3, destCount: 3, matched: 3,

@@ -2,152 +2,36 @@
  * The migration facade: connect, plan, create folders, copy folders on a few parallel lanes,
  * report. It wires the parts together and holds no protocol or planning logic of its own.
  */
-import type { MessageFilter } from './plan/message-filter.js';
-import { checkSearchKeys, requireSearchableSides } from './plan/search-keys.js';
-import { trySearch } from './copy/search-probe.js';
+import { checkSearchKeys, requireSearchableSides } from '../plan/search-keys.js';
+import { trySearch } from '../copy/search-probe.js';
 import type { Logger } from 'pino';
-import { parseEndpoint, type Endpoint } from './core/endpoint.js';
-import { registerSecret } from './core/redact.js';
-import { pathKey } from './core/mailbox-path.js';
-import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
-import { type Lane } from './copy/folder-copy.js';
-import { copyAll } from './copy/copy-all.js';
-import { createFolders } from './copy/create-stage.js';
-import { surveyFolders } from './copy/survey-stage.js';
-import { DEFAULT_RETRY, ServerGate, backoffDelay, type RetryPolicy, type ServerLimits } from './copy/retry-policy.js';
-import { sleep } from './core/sleep.js';
-import { ClamdClient, describeAddress, parseScanUrl, type ClamdAddress } from './scan/clamd.js';
-import { ContentScreen, type ScanEngine, type ScanPolicy, type UnscannedAction } from './scan/content-screen.js';
-import { QuarantineDir, QuarantineFolder } from './scan/quarantine.js';
-import { guardMailbox, openState, type MailboxRecord, type StateStore } from './state/store.js';
-import { mailboxIdentities } from './state/mailbox-key.js';
-import { lockMailboxFiles, type MailboxLock } from './state/mailbox-lock.js';
-import type { EventListener, MigrationEvent } from './events.js';
-import { planFolders, type FolderPlanEntry } from './plan/folder-plan.js';
-import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
+import { parseEndpoint, type Endpoint } from '../core/endpoint.js';
+import { registerSecret } from '../core/redact.js';
+import { pathKey } from '../core/mailbox-path.js';
+import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
+import { type Lane } from '../copy/folder-copy.js';
+import { copyAll } from '../copy/copy-all.js';
+import { createFolders } from '../copy/create-stage.js';
+import { surveyFolders } from '../copy/survey-stage.js';
+import { DEFAULT_RETRY, ServerGate, backoffDelay, type RetryPolicy } from '../copy/retry-policy.js';
+import { sleep } from '../core/sleep.js';
+import { ClamdClient, describeAddress, parseScanUrl } from '../scan/clamd.js';
+import { ContentScreen, type ScanEngine } from '../scan/content-screen.js';
+import { QuarantineDir, QuarantineFolder } from '../scan/quarantine.js';
+import { guardMailbox, openState, type MailboxRecord } from '../state/store.js';
+import { mailboxIdentities } from '../state/mailbox-key.js';
+import { lockMailboxFiles, type MailboxLock } from '../state/mailbox-lock.js';
+import type { MigrationEvent } from './events.js';
+import { planFolders, type FolderPlanEntry } from '../plan/folder-plan.js';
+import { parseFolderRules } from '../plan/folder-rules.js';
 import { statusOf, totalsOf, verdictOf, type FolderReport, type MigrationReport } from './report.js';
-import { storeFactory } from './stores/imap/open.js';
-import type { MailStore } from './stores/mail-store.js';
-import { VERSION } from './version.js';
+import { storeFactory } from '../stores/imap/open.js';
+import type { MailStore } from '../stores/mail-store.js';
+import { VERSION } from '../version.js';
+import type { HeldMailbox, MigrateOptions, ScanOptions } from './options.js';
 
-/** One side of a migration. */
-export interface EndpointOptions {
-  /** `imap://USER@HOST[:PORT]` or `imaps://USER@HOST[:PORT]`, or an already parsed endpoint. */
-  url: string | Endpoint;
-  password: string;
-  /**
-   * Log in with the URL's user and password (an admin or proxy account) and act as this user:
-   * SASL PLAIN with an authorization identity (Dovecot master users, Cyrus admins).
-   */
-  authzid?: string;
-  /**
-   * Log in with OAuth 2.0 access tokens (XOAUTH2/OAUTHBEARER, as Gmail and Microsoft 365 want):
-   * a function giving a token, asked for a fresh one when the server refuses it (see
-   * tokenFromFile, tokenFromCommand). The password is then not used.
-   */
-  accessToken?: (fresh: boolean) => Promise<string>;
-  /** Do not verify the server's certificate (test servers only). */
-  tlsInsecure?: boolean;
-  /** Allow the password to travel unencrypted to a host that is not loopback. */
-  allowPlaintext?: boolean;
-}
+export type { EndpointOptions, HeldMailbox, MigrateOptions, ScanOptions } from './options.js';
 
-/** Options of {@link migrate}. */
-export interface MigrateOptions {
-  from: EndpointOptions;
-  to: EndpointOptions;
-  /** Plan and count only; change nothing at the destination. */
-  dryRun?: boolean;
-  /** Folders copied at once, each with its own pair of connections (default 2). */
-  connections?: number;
-  /** Bytes of message bodies per batch (default 4 MiB; a larger message is sent alone). */
-  batchBytes?: number;
-  /**
-   * Bytes of message bodies held in memory at once, over all connections (default 16 MiB).
-   * Peak memory follows this, not the size of folders; a message larger than it travels alone.
-   */
-  memoryBudgetBytes?: number;
-  /** Messages per batch (default 100). */
-  batchMessages?: number;
-  /** Copy even when two source folders map to one destination folder (they are merged). */
-  mergeCollisions?: boolean;
-  /** Which folders to copy and where to put them (include/exclude, map, rename, prefix, automap). */
-  folders?: FolderRuleOptions;
-  /** Replaces the destination's separator inside a folder name (default '_'). */
-  separatorSubstitute?: string;
-  /** Seconds to wait for a server to accept and greet (default 20). */
-  connectTimeoutSeconds?: number;
-  /** Seconds of silence on an open connection before it is taken as lost and rebuilt (default 300). */
-  idleTimeoutSeconds?: number;
-  /** How items that fail for a temporary reason are tried again (default: 3 tries a pass, 1 s doubling). */
-  retry?: Partial<RetryPolicy>;
-  /** The mailbox fails (status 'failed') as soon as more than this many items are skipped (default: no limit). */
-  badItemLimit?: number;
-  /** Messages larger than this many bytes are not copied; they are skipped and reported. */
-  maxMessageSize?: number;
-  /** Scan every message in transit before it is appended. */
-  scan?: ScanOptions;
-  /**
-   * The state ledger: a SQLite file, or a PostgreSQL URL (shared by many machines). Reruns look
-   * only at what changed, crashes are recovered exactly, skipped items are kept as an audit
-   * trail. Without it (the library's default) every run plans each folder from both listings.
-   * The CLI uses defaultStatePath() unless --no-state.
-   */
-  statePath?: string;
-  /** An open ledger to use instead of opening `statePath` (batches share one); left open. */
-  stateStore?: StateStore;
-  /**
-   * Pauses shared by everything that talks to the same servers: a throttling answer to one
-   * mailbox of a batch slows every mailbox on that server (default: this migration's own).
-   */
-  serverGates?: { source: ServerGate; destination: ServerGate };
-  /** Limits for both servers of this migration (ignored when serverGates is given). */
-  limits?: ServerLimits;
-  /** Remove at the destination what was deleted at the source since the last pass (uses the ledger; default off). */
-  syncDeletions?: boolean;
-  /** A move: remove each source message once its exact copy (size and SHA-256) is proven at the destination (default off). */
-  deleteSource?: boolean;
-  /**
-   * Copy a fetched body whose size differs from the size the source listed (default off: such a
-   * body is taken as cut short or not the listed message, and skipped with MM-FETCH-MISMATCH).
-   * For servers known to report RFC822.SIZE inexactly; the identity check still applies.
-   */
-  acceptSizeMismatch?: boolean;
-  /** Copy only the source messages this lets in (dates, sizes, IMAP search keys, or none: the folder tree only); see plan/message-filter.ts. */
-  messageFilter?: MessageFilter;
-  /**
-   * The mailbox already held by the caller (holdMailbox): the run uses its ledger record and
-   * leaves the lock with the caller (--watch holds it from the first pass to the last).
-   */
-  heldMailbox?: HeldMailbox;
-  signal?: AbortSignal;
-  onEvent?: EventListener;
-  logger?: Logger;
-}
-
-/** Scanning in transit (see src/scan/content-screen.ts). */
-export interface ScanOptions {
-  /** `clamd://HOST:PORT` or `clamd:///path/to/clamd.sock`, or an engine of the caller's own. */
-  scanner: string | ClamdAddress | ScanEngine;
-  /** What happens to a flagged message (default 'quarantine'). */
-  policy?: ScanPolicy;
-  /** Quarantine folder at the destination, '/' between levels (default 'Quarantine'). */
-  quarantineFolder?: string;
-  /** Directory where withheld messages are saved as .eml (policy 'skip'). */
-  quarantineDir?: string;
-  /** Deliver unscanned when the scanner is unavailable (down), instead of stopping. */
-  failOpen?: boolean;
-  /**
-   * A message the scanner, while up, could not judge (over its size limits, an error answer, a scan
-   * that timed out): 'hold' (default) keeps it out of the destination as a skipped item
-   * (MM-SCAN-UNSCANNED, the run is partial, a rerun tries it again); 'deliver' delivers it and reports it.
-   */
-  unscanned?: UnscannedAction;
-  /** Seconds one scan may stay silent before it counts as failed (default 30). */
-  timeoutSeconds?: number;
-  /** Tries of one scan before the scanner counts as unavailable (default 6). */
-  attempts?: number;
-}
 
 /** How often a lost connection is rebuilt in a row before the mailbox gives up. */
 const MAX_RECONNECT_TRIES = 5;
@@ -423,13 +307,6 @@ function unreadableFolderReport(raw: string): FolderReport {
   };
 }
 
-/** A mailbox held for a run (or for every pass of a --watch): its ledger record and lock. */
-export interface HeldMailbox {
-  /** The ledger's record of the mailbox (undefined without a ledger: then the lock files alone hold it). */
-  state: MailboxRecord | undefined;
-  /** Gives the lock back and closes a ledger opened for it. */
-  release(log?: Logger): Promise<void>;
-}
 
 /**
  * Opens the ledger (unless the caller passes one) and locks the mailbox, before anything

@@ -7,11 +7,11 @@
  * Mail that arrives while a pass runs must not be missed: {@link SourceWatcher.mark} notes the
  * INBOX's UIDNEXT before the pass, and the wait after it returns at once when UIDNEXT moved.
  */
-import { parseEndpoint } from './core/endpoint.js';
-import type { EndpointOptions } from './migrate.js';
-import type { MailStore } from './stores/mail-store.js';
-import { storeFactory } from './stores/imap/open.js';
-import { sleep } from './core/sleep.js';
+import { parseEndpoint } from '../core/endpoint.js';
+import type { EndpointOptions } from './options.js';
+import type { MailStore } from '../stores/mail-store.js';
+import { storeFactory } from '../stores/imap/open.js';
+import { sleep } from '../core/sleep.js';
 
 /** Options of {@link SourceWatcher}. */
 export interface WatcherOptions {

@@ -2,7 +2,7 @@
  * The migration report: what the CLI prints, writes with --report and returns from the library.
  * Its JSON shape is a stable interface (version 1); fields are only ever added.
  */
-import type { ErrorCode } from './core/errors.js';
+import type { ErrorCode } from '../core/errors.js';
 
 /**
  * Overall outcome: every message is there, some items were skipped, the migration failed, or it

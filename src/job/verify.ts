@@ -12,18 +12,18 @@
  * Nothing is written anywhere; both sides are opened read-only (EXAMINE).
  */
 import type { Logger } from 'pino';
-import { parseEndpoint, type Endpoint } from './core/endpoint.js';
-import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
-import type { EndpointOptions } from './migrate.js';
-import type { MessageFilter } from './plan/message-filter.js';
-import { normaliseName, planFolders, type FolderPlan } from './plan/folder-plan.js';
-import { parseFolderRules, type FolderRuleOptions } from './plan/folder-rules.js';
-import { checkSearchKeys, requireSearchableSides, storeDependentKeys } from './plan/search-keys.js';
+import { parseEndpoint, type Endpoint } from '../core/endpoint.js';
+import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
+import type { EndpointOptions } from './options.js';
+import type { MessageFilter } from '../plan/message-filter.js';
+import { normaliseName, planFolders, type FolderPlan } from '../plan/folder-plan.js';
+import { parseFolderRules, type FolderRuleOptions } from '../plan/folder-rules.js';
+import { checkSearchKeys, requireSearchableSides, storeDependentKeys } from '../plan/search-keys.js';
 import type { Verdict } from './report.js';
-import { storeFactory } from './stores/imap/open.js';
-import type { FolderInfo, MailStore } from './stores/mail-store.js';
+import { storeFactory } from '../stores/imap/open.js';
+import type { FolderInfo, MailStore } from '../stores/mail-store.js';
 import { compareFolder, countedDifferences, type VerifyFolderReport, type VerifyMode } from './verify-compare.js';
-import { VERSION } from './version.js';
+import { VERSION } from '../version.js';
 
 export type { VerifyDifference, VerifyFolderReport, VerifyMode } from './verify-compare.js';
 

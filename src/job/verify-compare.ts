@@ -5,12 +5,12 @@
  * complete, so that a report shows what was seen even where the mode allows it.
  */
 import { createHash } from 'node:crypto';
-import { ERROR_CODES, MigrateError, isMigrateError } from './core/errors.js';
-import { flagsToCopy } from './core/flags.js';
-import { applyFilter, type MessageFilter } from './plan/message-filter.js';
-import type { FolderPlanEntry } from './plan/folder-plan.js';
-import { batchMessages, matchMessages } from './plan/message-plan.js';
-import type { MailStore, MessageMeta } from './stores/mail-store.js';
+import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
+import { flagsToCopy } from '../core/flags.js';
+import { applyFilter, type MessageFilter } from '../plan/message-filter.js';
+import type { FolderPlanEntry } from '../plan/folder-plan.js';
+import { batchMessages, matchMessages } from '../plan/message-plan.js';
+import type { MailStore, MessageMeta } from '../stores/mail-store.js';
 
 /**
  * What verify holds the destination to:
