@@ -53,6 +53,7 @@ test('SASL PLAIN blobs for the user and authzid combinations, XOAUTH2 and OAUTHB
 test('blobs built with a user, authzid or host we were not told lose every character that depends on the secret', () => {
   const secret = 'Corr3ct-Horse-Battery';
   registerSecret(secret);
+  const apart = (s: string) => ![...Array(Math.max(0, secret.length - 3)).keys()].some((i) => s.toLowerCase().includes(secret.slice(i, i + 4).toLowerCase()));
   const leaks = (text: string) => {
     const out = scrub(text);
     assert.ok(out.includes(MASK), `scrubbed: ${text}`);
@@ -63,12 +64,20 @@ test('blobs built with a user, authzid or host we were not told lose every chara
     }
   };
   fc.assert(
-    fc.property(fc.string({ maxLength: 12 }), fc.string({ maxLength: 12 }), fc.string({ minLength: 1, maxLength: 20 }), fc.integer({ min: 1, max: 65535 }), (authzid, user, host, port) => {
+    // A user or host that itself holds 4 characters of the secret in a row (a host "tter" against
+    // "Battery") would show them in the clear without any leak: such inputs are not generated.
+    fc.property(
+      fc.string({ maxLength: 12 }).filter(apart),
+      fc.string({ maxLength: 12 }).filter(apart),
+      fc.string({ minLength: 1, maxLength: 20 }).filter(apart),
+      fc.integer({ min: 1, max: 65535 }),
+      (authzid, user, host, port) => {
       leaks(b64(`${authzid}\0${user}\0${secret}`));
       leaks(b64(`user=${user}\x01auth=Bearer ${secret}\x01\x01`));
       leaks(b64(`n,a=${user},\x01host=${host}\x01port=${port}\x01auth=Bearer ${secret}\x01\x01`));
       leaks(`x ${b64(`${user}${secret}${host}`)} y`);
-    }),
+      },
+    ),
     { numRuns: 300 },
   );
 });
