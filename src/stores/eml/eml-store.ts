@@ -17,6 +17,7 @@ import { extractMessageId, messageKey } from '../../core/message-key.js';
 import { readHeaderBlock, readServed, servedSize, syncDir } from '../local/message-file.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { indexEmlFolder, isRealDir, MANIFEST, newManifest, readManifest, writeManifest, type EmlIndex, type Manifest } from './manifest.js';
+import { localFolderStatuses } from '../local/folder-statuses.js';
 
 const SUBSCRIPTIONS = '.mailmover-subscriptions.json';
 const MAX_DEPTH = 64;
@@ -118,15 +119,8 @@ export class EmlStore implements MailStore {
     return { uidValidity: BigInt(index.uidValidity), uidNext: index.uidNext, exists: index.messages.length };
   }
 
-  async folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
-    const out = new Map<string, FolderStatus>();
-    for (const f of folders) {
-      if (f.noSelect) continue;
-      signal?.throwIfAborted();
-      const st = await this.folderStatus(f.path).catch(() => undefined);
-      if (st) out.set(f.name, st);
-    }
-    return out;
+  folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
+    return localFolderStatuses(folders, signal, (f) => this.folderStatus(f.path));
   }
 
   async closeFolder(): Promise<void> {

@@ -19,6 +19,7 @@ import { addSubscription, folderDir, isMaildir, layoutDelimiter, listDiskFolders
 import { readHeaderBlock, readServed, servedSize, syncDir } from '../local/message-file.js';
 import { deliver } from './messages.js';
 import { updateUidList } from './uidlist.js';
+import { localFolderStatuses } from '../local/folder-statuses.js';
 
 export interface MaildirStoreOptions {
   root: string;
@@ -123,19 +124,14 @@ export class MaildirStore implements MailStore {
     return { uidValidity: BigInt(index.uidValidity), uidNext: index.uidNext, exists: index.messages.length };
   }
 
-  async folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
-    const out = new Map<string, FolderStatus>();
-    for (const f of folders) {
-      if (f.noSelect) continue;
-      signal?.throwIfAborted();
-      const index = await this.index(f.path).catch(() => undefined);
-      if (!index) continue;
+  folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
+    return localFolderStatuses(folders, signal, async (f) => {
+      const index = await this.index(f.path);
       // Bytes only when every file name says its size (Dovecot's W=): no file is opened for a count.
       const sizes = index.messages.map((m) => m.virtualSize);
       const bytes = sizes.every((s) => s !== undefined) ? sizes.reduce((n: number, s) => n + s!, 0) : undefined;
-      out.set(f.name, { uidValidity: BigInt(index.uidValidity), uidNext: index.uidNext, exists: index.messages.length, ...(bytes !== undefined ? { bytes } : {}) });
-    }
-    return out;
+      return { uidValidity: BigInt(index.uidValidity), uidNext: index.uidNext, exists: index.messages.length, ...(bytes !== undefined ? { bytes } : {}) };
+    });
   }
 
   async closeFolder(): Promise<void> {

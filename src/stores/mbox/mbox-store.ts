@@ -21,6 +21,7 @@ import { MboxFiles } from './mbox-file.js';
 import { NotAnMboxError, type MboxEntry, type MboxIndex } from './mbox-index.js';
 import { headerEnd } from './messages.js';
 import { applyLabels, ARCHIVE, SPECIAL_LABELS, splitLabels, type LabelMode, type Labelled } from './takeout.js';
+import { localFolderStatuses } from '../local/folder-statuses.js';
 
 export interface MboxStoreOptions {
   root: string;
@@ -146,16 +147,9 @@ export class MboxStore implements MailStore {
     return this.statusOf(await this.load(path));
   }
 
-  async folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
-    const out = new Map<string, FolderStatus>();
-    for (const f of folders) {
-      if (f.noSelect) continue;
-      signal?.throwIfAborted();
-      const st = await this.load(f.path, signal).then((o) => this.statusOf(o), () => undefined);
-      // No bytes: a message's size as served is known only once it has been read.
-      if (st) out.set(f.name, st);
-    }
-    return out;
+  folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
+    // No bytes: a message's size as served is known only once it has been read.
+    return localFolderStatuses(folders, signal, async (f) => this.statusOf(await this.load(f.path, signal)));
   }
 
   async closeFolder(): Promise<void> {
