@@ -26,7 +26,7 @@ import { ServerGate } from '../copy/retry-policy.js';
 import { sleep } from '../core/sleep.js';
 import type { BatchConfig, BatchServer } from './config.js';
 import { literalPasswords, type MailboxList, type MailboxRow } from './mailbox-list.js';
-import { runOne, urlOf, type BatchEvent, type BatchJobResult } from './run-batch.js';
+import { recordingProgress, runOne, urlOf, type BatchJobResult } from './run-batch.js';
 import { PgLedger } from '../state/pg-ledger.js';
 import { SharedLimitsHub } from './shared-limits.js';
 import type { JobProbe } from './batch-status.js';
@@ -38,7 +38,6 @@ import { maskUrl, openState, type BatchJobRecord, type StateStore } from '../sta
 export const QUEUE = 'mailmover-mailbox';
 
 /** How often a worker records a running mailbox's progress in the database. */
-const PROGRESS_EVERY_MS = 2000;
 
 /** What a job carries. */
 interface MailboxJob {
@@ -282,12 +281,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       options.onJob?.({ type: 'start', line: row.line, source });
       await jobs.recordJob(job!.data.batch, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0, runner: { pid: process.pid, host: hostname() } });
       // Progress goes to the database every few seconds, for `batch run --queue` and `batch status` elsewhere.
-      let lastProgress = 0;
-      const onEvent = (e: BatchEvent) => {
-        if (e.type !== 'job-progress' || Date.now() - lastProgress < PROGRESS_EVERY_MS) return;
-        lastProgress = Date.now();
-        Promise.resolve(jobs.recordProgress(job!.data.batch, source, destination, { copied: e.counters.copied, skipped: e.counters.skipped, toCopy: e.counters.toCopy })).catch(() => undefined);
-      };
+      const onEvent = recordingProgress(jobs, job!.data.batch, source, destination);
       const result = await runOne(row, source, destination, { config, stateStore: ledger, reportDir: options.reportDir, env: options.env, signal: options.signal, logger: options.logger, onEvent }, {
         source: gateOf(config.source),
         destination: gateOf(config.destination),

@@ -55,6 +55,24 @@ export type BatchEvent =
   | { type: 'job-done'; job: BatchJobResult }
   | { type: 'job-skipped'; job: BatchJobResult };
 
+/** How often a running mailbox's copied/to-copy counts are written to the ledger. */
+export const PROGRESS_EVERY_MS = 2000;
+
+/**
+ * An event listener that also writes a running mailbox's progress to the ledger, at most every
+ * PROGRESS_EVERY_MS, so that `batch status`, a waiting `batch run --queue` and the console see it
+ * move while it runs (a late write never undoes the outcome: see StateStore.recordProgress).
+ */
+export function recordingProgress(ledger: Pick<StateStore, 'recordProgress'>, batch: string, source: string, destination: string, forward?: (e: BatchEvent) => void): (e: BatchEvent) => void {
+  let last = 0;
+  return (e) => {
+    forward?.(e);
+    if (e.type !== 'job-progress' || Date.now() - last < PROGRESS_EVERY_MS) return;
+    last = Date.now();
+    Promise.resolve(ledger.recordProgress(batch, source, destination, { copied: e.counters.copied, skipped: e.counters.skipped, toCopy: e.counters.toCopy })).catch(() => undefined);
+  };
+}
+
 /** Runs the batch; resolves with its report (also written to the report directory). */
 export async function runBatch(options: BatchOptions): Promise<BatchReport> {
   const parallel = options.parallel ?? 4;
@@ -100,7 +118,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
         }
         options.onEvent?.({ type: 'job-start', line: row.line, source, destination });
         await ledger.recordJob(options.name, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0, runner });
-        const job = await runOne(row, source, destination, { ...options, stateStore: ledger }, gates);
+        const job = await runOne(row, source, destination, { ...options, stateStore: ledger, onEvent: recordingProgress(ledger, options.name, source, destination, options.onEvent) }, gates);
         await ledger.recordJob(options.name, job);
         jobs.push(job);
         options.onEvent?.({ type: 'job-done', job });
