@@ -11,6 +11,7 @@ import { worstVerdict, type Verdict } from '../job/report.js';
 import type { StateStore } from '../state/store.js';
 import { JOB_STATUSES, type BatchJobRecord, type JobStatus } from '../state/types.js';
 import type { MailboxList } from './mailbox-list.js';
+import { processAlive } from '../core/process-alive.js';
 
 /** One row of the list and its status. */
 export interface MailboxStatus extends Partial<Omit<BatchJobRecord, 'line' | 'status' | 'runner'>> {
@@ -104,14 +105,5 @@ function userOf(url: string): string | undefined {
     return decodeURIComponent(new URL(url).username);
   } catch {
     return undefined;
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

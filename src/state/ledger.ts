@@ -26,6 +26,7 @@ import { write } from './checkpoint.js';
 import { mailboxIdentities } from './mailbox-key.js';
 import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
 import { JOB_STATUSES, jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
+import { processAlive } from '../core/process-alive.js';
 
 // Kept for the modules that import the types from here.
 export type { BatchJobRecord, BatchJobRow, FolderMarks, LedgerMessage, LedgerSkip } from './types.js';
@@ -522,14 +523,5 @@ function createPrivate(file: string): void {
     fchmodSync(fd, 0o600);
   } finally {
     closeSync(fd);
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

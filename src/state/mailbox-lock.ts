@@ -22,6 +22,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { stateHome } from './paths.js';
+import { processAlive } from '../core/process-alive.js';
 
 /** Who holds a lock file. */
 interface Holder {
@@ -172,11 +173,7 @@ function alive(h: Holder, me: Holder): boolean {
   if (h.host !== me.host) return true;
   if (h.boot && me.boot && h.boot !== me.boot) return false;
   if (h.pid === me.pid) return true;
-  try {
-    process.kill(h.pid, 0);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
-  }
+  if (!processAlive(h.pid)) return false;
   // The pid runs, but it may have been reused by another process since.
   const start = startTime(h.pid);
   return !(h.start && start && start !== h.start);
