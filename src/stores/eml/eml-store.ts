@@ -10,14 +10,13 @@
  */
 import { lstat, mkdir, open, readdir, readFile, rename, stat, unlink, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import { safeSegment, type NameSpace } from '../../core/mailbox-path.js';
 import { extractMessageId, messageKey } from '../../core/message-key.js';
 import { readHeaderBlock, readServed, servedSize, syncDir } from '../local/message-file.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { indexEmlFolder, isRealDir, MANIFEST, newManifest, readManifest, writeManifest, type EmlIndex, type Manifest } from './manifest.js';
-import { localFolderStatuses } from '../local/folder-statuses.js';
+import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js';
 
 const SUBSCRIPTIONS = '.mailmover-subscriptions.json';
 const MAX_DEPTH = 64;
@@ -261,17 +260,8 @@ export class EmlStore implements MailStore {
     return out;
   }
 
-  async waitForChange(path: readonly string[], timeoutMs: number, signal?: AbortSignal, sinceUidNext?: number): Promise<boolean> {
-    const dir = await this.folderDir(path);
-    const start = await this.index(path, dir);
-    if (sinceUidNext !== undefined && start.uidNext > sinceUidNext) return true;
-    const started = Date.now();
-    while (Date.now() - started < timeoutMs) {
-      await sleep(Math.min(1000, timeoutMs - (Date.now() - started)), undefined, { signal });
-      const now = await this.index(path, dir);
-      if (now.uidValidity !== start.uidValidity || now.uidNext !== start.uidNext || now.messages.length !== start.messages.length) return true;
-    }
-    return false;
+  waitForChange(path: readonly string[], timeoutMs: number, signal?: AbortSignal, sinceUidNext?: number): Promise<boolean> {
+    return pollForChange(async () => (await this.folderStatus(path))!, timeoutMs, signal, sinceUidNext);
   }
 
   isUsable(): boolean {

@@ -8,7 +8,6 @@
  */
 import { lstat, mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { NameSpace } from '../../core/mailbox-path.js';
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import { extractMessageId, messageKey } from '../../core/message-key.js';
@@ -19,7 +18,7 @@ import { addSubscription, folderDir, isMaildir, layoutDelimiter, listDiskFolders
 import { readHeaderBlock, readServed, servedSize, syncDir } from '../local/message-file.js';
 import { deliver } from './messages.js';
 import { updateUidList } from './uidlist.js';
-import { localFolderStatuses } from '../local/folder-statuses.js';
+import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js';
 
 export interface MaildirStoreOptions {
   root: string;
@@ -27,7 +26,6 @@ export interface MaildirStoreOptions {
   side: 'source' | 'destination';
 }
 
-const WAIT_POLL_MS = 1000;
 
 export class MaildirStore implements MailStore {
   private open: { path: string[]; index: FolderIndex; keywords: (string | undefined)[] } | undefined;
@@ -278,17 +276,8 @@ export class MaildirStore implements MailStore {
     return delivered.map((d) => ('base' in d ? { ok: true, uid: uids.get(d.base) } : { ok: false, error: d.error }));
   }
 
-  async waitForChange(path: readonly string[], timeoutMs: number, signal?: AbortSignal, sinceUidNext?: number): Promise<boolean> {
-    // No change notification that works on every file system (inotify misses NFS): poll.
-    const start = await this.index(path);
-    const started = Date.now();
-    if (sinceUidNext !== undefined && start.uidNext > sinceUidNext) return true;
-    while (Date.now() - started < timeoutMs) {
-      await sleep(Math.min(WAIT_POLL_MS, timeoutMs - (Date.now() - started)), undefined, { signal });
-      const now = await this.index(path);
-      if (now.uidValidity !== start.uidValidity || now.messages.length !== start.messages.length || now.uidNext !== start.uidNext) return true;
-    }
-    return false;
+  waitForChange(path: readonly string[], timeoutMs: number, signal?: AbortSignal, sinceUidNext?: number): Promise<boolean> {
+    return pollForChange(async () => (await this.folderStatus(path))!, timeoutMs, signal, sinceUidNext);
   }
 
   isUsable(): boolean {

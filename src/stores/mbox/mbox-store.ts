@@ -10,7 +10,6 @@
  */
 import { lstat, mkdir, open, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import type { NameSpace } from '../../core/mailbox-path.js';
@@ -21,7 +20,7 @@ import { MboxFiles } from './mbox-file.js';
 import { NotAnMboxError, type MboxEntry, type MboxIndex } from './mbox-index.js';
 import { headerEnd } from './messages.js';
 import { applyLabels, ARCHIVE, SPECIAL_LABELS, splitLabels, type LabelMode, type Labelled } from './takeout.js';
-import { localFolderStatuses } from '../local/folder-statuses.js';
+import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js';
 
 export interface MboxStoreOptions {
   root: string;
@@ -40,7 +39,6 @@ interface OpenFolder {
   flags: Map<number, string[]>;
 }
 
-const WAIT_POLL_MS = 1000;
 
 export class MboxStore implements MailStore {
   private mode: 'file' | 'tree' = 'tree';
@@ -253,17 +251,8 @@ export class MboxStore implements MailStore {
     }
   }
 
-  async waitForChange(path: readonly string[], timeoutMs: number, signal?: AbortSignal, sinceUidNext?: number): Promise<boolean> {
-    // No change notification that works on every file system: poll.
-    const start = this.statusOf(await this.load(path));
-    if (sinceUidNext !== undefined && (start.uidNext ?? start.exists + 1) > sinceUidNext) return true;
-    const started = Date.now();
-    while (Date.now() - started < timeoutMs) {
-      await sleep(Math.min(WAIT_POLL_MS, timeoutMs - (Date.now() - started)), undefined, { signal });
-      const now = this.statusOf(await this.load(path));
-      if (now.uidValidity !== start.uidValidity || now.exists !== start.exists || now.uidNext !== start.uidNext) return true;
-    }
-    return false;
+  waitForChange(path: readonly string[], timeoutMs: number, signal?: AbortSignal, sinceUidNext?: number): Promise<boolean> {
+    return pollForChange(async () => this.statusOf(await this.load(path)), timeoutMs, signal, sinceUidNext);
   }
 
   isUsable(): boolean {
