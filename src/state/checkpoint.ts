@@ -5,7 +5,8 @@
 /**
  * A crash switch for the crash-safety tests: MAILMOVER_TEST_KILL_AT="KIND:before|after:N" makes
  * the process SIGKILL itself just before or just after the Nth ledger write of that kind
- * (intend, settle, recordPresent, markSynced, reset, skip, updateFlags, forget). It exists so
+ * (intend, settle, recordPresent, markSynced, reset, skip, updateFlags, forget), or of an mbox
+ * file write (mboxAppend: one message appended; mboxRename: a rewritten file put in place). It exists so
  * that the tests can stop a run around every kind of state write, not only at random moments.
  */
 const killAt = /^(\w+):(before|after):(\d+)$/.exec(process.env.MAILMOVER_TEST_KILL_AT ?? '');

@@ -32,6 +32,9 @@ interface RawMessage {
   raw: Buffer;
   flags: string[];
   date: number;
+  uid: number;
+  uidValidity: number;
+  uidNext: number;
 }
 
 /** Every message of an account by folder: bytes, flags (no \Recent) and INTERNALDATE. */
@@ -47,7 +50,7 @@ async function readRaw(d: PlainDovecotServer, user: string): Promise<Map<string,
       try {
         if (c.mailbox && c.mailbox.exists) {
           for await (const m of c.fetch('1:*', { source: true, flags: true, internalDate: true })) {
-            msgs.push({ raw: m.source!, flags: [...(m.flags ?? [])].filter((f) => f !== '\\Recent').sort(), date: new Date(m.internalDate!).getTime() });
+            msgs.push({ raw: m.source!, flags: [...(m.flags ?? [])].filter((f) => f !== '\\Recent').sort(), date: new Date(m.internalDate!).getTime(), uid: m.uid, uidValidity: Number(c.mailbox.uidValidity), uidNext: c.mailbox.uidNext });
           }
         }
       } finally {
@@ -83,7 +86,7 @@ for dirpath, dirnames, filenames in os.walk(root):
             m = mb.get_message(key)
             lines = raw.split(b'\n')
             head_end = lines.index(b'') if b'' in lines else len(lines)
-            keep = [l for i, l in enumerate(lines) if i >= head_end or not l.split(b':')[0].lower() in (b'status', b'x-status', b'x-keywords', b'content-length')]
+            keep = [l for i, l in enumerate(lines) if i >= head_end or not l.split(b':')[0].lower() in (b'status', b'x-status', b'x-keywords', b'content-length', b'x-uid', b'x-imapbase')]
             msgs.append({'hex': b'\n'.join(keep).hex(), 'flags': m.get_flags(), 'keywords': (m.get('X-Keywords') or '').split(), 'from': m.get_from(), 'parsed': m.get('Status') is not None})
         out['INBOX' if rel == 'inbox' else rel] = msgs
 print(json.dumps(out))
@@ -153,16 +156,18 @@ describe('mbox: endpoints', () => {
     assert.equal(back.code, 0, back.stderr + back.stdout);
     assert.deepEqual(await readMailbox(imap, 'carol', 'pw'), await readMailbox(imap, 'alice', 'pw'));
 
-    // Dovecot pointed at the tree serves the source's messages (quoted lines stay quoted in Dovecot).
-    // Keywords: Dovecot takes an X-Keywords name only when the file's X-IMAPbase lists it, which
-    // mailmover does not write yet (README): Dovecot serves the system flags.
-    const system = (flags: string[]) => flags.filter((f) => f.startsWith('\\'));
+    // Dovecot pointed at the tree serves the source's messages (quoted lines stay quoted in Dovecot),
+    // with their flags and keywords (X-IMAPbase names them), under the UIDs mailmover gave them.
+    const uidsBefore = mailmoverUids(tree);
     execFileSync('chown', ['-R', `${statSync(join(mboxd.dir, 'mail')).uid}:${statSync(join(mboxd.dir, 'mail')).gid}`, home]);
     const served = await readRaw(mboxd, 'bob');
     for (const [folder, msgs] of source) {
-      const want = msgs.map((m) => `${(hasFromLine(m.raw) ? quoted(m.raw) : m.raw).toString('hex')} ${system(m.flags).join(',')} ${m.date}`).sort();
-      const have = (served.get(folder) ?? []).map((m) => `${m.raw.toString('hex')} ${system(m.flags).join(',')} ${m.date}`).sort();
+      const want = msgs.map((m) => `${(hasFromLine(m.raw) ? quoted(m.raw) : m.raw).toString('hex')} ${m.flags.join(',')} ${m.date}`).sort();
+      const have = (served.get(folder) ?? []).map((m) => `${m.raw.toString('hex')} ${m.flags.join(',')} ${m.date}`).sort();
       assert.deepEqual(have, want, `Dovecot serves ${folder}`);
+      const uids = (served.get(folder) ?? []).map((m) => m.uid).sort((a, b) => a - b);
+      assert.deepEqual(uids, uidsBefore.get(folder)?.uids ?? [], `Dovecot shows mailmover's UIDs in ${folder}`);
+      if (uids.length > 0) assert.deepEqual([served.get(folder)![0]!.uidValidity, served.get(folder)![0]!.uidNext], [uidsBefore.get(folder)!.uidValidity, uidsBefore.get(folder)!.uidNext], `UIDVALIDITY and UIDNEXT of ${folder}`);
     }
 
   });
@@ -241,9 +246,12 @@ describe('mbox: endpoints', () => {
     const wrong = await runCli(['migrate', '--from', `mbox:${notMbox}`, '--to', imap.url('hostile'), '--no-state', '--no-progress'], PW);
     assert.match(wrong.stderr + wrong.stdout, /MM-ARCHIVE-OPEN.*not an mbox file/);
     assert.equal(readFileSync(notMbox, 'utf8'), 'Dear diary\n');
-    const del = await runCli(['migrate', '--from', `mbox:${tree}`, '--to', imap.url('hostile'), '--no-state', '--delete-source'], PW);
-    assert.equal(del.code, 2, del.stderr);
-    assert.match(del.stderr, /MM-CONFIG-OPTION/);
+    // --delete-source removes the copied message; what could not be copied stays, byte for byte.
+    const del = await runCli(['migrate', '--from', `mbox:${tree}`, '--to', imap.url('hostile'), '--no-state', '--no-progress', '--delete-source'], PW);
+    assert.equal(del.code, 1, del.stderr + del.stdout);
+    assert.match(del.stdout, /1 deleted at the source/);
+    assert.equal(readFileSync(join(tree, 'inbox'), 'latin1'), 'From the middle of a body\nsecond half\n\n' + cut);
+    assert.equal(readFileSync(join(dir, 'secret.mbox'), 'latin1'), 'From x@example.com Mon Jan  6 10:00:00 2020\nSubject: secret\n\nnot in the tree\n\n');
   });
 
   it('a destination cut off mid-message is cut back, and the rerun leaves every message exactly once', async () => {
@@ -265,6 +273,20 @@ describe('mbox: endpoints', () => {
     assert.equal(new Set(py['single.mbox']!.map((m) => m.hex)).size, inbox.length);
   });
 });
+
+/** The X-UIDs and X-IMAPbase (UIDVALIDITY, last UID + 1) of each file of a tree, by folder, as written. */
+function mailmoverUids(tree: string): Map<string, { uids: number[]; uidValidity: number; uidNext: number }> {
+  const out = new Map<string, { uids: number[]; uidValidity: number; uidNext: number }>();
+  const files = execFileSync('find', [tree, '-type', 'f', '!', '-name', '.*'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  for (const f of files) {
+    const text = readFileSync(f, 'latin1');
+    const base = /^X-IMAPbase: (\d+) (\d+)/m.exec(text);
+    const rel = f.slice(tree.length + 1);
+    const folder = rel === 'inbox' ? 'INBOX' : rel.split('/').map(decodeMutf7).join('/');
+    out.set(folder, { uids: [...text.matchAll(/^X-UID: (\d+)$/gm)].map((m) => Number(m[1])), uidValidity: Number(base?.[1] ?? 0), uidNext: Number(base?.[2] ?? 0) + 1 });
+  }
+  return out;
+}
 
 /** Lets Dovecot's mail user traverse the test directory (the suite runs as root). */
 function chmodTree(path: string): void {

@@ -1,21 +1,28 @@
 /**
- * The dotlock every mbox writer honours (`FILE.lock`, created with O_EXCL), taken around each
- * write to a destination file, as Dovecot, mutt and procmail do. A lock older than two minutes is
- * taken as left by a dead process and removed (Dovecot's `mbox_dotlock_change_timeout`); one that
- * is fresh and stays for 30 s is MM-ARCHIVE-LOCKED.
+ * The locks every mbox writer honours, taken around each write to a file: first the dotlock
+ * (`FILE.lock`, created with O_EXCL), as Dovecot, mutt and procmail do, then the fcntl lock
+ * (fcntl-lock.ts), as Dovecot's default `mbox_write_locks = dotlock fcntl` does.
  *
- * Only the dotlock is taken: no fcntl/flock lock (Node has no binding of its own, and the npm
- * ones are native add-ons). Dovecot's default `mbox_write_locks = dotlock fcntl` takes the dotlock
- * too, so the two never write at once. A source file is never locked: that would mean creating a
- * file beside it.
+ * A dotlock is left by a dead process when it names a process of this machine that no longer runs
+ * (mailmover and Dovecot write `PID:HOST` into it), or when it is older than two minutes (Dovecot's
+ * `mbox_dotlock_change_timeout`): then it is removed. One that is alive and stays for 30 s is
+ * MM-ARCHIVE-LOCKED. A source file is locked only when it is rewritten (--delete-source).
  */
-import { lstat, open, unlink } from 'node:fs/promises';
+import { lstat, open, readFile, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
+import { processAlive } from '../../core/process-alive.js';
+import { withFcntlLock } from './fcntl-lock.js';
 
 const STALE_MS = 120_000;
 const WAIT_MS = 30_000;
 const POLL_MS = 100;
+
+/** Runs `fn` holding `file`'s dotlock and then its fcntl lock (the file must exist). */
+export function withWriteLocks<T>(file: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  return withDotlock(file, () => withFcntlLock(file, fn, signal), signal);
+}
 
 /** Runs `fn` holding `file`'s dotlock. */
 export async function withDotlock<T>(file: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -25,14 +32,14 @@ export async function withDotlock<T>(file: string, fn: () => Promise<T>, signal?
     signal?.throwIfAborted();
     try {
       const handle = await open(lock, 'wx', 0o600);
-      await handle.writeFile(`${process.pid}\n`);
+      await handle.writeFile(`${process.pid}:${hostname()}\n`);
       await handle.close();
       break;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     }
     const st = await lstat(lock).catch(() => undefined);
-    if (st && Date.now() - st.mtimeMs > STALE_MS) {
+    if (st && (Date.now() - st.mtimeMs > STALE_MS || (await ownerGone(lock)))) {
       await unlink(lock).catch(() => undefined);
       continue;
     }
@@ -47,4 +54,13 @@ export async function withDotlock<T>(file: string, fn: () => Promise<T>, signal?
   } finally {
     await unlink(lock).catch(() => undefined);
   }
+}
+
+/** True when the lock file names a process of this machine that no longer runs. */
+async function ownerGone(lock: string): Promise<boolean> {
+  const text = await readFile(lock, 'latin1').catch(() => '');
+  const m = /^(\d+)(?::([^\s]*))?\s*$/.exec(text);
+  if (!m || (m[2] && m[2] !== hostname())) return false;
+  const pid = Number(m[1]);
+  return pid > 0 && pid !== process.pid && !processAlive(pid);
 }

@@ -15,7 +15,7 @@ import { decodeMutf7, encodeMutf7 } from '../maildir/mutf7.js';
 const SUBSCRIPTIONS = '.subscriptions';
 const MAX_DEPTH = 64;
 /** Files of a Thunderbird or mutt profile that live beside mbox files and are not folders. */
-const NOT_MAILBOXES = /\.(msf|dat|json|html|sqlite|lock|lck|tmp)$/i;
+const NOT_MAILBOXES = /\.(msf|dat|json|html|sqlite|lock|lck|tmp|mailmover-tmp)$/i;
 
 export interface TreeFolder {
   path: string[];

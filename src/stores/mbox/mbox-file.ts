@@ -1,19 +1,26 @@
 /**
  * The mbox files of one store: their indexes (kept while a file's size, inode and mtime stay; a
- * file that only grew is indexed from where the last pass ended), message reads by byte range, and
- * the writes: append (under the dotlock, whole messages, fsync) and rewrite (flags changed or
- * messages removed: a new file beside the old one, synced and renamed over it, so that a crash
- * leaves one or the other).
+ * file without UIDs of its own that only grew is indexed from where the last pass ended) and
+ * message reads by byte range. The writes are in mbox-writer.ts.
  *
  * A destination file whose last message is cut off (a run killed mid-write, a full disk) is cut
  * back to the end of its last whole message before anything is written, and the cut is logged.
  */
-import { chmod, open, rename, stat, truncate, unlink } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { open, truncate } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import type { AppendItem } from '../mail-store.js';
-import { withDotlock } from './dotlock.js';
+import { withWriteLocks } from './dotlock.js';
 import { indexMbox, type MboxEntry, type MboxIndex } from './mbox-index.js';
-import { serializeMessage, serveMessage } from './messages.js';
+import { serveMessage } from './messages.js';
+
+/**
+ * The UIDVALIDITY of a file that holds no message (or does not exist yet), from its path: the
+ * same before and after its first message is written (which carries it in X-IMAPbase), so that a
+ * run that listed the folder empty finds it unchanged after writing. Its UIDNEXT is 1.
+ */
+export function emptyValidity(file: string): number {
+  return (createHash('sha256').update(file).digest().readUInt32BE(0) >>> 1) + 1;
+}
 
 interface Cached {
   stamp: string;
@@ -37,11 +44,13 @@ export class MboxFiles {
       if (had?.stamp === stamp) return had.index;
       let index: MboxIndex;
       const old = had?.index;
-      if (old && had.ino === ino && Number(st.size) > old.size && old.uidNext === undefined && old.cutAt === undefined && old.appendPrefix === '') {
+      if (old && old.messages.length > 0 && had.ino === ino && Number(st.size) > old.size && old.uidNext === undefined && old.cutAt === undefined && old.appendPrefix === '') {
         // Only grown: index what was appended, after the messages already known.
         const more = await indexMbox(handle, ino, { labels: this.opts.labels, signal, offset: old.size, firstUid: old.messages.length + 1 }).catch(() => undefined);
-        index = more ? { ...more, messages: [...old.messages, ...more.messages], uidValidity: old.uidValidity, uidNext: undefined } : await indexMbox(handle, ino, { labels: this.opts.labels, signal });
+        index = more ? { ...more, messages: [...old.messages, ...more.messages], uidValidity: old.uidValidity, uidNext: undefined, base: undefined, baseAt: undefined } : await indexMbox(handle, ino, { labels: this.opts.labels, signal });
       } else index = await indexMbox(handle, ino, { labels: this.opts.labels, signal });
+      // No message: the first one written gets UID 1 (see mbox-writer.ts).
+      if (index.messages.length === 0) index = { ...index, uidValidity: emptyValidity(file), uidNext: 1 };
       this.cache.set(file, { stamp, ino, index });
       return index;
     } finally {
@@ -67,9 +76,14 @@ export class MboxFiles {
     return serveMessage(await this.raw(file, m), m.unquoted);
   }
 
+  /** Forgets what is known of a file (after it was written). */
+  forget(file: string): void {
+    this.cache.delete(file);
+  }
+
   /**
    * Cuts a destination file back to its last whole message when its tail is cut off. Call with
-   * the dotlock held.
+   * the write locks held.
    */
   async repair(file: string, signal?: AbortSignal): Promise<MboxIndex> {
     const index = await this.index(file, signal);
@@ -79,84 +93,9 @@ export class MboxFiles {
     return this.index(file, signal);
   }
 
-  /** The index of a destination file, its cut tail cut back first (under the dotlock) when it has one. */
+  /** The index of a destination file, its cut tail cut back first (under the write locks) when it has one. */
   async repaired(file: string, signal?: AbortSignal): Promise<MboxIndex> {
     const index = await this.index(file, signal);
-    return index.cutAt === undefined ? index : withDotlock(file, () => this.repair(file, signal), signal);
-  }
-
-  /** Appends whole messages under the dotlock, synced; returns their UIDs (positions). */
-  async append(file: string, items: readonly AppendItem[], signal?: AbortSignal): Promise<({ uid: number } | { error: Error })[]> {
-    return withDotlock(file, async () => {
-      const index = await this.repair(file, signal);
-      const handle = await open(file, 'a', 0o600);
-      const out: ({ uid: number } | { error: Error })[] = [];
-      try {
-        let prefix = index.appendPrefix;
-        let uid = index.messages.length + 1;
-        for (const item of items) {
-          signal?.throwIfAborted();
-          let bytes: Buffer;
-          try {
-            bytes = serializeMessage(item);
-          } catch (err) {
-            out.push({ error: err as Error });
-            continue;
-          }
-          // One write per message: what a crash leaves is whole messages and at most one cut tail.
-          await handle.write(prefix ? Buffer.concat([Buffer.from(prefix, 'latin1'), bytes]) : bytes);
-          prefix = '';
-          out.push({ uid: uid++ });
-        }
-        await handle.sync();
-      } finally {
-        await handle.close();
-      }
-      return out;
-    }, signal);
-  }
-
-  /**
-   * Rewrites a file with each message's flags replaced (`flags` gives new ones by UID) and the
-   * messages in `drop` left out. The new file is written beside the old one and renamed over it.
-   */
-  async rewrite(file: string, flags: ReadonlyMap<number, string[]>, drop: ReadonlySet<number>, signal?: AbortSignal): Promise<void> {
-    await withDotlock(file, async () => {
-      const index = await this.repair(file, signal);
-      const tmp = `${file}.${process.pid}.mailmover-tmp`;
-      const out = await open(tmp, 'wx', 0o600);
-      try {
-        const source = await open(file, 'r');
-        try {
-          for (const m of index.messages) {
-            signal?.throwIfAborted();
-            if (drop.has(m.uid)) continue;
-            const lineBuf = Buffer.alloc(m.start - m.from);
-            await source.read(lineBuf, 0, lineBuf.length, m.from);
-            const fromLine = lineBuf.toString('latin1').replace(/\r?\n$/, '');
-            const raw = Buffer.alloc(m.end - m.start);
-            await source.read(raw, 0, raw.length, m.start);
-            if (m.broken) {
-              // Not a message it can read: kept as it is.
-              await out.write(Buffer.concat([lineBuf, raw, Buffer.from('\n\n')]));
-              continue;
-            }
-            const body = serveMessage(raw, m.unquoted);
-            await out.write(serializeMessage({ body, flags: flags.get(m.uid) ?? m.flags, internalDate: m.internalDate }, fromLine));
-          }
-        } finally {
-          await source.close();
-        }
-        await out.sync();
-      } catch (err) {
-        await out.close().catch(() => undefined);
-        await unlink(tmp).catch(() => undefined);
-        throw err;
-      }
-      await out.close();
-      const mode = (await stat(file)).mode & 0o777;
-      await chmod(tmp, mode);
-      await rename(tmp, file);
-    }, signal);
+    return index.cutAt === undefined ? index : withWriteLocks(file, () => this.repair(file, signal), signal);
   }
 }

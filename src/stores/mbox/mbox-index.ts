@@ -10,18 +10,20 @@
  * it) or at the end of the file; otherwise it is ignored. The blank line before a `From ` line and
  * at the end of the file ends the message and is not part of it.
  *
- * UIDs: Dovecot's and mutt's `X-IMAPbase:`/`X-UID:` when every message has one, in rising order
- * below the UIDNEXT of X-IMAPbase; otherwise the message's position (1, 2, ...) with a
- * UIDVALIDITY derived from the file's identity and first message, and no UIDNEXT, so that nothing
- * trusts positions across a rewrite of the file.
+ * UIDs: Dovecot's and c-client's `X-IMAPbase:`/`X-UID:` (mailmover writes them too) when every
+ * message has one, in rising order, none above the last UID of X-IMAPbase: then UIDVALIDITY and
+ * UIDNEXT are the file's, and stay across runs and rewrites. Otherwise the message's position
+ * (1, 2, ...) with a UIDVALIDITY derived from the file's identity and first message, and no
+ * UIDNEXT, so that nothing trusts positions across a rewrite of the file.
  *
  * With `offset`, only the messages from that offset on are indexed (what was appended since the
- * last pass); their UIDs count on from `firstUid`, and the UIDVALIDITY is the caller's.
+ * last pass): positions count on from `firstUid`, each entry keeps its `X-UID:` (`xuid`), and the
+ * caller decides the UIDs (see mbox-file.ts).
  */
 import { createHash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
 import { parseFromLine } from './messages.js';
-import { readStoreFields, splitFields } from './status-headers.js';
+import { readStoreFields, splitFields, type ImapBase } from './status-headers.js';
 
 const CHUNK = 1024 * 1024;
 /** A header block is kept for parsing up to this size (the store fields come first or last, in practice within it). */
@@ -43,12 +45,18 @@ export interface MboxEntry {
   broken?: string | undefined;
   /** `X-Gmail-Labels:` as written (Gmail Takeout), when asked for. */
   labels?: string | undefined;
+  /** Its `X-UID:`, when it has one. */
+  xuid?: number | undefined;
 }
 
 export interface MboxIndex {
   messages: MboxEntry[];
   uidValidity: number;
   uidNext: number | undefined;
+  /** The file's X-IMAPbase, when the UIDs are the file's own (see above). */
+  base: ImapBase | undefined;
+  /** Where the first message's `X-IMAPbase:` field stands in the file (byte range, line end included). */
+  baseAt: { start: number; end: number } | undefined;
   size: number;
   /**
    * The last message is cut off (the file ends inside it: no line end, or before its
@@ -82,7 +90,8 @@ export async function indexMbox(handle: FileHandle, identity: string, opts: { la
   const messages: MboxEntry[] = [];
   const xuids: (number | undefined)[] = [];
   let firstHead = Buffer.alloc(0);
-  let imapBase: { uidValidity: number; uidNext: number } | undefined;
+  let imapBase: ImapBase | undefined;
+  let baseAt: MboxIndex['baseAt'];
   let cur: Open | undefined;
   let cutAt: number | undefined;
   let lastByte = -1;
@@ -144,9 +153,11 @@ export async function indexMbox(handle: FileHandle, identity: string, opts: { la
     const st = readStoreFields(block, fields);
     cur.entry.flags = st.flags;
     xuids[xuids.length - 1] = st.uid;
+    cur.entry.xuid = st.uid;
     if (messages.length === 0 && offset === 0) {
       firstHead = block.subarray(0, 4096);
       imapBase = st.imapBase;
+      if (st.imapBaseField) baseAt = { start: cur.entry.start + st.imapBaseField.start, end: cur.entry.start + st.imapBaseField.end };
     }
     if (opts.labels) cur.entry.labels = gmailLabels(block, fields);
     if (st.contentLength !== undefined) {
@@ -159,20 +170,32 @@ export async function indexMbox(handle: FileHandle, identity: string, opts: { la
   }
   close(size, true);
 
-  // UIDs from X-UID when every message has one, rising, below X-IMAPbase's UIDNEXT.
+  // UIDs from X-UID when every message has one, rising, none above X-IMAPbase's last UID.
   let uidValidity: number;
   let uidNext: number | undefined;
   const base = imapBase;
-  if (base && base.uidValidity > 0 && messages.length > 0 && xuids.every((u, i) => u !== undefined && u > 0 && u < base.uidNext && (i === 0 || u > xuids[i - 1]!))) {
+  const trusted = !!base && base.uidValidity > 0 && messages.length > 0 && uidsConsistent(xuids, 0, base.lastUid);
+  if (trusted) {
     messages.forEach((m, i) => (m.uid = xuids[i]!));
     uidValidity = base.uidValidity;
-    uidNext = base.uidNext;
+    uidNext = base.lastUid + 1;
   } else {
     const h = createHash('sha256').update(identity).update('\u0000').update(firstHead);
     uidValidity = (h.digest().readUInt32BE(0) >>> 1) + 1;
     uidNext = undefined;
   }
-  return { messages, uidValidity, uidNext, size, cutAt, appendPrefix: cutAt === undefined ? await appendPrefix(handle, size, messages[messages.length - 1]) : '' };
+  const tail = cutAt === undefined ? await appendPrefix(handle, size, messages[messages.length - 1]) : '';
+  return { messages, uidValidity, uidNext, base: trusted ? base : undefined, baseAt: trusted ? baseAt : undefined, size, cutAt, appendPrefix: tail };
+}
+
+/** True when every UID is there, each above the one before (the first above `after`), none above `last`. */
+export function uidsConsistent(uids: readonly (number | undefined)[], after: number, last: number): boolean {
+  let prev = after;
+  for (const u of uids) {
+    if (u === undefined || u <= prev || u > last) return false;
+    prev = u;
+  }
+  return true;
 }
 
 /** What must be written before a new message so that the last one keeps its end: a line end, a blank line, or nothing. */

@@ -4,9 +4,12 @@
  * takeout.ts). Files are indexed in one streaming pass (mbox-index.ts) and messages read by byte
  * range, so a file of many gigabytes is never held in memory.
  *
- * A source is only read: no lock file is made beside it, nothing is rewritten, and
- * `--delete-source` is refused. A destination is written in Dovecot's layout, message by message
- * under the dotlock (mbox-file.ts). No symbolic link inside a tree is followed.
+ * A source is only read (no lock file is made beside it, nothing is rewritten), except by
+ * `--delete-source`: then, once the copies are proven, the file is rewritten without the moved
+ * messages under the write locks (mbox-writer.ts), and only when every message to remove is still
+ * the one that was listed under that UID. A destination is written in Dovecot's layout, with
+ * Dovecot's X-UID and X-IMAPbase, under the dotlock and the fcntl lock. No symbolic link inside a
+ * tree is followed.
  */
 import { lstat, mkdir, open, stat } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
@@ -16,7 +19,8 @@ import type { NameSpace } from '../../core/mailbox-path.js';
 import { extractMessageId, messageKey } from '../../core/message-key.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { addSubscription, folderFile, inboxFile, listTree, looksLikeMbox, makeParents, readSubscriptions } from './layout.js';
-import { MboxFiles } from './mbox-file.js';
+import { emptyValidity, MboxFiles } from './mbox-file.js';
+import { appendMessages, rewriteFile } from './mbox-writer.js';
 import { NotAnMboxError, type MboxEntry, type MboxIndex } from './mbox-index.js';
 import { headerEnd } from './messages.js';
 import { applyLabels, ARCHIVE, SPECIAL_LABELS, splitLabels, type LabelMode, type Labelled } from './takeout.js';
@@ -188,15 +192,39 @@ export class MboxStore implements MailStore {
   async setFlags(path: readonly string[], items: readonly { uid: number; flags: string[] }[]): Promise<void> {
     const folder = await this.load(path);
     this.refuseSource('change flags in');
-    await this.files.rewrite(folder.file, new Map(items.map((i) => [i.uid, i.flags])), new Set());
+    await rewriteFile(this.files, folder.file, { flags: new Map(items.map((i) => [i.uid, i.flags])), drop: new Set(), check: (index) => this.sameFile(folder, index) });
     this.current = undefined;
   }
 
   async deleteMessages(path: readonly string[], uids: readonly number[]): Promise<void> {
-    const folder = await this.load(path);
-    this.refuseSource('delete messages from');
-    await this.files.rewrite(folder.file, new Map(), new Set(uids));
+    if (uids.length === 0) return;
+    if (this.opts.labels) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `mailmover does not delete messages from a Gmail Takeout file read by its labels (${this.opts.root}): a message is in several folders there.`, { scope: 'mailbox' });
+    const folder = this.current && this.current.path.join('\u0000') === path.join('\u0000') ? this.current : await this.load(path);
+    const drop = new Set(uids);
+    await rewriteFile(this.files, folder.file, {
+      flags: new Map(),
+      drop,
+      keepCutTail: this.opts.side === 'source',
+      // Under the locks: each UID still names the message that was listed under it.
+      check: (index) => {
+        this.sameFile(folder, index);
+        const now = new Map(index.messages.map((m) => [m.uid, m]));
+        for (const uid of drop) {
+          const was = folder.byUid.get(uid);
+          const is = now.get(uid);
+          if (was && is && (index.uidNext !== undefined || (is.from === was.from && is.end === was.end))) continue;
+          throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `${folder.file} changed since it was listed (message UID ${uid} is not where it was): nothing was removed from it; run again.`, { scope: 'folder' });
+        }
+      },
+    });
     this.current = undefined;
+  }
+
+  /** Throws unless the file still has the UIDVALIDITY it was listed with. */
+  private sameFile(folder: OpenFolder, index: { uidValidity: number; messages: unknown[] }): void {
+    const listed = folder.messages.length > 0 ? folder.index.uidValidity : undefined;
+    if (listed === undefined || index.messages.length === 0 || index.uidValidity === listed) return;
+    throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `${folder.file} was rewritten by another program since it was listed (its UIDVALIDITY changed): it was left as it is; run again.`, { scope: 'folder' });
   }
 
   async *fetchBodies(uids: readonly number[], signal?: AbortSignal): AsyncIterable<FetchOutcome> {
@@ -227,7 +255,9 @@ export class MboxStore implements MailStore {
   async existingUids(uids: readonly number[]): Promise<Set<number>> {
     const cur = this.requireOpen();
     const fresh = await this.load(cur.path);
-    return new Set(uids.filter((u) => fresh.byUid.has(u) && fresh.byUid.get(u)!.from === cur.byUid.get(u)?.from));
+    // UIDs of the file's own (X-UID) stay across rewrites; positions only while the message stays where it was.
+    const own = fresh.index.uidNext !== undefined && fresh.index.uidValidity === cur.index.uidValidity;
+    return new Set(uids.filter((u) => fresh.byUid.has(u) && (own || fresh.byUid.get(u)!.from === cur.byUid.get(u)?.from)));
   }
 
   async appendBatch(path: readonly string[], items: readonly AppendItem[], signal?: AbortSignal): Promise<AppendOutcome[]> {
@@ -240,7 +270,7 @@ export class MboxStore implements MailStore {
     }
     if (!(await lstat(file).catch(() => undefined))) await this.createFolder(path);
     try {
-      const written = await this.files.append(file, items, signal);
+      const written = await appendMessages(this.files, file, items, signal);
       if (this.current?.file === file) this.current = undefined;
       return written.map((w) => ('uid' in w ? { ok: true, uid: w.uid } : { ok: false, error: new MigrateError(ERROR_CODES.APPEND_FAILED, `Writing a message into ${file} failed: ${w.error.message}`, { scope: 'message', cause: w.error }) }));
     } catch (err) {
@@ -281,7 +311,7 @@ export class MboxStore implements MailStore {
     const st = await lstat(file).catch(() => undefined);
     if (!st?.isFile()) {
       // A folder that holds only folders (a directory), and a tree's INBOX before its first message: empty.
-      if ((st?.isDirectory() && !st.isSymbolicLink()) || (!st && isInbox(path) && this.mode === 'tree')) return this.view(path, file, { messages: [], uidValidity: 1, uidNext: 1, size: 0, cutAt: undefined, appendPrefix: '' });
+      if ((st?.isDirectory() && !st.isSymbolicLink()) || (!st && isInbox(path) && this.mode === 'tree')) return this.view(path, file, { messages: [], uidValidity: emptyValidity(file), uidNext: 1, base: undefined, baseAt: undefined, size: 0, cutAt: undefined, appendPrefix: '' });
       throw new MigrateError(ERROR_CODES.FOLDER_SELECT_FAILED, `The folder "${name}" ${st ? 'is not an mbox file' : 'does not exist'} in ${this.opts.root}.`, { scope: 'folder' });
     }
     try {
@@ -333,7 +363,7 @@ export class MboxStore implements MailStore {
 
   private refuseSource(what: string): void {
     if (this.opts.side !== 'source') return;
-    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `mailmover does not ${what} a source mbox: ${this.opts.root} is only read, so --delete-source is not available for an mbox source.`, { scope: 'mailbox' });
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `mailmover does not ${what} a source mbox: ${this.opts.root} is only read (--delete-source removes moved messages, nothing else).`, { scope: 'mailbox' });
   }
 
   private requireOpen(): OpenFolder {

@@ -8,11 +8,14 @@
  * quoting only for a message without a valid `Content-Length:` (mboxrd, mboxo): a message with one
  * was written unquoted (Dovecot, mboxcl2), so its `>From ` lines are its own.
  *
- * On disk lines end in LF, as Dovecot writes mbox; served, each bare LF becomes CRLF.
+ * On disk lines end in LF, as Dovecot writes mbox; served, each bare LF becomes CRLF. Two kinds
+ * of message cannot come back byte for byte, since an mbox has no way to mark where they end: one
+ * with a line that starts with `From ` and no line end at its very end gets one, and one that is a
+ * header block only (no blank line, no body) gets the line end and the blank line.
  */
 import { bareLfCount } from '../local/message-file.js';
 import type { AppendItem } from '../mail-store.js';
-import { splitFields, storeFieldsText, withoutStoreFields } from './status-headers.js';
+import { splitFields, storeFieldsText, withoutStoreFields, type ImapBase } from './status-headers.js';
 
 const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
 const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
@@ -63,27 +66,39 @@ function toCrlf(bytes: Buffer): Buffer {
   return out;
 }
 
+/** Where a message stands in its file: its UID, and the file's X-IMAPbase when it is the first. */
+export interface Placement {
+  uid?: number | undefined;
+  base?: ImapBase | undefined;
+  /** An existing message's own `From ` line (without line end), kept when a file is rewritten. */
+  fromLine?: string | undefined;
+}
+
 /**
  * The bytes of one message as appended to an mbox: `From ` line, header block, store fields,
- * blank line, body (quoted when needed), and the blank line that ends every message. `fromLine`
- * keeps an existing message's own line when a file is rewritten.
+ * blank line, body (quoted when needed), and the blank line that ends every message.
  */
-export function serializeMessage(item: AppendItem, fromLine?: string): Buffer {
-  // Work in latin1 so every byte is one character and comes back as itself.
-  const text = item.body.toString('latin1').replace(/\r\n/g, '\n');
+export function serializeMessage(item: AppendItem, at: Placement = {}): Buffer {
+  // Work in latin1 so every byte is one character and comes back as itself. Lines end in LF on
+  // disk, unless the message has a CR before a CRLF: LF would serve it back without that CR, so
+  // it is written as it is (a reader serves a CRLF line as it stands).
+  const given = item.body.toString('latin1');
+  const text = given.includes('\r\r\n') ? given : given.replace(/\r\n/g, '\n');
   const split = headerEnd(Buffer.from(text, 'latin1'));
   const head = text.slice(0, split);
   const body = text.slice(split).replace(/^\r?\n/, '');
   const needsQuoting = /(^|\n)>*From /.test(text);
   const qHead = needsQuoting ? quote(head) : head;
   const qBody = needsQuoting ? quote(body) : body;
-  const fields = storeFieldsText(item.flags, needsQuoting ? undefined : Buffer.byteLength(qBody, 'latin1'));
+  const fields = storeFieldsText(item.flags, needsQuoting ? undefined : Buffer.byteLength(qBody, 'latin1'), at.uid, at.base);
   const endsWithLf = qBody.endsWith('\n') || (qBody === '' && split === text.length);
   // A body without a final line end is followed by the blank line only: its Content-Length
   // points at "\nFrom " (or the end of the file), as Dovecot expects.
   const tail = endsWithLf || !needsQuoting ? '\n' : '\n\n';
-  const line = fromLine ?? makeFromLine(senderOf(head), item.internalDate);
-  return Buffer.from(`${line}\n${qHead}${fields}\n${qBody}${tail}`, 'latin1');
+  const line = at.fromLine ?? makeFromLine(senderOf(head), item.internalDate);
+  // A message that is a header block only gets its line end before the store fields.
+  const headLines = qHead === '' || qHead.endsWith('\n') ? qHead : `${qHead}\n`;
+  return Buffer.from(`${line}\n${headLines}${fields}\n${qBody}${tail}`, 'latin1');
 }
 
 /** `From SENDER DATE` with the date in asctime form, in UTC (as Dovecot writes and reads it). */

@@ -24,9 +24,22 @@ export interface HeaderField {
 export interface StoreFields {
   flags: string[];
   uid: number | undefined;
-  /** `X-IMAPbase: UIDVALIDITY UIDNEXT` (the first message of a Dovecot or mutt file). */
-  imapBase: { uidValidity: number; uidNext: number } | undefined;
+  /**
+   * `X-IMAPbase: UIDVALIDITY LAST-UID KEYWORD...` (the first message of a Dovecot or c-client
+   * file): the second number is the last UID given out (UIDNEXT - 1), as Dovecot reads and writes it.
+   */
+  imapBase: ImapBase | undefined;
+  /** Where the `X-IMAPbase:` field stands in the header block. */
+  imapBaseField: HeaderField | undefined;
   contentLength: number | undefined;
+}
+
+/** The file's UID state, kept in its first message. */
+export interface ImapBase {
+  uidValidity: number;
+  lastUid: number;
+  /** The keywords the file names: Dovecot takes an `X-Keywords:` name only when it is listed here. */
+  keywords: string[];
 }
 
 /** Splits a header block (without its blank line) into fields; a line that is no field continues the one before. */
@@ -61,6 +74,7 @@ export function readStoreFields(block: Buffer, fields: readonly HeaderField[]): 
   const flags = new Set<string>();
   let uid: number | undefined;
   let imapBase: StoreFields['imapBase'];
+  let imapBaseField: HeaderField | undefined;
   let contentLength: number | undefined;
   for (const f of fields) {
     if (!STORE_FIELDS.has(f.name)) continue;
@@ -80,8 +94,11 @@ export function readStoreFields(block: Buffer, fields: readonly HeaderField[]): 
         if (/^\d{1,10}$/.test(v)) uid = Number(v);
         break;
       case 'x-imapbase': {
-        const m = /^(\d{1,10})\s+(\d{1,10})/.exec(v);
-        if (m) imapBase = { uidValidity: Number(m[1]), uidNext: Number(m[2]) };
+        const m = /^(\d{1,10})\s+(\d{1,10})(.*)$/.exec(v);
+        if (m) {
+          imapBase = { uidValidity: Number(m[1]), lastUid: Number(m[2]), keywords: m[3]!.split(/\s+/).filter((k) => k !== '') };
+          imapBaseField = f;
+        }
         break;
       }
       case 'content-length':
@@ -96,7 +113,7 @@ export function readStoreFields(block: Buffer, fields: readonly HeaderField[]): 
         break;
     }
   }
-  return { flags: [...flags], uid, imapBase, contentLength };
+  return { flags: [...flags], uid, imapBase, imapBaseField, contentLength };
 }
 
 /** The header block without the store fields. */
@@ -105,17 +122,39 @@ export function withoutStoreFields(block: Buffer, fields: readonly HeaderField[]
   return Buffer.concat(fields.filter((f) => !STORE_FIELDS.has(f.name)).map((f) => block.subarray(f.start, f.end)));
 }
 
+/** Room left after the keywords of a new `X-IMAPbase:` field, so that new keywords and UIDs are written in place. */
+export const IMAPBASE_ROOM = 64;
+
 /**
- * The store fields written for a message's flags (LF line ends): `Status:` always (`O`: not
- * new; `R` for \Seen), `X-Status:` and `X-Keywords:` when there is something to say, and
- * `Content-Length:` when given.
+ * The `X-IMAPbase:` field (LF line end), the last UID in ten digits as Dovecot writes it so that
+ * it can be rewritten in place, padded with spaces to `width` bytes when given; undefined when it
+ * does not fit in `width`.
  */
-export function storeFieldsText(flags: readonly string[], contentLength: number | undefined): string {
+export function imapBaseText(base: ImapBase, width?: number): string | undefined {
+  const text = `X-IMAPbase: ${base.uidValidity} ${String(base.lastUid).padStart(10, '0')}${base.keywords.map((k) => ` ${k}`).join('')}`;
+  const w = width ?? Buffer.byteLength(text, 'latin1') + IMAPBASE_ROOM + 1;
+  const len = Buffer.byteLength(text, 'latin1') + 1;
+  return len > w ? undefined : `${text}${' '.repeat(w - len)}\n`;
+}
+
+/** The keywords of a set of flags (no system flags, none twice, as written in `X-Keywords:`). */
+export function keywordsOf(flags: readonly string[]): string[] {
+  return [...new Set(flags.filter((f) => !f.startsWith('\\') && /^[\x21-\x7e]+$/.test(f)))];
+}
+
+/**
+ * The store fields written for a message (LF line ends): `X-IMAPbase:` on the file's first
+ * message, `X-UID:` when it has a UID, `Status:` always (`O`: not new; `R` for \Seen),
+ * `X-Status:` and `X-Keywords:` when there is something to say, and `Content-Length:` when given.
+ */
+export function storeFieldsText(flags: readonly string[], contentLength: number | undefined, uid?: number, base?: ImapBase): string {
   const has = (f: string) => flags.some((x) => x.toLowerCase() === f.toLowerCase());
-  let out = `Status: ${has('\\Seen') ? 'RO' : 'O'}\n`;
+  let out = base ? imapBaseText(base)! : '';
+  if (uid !== undefined) out += `X-UID: ${uid}\n`;
+  out += `Status: ${has('\\Seen') ? 'RO' : 'O'}\n`;
   const xs = X_STATUS.filter(([, flag]) => has(flag)).map(([l]) => l).join('');
   if (xs) out += `X-Status: ${xs}\n`;
-  const keywords = [...new Set(flags.filter((f) => !f.startsWith('\\')))];
+  const keywords = keywordsOf(flags);
   if (keywords.length > 0) out += `X-Keywords: ${keywords.join(' ')}\n`;
   if (contentLength !== undefined) out += `Content-Length: ${contentLength}\n`;
   return out;
