@@ -126,7 +126,8 @@ describe('mbox: UIDs, locks and moves', () => {
       assert.equal(execFileSync('python3', ['-c', probe, file], { encoding: 'utf8' }).trim(), 'free');
       assert.equal(existsSync(`${file}.lock`), false);
       const box = (await select) as { exists: number };
-      assert.equal(box.exists, fixture.find((f) => f.path.join('/') === 'INBOX')!.messages.length);
+      assert.equal(box.exists, xuids(file).length);
+      assert.ok(box.exists > 50);
     } finally {
       await c.logout();
     }

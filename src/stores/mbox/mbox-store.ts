@@ -41,6 +41,8 @@ interface OpenFolder {
   messages: MboxEntry[];
   byUid: Map<number, MboxEntry>;
   flags: Map<number, string[]>;
+  /** The identity of each message listed (see core/message-key.ts). */
+  keys: Map<number, string>;
 }
 
 
@@ -48,6 +50,8 @@ export class MboxStore implements MailStore {
   private mode: 'file' | 'tree' = 'tree';
   private readonly files: MboxFiles;
   private current: OpenFolder | undefined;
+  /** Each folder as last opened (listed), by path. */
+  private readonly opened = new Map<string, OpenFolder>();
   private labelled: Labelled[] | undefined;
   private closed = false;
 
@@ -142,6 +146,7 @@ export class MboxStore implements MailStore {
 
   async openFolder(path: readonly string[]): Promise<FolderStatus> {
     this.current = await this.load(path);
+    this.opened.set(path.join('\u0000'), this.current);
     return this.statusOf(this.current);
   }
 
@@ -172,7 +177,9 @@ export class MboxStore implements MailStore {
       try {
         const body = await this.files.served(cur.file, m);
         const headers = body.subarray(0, headerEnd(body));
-        listing.messages.push({ uid: m.uid, size: body.length, flags: cur.flags.get(m.uid)!, internalDate: m.internalDate, key: messageKey(headers), messageId: extractMessageId(headers) });
+        const key = messageKey(headers);
+        cur.keys.set(m.uid, key);
+        listing.messages.push({ uid: m.uid, size: body.length, flags: cur.flags.get(m.uid)!, internalDate: m.internalDate, key, messageId: extractMessageId(headers) });
       } catch (err) {
         listing.failures.push({ uid: m.uid, error: this.messageError(cur.file, m, `could not be read: ${(err as Error).message}`, err) });
       }
@@ -199,25 +206,34 @@ export class MboxStore implements MailStore {
   async deleteMessages(path: readonly string[], uids: readonly number[]): Promise<void> {
     if (uids.length === 0) return;
     if (this.opts.labels) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `mailmover does not delete messages from a Gmail Takeout file read by its labels (${this.opts.root}): a message is in several folders there.`, { scope: 'mailbox' });
-    const folder = this.current && this.current.path.join('\u0000') === path.join('\u0000') ? this.current : await this.load(path);
+    // The folder as it was listed: its messages are what the UIDs name.
+    const folder = this.opened.get(path.join('\u0000')) ?? (await this.load(path));
     const drop = new Set(uids);
     await rewriteFile(this.files, folder.file, {
       flags: new Map(),
       drop,
       keepCutTail: this.opts.side === 'source',
       // Under the locks: each UID still names the message that was listed under it.
-      check: (index) => {
+      check: async (index) => {
         this.sameFile(folder, index);
         const now = new Map(index.messages.map((m) => [m.uid, m]));
         for (const uid of drop) {
           const was = folder.byUid.get(uid);
           const is = now.get(uid);
-          if (was && is && (index.uidNext !== undefined || (is.from === was.from && is.end === was.end))) continue;
+          // Positions (no X-UID): the message must also be where it was, with the identity it was listed with.
+          if (was && is && (index.uidNext !== undefined || (is.from === was.from && is.end === was.end && (await this.keyOf(folder.file, is)) === folder.keys.get(uid)))) continue;
           throw new MigrateError(ERROR_CODES.FOLDER_FAILED, `${folder.file} changed since it was listed (message UID ${uid} is not where it was): nothing was removed from it; run again.`, { scope: 'folder' });
         }
       },
     });
     this.current = undefined;
+    this.opened.delete(path.join('\u0000'));
+  }
+
+  private async keyOf(file: string, m: MboxEntry): Promise<string | undefined> {
+    if (m.broken) return undefined;
+    const body = await this.files.served(file, m);
+    return messageKey(body.subarray(0, headerEnd(body)));
   }
 
   /** Throws unless the file still has the UIDVALIDITY it was listed with. */
@@ -339,7 +355,7 @@ export class MboxStore implements MailStore {
         flags.set(m.uid, [...new Set([...m.flags.filter((f) => !l.unflags.includes(f)), ...l.flags])]);
       });
     } else for (const m of messages) flags.set(m.uid, m.flags);
-    return { path: [...path], file, index, messages, byUid: new Map(messages.map((m) => [m.uid, m])), flags };
+    return { path: [...path], file, index, messages, byUid: new Map(messages.map((m) => [m.uid, m])), flags, keys: new Map() };
   }
 
   /** The labels of every message of a Takeout file. */

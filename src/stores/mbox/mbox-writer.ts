@@ -101,7 +101,7 @@ export interface RewriteOptions {
   /** Keywords to name in X-IMAPbase besides those of the messages. */
   keywords?: readonly string[];
   /** Called with the file's index under the locks, before anything is written: throws to stop. */
-  check?: (index: MboxIndex) => void;
+  check?: (index: MboxIndex) => void | Promise<void>;
   /** A source's file: a cut-off last message is kept as it is, not cut back. */
   keepCutTail?: boolean;
 }
@@ -110,7 +110,7 @@ export interface RewriteOptions {
 export async function rewriteFile(files: MboxFiles, file: string, opts: RewriteOptions, signal?: AbortSignal): Promise<void> {
   await withWriteLocks(file, async () => {
     const index = opts.keepCutTail ? await files.index(file, signal) : await files.repair(file, signal);
-    opts.check?.(index);
+    await opts.check?.(index);
     await rewriteLocked(files, file, index, opts, signal);
   }, signal);
 }
