@@ -118,15 +118,16 @@ export async function indexMbox(handle: FileHandle, identity: string, opts: { la
     cur = undefined;
   };
 
-  for await (const line of readLines(handle, size, offset, opts.signal)) {
-    const isFrom = line.head.startsWith('From ');
+  for await (const lines of readLines(handle, size, offset, opts.signal)) for (const line of lines) {
+    const b = line.bytes;
+    const isFrom = b.length >= 5 && b[0] === 70 && b[1] === 114 && b[2] === 111 && b[3] === 109 && b[4] === 32;
     if (messages.length === 0 && !cur && !isFrom) throw new NotAnMboxError('it does not start with a "From " line');
     lastByte = line.lastByte;
     if (isFrom && (!cur || cur.clEnd === undefined || line.start >= cur.clEnd)) {
       close(line.start, false);
       xuids.push(undefined);
       cur = {
-        entry: { from: line.start, start: line.end, end: line.end, unquoted: false, flags: [], internalDate: parseFromLine(line.head.replace(/\r?\n$/, '')), uid: firstUid + messages.length },
+        entry: { from: line.start, start: line.end, end: line.end, unquoted: false, flags: [], internalDate: parseFromLine(b.subarray(0, 1024).toString('latin1').replace(/\r?\n$/, '')), uid: firstUid + messages.length },
         header: [],
         headerBytes: 0,
         bodyStart: undefined,
@@ -137,13 +138,14 @@ export async function indexMbox(handle: FileHandle, identity: string, opts: { la
       continue;
     }
     if (!cur) continue;
-    const blank = line.head === '\n' ? 1 : line.head === '\r\n' ? 2 : 0;
+    const blank = b.length === 1 && b[0] === 10 ? 1 : b.length === 2 && b[0] === 13 && b[1] === 10 ? 2 : 0;
     cur.lastLine = { start: line.start, blank };
     if (cur.bodyStart !== undefined) continue;
     if (blank === 0) {
       if (cur.headerBytes < MAX_HEADER) {
-        cur.header.push(line.bytes);
-        cur.headerBytes += line.bytes.length;
+        // A copy: the line is a view of the read buffer, which the next read overwrites.
+        cur.header.push(Buffer.from(b));
+        cur.headerBytes += b.length;
       }
       continue;
     }
@@ -229,15 +231,19 @@ function gmailLabels(block: Buffer, fields: ReturnType<typeof splitFields>): str
 interface Line {
   start: number;
   end: number;
-  /** The first bytes of the line (up to 1 KiB), as latin1 text. */
-  head: string;
-  /** The line's bytes, when it is short enough to keep (header lines); otherwise its first part. */
+  /**
+   * The line's bytes (a very long one: its first MAX_HEADER bytes); a view of the read buffer,
+   * valid until the generator is resumed.
+   */
   bytes: Buffer;
   lastByte: number;
 }
 
-/** The file's lines, read in chunks; a very long line is reported with its first part only. */
-async function* readLines(handle: FileHandle, size: number, offset: number, signal: AbortSignal | undefined): AsyncGenerator<Line> {
+/**
+ * The file's lines, a chunk's worth at a time, without a copy per line (an index pass reads every
+ * byte of the file).
+ */
+async function* readLines(handle: FileHandle, size: number, offset: number, signal: AbortSignal | undefined): AsyncGenerator<Line[]> {
   let pos = offset;
   let carry: Buffer = Buffer.alloc(0);
   let carryStart = 0;
@@ -249,15 +255,17 @@ async function* readLines(handle: FileHandle, size: number, offset: number, sign
     if (bytesRead === 0) break;
     const chunk = buf.subarray(0, bytesRead);
     let from = 0;
+    const lines: Line[] = [];
     for (let nl = chunk.indexOf(10); nl >= 0; nl = chunk.indexOf(10, from)) {
       const part = chunk.subarray(from, nl + 1);
-      const bytes = carry.length > 0 ? Buffer.concat([carry, part]) : Buffer.from(part);
-      const start = carry.length > 0 || carryDropped > 0 ? carryStart : pos + from;
-      yield { start, end: pos + nl + 1, head: bytes.subarray(0, 1024).toString('latin1'), bytes, lastByte: 10 };
+      const joined = carry.length > 0 || carryDropped > 0;
+      const bytes = joined ? Buffer.concat([carry, part]) : part;
+      lines.push({ start: joined ? carryStart : pos + from, end: pos + nl + 1, bytes, lastByte: 10 });
       carry = Buffer.alloc(0);
       carryDropped = 0;
       from = nl + 1;
     }
+    yield lines;
     if (from < chunk.length) {
       if (carry.length === 0 && carryDropped === 0) carryStart = pos + from;
       const rest = chunk.subarray(from);
@@ -269,6 +277,6 @@ async function* readLines(handle: FileHandle, size: number, offset: number, sign
     pos += bytesRead;
   }
   if (carry.length > 0 || carryDropped > 0) {
-    yield { start: carryStart, end: size, head: carry.subarray(0, 1024).toString('latin1'), bytes: carry, lastByte: carry[carry.length - 1] ?? -1 };
+    yield [{ start: carryStart, end: size, bytes: carry, lastByte: carry[carry.length - 1] ?? -1 }];
   }
 }
