@@ -15,6 +15,9 @@ import fc from 'fast-check';
 import { indexMbox, NotAnMboxError, type MboxIndex } from '../../src/stores/mbox/mbox-index.js';
 import { makeFromLine, parseFromLine, serializeMessage, serveMessage } from '../../src/stores/mbox/messages.js';
 import { imapBaseText, readStoreFields, splitFields } from '../../src/stores/mbox/status-headers.js';
+import { MboxFiles } from '../../src/stores/mbox/mbox-file.js';
+import { appendMessages, rewriteFile } from '../../src/stores/mbox/mbox-writer.js';
+import { readFileSync } from 'node:fs';
 
 const dir = mkdtempSync(join(tmpdir(), 'mm-mbox-unit-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -148,6 +151,58 @@ describe('mbox parser', () => {
     assert.equal(parseFromLine('From x@y Wed Feb  3 06:05:06 2021 +0200')?.getTime(), d.getTime());
     assert.equal(parseFromLine('From x@y Wed Feb  3 04:05:06 +0000 2021')?.getTime(), d.getTime());
     assert.equal(parseFromLine('From x@y yesterday'), undefined);
+  });
+});
+
+describe('mbox writer', () => {
+  const item = (subject: string, flags: string[] = []) => ({ body: Buffer.from(`Subject: ${subject}\r\n\r\nbody ${subject}\r\nFrom ${subject}\r\n`), flags, internalDate: new Date('2020-01-02T03:04:05Z') });
+  const read = async (file: string) => {
+    const p = await parse(readFileSync(file));
+    return { uids: p.index.messages.map((m) => m.uid), served: p.served, index: p.index };
+  };
+
+  it('appends with UIDs of the file: X-IMAPbase claims them in place, a new keyword too', async () => {
+    const file = join(dir, 'w1');
+    writeFileSync(file, '');
+    const files = new MboxFiles({});
+    assert.deepEqual(await appendMessages(files, file, [item('a', ['\\Seen']), item('b')]), [{ uid: 1 }, { uid: 2 }]);
+    const first = readFileSync(file);
+    assert.deepEqual(await appendMessages(files, file, [item('c', ['Later'])]), [{ uid: 3 }]);
+    const r = await read(file);
+    assert.deepEqual(r.uids, [1, 2, 3]);
+    assert.deepEqual([r.index.uidNext, r.index.base?.keywords], [4, ['Later']]);
+    assert.equal(r.served[2], 'Subject: c\r\n\r\nbody c\r\nFrom c\r\n');
+    // Only the X-IMAPbase line changed in what was there; the rest was appended.
+    const now = readFileSync(file);
+    const at = first.indexOf('X-IMAPbase:');
+    const end = first.indexOf(10, at) + 1;
+    assert.deepEqual([now.subarray(0, at), now.subarray(end, first.length)], [first.subarray(0, at), first.subarray(end)]);
+    assert.notDeepEqual(now.subarray(at, end), first.subarray(at, end));
+    assert.match(readFileSync(file, 'latin1'), /^X-IMAPbase: \d+ 0000000003 Later +\n/m);
+  });
+
+  it("another program's file is given UIDs once (positions); its messages keep their bytes", async () => {
+    const file = join(dir, 'w2');
+    const theirs = `${FROM}Subject: old\nX-Other: 1\n\nold body\n>From quoted\n\n`;
+    writeFileSync(file, theirs);
+    const before = (await read(file)).served;
+    const files = new MboxFiles({});
+    assert.deepEqual(await appendMessages(files, file, [item('new')]), [{ uid: 2 }]);
+    const r = await read(file);
+    assert.deepEqual([r.uids, r.served[0], r.index.uidNext], [[1, 2], before[0], 3]);
+    // Removing the old one keeps the new one's bytes and UID.
+    await rewriteFile(files, file, { flags: new Map(), drop: new Set([1]) });
+    const after = await read(file);
+    assert.deepEqual([after.uids, after.served, after.index.uidNext], [[2], [r.served[1]], 3]);
+  });
+
+  it('a file whose first message cannot be read: new messages get positions, the file stays readable', async () => {
+    const file = join(dir, 'w3');
+    writeFileSync(file, `From x Mon Jan  6 10:00:00 2020\nnot a header\n\n${FROM}Subject: ok\n\nfine\n\n`);
+    const files = new MboxFiles({});
+    assert.deepEqual(await appendMessages(files, file, [item('n')]), [{ uid: 3 }]);
+    const r = await read(file);
+    assert.deepEqual([r.uids, r.index.uidNext, r.served.slice(1)], [[1, 2, 3], undefined, ['Subject: ok\r\n\r\nfine\r\n', 'Subject: n\r\n\r\nbody n\r\nFrom n\r\n']]);
   });
 });
 

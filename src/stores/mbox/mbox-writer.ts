@@ -40,10 +40,13 @@ export async function appendMessages(files: MboxFiles, file: string, items: read
         index = await files.index(file, signal);
       }
     }
-    const base: ImapBase = index.base ?? { uidValidity: index.messages.length > 0 ? index.uidValidity : emptyValidity(file), lastUid: 0, keywords };
+    // Still no UIDs of its own (its first message is not one mailmover can read, so it cannot
+    // carry X-IMAPbase): the new messages' UIDs are their positions, as for the others.
+    const own = index.messages.length === 0 || index.base !== undefined;
+    const base: ImapBase = index.base ?? { uidValidity: index.messages.length > 0 ? index.uidValidity : emptyValidity(file), lastUid: own ? 0 : index.messages.length, keywords };
     const next: ImapBase = { ...base, lastUid: base.lastUid + items.length, keywords: [...new Set([...base.keywords, ...keywords])] };
     // The UIDs are claimed before the messages are written.
-    if (index.messages.length > 0 && !(await writeBase(file, index, next))) throw new Error(`the X-IMAPbase field of ${file} changed while it was locked`);
+    if (index.base && !(await writeBase(file, index, next))) throw new Error(`the X-IMAPbase field of ${file} changed while it was locked`);
     const handle = await open(file, 'a', 0o600);
     const out: Written[] = [];
     try {
@@ -52,7 +55,8 @@ export async function appendMessages(files: MboxFiles, file: string, items: read
       let uid = base.lastUid;
       for (const item of items) {
         signal?.throwIfAborted();
-        const bytes = serializeMessage(item, { uid: ++uid, base: first ? next : undefined });
+        const bytes = serializeMessage(item, { uid: own ? ++uid : undefined, base: first ? next : undefined });
+        if (!own) ++uid;
         first = false;
         // One write per message: what a crash leaves is whole messages and at most one cut tail.
         await checkpoint('mboxAppend', () => handle.write(prefix ? Buffer.concat([Buffer.from(prefix, 'latin1'), bytes]) : bytes));
