@@ -8,10 +8,11 @@
 #                  dependency postgresql-client-15); the tests create throwaway clusters of their
 #                  own on loopback, run as the `postgres` user this package creates
 #   chromium       a real browser for the web console's tests (driven by playwright-core; headless)
+#   pst-utils      readpst, the independent reader the PST source's tests check mailmover against
 #   Cyrus IMAP     for the interoperability tests: Debian packages unpacked into .cache/cyrus by
 #                  scripts/fetch-cyrus.sh, not installed (they conflict with dovecot-imapd)
 set -euo pipefail
-PKGS="dovecot-imapd openssl clamav-daemon postgresql-15 chromium ${EXTRA_PACKAGES:-}"
+PKGS="dovecot-imapd openssl clamav-daemon postgresql-15 chromium pst-utils ${EXTRA_PACKAGES:-}"
 
 install_packages() {
   local missing="" p i
