@@ -8,9 +8,12 @@
  * - whitespace in subjects and bodies is collapsed (line ends: CRLF from mailmover, LF from readpst;
  *   readpst's quoted-printable and line wrapping differ);
  * - the sender is compared by address when both sides have an Internet address, else by display
- *   name (readpst writes `<MAILER-DAEMON>` for an Exchange sender without an SMTP address);
+ *   name (readpst writes `<MAILER-DAEMON>` for an Exchange sender without an SMTP address,
+ *   mailmover an empty group `"Name":;`, RFC 6854);
  * - readpst adds an `iNNN.ics` calendar attachment of its own making to meeting items (built from
  *   appointment properties): left out; mailmover copies the item's own attachments only;
+ * - an RTF body that encapsulates no HTML or text is attached by both, under a name of each one's
+ *   choosing: readpst's `rtf-body.rtf` is read as mailmover's `body.rtf` (the bytes must agree);
  * - the date is compared as an instant (seconds), not as text;
  * - a long attachment name that a writer folded over lines is unfolded (RFC 5322 2.2.3).
  */
@@ -29,7 +32,7 @@ export interface MessageRecord {
 }
 
 const PY = String.raw`
-import json, mailbox, os, re, sys, email, email.utils
+import json, mailbox, os, re, sys, email, email.header, email.utils
 from email import policy
 
 def ws(s):
@@ -43,6 +46,9 @@ def record(msg):
     subject = ws(str(msg.get('Subject', '') or ''))
     addrs = email.utils.getaddresses([str(msg.get('From', '') or '')])
     name, addr = addrs[0] if addrs else ('', '')
+    group = re.match(r'^\s*(.*?)\s*:\s*;\s*$', str(msg.get('From', '') or ''), re.S)
+    if not addr and group:  # a sender known by name only, written as an empty group
+        name = str(email.header.make_header(email.header.decode_header(group.group(1).strip('"'))))
     try:
         date = int(email.utils.parsedate_to_datetime(str(msg['Date'])).timestamp()) if msg['Date'] else None
     except Exception:
@@ -136,6 +142,9 @@ export function records(readpst: Map<string, string>, imap: Map<string, string[]
 
 /** A record with readpst's own additions taken out (see the module comment). */
 export function normalised(r: MessageRecord, side: 'readpst' | 'imap'): MessageRecord {
-  const attachments = side === 'readpst' ? r.attachments.filter(([name]) => !/^i\d+\.ics$/.test(name)) : r.attachments;
+  const attachments =
+    side === 'readpst'
+      ? r.attachments.filter(([name]) => !/^i\d+\.ics$/.test(name)).map(([name, size]): [string, number] => [name === 'rtf-body.rtf' ? 'body.rtf' : name, size])
+      : r.attachments;
   return { ...r, attachments };
 }

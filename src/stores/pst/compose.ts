@@ -15,6 +15,7 @@
  */
 import { createHash } from 'node:crypto';
 import MailComposer from 'nodemailer/lib/mail-composer';
+import { encodeWord, foldLines, isPlainText, quoteString } from 'nodemailer/lib/mime-funcs';
 import type { MailComposerAttachment, MailComposerOptions } from 'nodemailer/lib/mail-composer';
 import type { PSTAttachment, PSTMessage } from 'pst-extractor';
 import { itemProps } from './item-props.js';
@@ -57,7 +58,8 @@ export async function composeItem(item: PSTMessage, identity: string, depth = 0)
     date,
     attachments: [],
   };
-  if (!parsed) Object.assign(mail, addressHeaders(item));
+  const address = parsed ? undefined : addressHeaders(item);
+  if (address) Object.assign(mail, address.options);
 
   const text = safeString(() => item.body);
   const html = safeString(() => item.bodyHTML);
@@ -78,35 +80,46 @@ export async function composeItem(item: PSTMessage, identity: string, depth = 0)
   const node = new MailComposer(mail).compile();
   node.keepBcc = true;
   const built = await node.build();
-  if (!parsed) return { body: built, leftOut };
-  return { body: spliceTransportHeaders(parsed, built, messageId, date), leftOut };
+  if (address) return { body: address.lines.length ? Buffer.concat([Buffer.from(address.lines.join('\r\n') + '\r\n', 'utf8'), built]) : built, leftOut };
+  return { body: spliceTransportHeaders(parsed!, built, messageId, date), leftOut };
 }
 
-/** From, Sender, To, Cc, Bcc, Subject, In-Reply-To and References from the item's properties. */
-function addressHeaders(item: PSTMessage): Partial<MailComposerOptions> {
+/**
+ * From, Sender, To, Cc, Bcc, Subject, In-Reply-To and References from the item's properties.
+ * `lines`: address fields MailComposer cannot write (see below), as finished header lines.
+ */
+function addressHeaders(item: PSTMessage): { options: Partial<MailComposerOptions>; lines: string[] } {
   const props = itemProps(item);
   const out: Partial<MailComposerOptions> = { subject: safeString(() => item.subject) };
+  const lines: string[] = [];
   // PR_SENT_REPRESENTING_SMTP_ADDRESS / PR_SENDER_SMTP_ADDRESS: Exchange senders' addresses are X.500 names otherwise.
   const from = mailbox(safeString(() => item.sentRepresentingName), props.string(0x5d02) || smtpOnly(item.sentRepresentingAddressType, item.sentRepresentingEmailAddress));
   const sender = mailbox(safeString(() => item.senderName), props.string(0x5d01) || smtpOnly(item.senderAddrtype, item.senderEmailAddress));
-  if (from) out.from = from;
-  else if (sender) out.from = sender;
-  if (from && sender && sender.address && sender.address.toLowerCase() !== from.address.toLowerCase()) out.sender = sender;
-  const lists: Record<number, { name: string; address: string }[]> = { 1: [], 2: [], 3: [] };
+  // MailComposer drops a mailbox without an address (and takes no prepared value for address
+  // fields); an Exchange sender or recipient known only by name keeps its name as an empty group (RFC 6854).
+  const put = (field: 'from' | 'sender' | 'to' | 'cc' | 'bcc', header: string, list: Mailbox[]) => {
+    if (list.length === 0) return;
+    if (list.every((m) => m.address)) out[field] = list;
+    else lines.push(foldLines(`${header}: ${list.map(formatMailbox).join(', ')}`, 76).replace(/\r?\n/g, '\r\n').replace(/\r\n$/, ''));
+  };
+  if (from) put('from', 'From', [from]);
+  else if (sender) put('from', 'From', [sender]);
+  if (from && sender && sender.address && sender.address.toLowerCase() !== from.address.toLowerCase()) put('sender', 'Sender', [sender]);
+  const lists: Record<number, Mailbox[]> = { 1: [], 2: [], 3: [] };
   for (let i = 0; i < item.numberOfRecipients; i++) {
     const r = item.getRecipient(i);
     if (!r) continue;
     const m = mailbox(r.displayName, r.smtpAddress || smtpOnly(r.addrType, r.emailAddress));
     if (m) lists[r.recipientType]?.push(m);
   }
-  if (lists[1]!.length) out.to = lists[1];
-  if (lists[2]!.length) out.cc = lists[2];
-  if (lists[3]!.length) out.bcc = lists[3];
+  put('to', 'To', lists[1]!);
+  put('cc', 'Cc', lists[2]!);
+  put('bcc', 'Bcc', lists[3]!);
   const inReplyTo = angle(safeString(() => item.inReplyToId));
   if (inReplyTo) out.inReplyTo = inReplyTo;
   const references = props.string(0x1039).trim(); // PR_INTERNET_REFERENCES
   if (references) out.references = references.split(/\s+/);
-  return out;
+  return { options: out, lines };
 }
 
 async function attachmentPart(att: PSTAttachment, index: number, identity: string, depth: number, leftOut: string[]): Promise<MailComposerAttachment | undefined> {
@@ -192,7 +205,19 @@ function spliceTransportHeaders(fields: HeaderField[], built: Buffer, messageId:
   return Buffer.concat([Buffer.from(head, 'utf8'), built.subarray(end)]);
 }
 
-function mailbox(name: string, address: string): { name: string; address: string } | undefined {
+interface Mailbox {
+  name: string;
+  address: string;
+}
+
+/** `Name <address>`, or `Name:;` (an empty group: the name, with no address to give). */
+function formatMailbox(m: Mailbox): string {
+  const phrase = isPlainText(m.name) ? quoteString(m.name) : encodeWord(m.name, 'Q', 52);
+  if (!m.address) return `${phrase}:;`;
+  return m.name ? `${phrase} <${m.address}>` : `<${m.address}>`;
+}
+
+function mailbox(name: string, address: string): Mailbox | undefined {
   const a = address.trim();
   const n = name.trim();
   if (!a && !n) return undefined;
