@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
+import { PSTFile } from 'pst-extractor';
 import { runCli, type CliResult } from '../helpers/cli.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { dumpImapFolders, normalised, readpstFolders, records, type MessageRecord } from '../helpers/pst-compare.js';
@@ -51,7 +52,7 @@ async function counts(d: PlainDovecotServer, user: string): Promise<Map<string, 
     for (const e of await c.list()) {
       if (e.flags.has('\\Noselect') || e.flags.has('\\NonExistent')) continue;
       const s = await c.status(e.path, { messages: true });
-      out.set(e.path, s.messages ?? 0);
+      out.set(e.path, (s && s.messages) || 0);
     }
   } finally {
     await c.logout();
@@ -169,18 +170,34 @@ describe('pst: source', { timeout: 900_000 }, () => {
     // The Unicode header's root (MS-PST 2.2.2.5): the node B-tree's root page at 224, the block B-tree's at 240.
     const nbt = Number(original.readBigUInt64LE(224));
     const bbt = Number(original.readBigUInt64LE(240));
-    const cases: [string, (f: string) => void][] = [
-      ['cut inside the header', (f) => truncateSync(f, 300)],
-      ['cut after the header', (f) => truncateSync(f, 4096)],
-      ['cut at half', (f) => truncateSync(f, Math.floor(original.length / 2))],
-      ['cut 64 KiB short', (f) => truncateSync(f, original.length - 65536)],
-      ['node B-tree root page type flipped', (f) => flip(f, nbt + 496)],
-      ['node B-tree root entry flipped', (f) => flip(f, nbt + 8)],
-      ['block B-tree root entry flipped', (f) => flip(f, bbt + 4)],
-      ['data byte flipped at 60%', (f) => flip(f, Math.floor(original.length * 0.6))],
+    // A node's first data block: the heap header's client signature (byte 3, 0xBC for a property context) flipped breaks that node only.
+    const node = (nid: number) => {
+      const f = new PSTFile(ENRON);
+      try {
+        const n = [...f.getChildDescriptorTree().values()].flat().find((x) => x.descriptorIdentifier === nid)!;
+        return f.getOffsetIndexNode(n.dataOffsetIndexIdentifier).fileOffset.toNumber();
+      } finally {
+        f.close();
+      }
+    };
+    const SYSTEMS_FOLDER = 32994; // ".../Systems", 7 messages
+    const SYSTEMS_ITEM = 2097636; // its first message
+    /** [label, damage, what must come of it: the mailbox's code, a folder's, the skipped items' (exit 0 allowed when undefined)] */
+    const cases: [string, (f: string) => void, { mailbox?: string; folder?: string; items?: number; copied?: number } | undefined][] = [
+      ['cut inside the header', (f) => truncateSync(f, 300), { mailbox: 'MM-PST-CORRUPT' }],
+      ['cut after the header', (f) => truncateSync(f, 4096), { mailbox: 'MM-PST-CORRUPT' }],
+      ['cut at half', (f) => truncateSync(f, Math.floor(original.length / 2)), { mailbox: 'MM-PST-CORRUPT' }],
+      ['cut 64 KiB short', (f) => truncateSync(f, original.length - 65536), { mailbox: 'MM-PST-CORRUPT' }],
+      ['node B-tree root page type flipped', (f) => flip(f, nbt + 496), { mailbox: 'MM-PST-CORRUPT' }],
+      ['block B-tree root entry flipped', (f) => flip(f, bbt + 4), { mailbox: 'MM-PST-CORRUPT' }],
+      ['a folder node flipped', (f) => flip(f, node(SYSTEMS_FOLDER) + 3), { folder: 'MM-PST-CORRUPT', copied: 71 - 7 }],
+      ['an item node flipped', (f) => flip(f, node(SYSTEMS_ITEM) + 3), { items: 1, copied: 70 }],
+      // Bytes no reader checks (pst-extractor reads no block CRCs): any documented outcome, but an outcome.
+      ['node B-tree root entry flipped', (f) => flip(f, nbt + 8), undefined],
+      ['data byte flipped at 60%', (f) => flip(f, Math.floor(original.length * 0.6)), undefined],
     ];
     const allowed = new Set(['MM-PST-CORRUPT', 'MM-PST-ITEM', 'MM-PST-NOT-PST']);
-    for (const [label, damage] of cases) {
+    for (const [label, damage, expected] of cases) {
       const file = join(dir, `corrupt-${label.replace(/\W+/g, '-')}.pst`);
       copyFileSync(ENRON, file);
       damage(file);
@@ -193,6 +210,16 @@ describe('pst: source', { timeout: 900_000 }, () => {
       for (const c of codes) assert.ok(allowed.has(c), `${label}: code ${c}: ${JSON.stringify(r.error ?? r.folders.find((f) => f.error)?.error ?? r.items[0])}`);
       if (run.code !== 0) assert.ok(codes.length > 0, `${label}: a failure with no code`);
       for (const i of r.items) assert.match(i.reason, /folder ".*": (the item ".*"|an item whose subject cannot be read) \(node \d+\)/, `${label}: an item is reported with its folder and subject`);
+      if (expected?.mailbox) assert.deepEqual([run.code, r.error?.code, r.totals.copied], [1, expected.mailbox, 0], `${label}: the mailbox fails, nothing copied`);
+      if (expected?.folder) {
+        assert.equal(run.code, 1, label);
+        assert.deepEqual(r.folders.filter((f) => f.error).map((f) => [f.error!.code, /\(node 32994\) cannot be read/.test(f.error!.message)]), [[expected.folder, true]], `${label}: that folder only`);
+      }
+      if (expected?.items) {
+        assert.equal(run.code, 3, label);
+        assert.deepEqual(r.items.map((i) => [i.code, i.folder]), [['MM-PST-ITEM', 'lokay-m/MLOKAY (Non-Privileged)/Systems']], `${label}: that item only`);
+      }
+      if (expected?.copied !== undefined) assert.equal(r.totals.copied, expected.copied, `${label}: everything else was copied`);
       const arrived = [...(await counts(d, u)).values()].reduce((a, b) => a + b, 0);
       assert.equal(arrived, r.totals.copied, `${label}: what the report calls copied is what arrived`);
     }

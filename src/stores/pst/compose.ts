@@ -131,6 +131,7 @@ async function attachmentPart(att: PSTAttachment, index: number, identity: strin
     if (!inner) throw new Error(`embedded message ${index + 1} cannot be read`);
     const composed = await composeItem(inner, identity, depth + 1);
     leftOut.push(...composed.leftOut);
+    // eslint-disable-next-line no-control-regex -- the point is to keep control characters out of a file name
     const subject = safeString(() => inner.subject).replace(/[\\/:*?"<>|\u0000-\u001f]/g, '_').slice(0, 100);
     return { filename: `${att.displayName || subject || 'message'}.eml`, content: composed.body, contentType: 'message/rfc822' };
   }
