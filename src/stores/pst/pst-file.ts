@@ -16,6 +16,7 @@ import { PSTUtil } from 'pst-extractor/dist/PSTUtil.class.js';
 import type { DescriptorIndexNode } from 'pst-extractor/dist/DescriptorIndexNode.class.js';
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import { itemProps } from './item-props.js';
+import { cachePages } from './page-cache.js';
 
 /** Node types (the low five bits of a node id, MS-PST 2.2.2.1). */
 const NID_NORMAL_FOLDER = 0x02;
@@ -90,6 +91,9 @@ export class PstArchive {
     } catch (err) {
       throw corrupt(path, (err as Error).message, err);
     }
+    // The descriptor pst-extractor opened (it exposes no accessor for it): its reads are cached from here on.
+    const fd = (file as unknown as { pstFD: number }).pstFD;
+    if (typeof fd === 'number' && fd > 0) cachePages(file, fd);
     try {
       const store = file.getMessageStore();
       const props = itemProps(store);
