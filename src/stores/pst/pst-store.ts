@@ -17,7 +17,8 @@ import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js'
 import { composeItem } from './compose.js';
 import { indexFolder, type PstFolderIndex } from './folder-index.js';
 import { itemDate, itemFlags } from './item-meta.js';
-import { PstArchive, type PstFolderNode } from './pst-file.js';
+import type { PstArchive, PstFolderNode } from './pst-file.js';
+import { acquireArchive, releaseArchive, type SharedArchive } from './shared-archive.js';
 
 export interface PstStoreOptions {
   file: string;
@@ -26,8 +27,7 @@ export interface PstStoreOptions {
 
 export class PstStore implements MailStore {
   private archive: PstArchive | undefined;
-  private folders: PstFolderNode[] | undefined;
-  private readonly indexes = new Map<number, PstFolderIndex>();
+  private shared: { key: string; shared: SharedArchive } | undefined;
   private current: PstFolderIndex | undefined;
   private closed = false;
 
@@ -36,7 +36,8 @@ export class PstStore implements MailStore {
   async connect(signal?: AbortSignal): Promise<void> {
     signal?.throwIfAborted();
     if (this.opts.side === 'destination') throw new MigrateError(ERROR_CODES.CONFIG_URL, `A PST file is a source only: mailmover does not write ${this.opts.file}.`, { scope: 'config' });
-    this.archive = await PstArchive.open(this.opts.file);
+    this.shared = await acquireArchive(this.opts.file);
+    this.archive = this.shared.shared.archive;
   }
 
   caps(): StoreCaps {
@@ -183,7 +184,8 @@ export class PstStore implements MailStore {
   async close(): Promise<void> {
     this.closed = true;
     this.current = undefined;
-    this.archive?.close();
+    if (this.shared) releaseArchive(this.shared.key);
+    this.shared = undefined;
     this.archive = undefined;
   }
 
@@ -209,8 +211,9 @@ export class PstStore implements MailStore {
 
   private tree(): PstFolderNode[] {
     if (!this.archive) throw new MigrateError(ERROR_CODES.INTERNAL, 'The PST store is not connected.', { scope: 'mailbox' });
-    this.folders ??= this.archive.folders();
-    return this.folders;
+    const shared = this.shared!.shared;
+    shared.folders ??= this.archive.folders();
+    return shared.folders;
   }
 
   private load(path: readonly string[], signal?: AbortSignal): PstFolderIndex {
@@ -222,7 +225,8 @@ export class PstStore implements MailStore {
   }
 
   private index(folder: PstFolderNode, signal?: AbortSignal): PstFolderIndex {
-    let index = this.indexes.get(folder.nid);
+    const indexes = this.shared!.shared.indexes;
+    let index = indexes.get(folder.nid);
     if (index) return index;
     try {
       index = indexFolder(this.archive!, folder, signal);
@@ -230,7 +234,7 @@ export class PstStore implements MailStore {
       if (signal?.aborted) throw err;
       throw this.folderError(folder, (err as Error).message, err);
     }
-    this.indexes.set(folder.nid, index);
+    indexes.set(folder.nid, index);
     return index;
   }
 
