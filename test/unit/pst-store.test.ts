@@ -18,7 +18,7 @@ async function snapshot(): Promise<Map<string, { size: number; key: string; body
   const out = new Map<string, { size: number; key: string; body: Buffer }>();
   try {
     for (const f of (await store.listFolders()).folders) {
-      await store.openFolder(f.path, true);
+      await store.openFolder(f.path);
       const listing = await store.listMessages();
       assert.deepEqual(listing.failures, []);
       const bodies = new Map<number, Buffer>();
