@@ -2,7 +2,8 @@
  * The independent check of the PST source: what reached Dovecot (read back over IMAP) against
  * what Debian's `readpst` (libpst, an unrelated implementation) makes of the same file. Both are
  * parsed by Python's stdlib `email` package into per-message records: subject, sender, date,
- * attachments (name and decoded size) and the plain-text body.
+ * attachments (name and decoded size), the plain-text body, and whether it was read (readpst's
+ * `Status: RO`, Dovecot's \\Seen).
  *
  * Normalised, because the two legitimately encode these differently:
  * - whitespace in subjects and bodies is collapsed (line ends: CRLF from mailmover, LF from readpst;
@@ -29,6 +30,8 @@ export interface MessageRecord {
   date: number | null;
   attachments: [string, number][];
   body: string;
+  /** readpst: `R` in its `Status:` field; Dovecot: the \\Seen flag. */
+  seen: boolean;
 }
 
 const PY = String.raw`
@@ -73,14 +76,14 @@ def record(msg):
             body = text_of(part)
     walk(msg)
     return {'subject': subject, 'sender': addr.lower() if '@' in addr else '', 'senderName': ws(name), 'date': date,
-            'attachments': sorted(atts), 'body': ws(body or '')}
+            'attachments': sorted(atts), 'body': ws(body or ''), 'seen': 'R' in str(msg.get('Status', '') or '')}
 
 manifest = json.load(open(sys.argv[1]))
 out = {'readpst': {}, 'imap': {}}
 for folder, path in manifest['readpst'].items():
     out['readpst'][folder] = [record(m) for m in mailbox.mbox(path, factory=lambda f: email.message_from_binary_file(f, policy=policy.compat32))]
 for folder, files in manifest['imap'].items():
-    out['imap'][folder] = [record(email.message_from_binary_file(open(f, 'rb'), policy=policy.compat32)) for f in files]
+    out['imap'][folder] = [dict(record(email.message_from_binary_file(open(f['file'], 'rb'), policy=policy.compat32)), seen=f['seen']) for f in files]
 print(json.dumps(out))
 `;
 
@@ -101,22 +104,22 @@ export function readpstFolders(pst: string, outDir: string): Map<string, string>
 }
 
 /** Every message of the given IMAP folders, written to files (for the Python reader). */
-export async function dumpImapFolders(url: { host: string; port: number; user: string; pass: string }, folders: readonly string[], outDir: string): Promise<Map<string, string[]>> {
+export async function dumpImapFolders(url: { host: string; port: number; user: string; pass: string }, folders: readonly string[], outDir: string): Promise<Map<string, { file: string; seen: boolean }[]>> {
   mkdirSync(outDir, { recursive: true });
   const c = new ImapFlow({ host: url.host, port: url.port, secure: false, auth: { user: url.user, pass: url.pass }, logger: false });
   await c.connect();
-  const out = new Map<string, string[]>();
+  const out = new Map<string, { file: string; seen: boolean }[]>();
   try {
     let n = 0;
     for (const folder of folders) {
-      const files: string[] = [];
+      const files: { file: string; seen: boolean }[] = [];
       const lock = await c.getMailboxLock(folder, { readOnly: true });
       try {
         if (c.mailbox && c.mailbox.exists) {
-          for await (const m of c.fetch('1:*', { source: true })) {
+          for await (const m of c.fetch('1:*', { source: true, flags: true })) {
             const f = join(outDir, `${n++}.eml`);
             writeFileSync(f, m.source!);
-            files.push(f);
+            files.push({ file: f, seen: !!m.flags?.has('\\Seen') });
           }
         }
       } finally {
@@ -131,7 +134,7 @@ export async function dumpImapFolders(url: { host: string; port: number; user: s
 }
 
 /** Both sides' records, by folder, as Python's email package reads them. */
-export function records(readpst: Map<string, string>, imap: Map<string, string[]>, workDir: string): { readpst: Record<string, MessageRecord[]>; imap: Record<string, MessageRecord[]> } {
+export function records(readpst: Map<string, string>, imap: Map<string, { file: string; seen: boolean }[]>, workDir: string): { readpst: Record<string, MessageRecord[]>; imap: Record<string, MessageRecord[]> } {
   mkdirSync(workDir, { recursive: true });
   const manifest = join(workDir, 'manifest.json');
   writeFileSync(manifest, JSON.stringify({ readpst: Object.fromEntries(readpst), imap: Object.fromEntries(imap) }));

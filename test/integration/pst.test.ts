@@ -120,6 +120,7 @@ describe('pst: source', { timeout: 900_000 }, () => {
           assert.equal(o.date, t.date, `${folder}: "${o.subject}" date`);
           assert.deepEqual(o.attachments, t.attachments, `${folder}: "${o.subject}" attachments`);
           assert.equal(o.body, t.body, `${folder}: "${o.subject}" body text`);
+          assert.equal(o.seen, t.seen, `${folder}: "${o.subject}" read or not (\\Seen)`);
           compared++;
         });
       }
