@@ -9,6 +9,8 @@ import { describe, it } from 'node:test';
 import { parseEndpoint } from '../../src/core/endpoint.js';
 import { isMailClass, reportedClass } from '../../src/stores/pst/item-meta.js';
 import { PstStore } from '../../src/stores/pst/pst-store.js';
+import { rtfBody } from '../../src/stores/pst/rtf-body.js';
+import type { PSTMessage } from 'pst-extractor';
 
 const ENRON = new URL('../../node_modules/pst-extractor/example/testdata/enron.pst', import.meta.url).pathname;
 
@@ -61,5 +63,27 @@ describe('pst store', () => {
     assert.deepEqual(parseEndpoint('pst:/a/b.pst', 'from').archive, { kind: 'pst', root: '/a/b.pst' });
     assert.throws(() => parseEndpoint('pst:/a/b.pst', 'to'), /MM-CONFIG-URL|source only/);
     assert.throws(() => parseEndpoint('pst:a/b.pst', 'from'), /absolute path/);
+  });
+});
+
+describe('pst RTF bodies', () => {
+  /** An item with only a compressed-RTF property (its 16-byte header claiming `claimed` bytes) and the RTF pst-extractor decompresses. */
+  const item = (rtf: string, claimed = rtf.length) => {
+    const header = Buffer.alloc(16);
+    header.writeUInt32LE(rtf.length + 12, 0);
+    header.writeUInt32LE(claimed, 4);
+    return { pstTableItems: new Map([[0x1009, { data: header, entryValueReference: 0 }]]), localDescriptorItems: null, bodyRTF: rtf } as unknown as PSTMessage;
+  };
+
+  it('de-encapsulates HTML and text, attaches a real RTF document, and refuses an impossible size', () => {
+    const html = String.raw`{\rtf1\ansi\ansicpg1252\fromhtml1 \deff0{\fonttbl{\f0\fswiss Arial;}}{\*\htmltag19 <html>}{\*\htmltag34 <body>}\htmlrtf x\htmlrtf0 Hello {\*\htmltag84 &amp;}\htmlrtf &\htmlrtf0  caf\'e9{\*\htmltag35 </body>}{\*\htmltag27 </html>}}`;
+    assert.deepEqual(rtfBody(item(html)), { kind: 'html', text: '<html><body>Hello &amp; café</body></html>' });
+    const text = String.raw`{\rtf1\ansi\ansicpg1252\fromtext \deff0{\fonttbl{\f0\fswiss Arial;}}Plain line\par second}`;
+    assert.deepEqual(rtfBody(item(text)), { kind: 'text', text: 'Plain line\r\nsecond' });
+    const doc = String.raw`{\rtf1\ansi\deff0{\fonttbl{\f0 Times;}}\b Bold\b0  text\par}`;
+    const attached = rtfBody(item(doc));
+    assert.equal(attached?.kind, 'rtf');
+    assert.equal(attached?.kind === 'rtf' && attached.rtf.toString('utf8'), doc, 'the RTF itself, never nothing');
+    assert.throws(() => rtfBody(item(doc, 1_000_000_000)), /claims 1000000000 bytes/);
   });
 });
