@@ -23,8 +23,6 @@ import { rtfBody } from './rtf-body.js';
 
 /** Embedded messages inside embedded messages: deeper than this is a loop in a damaged file. */
 const MAX_EMBED_DEPTH = 8;
-/** A single attachment larger than this is a damaged size, not a file (PST attachments are limited far below). */
-const MAX_ATTACHMENT_BYTES = 2 * 1024 * 1024 * 1024 - 1;
 
 const ATTACH_BY_VALUE = 1;
 const ATTACH_EMBEDDED_MSG = 5;
@@ -39,8 +37,12 @@ export interface Composed {
   leftOut: string[];
 }
 
-/** Builds the message of a mail item. `identity` (the file's record key and the node id) seeds the boundaries and a missing Message-ID. */
-export async function composeItem(item: PSTMessage, identity: string, depth = 0): Promise<Composed> {
+/**
+ * Builds the message of a mail item. `identity` (the file's record key and the node id) seeds the
+ * boundaries and a missing Message-ID; `fileSize` bounds what an attachment may claim (a damaged
+ * size is refused before anything is allocated for it).
+ */
+export async function composeItem(item: PSTMessage, identity: string, fileSize: number, depth = 0): Promise<Composed> {
   const leftOut: string[] = [];
   const seed = createHash('sha256').update(identity).digest('hex');
   const transport = safeString(() => item.transportMessageHeaders).trim();
@@ -73,7 +75,7 @@ export async function composeItem(item: PSTMessage, identity: string, depth = 0)
   }
   for (let i = 0; i < item.numberOfAttachments; i++) {
     const att = item.getAttachment(i);
-    const part = await attachmentPart(att, i, `${identity}/${i}`, depth, leftOut);
+    const part = await attachmentPart(att, i, `${identity}/${i}`, fileSize, depth, leftOut);
     if (part) mail.attachments!.push(part);
   }
 
@@ -122,14 +124,14 @@ function addressHeaders(item: PSTMessage): { options: Partial<MailComposerOption
   return { options: out, lines };
 }
 
-async function attachmentPart(att: PSTAttachment, index: number, identity: string, depth: number, leftOut: string[]): Promise<MailComposerAttachment | undefined> {
+async function attachmentPart(att: PSTAttachment, index: number, identity: string, fileSize: number, depth: number, leftOut: string[]): Promise<MailComposerAttachment | undefined> {
   const method = att.attachMethod;
   const name = att.longFilename || att.filename || att.displayName || `attachment-${index + 1}`;
   if (method === ATTACH_EMBEDDED_MSG) {
     if (depth >= MAX_EMBED_DEPTH) throw new Error(`embedded messages nest deeper than ${MAX_EMBED_DEPTH} levels`);
     const inner = att.embeddedPSTMessage;
     if (!inner) throw new Error(`embedded message ${index + 1} cannot be read`);
-    const composed = await composeItem(inner, identity, depth + 1);
+    const composed = await composeItem(inner, identity, fileSize, depth + 1);
     leftOut.push(...composed.leftOut);
     // eslint-disable-next-line no-control-regex -- the point is to keep control characters out of a file name
     const subject = safeString(() => inner.subject).replace(/[\\/:*?"<>|\u0000-\u001f]/g, '_').slice(0, 100);
@@ -146,7 +148,7 @@ async function attachmentPart(att: PSTAttachment, index: number, identity: strin
   }
   const stream = att.fileInputStream;
   const size = stream ? stream.length.toNumber() : 0;
-  if (size < 0 || size > MAX_ATTACHMENT_BYTES) throw new Error(`attachment "${name}" claims ${size} bytes: a damaged size`);
+  if (size < 0 || size > fileSize) throw new Error(`attachment "${name}" claims ${size} bytes, more than the whole file: a damaged size`);
   const content = Buffer.alloc(size);
   if (stream && size > 0) stream.readCompletely(content);
   const part: MailComposerAttachment = { filename: name, content };

@@ -60,6 +60,8 @@ export class PstArchive {
     /** The message store's record key (a GUID written when the file was made), hex. */
     readonly storeKey: string,
     readonly format: 'ANSI' | 'Unicode',
+    /** The file's size: no attachment in it can be larger. */
+    readonly size: number,
   ) {}
 
   /** Opens and checks a file; throws MigrateError (scope 'mailbox') with the code that says what is wrong. */
@@ -104,7 +106,7 @@ export class PstArchive {
       }
       const key = props.binary(0x0ff9);
       const children = file.getChildDescriptorTree();
-      return new PstArchive(path, file, children, key?.length ? key.toString('hex') : createHash('sha256').update(path).digest('hex').slice(0, 32), ansi ? 'ANSI' : 'Unicode');
+      return new PstArchive(path, file, children, key?.length ? key.toString('hex') : createHash('sha256').update(path).digest('hex').slice(0, 32), ansi ? 'ANSI' : 'Unicode', st.size);
     } catch (err) {
       file.close();
       if (err instanceof MigrateError) throw err;

@@ -197,7 +197,7 @@ export class PstStore implements MailStore {
     try {
       const item = this.archive!.loadItem(cur.nodes.get(uid)!);
       subject = item.subject;
-      const composed = await composeItem(item, `${this.archive!.storeKey}/${uid}`);
+      const composed = await composeItem(item, `${this.archive!.storeKey}/${uid}`, this.archive!.size);
       return { body: composed.body, flags: itemFlags(item), internalDate: itemDate(item) };
     } catch (err) {
       return { error: this.itemError(cur, uid, subject, (err as Error).message, err) };
