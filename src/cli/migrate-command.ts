@@ -63,7 +63,7 @@ export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: A
   const to = parseEndpoint(flags.to, 'to');
   if (flags.deleteSource && (from.archive?.kind === 'mbox' || from.archive?.kind === 'pst')) {
     // An mbox or PST source is only read (rewriting it safely is not done): refused before anything is copied.
-    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--delete-source: ${from.display} is an ${from.archive.kind === 'pst' ? 'PST' : 'mbox'} source, which mailmover only reads. Copy without --delete-source, then remove the file yourself once verify agrees.`, { scope: 'config' });
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--delete-source: ${from.display} is ${from.archive.kind === 'pst' ? 'a PST' : 'an mbox'} source, which mailmover only reads. Copy without --delete-source, then remove the file yourself once verify agrees.`, { scope: 'config' });
   }
   const fromPassword = known?.from ?? (await sidePassword('from', flags, from.user));
   const toPassword = known?.to ?? (await sidePassword('to', flags, to.user));
