@@ -10,10 +10,11 @@
 #   chromium       a real browser for the web console's tests (driven by playwright-core; headless)
 #   python3        the fcntl lock on mbox files mailmover writes (held by a python3 child: Node has
 #                  no fcntl call), and the independent reader (stdlib `mailbox`) in the archive tests
+#   pst-utils      readpst, the independent reader the PST source's tests check mailmover against
 #   Cyrus IMAP     for the interoperability tests: Debian packages unpacked into .cache/cyrus by
 #                  scripts/fetch-cyrus.sh, not installed (they conflict with dovecot-imapd)
 set -euo pipefail
-PKGS="dovecot-imapd openssl clamav-daemon postgresql-15 chromium python3 ${EXTRA_PACKAGES:-}"
+PKGS="dovecot-imapd openssl clamav-daemon postgresql-15 chromium python3 pst-utils ${EXTRA_PACKAGES:-}"
 
 install_packages() {
   local missing="" p i

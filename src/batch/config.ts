@@ -27,8 +27,8 @@ import { checkAddress, checkWebhookUrl, parseSmtpUrl, type NotifySettings } from
 
 /** One server of a batch. */
 export interface BatchServer {
-  /** `imap://HOST[:PORT]` or `imaps://HOST[:PORT]`, without a user. */
-  protocol: 'imap' | 'imaps';
+  /** `imap://HOST[:PORT]` or `imaps://HOST[:PORT]`, without a user; or (source only) `pst:`, each row's source_user then the absolute path of a PST or OST file. */
+  protocol: 'imap' | 'imaps' | 'pst';
   host: string;
   port: number | undefined;
   tlsInsecure: boolean;
@@ -186,8 +186,12 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
     limits[key] = v;
   }
   const url = value.url;
+  if (url === 'pst:') {
+    if (name !== 'source') throw fail(`${at('url')}: ${name}.url cannot be pst: (a PST file is a source only)`);
+    return { protocol: 'pst', host: '', port: undefined, tlsInsecure: false, allowPlaintext: false, ...limits };
+  }
   const m = typeof url === 'string' ? /^(imaps?):\/\/(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?\/?$/.exec(url) : null;
-  if (!m) throw fail(`${at('url')}: ${name}.url must be imap://HOST[:PORT] or imaps://HOST[:PORT], without a user (users come from the CSV)`);
+  if (!m) throw fail(`${at('url')}: ${name}.url must be imap://HOST[:PORT] or imaps://HOST[:PORT], without a user (users come from the CSV)${name === 'source' ? ', or pst: (each row\'s source_user the absolute path of a PST file)' : ''}`);
   const port = m[3] === undefined ? undefined : Number(m[3]);
   if (port !== undefined && (port < 1 || port > 65535)) throw fail(`${at('url')}: ${name}.url has an invalid port`);
   for (const flag of ['tlsInsecure', 'allowPlaintext']) {

@@ -273,6 +273,8 @@ function login(server: BatchServer, user: string, ref: string | undefined, side:
     if (what === 'password' || !m) return { user };
     return m.method === 'authzid' ? { user: m.user, authzid: user } : { user: `${user}${m.separator}${m.user}` };
   };
+  // A PST row names its file; there is no login.
+  if (server.protocol === 'pst') return { url: urlOf(server, user), password: '' };
   const secret = (r: string, what: string) => {
     try {
       return resolveSecret(r, env, loginOf(what)).value;
@@ -289,6 +291,7 @@ function login(server: BatchServer, user: string, ref: string | undefined, side:
 }
 
 export function urlOf(server: BatchServer, user: string): string {
+  if (server.protocol === 'pst') return `pst:${user}`;
   const host = server.host.includes(':') ? `[${server.host}]` : server.host;
   return `${server.protocol}://${encodeURIComponent(user)}@${host}${server.port ? `:${server.port}` : ''}`;
 }

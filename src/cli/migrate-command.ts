@@ -65,6 +65,10 @@ export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: A
     // A Takeout file read by its labels holds a message in several folders: refused before anything is copied.
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--delete-source: ${from.display} is a Gmail Takeout file read by its labels, where a message is in several folders; mailmover does not remove messages from it. Copy without --delete-source.`, { scope: 'config' });
   }
+  if (flags.deleteSource && from.archive?.kind === 'pst') {
+    // A PST or OST source is only read (mailmover never writes Outlook's format): refused before anything is copied.
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--delete-source: ${from.display} is a PST source, which mailmover only reads. Copy without --delete-source, then remove the file yourself once verify agrees.`, { scope: 'config' });
+  }
   const fromPassword = known?.from ?? (await sidePassword('from', flags, from.user));
   const toPassword = known?.to ?? (await sidePassword('to', flags, to.user));
   const logger = openLog(flags.log);

@@ -82,6 +82,8 @@ export function formatSummary(report: MigrationReport): string {
     if (these.length > LEFT_OUT_SHOWN) out.push(`left out: ${these.length} folders ${why[reason]} (every name is in the --json report)`);
     else for (const e of these) out.push(`left out: "${show(e.source)}" (${why[reason]})`);
   }
+  // Items the source holds that are not mail (a PST's calendar, contacts...): left out by design, counted.
+  if (t.leftOut) out.push(`left out by design (not mail, or not in the file): ${Object.entries(t.leftOut).map(([kind, n]) => `${n} ${show(kind)}`).join(', ')} (per folder in the --json report)`);
   for (const p of report.unmatchedIncludes ?? []) {
     const names = report.folders.filter((f) => f.source).slice(0, 3).map((f) => `"${show(f.source)}"`);
     const all = [...names, ...report.excluded.slice(0, 3 - names.length).map((e) => `"${show(e.source)}"`)];

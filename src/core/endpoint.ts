@@ -16,16 +16,16 @@ export interface Endpoint {
   /**
    * `imap` (plain, upgraded with STARTTLS when possible), `imaps` (implicit TLS), `maildir` (a
    * Maildir tree on this machine's disk), `eml` (a tree of .eml files) or `mbox` (an mbox file or a
-   * tree of them): see {@link Endpoint.archive}.
+   * tree of them) or `pst` (an Outlook PST or OST file, a source only): see {@link Endpoint.archive}.
    */
-  protocol: 'imap' | 'imaps' | 'maildir' | 'eml' | 'mbox';
+  protocol: 'imap' | 'imaps' | 'maildir' | 'eml' | 'mbox' | 'pst';
   host: string;
   port: number;
   user: string;
   /** The URL as shown to users: never contains a password. */
   display: string;
   /** For a local archive: where it is and how it is laid out (host, port and user are then empty). */
-  archive?: { kind: 'maildir'; root: string; layout: 'maildirpp' | 'fs' } | { kind: 'eml'; root: string } | MboxArchive;
+  archive?: { kind: 'maildir'; root: string; layout: 'maildirpp' | 'fs' } | { kind: 'eml'; root: string } | MboxArchive | { kind: 'pst'; root: string };
 }
 
 /**
@@ -65,10 +65,11 @@ export interface Credentials {
  * @param side which side it is for (used in messages only)
  */
 export function parseEndpoint(text: string, side: Side): Endpoint {
-  const hint = `--${side} takes imap://USER@HOST[:PORT], imaps://USER@HOST[:PORT], maildir:/ABSOLUTE/PATH[?layout=fs], eml:/ABSOLUTE/PATH or mbox:/ABSOLUTE/PATH[?labels=folders|keywords]`;
+  const hint = `--${side} takes imap://USER@HOST[:PORT], imaps://USER@HOST[:PORT], maildir:/ABSOLUTE/PATH[?layout=fs], eml:/ABSOLUTE/PATH, mbox:/ABSOLUTE/PATH[?labels=folders|keywords] or (--from only) pst:/ABSOLUTE/FILE.pst`;
   if (/^maildir:/i.test(text)) return parseArchive(text, side, hint);
   if (/^eml:/i.test(text)) return parseEml(text, side, hint);
   if (/^mbox:/i.test(text)) return parseMbox(text, side, hint);
+  if (/^pst:/i.test(text)) return parsePst(text, side, hint);
   let url: URL;
   try {
     url = new URL(text);
@@ -159,6 +160,18 @@ function parseMbox(text: string, side: Side, hint: string): Endpoint {
   }
   const root = resolve(raw);
   return { protocol: 'mbox', host: '', port: 0, user: '', display: `mbox:${root}${labels ? `?labels=${labels}` : ''}`, archive: { kind: 'mbox', root, ...(labels ? { labels } : {}) } };
+}
+
+/** `pst:/abs/file.pst` (or .ost): an Outlook data file, read only, so --from only. */
+function parsePst(text: string, side: Side, hint: string): Endpoint {
+  const raw = text.slice('pst:'.length);
+  if (side === 'to') throw new MigrateError(ERROR_CODES.CONFIG_URL, `--to: a PST file is a source only (mailmover reads PST and OST files, it does not write them). ${hint}.`, { scope: 'config' });
+  // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
+  if (!isAbsolute(raw) || /[\u0000-\u001f]/.test(raw)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_URL, `--${side}: a PST file is named by its absolute path (got "${raw}"). ${hint}.`, { scope: 'config' });
+  }
+  const root = resolve(raw);
+  return { protocol: 'pst', host: '', port: 0, user: '', display: `pst:${root}`, archive: { kind: 'pst', root } };
 }
 
 /** True for hosts whose traffic never leaves this machine. */

@@ -207,6 +207,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     // A source LIST line that could not be interpreted costs that folder, not the mailbox.
     for (const raw of sourceListing.unreadable) report.folders.push(unreadableFolderReport(raw));
     for (const r of plan.refused) report.folders.push({ ...unreadableFolderReport(r.sourceName), error: r.error.toJSON() });
+    // A folder the source knows of but cannot read (a damaged archive) costs that folder.
+    for (const b of sourceListing.broken ?? []) report.folders.push({ ...unreadableFolderReport(b.name), error: isMigrateError(b.error) ? b.error.toJSON() : { code: ERROR_CODES.FOLDER_FAILED, message: b.error.message } });
+    if (sourceListing.leftOut?.length) report.leftOut = sourceListing.leftOut;
     if (destListing.unreadable.length > 0) {
       log?.warn({ lines: destListing.unreadable }, 'destination LIST lines could not be parsed');
     }
@@ -267,6 +270,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   const finished = Date.now();
   report.finishedAt = new Date(finished).toISOString();
   report.totals = totalsOf(report.folders, Math.round((finished - started) / 10) / 100, report.items, report.scan);
+  if (report.leftOut?.length) report.totals.leftOut = report.leftOut.reduce<Record<string, number>>((by, l) => ({ ...by, [l.kind]: (by[l.kind] ?? 0) + l.count }), {});
   report.status = statusOf(report);
   // A run that was stopped has no verdict yet: the rerun that finishes it gives one.
   if (report.status !== 'interrupted') report.verdict = verdictOf(report);

@@ -172,6 +172,8 @@ export interface MigrationReport {
     withheld?: number;
     /** Messages the scanner could not judge (scanning only). */
     unscanned?: number;
+    /** What the source leaves out by design (see {@link MigrationReport.leftOut}), summed by kind. */
+    leftOut?: Record<string, number>;
   };
   folders: FolderReport[];
   items: SkippedItem[];
@@ -179,6 +181,13 @@ export interface MigrationReport {
   collisions: { destination: string; sources: string[] }[];
   /** Source folders left out: Gmail views ('gmail-view'), --include ('not-included'), --exclude ('excluded'), other users' or shared folders ('other-namespace'). */
   excluded: { source: string; reason: 'gmail-view' | 'not-included' | 'excluded' | 'other-namespace' }[];
+  /**
+   * What the source store leaves out by design, per folder and kind: a PST's items that are not
+   * mail by their class (IPM.Appointment, IPM.Contact, IPM.Task, IPM.StickyNote...) and attachments
+   * whose bytes are not in the file ('attachment:ole', 'attachment:by-reference'). Not skipped
+   * messages: they do not make a run partial.
+   */
+  leftOut?: { folder: string; kind: string; count: number }[];
   /** --include patterns that matched no source folder (a pattern that matches nothing is likely a typo). */
   unmatchedIncludes?: string[];
   /** Present when messages were scanned in transit. */

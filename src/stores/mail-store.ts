@@ -59,6 +59,13 @@ export interface FolderListing {
   unreadable: string[];
   /** Prefixes of the other users' and shared namespaces the server announced. */
   otherNamespaces: string[];
+  /** Folders the store knows of but cannot read (a damaged archive): each costs that folder, with its error. */
+  broken?: { name: string; error: Error }[];
+  /**
+   * What the store leaves out by design, per folder and kind (a PST's calendar items, contacts,
+   * OLE attachments): reported, not copied, and no cause for a partial run.
+   */
+  leftOut?: { folder: string; kind: string; count: number }[];
 }
 
 /** The messages of a folder, and those the server would not describe. */

@@ -8,6 +8,7 @@ import type { MailStore } from '../mail-store.js';
 import { EmlStore } from '../eml/eml-store.js';
 import { MaildirStore } from '../maildir/maildir-store.js';
 import { MboxStore } from '../mbox/mbox-store.js';
+import { PstStore } from '../pst/pst-store.js';
 import { ImapStore } from './imap-store.js';
 
 /** One side's connection settings. */
@@ -38,6 +39,7 @@ export function storeFactory(source: SideOptions, destination: SideOptions, sett
     if (archive?.kind === 'maildir') return new MaildirStore({ root: archive.root, layout: archive.layout, side });
     if (archive?.kind === 'eml') return new EmlStore({ root: archive.root, side });
     if (archive?.kind === 'mbox') return new MboxStore({ root: archive.root, side, labels: archive.labels, logger: settings.logger });
+    if (archive?.kind === 'pst') return new PstStore({ file: archive.root, side });
     return new ImapStore({
       endpoint: o.endpoint,
       credentials: { password: o.password, authzid: o.authzid, accessToken: o.accessToken },
