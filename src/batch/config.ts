@@ -8,7 +8,7 @@
  *   url: imaps://old.example.com          # no user: users come from the CSV
  *   master: { user: admin, password: env:OLD_MASTER_PW }   # optional: proxy/master-user login
  * destination:
- *   url: imaps://new.example.com
+ *   preset: m365                          # optional: a provider preset (mailmover presets); url then optional
  *   tlsInsecure: false
  * defaults: { connections: 2, retries: 3, badItemLimit: 10 }
  * rules: { exclude: ['^Junk$'], map: ['Old Mail=Archive/Old'] }
@@ -23,6 +23,7 @@ import { splitCommand } from '../core/access-token.js';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { parseFolderRules, type FolderRuleOptions } from '../plan/folder-rules.js';
 import { isReference } from './secrets.js';
+import { mergePreset, presetByName, PRESET_NAMES, type Preset } from '../core/presets.js';
 import { checkAddress, checkWebhookUrl, parseSmtpUrl, type NotifySettings } from '../notify/notify.js';
 
 /** One server of a batch. */
@@ -39,6 +40,8 @@ export interface BatchServer {
   maxBytesPerSecond?: number;
   /** OAuth 2.0 for every mailbox: a command printing a token, or a token file; `{user}` is replaced by the mailbox's user. */
   oauth?: { tokenCommand?: string; tokenFile?: string };
+  /** The provider preset named by `preset:` (its url, connections, size limit and folder exclusions are defaults). */
+  preset?: Preset;
   /** Log in as `USER<separator>MASTER` with the master's password (Dovecot's master users). */
   master?: { user: string; password: string; separator: string; method: 'separator' | 'authzid'; literal?: true; at?: string };
 }
@@ -147,20 +150,23 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
   }
   const notify = notifySection(root.get('notify', true) as Node | undefined, where, warnings);
   for (const w of warnings) warn(w);
+  // The presets' defaults (connections, the destination's item size limit, the source's non-mail
+  // folders) under whatever the file says; the endpoints are already resolved above.
+  const merged = mergePreset(source.preset, destination.preset, { connections: num('connections', 1, 16, undefined), maxMessageSize: num('maxMessageSize', 1, 2 ** 40, undefined), exclude: list('exclude') ?? [] });
   return {
     ...(notify ? { notify } : {}),
     source,
     destination,
     defaults: {
-      connections: num('connections', 1, 16, 2)!,
+      connections: merged.connections ?? 2,
       retries: num('retries', 1, 20, 3)!,
       retryDelaySeconds: num('retryDelaySeconds', 0, 600, 1, false)!,
       badItemLimit: num('badItemLimit', 0, 1e9, undefined),
-      maxMessageSize: num('maxMessageSize', 1, 2 ** 40, undefined),
+      maxMessageSize: merged.maxMessageSize,
     },
     rules: {
       ...(list('include') ? { include: list('include')! } : {}),
-      ...(list('exclude') ? { exclude: list('exclude')! } : {}),
+      ...(merged.exclude.length > 0 ? { exclude: merged.exclude } : {}),
       ...(list('map') ? { map: list('map')! } : {}),
       ...(list('rename') ? { rename: list('rename')! } : {}),
       ...(typeof rules.destPrefix === 'string' ? { destPrefix: rules.destPrefix } : {}),
@@ -176,8 +182,12 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
   const value = node.toJSON() as Record<string, unknown>;
   const at = (key: string) => where((node.get(key, true) as Node | undefined) ?? node);
   for (const key of Object.keys(value)) {
-    if (!['url', 'tlsInsecure', 'allowPlaintext', 'master', 'oauth', 'maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
+    if (!['url', 'preset', 'tlsInsecure', 'allowPlaintext', 'master', 'oauth', 'maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
   }
+  const preset = value.preset === undefined ? undefined : typeof value.preset === 'string' ? presetByName(value.preset) : undefined;
+  if (value.preset !== undefined && !preset) throw fail(`${at('preset')}: ${name}.preset must be one of ${PRESET_NAMES.join(', ')}`);
+  // A preset with a server gives the url; an explicit url overrides it.
+  if (value.url === undefined && preset?.host) value.url = `${preset.protocol}://${preset.host}:${preset.port}`;
   const limits: Record<string, number> = {};
   for (const key of ['maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond']) {
     const v = value[key];
@@ -225,6 +235,7 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
   }
   return {
     protocol: m[1] as 'imap' | 'imaps',
+    ...(preset ? { preset } : {}),
     ...(oauth ? { oauth } : {}),
     host: m[2]!.replace(/^\[|\]$/g, ''),
     port,

@@ -16,6 +16,7 @@ import { type VerifyFlags, type MigrateFlags, addLoginOptions, requireEndpoints,
 import { runWatch, runMigrate } from './migrate-command.js';
 import { type WorkerFlags, runWorkerCommand, type BatchFlags, runBatchCommand, runBatchStatus } from './batch-commands.js';
 import { runReport, runVerify } from './inspect-commands.js';
+import { formatPresets, presetsJson } from './presets-command.js';
 import { type ConsoleFlags, runConsoleCommand } from './console-command.js';
 
 export { EXIT };
@@ -103,6 +104,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--finished', 'the move is over and the destination in use: only source messages missing (or changed) there count; new mail and changed flags or dates at the destination do not')
     .addHelpText('after', `\nExample:\n  mailmover verify --from imaps://alice@old.example.org --to imaps://alice@new.example.org --deep\n${EXIT_HELP}`)
     .action(async (flags: VerifyFlags) => setExit(await runVerify(flags)));
+  program
+    .command('presets')
+    .description('show the provider presets (--from-preset/--to-preset, preset: in a batch config): servers, sign-in, limits, folders left out')
+    .option('--json', 'print JSON (sizes in bytes)')
+    .action((flags: { json?: boolean }) => {
+      process.stdout.write(flags.json ? presetsJson() : formatPresets());
+    });
   program
     .command('console')
     .description('a read-only web console of the ledger: batches, mailboxes, errors, live progress')
