@@ -38,8 +38,12 @@ export interface BatchServer {
   maxConnections?: number;
   maxMessagesPerSecond?: number;
   maxBytesPerSecond?: number;
-  /** OAuth 2.0 for every mailbox: a command printing a token, or a token file; `{user}` is replaced by the mailbox's user. */
-  oauth?: { tokenCommand?: string; tokenFile?: string };
+  /**
+   * OAuth 2.0 for every mailbox: a credentials file from `mailmover login` (access tokens renewed
+   * from its refresh token), a command printing a token, or a token file; `{user}` is replaced by
+   * the mailbox's user.
+   */
+  oauth?: { tokenCommand?: string; tokenFile?: string; credentials?: string };
   /** The provider preset named by `preset:` (its url, connections, size limit and folder exclusions are defaults). */
   preset?: Preset;
   /** Log in as `USER<separator>MASTER` with the master's password (Dovecot's master users). */
@@ -222,8 +226,8 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
   let oauth: BatchServer['oauth'];
   if (value.oauth !== undefined) {
     const o = value.oauth as Record<string, unknown>;
-    const ok = typeof o === 'object' && o !== null && Object.keys(o).length === 1 && (typeof o.tokenCommand === 'string' || typeof o.tokenFile === 'string');
-    if (!ok) throw fail(`${at('oauth')}: ${name}.oauth must be { tokenCommand: "..." } or { tokenFile: "..." } ({user} is replaced by the mailbox's user)`);
+    const ok = typeof o === 'object' && o !== null && Object.keys(o).length === 1 && (typeof o.tokenCommand === 'string' || typeof o.tokenFile === 'string' || typeof o.credentials === 'string');
+    if (!ok) throw fail(`${at('oauth')}: ${name}.oauth must be { credentials: "..." } (a file from mailmover login), { tokenCommand: "..." } or { tokenFile: "..." } ({user} is replaced by the mailbox's user)`);
     if (typeof o.tokenCommand === 'string') {
       try {
         splitCommand(o.tokenCommand);
@@ -231,7 +235,7 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
         throw fail(`${at('oauth')}: ${name}.oauth.tokenCommand: ${(err as Error).message} (the command is run without a shell: words, '...' and "..." only)`);
       }
     }
-    oauth = typeof o.tokenCommand === 'string' ? { tokenCommand: o.tokenCommand } : { tokenFile: o.tokenFile as string };
+    oauth = typeof o.tokenCommand === 'string' ? { tokenCommand: o.tokenCommand } : typeof o.credentials === 'string' ? { credentials: o.credentials } : { tokenFile: o.tokenFile as string };
   }
   return {
     protocol: m[1] as 'imap' | 'imaps',

@@ -30,6 +30,8 @@ export interface ConnectionFlags {
   fromTokenCommand?: string;
   toTokenFile?: string;
   toTokenCommand?: string;
+  fromOauth?: string;
+  toOauth?: string;
   report?: string;
   json?: boolean;
   log?: string;
@@ -114,6 +116,8 @@ export function addLoginOptions(cmd: Command): Command {
     .option('--to-password-file <file>', 'read the destination password from FILE (else $MAILMOVER_TO_PASSWORD, else a prompt)')
     .option('--from-token-file <file>', 'log in to the source with the OAuth 2.0 access token in FILE (XOAUTH2/OAUTHBEARER); read again when refused')
     .option('--from-token-command <command>', 'run COMMAND (sh -c) for the source access token; run again when the token is refused')
+    .option('--from-oauth <file>', 'log in to the source with OAuth 2.0, renewing access tokens from the credentials FILE that mailmover login wrote')
+    .option('--to-oauth <file>', 'the same for the destination')
     .option('--to-token-file <file>', 'the same for the destination')
     .option('--to-token-command <command>', 'the same for the destination')
     .option('--from-authzid <user>', "log in with the --from URL's user (an admin or proxy account) and act as USER (SASL PLAIN authorization identity)")

@@ -231,6 +231,11 @@ export interface ScriptedImapOptions {
   limits?: Partial<ScriptedLimits>;
   /** Instead of a greeting: `* OK ` and `bytes` bytes of 'a' without CRLF, then silence until closed. */
   hostileGreeting?: HostileGreeting;
+  /**
+   * Called at each XOAUTH2/OAUTHBEARER attempt with the user (undefined when unknown) and the outcome,
+   * before the answer is sent: a test can change the valid tokens at that moment (setTokens).
+   */
+  onOauth?: (user: string | undefined, accepted: boolean) => void;
 }
 
 export interface ScriptedImapServer {
@@ -1022,6 +1027,7 @@ interface Shared {
   limits: ScriptedLimits;
   log: string[];
   hostileGreeting?: HostileGreeting;
+  onOauth?: ((user: string | undefined, accepted: boolean) => void) | undefined;
 }
 
 /** Starts a scripted IMAP server on 127.0.0.1 and a free port. */
@@ -1032,7 +1038,7 @@ export async function startScriptedImap(opts: ScriptedImapOptions): Promise<Scri
   for (const [name, user] of Object.entries(opts.users)) users.set(name, buildUser(name, user, personality.delimiter, opts.faults?.[name]));
   const greeting = opts.hostileGreeting;
   if (greeting && !(Number.isSafeInteger(greeting.bytes) && greeting.bytes >= 0)) throw new Error('scripted-imap: hostileGreeting.bytes must be a whole number >= 0');
-  const shared: Shared = { personality, users, limits: { ...DEFAULT_LIMITS, ...opts.limits }, log: [], hostileGreeting: greeting };
+  const shared: Shared = { personality, users, limits: { ...DEFAULT_LIMITS, ...opts.limits }, log: [], hostileGreeting: greeting, onOauth: opts.onOauth };
 
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -1559,6 +1565,7 @@ class Session {
       const user = name === undefined ? undefined : this.shared.users.get(name);
       const valid = !!user && user.tokens.includes(msg.token);
       this.shared.log.push(`${this.tag} <${mech} ${name === undefined ? '(no user)' : JSON.stringify(name)} Bearer ***: ${valid ? 'accepted' : 'rejected'}>`);
+      this.shared.onOauth?.(name, valid);
       if (valid) {
         this.enter(user);
         return ok;
