@@ -658,6 +658,8 @@ class ArgReader {
 class Input {
   private buf: Buffer = Buffer.alloc(0);
   private wake: (() => void) | null = null;
+  private chunks: Buffer[] = [];
+  private pending = 0;
   private ended = false;
   /** Discarding a too-long line until its LF. */
   private discarding = false;
@@ -674,9 +676,18 @@ class Input {
       this.discarding = false;
       chunk = chunk.subarray(lf + 1);
     }
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    if (this.buf.length > this.highWater) this.socket.pause();
+    // Kept as a list and joined when read: joining on every chunk is quadratic for a large literal.
+    this.chunks.push(chunk);
+    this.pending += chunk.length;
+    if (this.buf.length + this.pending > this.highWater) this.socket.pause();
     this.notify();
+  }
+
+  private flatten(): void {
+    if (this.chunks.length === 0) return;
+    this.buf = Buffer.concat(this.buf.length ? [this.buf, ...this.chunks] : this.chunks);
+    this.chunks = [];
+    this.pending = 0;
   }
 
   end(): void {
@@ -707,6 +718,7 @@ class Input {
    */
   async line(max: number): Promise<{ line: Buffer } | { tooLong: Buffer } | null> {
     for (;;) {
+      this.flatten();
       const lf = this.buf.indexOf(0x0a);
       if (lf >= 0 && lf <= max + 1) {
         const raw = this.consume(lf + 1);
@@ -729,10 +741,11 @@ class Input {
 
   /** Exactly n bytes, or null at the end of input. */
   async bytes(n: number): Promise<Buffer | null> {
-    while (this.buf.length < n) {
+    while (this.buf.length + this.pending < n) {
       if (this.ended) return null;
       await this.wait();
     }
+    this.flatten();
     return Buffer.from(this.consume(n));
   }
 }
