@@ -77,25 +77,27 @@ describe('mailmover login and --from-oauth', () => {
   });
 
   test('migrate --from-oauth: the access token is replaced mid-run, the rotated refresh token stored; then revoked is MM-OAUTH-REVOKED', async () => {
-    let source: ScriptedImapServer | undefined;
-    const o = await oauthServer({ deviceSteps: ['approve'], interval: 1, rotateRefreshTokens: true, onIssue: (t) => source?.setTokens('alice', [t]) });
+    // The IMAP server starts after the OAuth server, which tells it each access token it issues.
+    const imap: { server?: ScriptedImapServer } = {};
+    const o = await oauthServer({ deviceSteps: ['approve'], interval: 1, rotateRefreshTokens: true, onIssue: (t) => imap.server?.setTokens('alice', [t]) });
     const out = path.join(dir, 'm.json');
     assert.equal((await runCli(login(out), env(o))).code, 0);
     const loggedIn = JSON.parse(await readFile(out, 'utf8')) as { refreshToken: string };
     let accepted = 0;
-    source = await startScriptedImap({
+    const source = await startScriptedImap({
       personality: withXoauth2(PERSONALITIES.exchange),
       users: { alice: { password: 'not-used', folders: [{ name: 'INBOX', subscribed: true, messages }, { name: 'Archive', subscribed: true, messages }] } },
       // After the first accepted login the provider "expires" that access token at the server:
       // the next login with it is refused, and only a refreshed token gets in.
       onOauth: (_user, ok) => {
-        if (ok && ++accepted === 1) source!.setTokens('alice', []);
+        if (ok && ++accepted === 1) imap.server!.setTokens('alice', []);
       },
       // The first connection is cut once it starts reading bodies (after the listing, 8 commands), so
       // the run has to log in again in the middle of a folder.
       faults: { alice: { byeAfterCommands: { count: 8, text: 'Server restarting', times: 1 } } },
     });
-    stops.push(() => source!.stop());
+    imap.server = source;
+    stops.push(() => source.stop());
     await dest.addUser('m1', 'dst-pw');
     const report = path.join(dir, 'm-report.json');
     const log = path.join(dir, 'm.log');
