@@ -72,6 +72,8 @@ test('batch config: preset: gives the url, the size limit and the exclusions; th
   assert.deepEqual([o.source.host, o.destination.host, o.destination.port, o.defaults.maxMessageSize, o.defaults.connections], ['mail.example.org', '127.0.0.1', 1143, 1000, 1]);
   writeFileSync(file, ['source:', '  preset: exchange', 'destination:', '  preset: hotmail', ''].join('\n'));
   assert.throws(() => loadBatchConfig(file), /source\.url must be/);
+  writeFileSync(file, ['source:', '  preset: gmail', '  oauth: { credentials: "/etc/mm/{user}.json" }', 'destination:', '  preset: m365', ''].join('\n'));
+  assert.deepEqual(loadBatchConfig(file).source.oauth, { credentials: '/etc/mm/{user}.json' });
   writeFileSync(file, ['source:', '  preset: hotmail', 'destination:', '  preset: m365', ''].join('\n'));
   assert.throws(() => loadBatchConfig(file), /c\.yaml:2:\d+: source\.preset must be one of gmail, m365/);
 });
