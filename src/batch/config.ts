@@ -8,7 +8,7 @@
  *   url: imaps://old.example.com          # no user: users come from the CSV
  *   master: { user: admin, password: env:OLD_MASTER_PW }   # optional: proxy/master-user login
  * destination:
- *   url: imaps://new.example.com
+ *   preset: m365                          # optional: a provider preset (mailmover presets); url then optional
  *   tlsInsecure: false
  * defaults: { connections: 2, retries: 3, badItemLimit: 10 }
  * rules: { exclude: ['^Junk$'], map: ['Old Mail=Archive/Old'] }
@@ -23,6 +23,7 @@ import { splitCommand } from '../core/access-token.js';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { parseFolderRules, type FolderRuleOptions } from '../plan/folder-rules.js';
 import { isReference } from './secrets.js';
+import { mergePreset, presetByName, PRESET_NAMES, type Preset } from '../core/presets.js';
 import { checkAddress, checkWebhookUrl, parseSmtpUrl, type NotifySettings } from '../notify/notify.js';
 
 /** One server of a batch. */
@@ -37,8 +38,14 @@ export interface BatchServer {
   maxConnections?: number;
   maxMessagesPerSecond?: number;
   maxBytesPerSecond?: number;
-  /** OAuth 2.0 for every mailbox: a command printing a token, or a token file; `{user}` is replaced by the mailbox's user. */
-  oauth?: { tokenCommand?: string; tokenFile?: string };
+  /**
+   * OAuth 2.0 for every mailbox: a credentials file from `mailmover login` (access tokens renewed
+   * from its refresh token), a command printing a token, or a token file; `{user}` is replaced by
+   * the mailbox's user.
+   */
+  oauth?: { tokenCommand?: string; tokenFile?: string; credentials?: string };
+  /** The provider preset named by `preset:` (its url, connections, size limit and folder exclusions are defaults). */
+  preset?: Preset;
   /** Log in as `USER<separator>MASTER` with the master's password (Dovecot's master users). */
   master?: { user: string; password: string; separator: string; method: 'separator' | 'authzid'; literal?: true; at?: string };
 }
@@ -147,20 +154,23 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
   }
   const notify = notifySection(root.get('notify', true) as Node | undefined, where, warnings);
   for (const w of warnings) warn(w);
+  // The presets' defaults (connections, the destination's item size limit, the source's non-mail
+  // folders) under whatever the file says; the endpoints are already resolved above.
+  const merged = mergePreset(source.preset, destination.preset, { connections: num('connections', 1, 16, undefined), maxMessageSize: num('maxMessageSize', 1, 2 ** 40, undefined), exclude: list('exclude') ?? [] });
   return {
     ...(notify ? { notify } : {}),
     source,
     destination,
     defaults: {
-      connections: num('connections', 1, 16, 2)!,
+      connections: merged.connections ?? 2,
       retries: num('retries', 1, 20, 3)!,
       retryDelaySeconds: num('retryDelaySeconds', 0, 600, 1, false)!,
       badItemLimit: num('badItemLimit', 0, 1e9, undefined),
-      maxMessageSize: num('maxMessageSize', 1, 2 ** 40, undefined),
+      maxMessageSize: merged.maxMessageSize,
     },
     rules: {
       ...(list('include') ? { include: list('include')! } : {}),
-      ...(list('exclude') ? { exclude: list('exclude')! } : {}),
+      ...(merged.exclude.length > 0 ? { exclude: merged.exclude } : {}),
       ...(list('map') ? { map: list('map')! } : {}),
       ...(list('rename') ? { rename: list('rename')! } : {}),
       ...(typeof rules.destPrefix === 'string' ? { destPrefix: rules.destPrefix } : {}),
@@ -176,8 +186,12 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
   const value = node.toJSON() as Record<string, unknown>;
   const at = (key: string) => where((node.get(key, true) as Node | undefined) ?? node);
   for (const key of Object.keys(value)) {
-    if (!['url', 'tlsInsecure', 'allowPlaintext', 'master', 'oauth', 'maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
+    if (!['url', 'preset', 'tlsInsecure', 'allowPlaintext', 'master', 'oauth', 'maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
   }
+  const preset = value.preset === undefined ? undefined : typeof value.preset === 'string' ? presetByName(value.preset) : undefined;
+  if (value.preset !== undefined && !preset) throw fail(`${at('preset')}: ${name}.preset must be one of ${PRESET_NAMES.join(', ')}`);
+  // A preset with a server gives the url; an explicit url overrides it.
+  if (value.url === undefined && preset?.host) value.url = `${preset.protocol}://${preset.host}:${preset.port}`;
   const limits: Record<string, number> = {};
   for (const key of ['maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond']) {
     const v = value[key];
@@ -216,8 +230,8 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
   let oauth: BatchServer['oauth'];
   if (value.oauth !== undefined) {
     const o = value.oauth as Record<string, unknown>;
-    const ok = typeof o === 'object' && o !== null && Object.keys(o).length === 1 && (typeof o.tokenCommand === 'string' || typeof o.tokenFile === 'string');
-    if (!ok) throw fail(`${at('oauth')}: ${name}.oauth must be { tokenCommand: "..." } or { tokenFile: "..." } ({user} is replaced by the mailbox's user)`);
+    const ok = typeof o === 'object' && o !== null && Object.keys(o).length === 1 && (typeof o.tokenCommand === 'string' || typeof o.tokenFile === 'string' || typeof o.credentials === 'string');
+    if (!ok) throw fail(`${at('oauth')}: ${name}.oauth must be { credentials: "..." } (a file from mailmover login), { tokenCommand: "..." } or { tokenFile: "..." } ({user} is replaced by the mailbox's user)`);
     if (typeof o.tokenCommand === 'string') {
       try {
         splitCommand(o.tokenCommand);
@@ -225,10 +239,11 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
         throw fail(`${at('oauth')}: ${name}.oauth.tokenCommand: ${(err as Error).message} (the command is run without a shell: words, '...' and "..." only)`);
       }
     }
-    oauth = typeof o.tokenCommand === 'string' ? { tokenCommand: o.tokenCommand } : { tokenFile: o.tokenFile as string };
+    oauth = typeof o.tokenCommand === 'string' ? { tokenCommand: o.tokenCommand } : typeof o.credentials === 'string' ? { credentials: o.credentials } : { tokenFile: o.tokenFile as string };
   }
   return {
     protocol: m[1] as 'imap' | 'imaps',
+    ...(preset ? { preset } : {}),
     ...(oauth ? { oauth } : {}),
     host: m[2]!.replace(/^\[|\]$/g, ''),
     port,

@@ -23,6 +23,7 @@ export type { BatchJobResult, BatchReport } from './batch-report.js';
 import type { BatchConfig, BatchServer } from './config.js';
 import type { MailboxList, MailboxRow } from './mailbox-list.js';
 import { resolveSecret } from './secrets.js';
+import { tokenFromCredentials } from '../core/oauth-credentials.js';
 import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/access-token.js';
 import { notifyBatchEnd, printNotifyFailures, wantsNotify, type ResolvedNotify } from '../notify/notify.js';
 
@@ -284,6 +285,7 @@ function login(server: BatchServer, user: string, ref: string | undefined, side:
   };
   if (ref !== undefined) return { url: urlOf(server, user), password: secret(ref, 'password') };
   if (server.oauth?.tokenCommand) return { url: urlOf(server, user), password: '', accessToken: tokenFromCommand(server.oauth.tokenCommand, user) };
+  if (server.oauth?.credentials) return { url: urlOf(server, user), password: '', accessToken: tokenFromCredentials(server.oauth.credentials.replaceAll('{user}', user.replace(/[/\0]/g, '_')), user) };
   if (server.oauth?.tokenFile) return { url: urlOf(server, user), password: '', accessToken: tokenFromFile(server.oauth.tokenFile.replaceAll('{user}', user.replace(/[/\0]/g, '_')), user) };
   if (server.master?.method === 'authzid') return { url: urlOf(server, server.master.user), password: secret(server.master.password, 'master password'), authzid: user };
   if (server.master) return { url: urlOf(server, `${user}${server.master.separator}${server.master.user}`), password: secret(server.master.password, 'master password') };

@@ -1,6 +1,7 @@
 /**
  * `mailmover batch run`, `batch status` and `worker`.
  */
+import { readCredentials } from '../core/oauth-credentials.js';
 import { ERROR_CODES } from '../core/errors.js';
 // The batch modules (yaml, csv-parse, pg, pg-boss) are loaded by the commands that use them:
 // every migrate run would otherwise pay about 0.15 s of start-up for them.
@@ -90,11 +91,17 @@ export interface BatchFlags {
   notifySmtpPassword?: string;
   notifyFrom?: string;
   notifyWebhook?: string[];
+  fromOauth?: string;
+  toOauth?: string;
 }
 
 export async function runBatchCommand(listFile: string, flags: BatchFlags): Promise<number> {
   const [{ loadBatchConfig }, { loadMailboxList }, { finishReport, runBatch, urlOf }] = await Promise.all([import('../batch/config.js'), import('../batch/mailbox-list.js'), import('../batch/run-batch.js')]);
   const config = loadBatchConfig(flags.config);
+  // --from-oauth/--to-oauth replace the configuration's oauth for that side (checked now, before anything runs).
+  if (flags.fromOauth) config.source.oauth = { credentials: flags.fromOauth };
+  if (flags.toOauth) config.destination.oauth = { credentials: flags.toOauth };
+  for (const file of [flags.fromOauth, flags.toOauth]) if (file && !file.includes('{user}')) readCredentials(file);
   const list = loadMailboxList(listFile);
   for (const w of list.warnings) process.stderr.write(`mailmover: warning: ${w}\n`);
   const { mergeNotify, notifyBatchEnd, printNotifyFailures, resolveNotify, wantsNotify } = await import('../notify/notify.js');

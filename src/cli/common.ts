@@ -10,6 +10,7 @@ import type { MigrationReport } from '../job/report.js';
 import { VERSION } from '../version.js';
 import { isPostgresUrl, openState, type StateStore } from '../state/store.js';
 import { tokenFromCommand, tokenFromFile, type TokenProvider } from '../core/access-token.js';
+import { tokenFromCredentials } from '../core/oauth-credentials.js';
 import { existsSync } from 'node:fs';
 import { resolvePassword } from './passwords.js';
 import { scrubStream } from '../core/redact.js';
@@ -27,6 +28,7 @@ export function exitOfReport(report: MigrationReport): number {
 /** What to try next for a run that failed before it started (no folder was looked at). */
 export function hintFor(code: string): string {
   if (code === ERROR_CODES.AUTH_FAILED) return 'check the user in the URL and the password (file, $MAILMOVER_FROM_PASSWORD/$MAILMOVER_TO_PASSWORD or the prompt)';
+  if (code.startsWith('MM-OAUTH-')) return 'run mailmover login again for this account (see docs/errors.md)';
   if (code === ERROR_CODES.AUTH_TOKEN) return 'check --from/--to-token-file or --from/--to-token-command';
   if (code.startsWith('MM-CONNECT-')) return 'check the host and port in the URL, and that the server is up (--timeout sets the wait)';
   if (code === ERROR_CODES.SEARCH_REFUSED) return 'check the --search keys (RFC 3501 search keys, text with spaces in double quotes, dates as 1-Jan-2024)';
@@ -63,7 +65,7 @@ export function onInterrupt(controller: AbortController, what: string): () => vo
 
 /** The password of a side, unless it logs in with OAuth 2.0 tokens (then no password is asked for). */
 export function sidePassword(side: 'from' | 'to', flags: ConnectionFlags, user: string): Promise<string> {
-  const tokens = side === 'from' ? flags.fromTokenFile ?? flags.fromTokenCommand : flags.toTokenFile ?? flags.toTokenCommand;
+  const tokens = side === 'from' ? flags.fromTokenFile ?? flags.fromTokenCommand ?? flags.fromOauth : flags.toTokenFile ?? flags.toTokenCommand ?? flags.toOauth;
   // A local archive has no login.
   if (tokens || parseEndpoint(side === 'from' ? flags.from : flags.to, side).archive) return Promise.resolve('');
   return resolvePassword(side, side === 'from' ? flags.fromPasswordFile : flags.toPasswordFile, process.env, user, side === 'from' ? flags.fromAuthzid : flags.toAuthzid);
@@ -74,7 +76,9 @@ export function sideTokens(side: 'from' | 'to', flags: ConnectionFlags): { acces
   const user = parseEndpoint(side === 'from' ? flags.from : flags.to, side).user;
   const file = side === 'from' ? flags.fromTokenFile : flags.toTokenFile;
   const command = side === 'from' ? flags.fromTokenCommand : flags.toTokenCommand;
-  if (file && command) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--${side}-token-file and --${side}-token-command exclude each other.`, { scope: 'config' });
+  const oauth = side === 'from' ? flags.fromOauth : flags.toOauth;
+  if ([file, command, oauth].filter(Boolean).length > 1) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--${side}-token-file, --${side}-token-command and --${side}-oauth exclude each other.`, { scope: 'config' });
+  if (oauth) return { accessToken: tokenFromCredentials(oauth, user) };
   if (file) return { accessToken: tokenFromFile(file, user) };
   if (command) return { accessToken: tokenFromCommand(command, user) };
   return {};

@@ -16,6 +16,8 @@ import { type VerifyFlags, type MigrateFlags, addLoginOptions, requireEndpoints,
 import { runWatch, runMigrate } from './migrate-command.js';
 import { type WorkerFlags, runWorkerCommand, type BatchFlags, runBatchCommand, runBatchStatus } from './batch-commands.js';
 import { runReport, runVerify } from './inspect-commands.js';
+import { formatPresets, presetsJson } from './presets-command.js';
+import { type LoginFlags, runLogin } from './login-command.js';
 import { type ConsoleFlags, runConsoleCommand } from './console-command.js';
 
 export { EXIT };
@@ -52,6 +54,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--report-dir <dir>', 'where the per-mailbox reports and batch-report.json/.md go (default: LIST-reports next to the list)')
     .option('--name <name>', 'the batch name in the ledger (default: the list file name)')
     .option('--again', 'also run the mailboxes an earlier run completed (an incremental pass for each)')
+    .option('--from-oauth <file>', "every source mailbox logs in with OAuth 2.0 from this credentials file (mailmover login); replaces the configuration's source oauth ({user} is replaced)")
+    .option('--to-oauth <file>', 'the same for the destination')
     .option('--queue <postgres-url>', 'scale out: put the mailboxes in this PostgreSQL queue (pg-boss) for `mailmover worker` processes, and wait for them')
     .addOption(new Option('--job-timeout <seconds>', 'with --queue: a mailbox not finished after this long is taken as lost (its worker died) and run again').default(14_400).argParser(intOption('--job-timeout', 1, 7 * 86_400)))
     .option('--json', 'print the batch report as JSON')
@@ -103,6 +107,25 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--finished', 'the move is over and the destination in use: only source messages missing (or changed) there count; new mail and changed flags or dates at the destination do not')
     .addHelpText('after', `\nExample:\n  mailmover verify --from imaps://alice@old.example.org --to imaps://alice@new.example.org --deep\n${EXIT_HELP}`)
     .action(async (flags: VerifyFlags) => setExit(await runVerify(flags)));
+  program
+    .command('login')
+    .description('sign in to Microsoft 365 or Google with the OAuth 2.0 device flow (a code to enter on any device); stores a refresh token for --from-oauth/--to-oauth')
+    .addOption(new Option('--provider <name>', 'microsoft (Microsoft 365 / Exchange Online) or google (Gmail)').choices(['microsoft', 'google']).makeOptionMandatory())
+    .requiredOption('--client-id <id>', 'the application (client) id registered with the provider, allowed the device flow and IMAP access')
+    .option('--client-secret-file <file>', 'the client secret, from FILE, for providers that want one with the device flow (Google)')
+    .option('--tenant <tenant>', 'Microsoft: the directory (tenant id or domain; default organizations)')
+    .option('--out <file>', 'where to store the credentials (created mode 0600)', 'mailmover-oauth.json')
+    .option('--device-endpoint <url>', 'the device authorization endpoint instead of the provider\'s (also $MAILMOVER_OAUTH_DEVICE_ENDPOINT)')
+    .option('--token-endpoint <url>', 'the token endpoint instead of the provider\'s (also $MAILMOVER_OAUTH_TOKEN_ENDPOINT); stored in the file for refreshes')
+    .addHelpText('after', `\nExample:\n  mailmover login --provider microsoft --client-id 00000000-0000-0000-0000-000000000000 --tenant example.org --out alice.oauth.json\n  mailmover migrate --from imaps://alice@old.example.org --to-preset m365 --to alice@example.org --to-oauth alice.oauth.json\n${EXIT_HELP}`)
+    .action(async (flags: LoginFlags) => setExit(await runLogin(flags)));
+  program
+    .command('presets')
+    .description('show the provider presets (--from-preset/--to-preset, preset: in a batch config): servers, sign-in, limits, folders left out')
+    .option('--json', 'print JSON (sizes in bytes)')
+    .action((flags: { json?: boolean }) => {
+      process.stdout.write(flags.json ? presetsJson() : formatPresets());
+    });
   program
     .command('console')
     .description('a read-only web console of the ledger: batches, mailboxes, errors, live progress')

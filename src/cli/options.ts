@@ -11,12 +11,16 @@ import { defaultStatePath } from '../state/ledger.js';
 import { homedir } from 'node:os';
 import { dateOption, intOption, numberOption, parseSize } from './option-parsers.js';
 import { EXIT } from './exit-codes.js';
+import { applyPresetOptions } from './preset-options.js';
+import { PRESET_NAMES } from '../core/presets.js';
 
 export interface ConnectionFlags {
   from: string;
   to: string;
   fromPasswordFile?: string;
   toPasswordFile?: string;
+  fromPreset?: string;
+  toPreset?: string;
   fromTlsInsecure?: boolean;
   toTlsInsecure?: boolean;
   allowPlaintext?: boolean;
@@ -26,6 +30,8 @@ export interface ConnectionFlags {
   fromTokenCommand?: string;
   toTokenFile?: string;
   toTokenCommand?: string;
+  fromOauth?: string;
+  toOauth?: string;
   report?: string;
   json?: boolean;
   log?: string;
@@ -42,6 +48,7 @@ export interface FolderFlags {
   automap: boolean;
   includeGmailViews?: boolean;
   includeOtherNamespaces?: boolean;
+  presetExcludes?: boolean;
   separatorSubstitute: string;
   maxAge?: number;
   minAge?: number;
@@ -103,10 +110,14 @@ export function addLoginOptions(cmd: Command): Command {
     .optionsGroup('Endpoints and login:')
     .option('--from <url>', 'source mailbox (required): imap://USER@HOST[:PORT] (STARTTLS when offered) or imaps://USER@HOST[:PORT]')
     .option('--to <url>', 'destination mailbox (required), same form as --from')
+    .addOption(new Option('--from-preset <name>', "the source is this provider (`mailmover presets` lists them): its server, TLS, connections and non-mail folders; --from may then be just the user (alice@example.com)").choices(PRESET_NAMES))
+    .addOption(new Option('--to-preset <name>', "the destination is this provider: its server, TLS, connections and item size limit; --to may then be just the user").choices(PRESET_NAMES))
     .option('--from-password-file <file>', 'read the source password from FILE (else $MAILMOVER_FROM_PASSWORD, else a prompt)')
     .option('--to-password-file <file>', 'read the destination password from FILE (else $MAILMOVER_TO_PASSWORD, else a prompt)')
     .option('--from-token-file <file>', 'log in to the source with the OAuth 2.0 access token in FILE (XOAUTH2/OAUTHBEARER); read again when refused')
     .option('--from-token-command <command>', 'run COMMAND (sh -c) for the source access token; run again when the token is refused')
+    .option('--from-oauth <file>', 'log in to the source with OAuth 2.0, renewing access tokens from the credentials FILE that mailmover login wrote')
+    .option('--to-oauth <file>', 'the same for the destination')
     .option('--to-token-file <file>', 'the same for the destination')
     .option('--to-token-command <command>', 'the same for the destination')
     .option('--from-authzid <user>', "log in with the --from URL's user (an admin or proxy account) and act as USER (SASL PLAIN authorization identity)")
@@ -124,6 +135,7 @@ export function requireEndpoints(cmd: Command): Command {
     for (const side of ['from', 'to'] as const) {
       if (!o[side]) self.error(`required option '--${side} <url>' not specified`, { code: 'commander.missingMandatoryOptionValue', exitCode: EXIT.USAGE });
     }
+    applyPresetOptions(self);
   });
 }
 
@@ -148,6 +160,7 @@ export function addSelectionOptions(cmd: Command): Command {
     .option('--dest-prefix <path>', 'place every folder (INBOX too) under this destination folder')
     .option('--no-automap', "do not map Sent/Drafts/Trash/Junk/Archive onto the destination's own special folders")
     .option('--include-gmail-views', "also copy Gmail's All Mail, Important and Starred views (they repeat messages kept in other folders)")
+    .option('--no-preset-excludes', 'copy the folders a --from-preset leaves out by default (Exchange\'s Calendar, Contacts, Sync Issues, ...)')
     .option('--include-other-namespaces', "also copy other users' and shared folders the source shows, below their namespace's name")
     .option('--separator-substitute <char>', 'replaces a destination separator (or control character) inside a folder name', '_')
     .addOption(new Option('--max-age <days>', 'only messages received (INTERNALDATE) in the last DAYS days').argParser(numberOption('--max-age', 0, 1e6)))

@@ -185,12 +185,17 @@ export function classifyResponse(text: string | undefined): ResponseClass {
   return { retry: 'now', overQuota: false };
 }
 
+/** True for Exchange Online's answer of a half-open session (logged in, no mailbox behind it). */
+export const isHalfOpen = (text: string | undefined): boolean => !!text && /authenticated but not connected/i.test(text);
+
 /** Wraps a failed command at the given scope, keeping the server's words. */
 export function commandError(code: ErrorCode, scope: ErrorScope, what: string, err: unknown): MigrateError {
   if (isMigrateError(err)) return err;
   const text = serverText(err);
   const e = (err ?? {}) as WireError;
-  const lost = isConnectionLoss(err);
+  // Exchange Online can accept a login and answer every command of that session "User is
+  // authenticated but not connected.": as good as a lost connection (a new one usually works).
+  const lost = isConnectionLoss(err) || isHalfOpen(text);
   const detail = text ?? (lost ? `connection lost (${e.code})` : (e.message ?? String(err)));
   if (lost) {
     return new MigrateError(ERROR_CODES.CONNECTION_LOST, `${what}: ${detail}`, { scope: 'folder', retry: 'now', cause: err, ...(text ? { serverResponse: text } : {}) });

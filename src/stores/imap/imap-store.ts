@@ -11,7 +11,7 @@ import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import { isLoopbackHost, type Credentials, type Endpoint, type EndpointSecurity } from '../../core/endpoint.js';
 import { parseServerName, toServerName, type NameSpace } from '../../core/mailbox-path.js';
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
-import { commandError, connectError, isConnectionLoss, serverText } from './imap-errors.js';
+import { commandError, connectError, isConnectionLoss, isHalfOpen, serverText } from './imap-errors.js';
 import { multiAppend } from './multiappend.js';
 import { IMAP_RESERVED_NAMES } from './reserved-names.js';
 import { packUids } from './uid-set.js';
@@ -177,7 +177,7 @@ export class ImapStore implements MailStore, ImapSession {
     const mark = this.responses.mark();
     const others = this.otherNamespaces();
     try {
-      entries = await this.conn.list();
+      entries = await this.newSessionWhenHalfOpen(() => this.conn.list());
       if (options.otherNamespaces) {
         // Other users' and shared folders are not under LIST "" "*" on most servers: list each
         // namespace from its own prefix (RFC 2342 §5).
@@ -209,6 +209,24 @@ export class ImapStore implements MailStore, ImapSession {
     // A LIST line imapflow could not parse is a folder we cannot name: report it, raw.
     const unreadable = this.responses.since(mark).filter((line) => /^\*\s+(X?LIST|LSUB)\b/i.test(line));
     return { folders: out, unreadable, otherNamespaces: others.map((ns) => ns.prefix) };
+  }
+
+  /**
+   * Runs `command`; when the session turns out half-open ("User is authenticated but not
+   * connected.", Exchange Online), logs in again on a new connection and runs it there, at most
+   * twice. (Folder work gets the same through CONNECTION_LOST and the copy engine's reconnect.)
+   */
+  private async newSessionWhenHalfOpen<T>(command: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await command();
+      } catch (err) {
+        if (attempt > 2 || !isHalfOpen(serverText(err))) throw err;
+        this.opts.logger?.info({ side: this.opts.side }, 'half-open session (authenticated but not connected); logging in again');
+        this.abandon(Object.assign(new Error('half-open session'), { code: 'EHALFOPEN' }));
+        await this.connect();
+      }
+    }
   }
 
   /** The other users' and shared namespaces the server announced (RFC 2342), with a prefix. */

@@ -92,6 +92,21 @@ export const exchange: Personality = {
 };
 
 /**
+ * Microsoft 365 / Exchange Online: Exchange's wire behaviour plus its message size limit: an APPEND of
+ * more than 35 MiB is refused after its bytes were read (tests raise limits.maxLiteralBytes above it).
+ * No MULTIAPPEND (neither advertised nor accepted). Throttling ("Suggested Backoff Time") and the
+ * "User is authenticated but not connected." sessions are per-user faults (throttle, notConnected),
+ * so that a test chooses how often they happen. The refusal's words are this server's: Exchange Online's
+ * exact text was not available to check.
+ */
+export const exchangeOnline: Personality = {
+  ...exchange,
+  name: 'exchange-online',
+  maxAppendBytes: 35 * 1024 * 1024,
+  appendTooLarge: 'NO [LIMIT] APPEND failed: the message exceeds the maximum message size of 35 MB.',
+};
+
+/**
  * Gmail: no prefix, "/" delimiter, every name quoted, modified UTF-7; "[Gmail]" is a \Noselect parent of
  * the system folders. SPECIAL-USE and XLIST both advertised (so clients use LIST), special-use attributes
  * on every LIST line, LIST-EXTENDED, X-GM-EXT-1 (X-GM-MSGID/THRID/LABELS in FETCH), CONDSTORE, LITERAL-.
@@ -162,3 +177,6 @@ export const literalNames: Personality = {
 
 export const PERSONALITIES = { courier, cyrus, exchange, gmail, flat, 'literal-names': literalNames } as const;
 export type PersonalityName = keyof typeof PERSONALITIES;
+
+/** Provider personalities: a vendor's wire behaviour plus a provider's limits (tested in provider-personalities.test.ts). */
+export const PROVIDER_PERSONALITIES = { 'exchange-online': exchangeOnline } as const;

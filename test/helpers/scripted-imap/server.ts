@@ -16,6 +16,7 @@
  * is per user and shared by all connections of one server. `mailbox(user)` reads it back.
  */
 import net from 'node:net';
+import { ALL_MAIL, FIRST_MSGID, folderOfLabel, foldersOf, labelFolders, labelOfFolder, outsideAllMail, systemFolders, wireLabels, type GmailMessage, type GmailState } from './gmail-labels.js';
 import {
   checkHostileFaults,
   echoAuthenticate,
@@ -38,6 +39,7 @@ import {
 } from './hostile.js';
 
 export type { HostileFaults, HostileGreeting } from './hostile.js';
+export type { GmailMessage } from './gmail-labels.js';
 
 // ---------------------------------------------------------------------------------------------
 // Public types
@@ -116,6 +118,12 @@ export interface Personality {
   loginOkText?: string;
   /** Text of the untagged BYE on LOGOUT. */
   byeText?: string;
+  /**
+   * The largest message APPEND stores (Exchange Online: 35 MB); a larger one is answered
+   * `tag <appendTooLarge>` after its bytes were read (raise `limits.maxLiteralBytes` above it).
+   */
+  maxAppendBytes?: number;
+  appendTooLarge?: string;
 }
 
 /** A message the server will not hand out. */
@@ -170,6 +178,24 @@ export interface UserFaults extends HostileFaults {
    * connections. appendFailures are checked first: an APPEND that fails is not stored and not dropped.
    */
   appendDropConnection?: { match: string; times: number };
+  /**
+   * Microsoft 365 throttling: every `every`-th command named in `commands` (counted over all the
+   * user's connections; e.g. ['UID FETCH', 'APPEND']) is answered
+   * `NO Request is throttled. Suggested Backoff Time: <backoffMs> milliseconds`, at most `times` times.
+   */
+  throttle?: { every: number; commands: string[]; backoffMs: number; times?: number };
+  /**
+   * Exchange Online's half-open sessions: the first `sessions` logins of the user succeed, and then
+   * every command but CAPABILITY, NOOP, ID and LOGOUT on that connection is answered
+   * `NO User is authenticated but not connected.`; a new connection works.
+   */
+  notConnected?: { sessions: number };
+  /**
+   * Gmail's daily IMAP bandwidth limits: once this many message bytes were sent by body FETCHes
+   * (download) or received by APPEND (upload), further ones are answered
+   * `NO [OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)`.
+   */
+  bandwidthLimit?: { downloadBytes?: number; uploadBytes?: number };
 }
 
 /** One appendFailures rule. */
@@ -191,6 +217,9 @@ export interface StoredMessage {
   flags: string[];
   /** INTERNALDATE, in whole seconds. */
   internalDate: Date;
+  /** A Gmail user's message (ScriptedUser.gmail): its X-GM-MSGID (decimal) and labels. */
+  gmMsgId?: string;
+  labels?: string[];
 }
 
 /** A folder as `ScriptedImapServer.mailbox()` reports it. */
@@ -211,6 +240,21 @@ export interface ScriptedUser {
    * (letters, digits, `-._~+/`, then any `=`). Default none. `setTokens()` replaces the list at runtime.
    */
   tokens?: string[];
+  /**
+   * A Gmail account (needs a personality with X-GM-EXT-1): each message given once with its labels;
+   * the folders (INBOX, [Gmail]/..., one per label) are views of them (see gmail-labels.ts). STORE
+   * (flags and +/-X-GM-LABELS) works for such a user; `folders` then only adds empty folders.
+   */
+  gmail?: GmailMessage[];
+}
+
+/** Per-user counters (`ScriptedImapServer.stats`). */
+export interface ScriptedStats {
+  /** APPENDs stored, and their bytes. */
+  appends: number;
+  appendedBytes: number;
+  /** Message bytes sent by whole-body FETCHes. */
+  fetchedBodyBytes: number;
 }
 
 /** Bounds on what a client may send. */
@@ -231,6 +275,11 @@ export interface ScriptedImapOptions {
   limits?: Partial<ScriptedLimits>;
   /** Instead of a greeting: `* OK ` and `bytes` bytes of 'a' without CRLF, then silence until closed. */
   hostileGreeting?: HostileGreeting;
+  /**
+   * Called at each XOAUTH2/OAUTHBEARER attempt with the user (undefined when unknown) and the outcome,
+   * before the answer is sent: a test can change the valid tokens at that moment (setTokens).
+   */
+  onOauth?: (user: string | undefined, accepted: boolean) => void;
 }
 
 export interface ScriptedImapServer {
@@ -258,6 +307,8 @@ export interface ScriptedImapServer {
    * destination received without going through the client under test. Throws for an unknown user.
    */
   mailbox(user: string): StoredFolder[];
+  /** The user's counters (APPENDs, bytes up and down). */
+  stats(user: string): ScriptedStats;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -607,6 +658,8 @@ class ArgReader {
 class Input {
   private buf: Buffer = Buffer.alloc(0);
   private wake: (() => void) | null = null;
+  private chunks: Buffer[] = [];
+  private pending = 0;
   private ended = false;
   /** Discarding a too-long line until its LF. */
   private discarding = false;
@@ -623,9 +676,18 @@ class Input {
       this.discarding = false;
       chunk = chunk.subarray(lf + 1);
     }
-    this.buf = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
-    if (this.buf.length > this.highWater) this.socket.pause();
+    // Kept as a list and joined when read: joining on every chunk is quadratic for a large literal.
+    this.chunks.push(chunk);
+    this.pending += chunk.length;
+    if (this.buf.length + this.pending > this.highWater) this.socket.pause();
     this.notify();
+  }
+
+  private flatten(): void {
+    if (this.chunks.length === 0) return;
+    this.buf = Buffer.concat(this.buf.length ? [this.buf, ...this.chunks] : this.chunks);
+    this.chunks = [];
+    this.pending = 0;
   }
 
   end(): void {
@@ -656,6 +718,7 @@ class Input {
    */
   async line(max: number): Promise<{ line: Buffer } | { tooLong: Buffer } | null> {
     for (;;) {
+      this.flatten();
       const lf = this.buf.indexOf(0x0a);
       if (lf >= 0 && lf <= max + 1) {
         const raw = this.consume(lf + 1);
@@ -678,10 +741,11 @@ class Input {
 
   /** Exactly n bytes, or null at the end of input. */
   async bytes(n: number): Promise<Buffer | null> {
-    while (this.buf.length < n) {
+    while (this.buf.length + this.pending < n) {
       if (this.ended) return null;
       await this.wait();
     }
+    this.flatten();
     return Buffer.from(this.consume(n));
   }
 }
@@ -697,6 +761,8 @@ interface MessageState {
   internalDate: Date;
   modseq: number;
   gmMsgId: bigint;
+  /** A Gmail user's message: shared by all its views (as is `flags`). */
+  gm?: GmailState;
 }
 
 interface FolderState {
@@ -727,6 +793,13 @@ interface UserState {
   byesLeft: number;
   /** Remaining APPENDs appendDropConnection may still drop. */
   dropsLeft: number;
+  /** A Gmail label-model user (ScriptedUser.gmail). */
+  gmail: boolean;
+  nextMsgId: bigint;
+  stats: ScriptedStats;
+  throttleSeen: number;
+  throttleLeft: number;
+  notConnectedLeft: number;
 }
 
 const SPECIAL_USE = new Set(['\\all', '\\archive', '\\drafts', '\\flagged', '\\junk', '\\sent', '\\trash', '\\important']);
@@ -839,7 +912,39 @@ function buildUser(name: string, user: ScriptedUser, delimiter: string | null, f
     appendFailuresLeft: (faults?.appendFailures ?? []).map((rule) => (rule.times === 'always' ? Infinity : rule.times)),
     byesLeft: bye ? (bye.times ?? 1) : 0,
     dropsLeft: faults?.appendDropConnection?.times ?? 0,
+    gmail: false,
+    nextMsgId: FIRST_MSGID,
+    stats: { appends: 0, appendedBytes: 0, fetchedBodyBytes: 0 },
+    throttleSeen: 0,
+    throttleLeft: faults?.throttle ? (faults.throttle.times ?? Infinity) : 0,
+    notConnectedLeft: faults?.notConnected?.sessions ?? 0,
   };
+}
+
+/** Adds one view of a Gmail message to a folder (a new UID there; flags and labels shared). */
+function addView(f: FolderState, v: { raw: Buffer; flags: string[]; internalDate: Date; gm: GmailState }): MessageState {
+  const msg: MessageState = { uid: f.uidNext++, raw: v.raw, flags: v.flags, internalDate: v.internalDate, modseq: ++f.highestModseq, gmMsgId: v.gm.msgId, gm: v.gm };
+  f.messages.push(msg);
+  return msg;
+}
+
+/** Gives a Gmail user its folders: the system ones, one per label, and every message in each of its folders. */
+function buildGmail(user: UserState, messages: GmailMessage[], delimiter: string | null): void {
+  user.gmail = true;
+  const ensure = (name: string, attributes: string[] = []) => {
+    const f = user.byName.get(inboxKey(name)) ?? addFolder(user, inboxKey(name), delimiter);
+    for (const a of attributes) if (!has(f.attributes, a)) f.attributes.push(a);
+    if (has(f.attributes, '\\Noselect')) f.noSelect = true;
+    return f;
+  };
+  for (const s of systemFolders()) ensure(s.name, s.attributes);
+  for (const name of labelFolders(messages)) ensure(name);
+  for (const m of messages) {
+    const msgId = m.msgId ?? user.nextMsgId;
+    if (msgId >= user.nextMsgId) user.nextMsgId = msgId + 1n;
+    const shared = { raw: m.raw, flags: [...m.flags], internalDate: new Date(Math.floor(m.internalDate.getTime() / 1000) * 1000), gm: { msgId, thrId: m.thrId ?? msgId, labels: [...m.labels] } };
+    for (const folder of foldersOf(m.labels, m.flags)) addView(ensure(folder), shared);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1022,6 +1127,7 @@ interface Shared {
   limits: ScriptedLimits;
   log: string[];
   hostileGreeting?: HostileGreeting;
+  onOauth?: ((user: string | undefined, accepted: boolean) => void) | undefined;
 }
 
 /** Starts a scripted IMAP server on 127.0.0.1 and a free port. */
@@ -1029,10 +1135,17 @@ export async function startScriptedImap(opts: ScriptedImapOptions): Promise<Scri
   const { personality } = opts;
   if (personality.delimiter !== null && [...personality.delimiter].length !== 1) throw new Error('scripted-imap: the delimiter must be one character or null');
   const users = new Map<string, UserState>();
-  for (const [name, user] of Object.entries(opts.users)) users.set(name, buildUser(name, user, personality.delimiter, opts.faults?.[name]));
+  for (const [name, user] of Object.entries(opts.users)) {
+    const state = buildUser(name, user, personality.delimiter, opts.faults?.[name]);
+    if (user.gmail) {
+      if (!personality.capabilities.concat(personality.capabilitiesAfterLogin ?? []).includes('X-GM-EXT-1')) throw new Error(`scripted-imap: user ${name} has gmail messages, but the personality does not advertise X-GM-EXT-1`);
+      buildGmail(state, user.gmail, personality.delimiter);
+    }
+    users.set(name, state);
+  }
   const greeting = opts.hostileGreeting;
   if (greeting && !(Number.isSafeInteger(greeting.bytes) && greeting.bytes >= 0)) throw new Error('scripted-imap: hostileGreeting.bytes must be a whole number >= 0');
-  const shared: Shared = { personality, users, limits: { ...DEFAULT_LIMITS, ...opts.limits }, log: [], hostileGreeting: greeting };
+  const shared: Shared = { personality, users, limits: { ...DEFAULT_LIMITS, ...opts.limits }, log: [], hostileGreeting: greeting, onOauth: opts.onOauth };
 
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -1065,8 +1178,13 @@ export async function startScriptedImap(opts: ScriptedImapOptions): Promise<Scri
       return user.folders.map((f) => ({
         name: f.name,
         subscribed: f.subscribed,
-        messages: f.messages.map((m) => ({ uid: m.uid, raw: Buffer.from(m.raw), flags: [...m.flags], internalDate: new Date(m.internalDate.getTime()) })),
+        messages: f.messages.map((m) => ({ uid: m.uid, raw: Buffer.from(m.raw), flags: [...m.flags], internalDate: new Date(m.internalDate.getTime()), ...(m.gm ? { gmMsgId: String(m.gm.msgId), labels: [...m.gm.labels] } : {}) })),
       }));
+    },
+    stats(name: string): ScriptedStats {
+      const user = users.get(name);
+      if (!user) throw new Error(`scripted-imap: no user ${name}`);
+      return { ...user.stats };
     },
     setTokens(name: string, tokens: string[]): void {
       const user = users.get(name);
@@ -1105,6 +1223,8 @@ class Session {
   private knownExists = 0;
   /** Tagged commands since login (byeAfterCommands). */
   private commandsSinceLogin = 0;
+  /** notConnected fault: this session is logged in but answers nothing. */
+  private halfOpen = false;
   /** Tag of the command being run (for log lines written while it runs). */
   private tag = '*';
   /** The credentials this connection sent last (echoSecrets, {password} in fault texts). */
@@ -1385,6 +1505,7 @@ class Session {
     if (notAuth.includes(name) && this.state !== 'not-authenticated') throw bad('Already authenticated');
     if (auth.includes(name) && this.state === 'not-authenticated') throw bad('Not authenticated');
     if (selected.includes(name) && this.state !== 'selected') throw bad('No mailbox selected');
+    this.providerFault(name, anyState);
 
     switch (name) {
       case 'CAPABILITY':
@@ -1449,6 +1570,10 @@ class Session {
         return this.subscribe(name, r);
       case 'APPEND':
         return this.append(r);
+      case 'STORE':
+      case 'UID STORE':
+        if (this.user!.gmail) return this.store(name === 'UID STORE', r);
+        throw no('[CANNOT] This scripted server only adds folders and messages');
       default:
         // DELETE, RENAME, STORE, COPY, MOVE, EXPUNGE: nothing is ever changed or removed.
         throw no('[CANNOT] This scripted server only adds folders and messages');
@@ -1480,6 +1605,26 @@ class Session {
   private enter(user: UserState): void {
     this.user = user;
     this.state = 'authenticated';
+    if (user.notConnectedLeft > 0) {
+      user.notConnectedLeft--;
+      this.halfOpen = true;
+    }
+  }
+
+  /** The provider faults that answer a command instead of running it (notConnected, throttle). */
+  private providerFault(name: string, anyState: string[]): void {
+    const user = this.user;
+    if (!user || this.state === 'not-authenticated' || anyState.includes(name)) return;
+    if (this.halfOpen) {
+      this.shared.log.push(`${this.tag} <fault: authenticated but not connected>`);
+      throw no('User is authenticated but not connected.');
+    }
+    const t = user.faults.throttle;
+    if (t && t.commands.includes(name) && user.throttleLeft > 0 && ++user.throttleSeen % t.every === 0) {
+      user.throttleLeft--;
+      this.shared.log.push(`${this.tag} <fault: throttled>`);
+      throw no(`Request is throttled. Suggested Backoff Time: ${t.backoffMs} milliseconds`);
+    }
   }
 
   private login(r: ArgReader): string {
@@ -1559,6 +1704,7 @@ class Session {
       const user = name === undefined ? undefined : this.shared.users.get(name);
       const valid = !!user && user.tokens.includes(msg.token);
       this.shared.log.push(`${this.tag} <${mech} ${name === undefined ? '(no user)' : JSON.stringify(name)} Bearer ***: ${valid ? 'accepted' : 'rejected'}>`);
+      this.shared.onOauth?.(name, valid);
       if (valid) {
         this.enter(user);
         return ok;
@@ -1860,6 +2006,12 @@ class Session {
     if (!f) throw no("[TRYCREATE] Mailbox doesn't exist");
     if (f.noSelect) throw no('[CANNOT] Mailbox cannot hold messages');
 
+    if (this.p.maxAppendBytes !== undefined && raw.length > this.p.maxAppendBytes) {
+      this.shared.log.push(`${this.tag} <refused: ${raw.length} bytes over the ${this.p.maxAppendBytes}-byte APPEND limit>`);
+      throw new TaggedResponse(this.p.appendTooLarge ?? 'NO [TOOBIG] Message too large');
+    }
+    const up = user.faults.bandwidthLimit?.uploadBytes;
+    if (up !== undefined && user.stats.appendedBytes + raw.length > up) throw no('[OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)');
     const rules = user.faults.appendFailures ?? [];
     for (let i = 0; i < rules.length; i++) {
       const rule = rules[i]!;
@@ -1869,6 +2021,18 @@ class Session {
       }
     }
 
+    user.stats.appends++;
+    user.stats.appendedBytes += raw.length;
+    if (user.gmail) {
+      // One message, labelled by the folder it was appended to, shown there and in All Mail.
+      const label = labelOfFolder(f.name);
+      const gm: GmailState = { msgId: user.nextMsgId++, thrId: 0n, labels: label ? [label] : [] };
+      gm.thrId = gm.msgId;
+      const view = { raw: Buffer.from(raw), flags, internalDate: new Date(Math.floor((internalDate ?? new Date()).getTime() / 1000) * 1000), gm };
+      const here = addView(f, view);
+      if (f.name !== ALL_MAIL && !outsideAllMail(gm.labels)) addView(user.byName.get(ALL_MAIL)!, view);
+      return this.hasCap('UIDPLUS') ? `OK [APPENDUID ${f.uidValidity} ${here.uid}] Append completed.` : 'OK Append completed.';
+    }
     const uid = f.uidNext++;
     f.messages.push({
       uid,
@@ -1886,6 +2050,71 @@ class Session {
       throw new DropConnection();
     }
     return this.hasCap('UIDPLUS') ? `OK [APPENDUID ${f.uidValidity} ${uid}] Append completed.` : 'OK Append completed.';
+  }
+
+  /**
+   * STORE / UID STORE for a Gmail user: FLAGS (shared by every view of the message) and
+   * X-GM-LABELS. +X-GM-LABELS shows the message in the label's folder (created if missing, as Gmail
+   * does), -X-GM-LABELS takes it out (an EXPUNGE is sent when that is the selected folder). \Starred
+   * views are not updated by flag changes. Answers FETCH responses unless .SILENT.
+   */
+  private async store(byUid: boolean, r: ArgReader): Promise<string> {
+    if (this.readOnly) throw no('[READ-ONLY] The mailbox was opened with EXAMINE');
+    r.sp();
+    const set = r.sequenceSet();
+    r.sp();
+    const item = r.atom().toUpperCase();
+    const m = /^([+-]?)(FLAGS|X-GM-LABELS)(\.SILENT)?$/.exec(item);
+    if (!m) throw bad('Invalid STORE data item');
+    r.sp();
+    const values: string[] = [];
+    if (!r.take('(')) throw bad('Expected a list');
+    while (!r.take(')')) {
+      if (values.length) r.sp();
+      values.push(r.take('\\') ? `\\${r.atom()}` : r.astring().toString('utf8'));
+    }
+    r.end();
+    const [, op, what, silent] = m as unknown as [string, string, string, string | undefined];
+    const user = this.user!;
+    const f = this.selected!;
+    const targets = this.resolve(set, byUid);
+    const removedHere: MessageState[] = [];
+    for (const { msg } of targets) {
+      if (what === 'FLAGS') {
+        const next = op === '+' ? [...msg.flags, ...values] : op === '-' ? msg.flags.filter((x) => !values.some((v) => v.toLowerCase() === x.toLowerCase())) : values;
+        // In place: every view of a Gmail message shares this array.
+        msg.flags.splice(0, msg.flags.length, ...next.filter((x, i) => next.findIndex((y) => y.toLowerCase() === x.toLowerCase()) === i));
+      } else if (msg.gm) {
+        const gm = msg.gm;
+        const before = [...gm.labels];
+        const next = op === '+' ? [...before, ...values.filter((v) => !before.includes(v))] : op === '-' ? before.filter((l) => !values.includes(l)) : [...new Set(values)];
+        gm.labels.splice(0, gm.labels.length, ...next);
+        for (const label of next.filter((l) => !before.includes(l))) {
+          const name = inboxKey(folderOfLabel(label));
+          const folder = user.byName.get(name) ?? addFolder(user, name, this.p.delimiter);
+          if (!folder.messages.some((x) => x.gm === gm)) addView(folder, { raw: msg.raw, flags: msg.flags, internalDate: msg.internalDate, gm });
+        }
+        for (const label of before.filter((l) => !next.includes(l))) {
+          const folder = user.byName.get(inboxKey(folderOfLabel(label)));
+          if (!folder) continue;
+          if (folder === f) removedHere.push(...folder.messages.filter((x) => x.gm === gm));
+          folder.messages = folder.messages.filter((x) => x.gm !== gm);
+        }
+      }
+      msg.modseq = ++f.highestModseq;
+    }
+    if (!silent) {
+      for (const { seq, msg } of targets) {
+        if (removedHere.includes(msg)) continue;
+        const data = what === 'FLAGS' ? `FLAGS (${msg.flags.join(' ')})` : `X-GM-LABELS ${wireLabels(msg.gm?.labels ?? [])}`;
+        await this.send(`* ${seq} FETCH (${byUid ? `UID ${msg.uid} ` : ''}${data})`);
+      }
+    }
+    // The selected folder lost messages: EXPUNGE them, highest sequence number first.
+    const seqs = targets.filter(({ msg }) => removedHere.includes(msg)).map(({ seq }) => seq).sort((a, b) => b - a);
+    for (const seq of seqs) await this.send(`* ${seq} EXPUNGE`);
+    this.knownExists -= seqs.length;
+    return `OK ${byUid ? 'UID STORE' : 'STORE'} completed.`;
   }
 
   /** The messages a sequence set names, in mailbox order, with their sequence numbers. */
@@ -1997,6 +2226,8 @@ class Session {
       throw new DropConnection();
     }
     if (kind === 'listing') await this.hostileListingStart(f);
+    const down = this.user!.faults.bandwidthLimit?.downloadBytes;
+    if (kind === 'body' && down !== undefined && this.user!.stats.fetchedBodyBytes >= down) throw no('[OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)');
     /** With okBeforeData: every response, kept until the tagged answer has gone out. */
     const deferred: OutPart[] | undefined = hostile.okBeforeData ? [] : undefined;
     const emit = async (parts: OutPart[]) => {
@@ -2045,13 +2276,13 @@ class Session {
               put(`MODSEQ (${msg.modseq})`);
               break;
             case 'X-GM-MSGID':
-              put(`X-GM-MSGID ${msg.gmMsgId}`);
+              put(`X-GM-MSGID ${msg.gm?.msgId ?? msg.gmMsgId}`);
               break;
             case 'X-GM-THRID':
-              put(`X-GM-THRID ${msg.gmMsgId}`);
+              put(`X-GM-THRID ${msg.gm?.thrId ?? msg.gmMsgId}`);
               break;
             case 'X-GM-LABELS':
-              put('X-GM-LABELS ()');
+              put(`X-GM-LABELS ${wireLabels(msg.gm?.labels ?? [])}`);
               break;
           }
           continue;
@@ -2082,6 +2313,7 @@ class Session {
           const cut = hostile.truncate?.[msg.uid];
           if (cut !== undefined) data = data.subarray(0, Math.min(cut, data.length));
         }
+        if (kind === 'body' && item.section === '' && !item.partial) this.user!.stats.fetchedBodyBytes += data.length;
         put(`${key} {${data.length}}\r\n`, data);
       }
       if (setSeen) {
