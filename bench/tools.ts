@@ -240,7 +240,12 @@ function dsyncTool(ctx: Ctx, name: 'dsync' | 'dsync-from-maildir'): Tool {
               'imapc_features = rfc822.size fetch-headers',
               'mail_prefetch_count = 20',
             ]
-          : []),
+          : [
+              // Dovecot's default (yes) hard-links a Maildir file into a Maildir on the same file
+              // system instead of copying it; the bench's source and destination share one disk, a
+              // real migration's rarely do, and every other tool writes the bytes.
+              'maildir_copy_with_hardlinks = no',
+            ]),
         '',
       ].join('\n');
       await writeFile(confOf(dst), conf, { mode: 0o600 });
