@@ -1,10 +1,11 @@
 /**
- * Batch speed-up (issue: "the batch's wall time with --parallel 1 vs --parallel 4"). Two throwaway
- * Dovecots on 127.0.0.1; MAILBOXES source mailboxes of MESSAGES messages each (about 20 KB, in two
- * folders), reached through the master user; the built CLI runs `batch run` into fresh
- * destination users, once with --parallel 1 and once with --parallel 4 (then 1 and 4 again, in
- * that order, to show the spread). Then the same batch with the ledger in PostgreSQL (a throwaway
- * PostgreSQL 15 cluster): `--parallel 4 --state postgres://...`, and queued (`--queue`) to two
+ * Batch speed-up and memory (issue 16: "a batch of 200 small mailboxes with --parallel 8 in one
+ * process: peak RSS and wall time beside --parallel 1"). Two throwaway Dovecots on 127.0.0.1;
+ * MAILBOXES source mailboxes of MESSAGES messages each (about 20 KB, in two folders), reached
+ * through the master user; the built CLI runs `batch run` (one process) into fresh destination
+ * users at each --parallel level, the levels interleaved for --rounds rounds, every destination
+ * checked over IMAP; one table puts the levels side by side. Then the same batch with the ledger in
+ * PostgreSQL (a throwaway PostgreSQL 15 cluster) at the highest level, and queued (`--queue`) to two
  * `mailmover worker --parallel 2` processes on this box, to show what the shared database costs.
  * Run: `npm run bench:batch` (options after `--`: --mailboxes N, --messages N, --parallel LIST
  * (default 1,4: the levels compared, side by side in one table), --rounds N (default 2, the levels
