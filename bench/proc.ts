@@ -2,8 +2,9 @@
  * Runs one tool process with a timeout and measures it: wall seconds (monotonic clock around
  * spawn..exit) and peak RSS of the tool process.
  *
- * Peak RSS comes from GNU time (`/usr/bin/time -f %M -o FILE`: the ru_maxrss of the process it
- * waits for, in KiB). Without GNU time the fallback polls VmHWM in /proc/PID/status every 20 ms
+ * Peak RSS and CPU time come from GNU time (`/usr/bin/time -f '%M %U %S' -o FILE`: the ru_maxrss
+ * of the process it waits for, in KiB, and its user and system CPU seconds, which include the
+ * children it waited for). Without GNU time the fallback polls VmHWM in /proc/PID/status every 20 ms
  * (the high-water mark itself is exact, but the last poll may come a little before the end).
  *
  * Every child is started in its own process group (detached) and only that group is signalled,
@@ -27,6 +28,8 @@ export interface RunResult {
   signal: string | null;
   timedOut: boolean;
   peakRssKiB: number | null;
+  /** User + system CPU seconds of the tool process and the children it waited for (GNU time %U + %S); null without GNU time. */
+  cpuSeconds: number | null;
 }
 
 const liveGroups = new Set<number>();
@@ -59,7 +62,7 @@ export async function runMeasured(cmd: string, args: string[], opts: RunOptions)
   const err = openSync(opts.stderrFile, 'w');
   const started = performance.now();
   const child = useTime
-    ? spawn(GNU_TIME, ['-f', '%M', '-o', opts.timeFile, cmd, ...args], { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['ignore', out, err] })
+    ? spawn(GNU_TIME, ['-f', '%M %U %S', '-o', opts.timeFile, cmd, ...args], { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['ignore', out, err] })
     : spawn(cmd, args, { cwd: opts.cwd, env: opts.env, detached: true, stdio: ['ignore', out, err] });
   closeSync(out);
   closeSync(err);
@@ -115,17 +118,22 @@ export async function runMeasured(cmd: string, args: string[], opts: RunOptions)
     liveGroups.delete(pid);
   }
   let peakRssKiB: number | null = hwm || null;
+  let cpuSeconds: number | null = null;
   if (useTime) {
+    peakRssKiB = null;
     try {
-      // GNU time may write "Command exited with non-zero status N" first; %M is the last line
+      // GNU time may write "Command exited with non-zero status N" first; "%M %U %S" is the last line
       const lines = (await readFile(opts.timeFile, 'utf8')).trim().split('\n');
-      const last = lines[lines.length - 1] ?? '';
-      peakRssKiB = /^\d+$/.test(last) ? Number(last) : null;
+      const m = /^(\d+) (\d+(?:\.\d+)?) (\d+(?:\.\d+)?)$/.exec(lines[lines.length - 1] ?? '');
+      if (m) {
+        peakRssKiB = Number(m[1]);
+        cpuSeconds = Number(m[2]) + Number(m[3]);
+      }
     } catch {
-      peakRssKiB = null;
+      /* no time file: both unknown */
     }
   }
-  return { wallSeconds, exitCode: code, signal, timedOut, peakRssKiB };
+  return { wallSeconds, exitCode: code, signal, timedOut, peakRssKiB, cpuSeconds };
 }
 
 /** Last `bytes` of a file (for error messages). */

@@ -1,12 +1,13 @@
 /**
- * mailmover benchmark: IMAP -> IMAP copy speed, memory and fidelity against mbsync.
+ * mailmover benchmark: copy speed, memory, CPU, rerun cost and fidelity against Dovecot's dsync
+ * and mbsync, IMAP -> IMAP and to/from archives on disk (tools: bench/tools.ts).
  *
- *   node --import tsx bench/run.ts [--scale F | --messages N] [--rounds N] [--tools mailmover,mailmover-scan,mbsync]
+ *   node --import tsx bench/run.ts [--scale F | --messages N] [--rounds N] [--tools mailmover,dsync,mbsync,...]
  *                                  [--seed S] [--keep-dir DIR] [--timeout SECONDS] [--verify-all]
  *
  * One throwaway Dovecot on 127.0.0.1 (our child process), a seeded corpus for user `src`, and
  * for every run a fresh empty destination user `dstN` on the same server. Rounds are
- * interleaved (mailmover, mbsync, mailmover, mbsync, ...). See bench/README.md.
+ * interleaved (mailmover, dsync, mbsync, mailmover, ...). See bench/README.md.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -20,30 +21,12 @@ import { BASE_MESSAGES, buildMessage, buildSpec, seedCorpus, type CorpusSpec, ty
 import { ClamdClient } from '../src/scan/clamd.js';
 import { startDovecot, type PlainDovecotServer } from '../test/helpers/dovecot.js';
 import { startClamd, type ClamdServer } from '../test/helpers/clamd.js';
-import { killAllChildren, rssMethod, runMeasured, tailOf, type RunResult } from './proc.js';
-import { compare, describeCounts, folderCounts, snapshot, type Fidelity, type Snapshot } from './verify.js';
-
-/**
- * The mailmover command line, one constant. Placeholders: {host}, {port}, {src}, {dst}, {work}.
- * Each destination gets a state ledger of its own in the work directory, so the rerun is incremental.
- * Passwords travel in MAILMOVER_FROM_PASSWORD / MAILMOVER_TO_PASSWORD. Runs with the repository
- * root as working directory. The built CLI is run as an installed `mailmover` command is: as an
- * executable, so its shebang's Node options (a small V8 young generation) apply.
- */
-const MAILMOVER_COMMAND = ['dist/cli/main.js', 'migrate', '--from', 'imap://{src}@{host}:{port}', '--to', 'imap://{dst}@{host}:{port}', '--json', '--state', '{work}/state-{dst}.db'];
-/** The file whose presence means "mailmover is built". */
-const MAILMOVER_ENTRY = 'dist/cli/main.js';
-
-const INSTALL_HINT = 'apt-get install -y dovecot-imapd isync';
-
-/** Finds an executable by absolute candidates first, then on $PATH. */
-function findExecutable(name: string, candidates: string[] = []): string | undefined {
-  for (const c of candidates) if (existsSync(c)) return c;
-  for (const dir of (process.env.PATH ?? '').split(':')) {
-    if (dir && existsSync(join(dir, name))) return join(dir, name);
-  }
-  return undefined;
-}
+import { snapshotCounts } from './archive-read.js';
+import { killAllChildren, rssMethod, runMeasured, tailOf } from './proc.js';
+import { f1, f2, ratio, ratioLine, RATIO_PAIRS, runLine, summarise, summaryTable, targetLines, type Measured, type RunRecord, type Summary } from './report.js';
+import { groupCpuSeconds } from './server-cpu.js';
+import { findExecutable, INSTALL_HINT, MAILMOVER_COMMAND, makeTool, TOOL_NAMES, type Ctx, type Prepared, type Tool, type ToolName } from './tools.js';
+import { compare, describeCounts, folderCounts, snapshot, type Snapshot } from './verify.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const RESULTS_FILE = join(ROOT, 'bench', 'results-latest.json');
@@ -51,23 +34,16 @@ const CORPUS_MARKER = 'bench-corpus.json';
 /** Bump when the generator changes, so a --keep-dir corpus is not reused by mistake. */
 const GENERATOR_VERSION = 1;
 
-/** 'mailmover-scan' is mailmover with --scan against a private clamd (scanning on vs off). */
-/**
- * 'mailmover-from-maildir' reads the source user's Maildir straight off Dovecot's disk
- * (`maildir:...?layout=fs`, as dsync does) into the IMAP destination; 'mailmover-to-maildir' writes
- * the destination user's Maildir on disk (then served by the same Dovecot for the fidelity check).
- */
-type ToolName = 'mailmover' | 'mailmover-scan' | 'mailmover-from-maildir' | 'mailmover-to-maildir' | 'mbsync';
-const TOOL_NAMES: readonly ToolName[] = ['mailmover', 'mailmover-scan', 'mailmover-from-maildir', 'mailmover-to-maildir', 'mbsync'];
-
 const USAGE = `usage: node --import tsx bench/run.ts [options]
   --scale F           corpus size relative to the default 5,000 messages / ~410 MB (e.g. 0.1)
   --messages N        exact number of messages (overrides --scale)
   --rounds N          interleaved rounds per tool (default 3)
-  --tools LIST        comma-separated: mailmover,mailmover-scan,mailmover-from-maildir,
-                      mailmover-to-maildir,mbsync (default mailmover,mailmover-scan,mbsync;
-                      mailmover-scan is mailmover with --scan against a private clamd;
-                      the maildir ones read or write Dovecot's Maildir on disk)
+  --tools LIST        comma-separated, from: mailmover, mailmover-scan, mailmover-from-maildir,
+                      mailmover-to-maildir, mailmover-to-mbox, mbsync, mbsync-to-maildir, dsync,
+                      dsync-from-maildir (default mailmover,dsync,mbsync). mailmover-scan is
+                      mailmover with --scan against a private clamd; *-from-maildir read the
+                      source user's Maildir on Dovecot's disk; *-to-maildir/-to-mbox write an
+                      archive on disk; dsync is doveadm backup with imapc (see bench/README.md)
   --seed S            corpus seed (default "mailmover-bench-1")
   --keep-dir DIR      work in DIR and keep it afterwards; a corpus already seeded there with the
                       same --seed/--messages is reused (seeding skipped)
@@ -94,7 +70,7 @@ function parseOptions(): Options {
       scale: { type: 'string' },
       messages: { type: 'string' },
       rounds: { type: 'string', default: '3' },
-      tools: { type: 'string', default: 'mailmover,mailmover-scan,mbsync' },
+      tools: { type: 'string', default: 'mailmover,dsync,mbsync' },
       seed: { type: 'string', default: 'mailmover-bench-1' },
       'keep-dir': { type: 'string' },
       timeout: { type: 'string', default: '1800' },
@@ -137,13 +113,6 @@ function usageError(msg: string): never {
 
 const log = (msg: string) => process.stderr.write(msg + '\n');
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (!s.length) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 function versionOf(cmd: string | undefined, args: string[]): string {
   if (!cmd) return 'missing';
   const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 10_000 });
@@ -151,146 +120,20 @@ function versionOf(cmd: string | undefined, args: string[]): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Tools
-
-interface Prepared {
-  cmd: string;
-  args: string[];
-  env: NodeJS.ProcessEnv;
-  cwd: string;
-}
-
-interface Tool {
-  name: ToolName;
-  /** Why it cannot run, or undefined when it can. */
-  unavailable?: string;
-  prepare(dst: string): Promise<Prepared>;
-  /** Runs after each copy and rerun, before the destination is read back (e.g. file ownership). */
-  afterRun?(dst: string): Promise<void>;
-}
-
-interface Ctx {
-  work: string;
-  dovecot: PlainDovecotServer;
-  /** The private clamd for 'mailmover-scan', when that tool runs. */
-  clamd?: ClamdServer;
-  passwords: Record<string, string>;
-}
-
-function mailmoverTool(ctx: Ctx, name: Exclude<ToolName, 'mbsync'>): Tool {
-  const scan = name === 'mailmover-scan';
-  const built = existsSync(join(ROOT, MAILMOVER_ENTRY));
-  const clamd = findExecutable('clamd', ['/usr/sbin/clamd']);
-  const unavailable = !built ? 'not built' : scan && !clamd ? 'clamd is not installed (apt-get install -y clamav-daemon)' : undefined;
-  const maildirOf = (user: string) => `maildir:${join(ctx.dovecot.homeOf(user), 'Maildir')}?layout=fs`;
-  return {
-    name,
-    ...(unavailable ? { unavailable } : {}),
-    ...(name === 'mailmover-to-maildir'
-      ? {
-          // Dovecot serves the Maildir as the owner of its mail directory.
-          afterRun: async (dst: string) => {
-            const owner = spawnSync('stat', ['-c', '%u:%g', join(ctx.work, 'mail')], { encoding: 'utf8' }).stdout.trim();
-            spawnSync('chown', ['-R', owner, ctx.dovecot.homeOf(dst)]);
-          },
-        }
-      : {}),
-    prepare: async (dst) => {
-      const fill = (s: string) =>
-        s
-          .replace('{node}', process.execPath)
-          .replace('{host}', ctx.dovecot.host)
-          .replace('{port}', String(ctx.dovecot.port))
-          .replace('{src}', 'src')
-          .replace(/\{dst\}/g, dst)
-          .replace('{work}', ctx.work);
-      const [cmd, ...args] = MAILMOVER_COMMAND.map(fill);
-      if (scan) args.push('--scan', ctx.clamd!.socketUrl());
-      if (name === 'mailmover-from-maildir') args[args.indexOf('--from') + 1] = maildirOf('src');
-      if (name === 'mailmover-to-maildir') {
-        await mkdir(ctx.dovecot.homeOf(dst), { recursive: true });
-        args[args.indexOf('--to') + 1] = maildirOf(dst);
-      }
-      return {
-        cmd: cmd!,
-        args,
-        cwd: ROOT,
-        env: { ...process.env, MAILMOVER_FROM_PASSWORD: ctx.passwords.src, MAILMOVER_TO_PASSWORD: ctx.passwords[dst] },
-      };
-    },
-  };
-}
-
-function mbsyncTool(ctx: Ctx): Tool {
-  const bin = findExecutable('mbsync', ['/usr/bin/mbsync']);
-  return {
-    name: 'mbsync',
-    ...(bin ? {} : { unavailable: `not installed (${INSTALL_HINT})` }),
-    prepare: async (dst) => {
-      const dir = join(ctx.work, `mbsync-${dst}`);
-      await mkdir(join(dir, 'state'), { recursive: true });
-      const q = (s: string) => `"${s.replace(/["\\]/g, (c) => '\\' + c)}"`;
-      const account = (name: string, user: string) =>
-        [
-          `IMAPAccount ${name}`,
-          `Host ${ctx.dovecot.host}`,
-          `Port ${ctx.dovecot.port}`,
-          `User ${user}`,
-          `Pass ${q(ctx.passwords[user]!)}`,
-          'SSLType None',
-          'AuthMechs LOGIN',
-          'Timeout 120',
-          '',
-          `IMAPStore ${name}`,
-          `Account ${name}`,
-          '',
-        ].join('\n');
-      const rc = [
-        '# generated by bench/run.ts (isync 1.4 option names)',
-        account('far', 'src'),
-        account('near', dst),
-        'Channel bench',
-        'Far :far:',
-        'Near :near:',
-        // '*' includes INBOX on an IMAP store (checked with mbsync -l against Dovecot)
-        'Patterns *',
-        'Create Near',
-        'Sync Pull',
-        'Expunge None',
-        'Remove None',
-        'CopyArrivalDate yes',
-        `SyncState ${q(join(dir, 'state') + '/')}`,
-        '',
-      ].join('\n');
-      const rcFile = join(dir, 'mbsyncrc');
-      await writeFile(rcFile, rc, { mode: 0o600 });
-      return { cmd: bin!, args: ['-c', rcFile, '-a'], cwd: dir, env: { ...process.env, HOME: dir } };
-    },
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
 // Runs
 
-interface RunRecord {
-  tool: ToolName;
-  round: number;
-  destinationUser: string;
-  copy: RunResult;
-  rerun?: RunResult;
-  /** '' when every source folder has the same message count at the destination. */
-  countCheck: string;
-  /** After the rerun: '' when the counts did not change. */
-  rerunCountCheck?: string;
-  fidelity?: Fidelity;
-  /** mailmover --json report (status + totals) or mbsync's stderr tail. */
-  toolOutput?: unknown;
-  ok: boolean;
-  error?: string;
+/** Runs a tool process and measures our Dovecot's CPU time around it. */
+async function measured(ctx: Ctx, p: Prepared, opts: Options, files: { stdoutFile: string; stderrFile: string; timeFile: string }): Promise<Measured> {
+  const before = await groupCpuSeconds(ctx.dovecot.pid);
+  const r = await runMeasured(p.cmd, p.args, { env: p.env, cwd: p.cwd, timeoutMs: opts.timeoutMs, ...files });
+  const after = await groupCpuSeconds(ctx.dovecot.pid);
+  return { ...r, serverCpuSeconds: before === null || after === null ? null : after - before };
 }
 
 async function oneRun(ctx: Ctx, tool: Tool, round: number, dst: string, src: Snapshot, opts: Options, fullCheck: boolean): Promise<RunRecord> {
   const target: ImapTarget = { host: ctx.dovecot.host, port: ctx.dovecot.port, user: dst, pass: ctx.passwords[dst]! };
+  // The archive tools' destination is read back from disk (all of it, counts included); the others' over IMAP.
+  const counts = async () => (tool.readBack ? snapshotCounts(await tool.readBack(dst)) : folderCounts(target));
   const p = await tool.prepare(dst);
   const files = (what: string) => ({
     stdoutFile: join(ctx.work, `${tool.name}-${dst}-${what}.out`),
@@ -298,7 +141,7 @@ async function oneRun(ctx: Ctx, tool: Tool, round: number, dst: string, src: Sna
     timeFile: join(ctx.work, `${tool.name}-${dst}-${what}.time`),
   });
   const copyFiles = files('copy');
-  const copy = await runMeasured(p.cmd, p.args, { env: p.env, cwd: p.cwd, timeoutMs: opts.timeoutMs, ...copyFiles });
+  const copy = await measured(ctx, p, opts, copyFiles);
   await tool.afterRun?.(dst);
   const rec: RunRecord = { tool: tool.name, round, destinationUser: dst, copy, countCheck: '', ok: false };
   const problems: string[] = [];
@@ -306,22 +149,26 @@ async function oneRun(ctx: Ctx, tool: Tool, round: number, dst: string, src: Sna
   else if (copy.exitCode !== 0) problems.push(`exit code ${copy.exitCode ?? copy.signal}`);
   rec.toolOutput = await toolOutput(tool.name, copyFiles.stdoutFile, copyFiles.stderrFile);
   if (problems.length) {
-    const out = rec.toolOutput as { stderr?: string };
-    const err = typeof out?.stderr === 'string' ? out.stderr.slice(-800) : await tailOf(copyFiles.stderrFile, 800);
-    if (err) problems.push(`stderr: ${err}`);
+    const out = rec.toolOutput as { stderr?: string; error?: unknown; failedFolders?: unknown };
+    const err = out?.failedFolders ? JSON.stringify(out.failedFolders).slice(0, 800) : typeof out?.stderr === 'string' ? out.stderr.slice(-800) : await tailOf(copyFiles.stderrFile, 800);
+    if (err) problems.push(`${out?.failedFolders ? 'failed folders' : 'stderr'}: ${err}`);
   }
   try {
-    rec.countCheck = describeCounts(src, await folderCounts(target));
-    if (fullCheck) rec.fidelity = compare(src, await snapshot(target));
+    if (fullCheck) {
+      const dstSnap = tool.readBack ? await tool.readBack(dst) : await snapshot(target);
+      rec.countCheck = describeCounts(src, snapshotCounts(dstSnap));
+      rec.fidelity = compare(src, dstSnap);
+    } else {
+      rec.countCheck = describeCounts(src, await counts());
+    }
   } catch (err) {
     // e.g. the destination cannot be read: record it, keep benchmarking the other runs
     rec.countCheck = `cannot check the destination: ${(err as Error).message}`;
   }
-  const rerunFiles = files('rerun');
-  rec.rerun = await runMeasured(p.cmd, p.args, { env: p.env, cwd: p.cwd, timeoutMs: opts.timeoutMs, ...rerunFiles });
+  rec.rerun = await measured(ctx, p, opts, files('rerun'));
   await tool.afterRun?.(dst);
   if (rec.rerun.timedOut || rec.rerun.exitCode !== 0) problems.push(`rerun: ${rec.rerun.timedOut ? 'timed out' : `exit code ${rec.rerun.exitCode ?? rec.rerun.signal}`}`);
-  const after = await folderCounts(target).then(
+  const after = await counts().then(
     (c) => describeCounts(src, c),
     (err: Error) => `cannot check the destination: ${err.message}`,
   );
@@ -332,10 +179,11 @@ async function oneRun(ctx: Ctx, tool: Tool, round: number, dst: string, src: Sna
 }
 
 async function toolOutput(tool: ToolName, stdoutFile: string, stderrFile: string): Promise<unknown> {
-  if (tool !== 'mbsync') {
+  if (tool.startsWith('mailmover')) {
     try {
-      const report = JSON.parse(await readFile(stdoutFile, 'utf8')) as { status?: unknown; totals?: unknown; error?: unknown };
-      return { status: report.status, totals: report.totals, ...(report.error ? { error: report.error } : {}) };
+      const report = JSON.parse(await readFile(stdoutFile, 'utf8')) as { status?: unknown; totals?: unknown; error?: unknown; folders?: { source: string; state: string; error?: { code?: string; message?: string } }[] };
+      const failedFolders = (report.folders ?? []).filter((f) => f.state === 'failed').map((f) => ({ folder: f.source, code: f.error?.code, message: f.error?.message }));
+      return { status: report.status, totals: report.totals, ...(report.error ? { error: report.error } : {}), ...(failedFolders.length ? { failedFolders } : {}) };
     } catch {
       return { stdout: await tailOf(stdoutFile, 500), stderr: await tailOf(stderrFile, 500) };
     }
@@ -414,73 +262,6 @@ function checkSource(spec: CorpusSpec, src: Snapshot, sha?: string[]): void {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Output
-
-interface Summary {
-  tool: ToolName;
-  runs: number;
-  okRuns: number;
-  wallSeconds: number;
-  messagesPerSecond: number;
-  megabytesPerSecond: number;
-  peakRssMiB: number;
-  rerunSeconds: number;
-  fidelity: string;
-}
-
-function summarise(tool: ToolName, records: RunRecord[], src: Snapshot): Summary | undefined {
-  const all = records.filter((r) => r.tool === tool);
-  if (!all.length) return undefined;
-  const ok = all.filter((r) => r.ok);
-  const use = ok.length ? ok : all;
-  const wall = median(use.map((r) => r.copy.wallSeconds));
-  const rss = median(use.map((r) => r.copy.peakRssKiB ?? NaN).filter((x) => !Number.isNaN(x)));
-  const rerun = median(use.flatMap((r) => (r.rerun ? [r.rerun.wallSeconds] : [])));
-  const fid = all.find((r) => r.fidelity)?.fidelity;
-  const notes: string[] = [];
-  if (fid) notes.push(fid.summary);
-  else if (all[0]!.countCheck) notes.push(all[0]!.countCheck);
-  const otherIssues = new Set(all.flatMap((r) => [r.fidelity && r !== all.find((x) => x.fidelity) && !r.fidelity.exact ? `run ${r.round}: ${r.fidelity.summary}` : '', r.countCheck && r.fidelity === undefined ? `run ${r.round}: ${r.countCheck}` : '', r.rerunCountCheck ? `run ${r.round} ${r.rerunCountCheck}` : '']).filter(Boolean));
-  notes.push(...otherIssues);
-  if (ok.length < all.length) notes.push(`${all.length - ok.length}/${all.length} runs FAILED`);
-  return {
-    tool,
-    runs: all.length,
-    okRuns: ok.length,
-    wallSeconds: wall,
-    messagesPerSecond: src.messages / wall,
-    megabytesPerSecond: src.bytes / 1e6 / wall,
-    peakRssMiB: rss / 1024,
-    rerunSeconds: rerun,
-    fidelity: notes.join('; ') || 'exact',
-  };
-}
-
-function table(rows: string[][]): string {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (r: string[]) => '| ' + r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join(' | ') + ' |';
-  return [fmt(rows[0]!), '|' + widths.map((w, i) => '-'.repeat(i === widths.length - 1 ? rows[0]![i]!.length + 2 : w + 2)).join('|') + '|', ...rows.slice(1).map(fmt)].join('\n');
-}
-
-const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : '-');
-const f2 = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
-const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : '-');
-
-function runLine(r: RunRecord, src: Snapshot): string {
-  const w = r.copy.wallSeconds;
-  const rss = r.copy.peakRssKiB === null ? '-' : f0(r.copy.peakRssKiB / 1024);
-  const parts = [
-    `${r.tool} round ${r.round} (${r.destinationUser}): ${f2(w)} s`,
-    `${f0(src.messages / w)} msgs/s`,
-    `${f1(src.bytes / 1e6 / w)} MB/s`,
-    `RSS ${rss} MiB`,
-    `rerun ${r.rerun ? f2(r.rerun.wallSeconds) : '-'} s`,
-  ];
-  const check = r.fidelity ? `fidelity: ${r.fidelity.summary}` : `counts: ${r.countCheck || 'ok'}`;
-  return `  ${parts.join(', ')}; ${check}${r.rerunCountCheck ? `; ${r.rerunCountCheck}` : ''}${r.error ? `\n    PROBLEM: ${r.error}` : ''}`;
-}
-
-// ---------------------------------------------------------------------------------------------
 
 /**
  * Streams every corpus message to clamd, `parallel` at a time, and times the scanning only: the
@@ -546,8 +327,8 @@ async function main(): Promise<number> {
     work = prepared.work;
     const ctxPasswords: Record<string, string> = { src: randomBytes(9).toString('base64url') };
     const ctxTools: Tool[] = [];
-    const ctx = { work, passwords: ctxPasswords } as Ctx;
-    for (const name of opts.tools) ctxTools.push(name === 'mbsync' ? mbsyncTool(ctx) : mailmoverTool(ctx, name));
+    const ctx = { root: ROOT, work, passwords: ctxPasswords } as Ctx;
+    for (const name of opts.tools) ctxTools.push(makeTool(ctx, name));
     for (const t of ctxTools) if (t.unavailable) log(`${t.name}: ${t.unavailable}`);
     const tools = ctxTools.filter((t) => !t.unavailable);
     if (!tools.length) {
@@ -609,7 +390,7 @@ async function main(): Promise<number> {
         log(runLine(rec, src));
         if (!opts.keepDir) {
           await rm(dovecot.homeOf(dst), { recursive: true, force: true });
-          await rm(join(work, `mbsync-${dst}`), { recursive: true, force: true });
+          await tool.cleanup?.(dst);
         }
       }
     }
@@ -623,16 +404,16 @@ async function main(): Promise<number> {
       log(`  clamd alone: ${f2(clamdAlone.seconds)} s, ${f1(clamdAlone.megabytesPerSecond)} MB/s`);
     }
     const summaries = tools.map((t) => summarise(t.name, records, src)).filter((s): s is Summary => !!s);
-    const mm = summaries.find((s) => s.tool === 'mailmover');
-    const mb = summaries.find((s) => s.tool === 'mbsync');
-    const ms = summaries.find((s) => s.tool === 'mailmover-scan');
-    const scanRatio = mm && ms && mm.okRuns && ms.okRuns ? { wall: ms.wallSeconds / mm.wallSeconds, throughput: ms.megabytesPerSecond / mm.megabytesPerSecond, rss: ms.peakRssMiB / mm.peakRssMiB } : undefined;
-    const ratios = mm && mb ? { wall: mm.wallSeconds / mb.wallSeconds, rss: mm.peakRssMiB / mb.peakRssMiB, rerun: mm.rerunSeconds / mb.rerunSeconds } : undefined;
+    const ratios = RATIO_PAIRS.flatMap(([a, b, what]) => {
+      const r = ratio(summaries, a, b);
+      return r ? [{ ...r, what }] : [];
+    });
 
     const env = {
       node: process.version,
       dovecot: versionOf(dovecotBin, ['--version']),
       mbsync: versionOf(findExecutable('mbsync', ['/usr/bin/mbsync']), ['--version']),
+      doveadm: versionOf(findExecutable('doveadm', ['/usr/bin/doveadm']), ['-c', join(dovecot.dir, 'dovecot.conf'), 'version']),
       cpus: cpus().length,
       cpuModel: cpus()[0]?.model ?? '',
       kernel: release(),
@@ -659,23 +440,16 @@ async function main(): Promise<number> {
     );
     console.log(`Server: ${env.dovecot} on 127.0.0.1, Maildir, default mail_fsync; ${env.cpus} CPUs; load at start ${env.loadAverageAtStart.map((x) => x.toFixed(2)).join(' ')}`);
     console.log(`Medians of ${opts.rounds} interleaved round(s); peak RSS by ${env.rssMethod}; MB = 10^6 bytes, RSS in MiB.\n`);
-    const rows = [['tool', 'runs ok', 'full copy wall s (median)', 'msgs/s', 'MB/s', 'peak RSS MiB', 'rerun s', 'fidelity']];
-    for (const s of summaries) {
-      // no successful run: its numbers are no measurement (see the per-run lines and the JSON)
-      const v = (x: string) => (s.okRuns ? x : '-');
-      rows.push([s.tool, `${s.okRuns}/${s.runs}`, v(f2(s.wallSeconds)), v(f0(s.messagesPerSecond)), v(f1(s.megabytesPerSecond)), v(f0(s.peakRssMiB)), v(f2(s.rerunSeconds)), s.fidelity]);
-    }
-    console.log(table(rows));
-    if (ratios) {
-      console.log(`\nmailmover/mbsync: wall time ${ratios.wall.toFixed(2)}x, peak RSS ${ratios.rss.toFixed(2)}x, rerun ${ratios.rerun.toFixed(2)}x (below 1 = mailmover better)`);
-    }
+    console.log(summaryTable(summaries));
+    console.log(
+      '\ntool CPU: user + system seconds of the tool process (GNU time). server CPU: CPU seconds of every process of the bench Dovecot during the copy ' +
+        "(/proc, before/after). dsync's server CPU is only the source side (imapc reads over IMAP; doveadm writes the destination itself, in its tool CPU).",
+    );
+    if (ratios.length) console.log('\nRatios of the medians (a / b; below 1 = a is faster, smaller or cheaper; msgs/s and MB/s above 1 = a is faster):');
+    for (const r of ratios) console.log(`  ${r.what}\n    ${ratioLine(r)}`);
+    const targets = targetLines(summaries);
+    if (targets.length) console.log(`\nIssue 16 targets (mailmover, default settings, this run):\n${targets.join('\n')}`);
     if (clamdAlone) console.log(`clamd alone (the corpus streamed to clamd 4 at a time, no IMAP): ${f2(clamdAlone.seconds)} s, ${f1(clamdAlone.megabytesPerSecond)} MB/s`);
-    if (scanRatio) {
-      console.log(
-        `scanning on/off (mailmover-scan/mailmover): wall time ${scanRatio.wall.toFixed(2)}x, throughput ${scanRatio.throughput.toFixed(2)}x, peak RSS ${scanRatio.rss.toFixed(2)}x ` +
-          `(clamd with its clean-file cache off and the EICAR test signatures only: a full signature database costs more)`,
-      );
-    }
     for (const t of ctxTools) if (t.unavailable) console.log(`${t.name}: ${t.unavailable}`);
 
     const results = {
@@ -687,8 +461,8 @@ async function main(): Promise<number> {
       corpus,
       runs: records,
       summary: summaries,
-      ...(ratios ? { ratios } : {}),
-      ...(scanRatio ? { scanOnOff: scanRatio } : {}),
+      ratios,
+      targets: targetLines(summaries).map((l) => l.trim()),
       ...(clamdAlone ? { clamdAlone } : {}),
       unavailable: Object.fromEntries(ctxTools.filter((t) => t.unavailable).map((t) => [t.name, t.unavailable])),
     };

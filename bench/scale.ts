@@ -1,0 +1,171 @@
+/**
+ * Big-folder benchmark (issue 16, "Scale"): one folder of 200,000 small messages (`--messages N`,
+ * up to 1,000,000) in a throwaway Dovecot on 127.0.0.1, copied IMAP -> IMAP by the built CLI into a
+ * fresh user of the same server:
+ *   1. listing + planning alone: `mailmover plan --no-state` at each size of `--plan-at` (default
+ *      50,000 and the full size), into an empty destination;
+ *   2. the full copy (wall, peak RSS, tool CPU), then an independent check of the destination;
+ *   3. a rerun with nothing to copy (wall, peak RSS);
+ *   4. 10 new messages APPENDed to the source, then a rerun (wall), and the check again.
+ * The source is seeded by writing Maildir files straight into Dovecot's directory
+ * (bench/maildir-seed.ts) and read back over IMAP before use.
+ *
+ * Run: `npm run bench:scale` (options after `--`: --messages N, --plan-at N,N, --timeout SECONDS;
+ * KEEP_TEST_DIRS=1 keeps the work dir).
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { imapClient, type ImapTarget } from './corpus.js';
+import { seedMaildirInbox, scaleMessage } from './maildir-seed.js';
+import { runMeasured, type RunResult } from './proc.js';
+import { table } from './report.js';
+import { groupCpuSeconds } from './server-cpu.js';
+import { findExecutable } from './tools.js';
+import { startDovecot, type PlainDovecotServer } from '../test/helpers/dovecot.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const NEW_MESSAGES = 10;
+/** Issue 16's targets for this case. */
+const TARGET = { rssMB: 250, rerunSeconds: 2 };
+
+const { values } = parseArgs({
+  options: { messages: { type: 'string', default: '200000' }, 'plan-at': { type: 'string' }, timeout: { type: 'string', default: '3600' } },
+  strict: true,
+});
+const MESSAGES = Number(values.messages);
+if (!Number.isInteger(MESSAGES) || MESSAGES < 1 || MESSAGES > 1_000_000) throw new Error('--messages must be a whole number from 1 to 1000000');
+const PLAN_AT = [...new Set((values['plan-at'] ?? `${Math.min(50_000, MESSAGES)},${MESSAGES}`).split(',').map(Number))].sort((a, b) => a - b);
+if (PLAN_AT.some((n) => !Number.isInteger(n) || n < 1 || n > MESSAGES)) throw new Error(`--plan-at: whole numbers from 1 to --messages (${MESSAGES})`);
+const TIMEOUT_MS = Number(values.timeout) * 1000;
+
+const log = (m: string) => process.stderr.write(m + '\n');
+const mib = (r: RunResult) => (r.peakRssKiB === null ? NaN : r.peakRssKiB / 1024);
+
+/** Every message of INBOX as "message-id|size|date|flags", sorted: the independent check (imapflow). */
+async function inboxKeys(t: ImapTarget): Promise<string[]> {
+  const c = imapClient(t);
+  await c.connect();
+  const keys: string[] = [];
+  try {
+    const lock = await c.getMailboxLock('INBOX', { readOnly: true });
+    try {
+      if ((c.mailbox && c.mailbox.exists) || 0) {
+        for await (const m of c.fetch('1:*', { uid: true, size: true, internalDate: true, flags: true, envelope: true })) {
+          if (!m.envelope) continue; // an unsolicited FETCH (FLAGS) update, not our answer
+          const date = m.internalDate instanceof Date ? m.internalDate.getTime() : new Date(m.internalDate ?? 0).getTime();
+          keys.push(`${m.envelope.messageId}|${m.size}|${date}|${[...(m.flags ?? [])].filter((f) => f !== '\\Recent').sort().join(' ')}`);
+        }
+      }
+    } finally {
+      lock.release();
+    }
+  } finally {
+    await c.logout().catch(() => undefined);
+  }
+  return keys.sort();
+}
+
+function sameKeys(a: string[], b: string[]): string {
+  if (a.length !== b.length) return `${b.length} messages at the destination, ${a.length} at the source`;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) diff++;
+  return diff ? `${diff} messages differ in Message-ID, size, INTERNALDATE or flags` : 'exact (Message-ID, size, INTERNALDATE, flags of every message)';
+}
+
+async function main(): Promise<number> {
+  const doveadm = findExecutable('doveadm', ['/usr/bin/doveadm']);
+  if (!doveadm) throw new Error('doveadm not found (apt-get install -y dovecot-imapd)');
+  if (!findExecutable('main.js', [CLI])) throw new Error('mailmover is not built (npm run build)');
+  const dovecot: PlainDovecotServer = await startDovecot({ tls: false, fsync: 'default' });
+  const work = dovecot.dir;
+  const conf = join(work, 'dovecot.conf');
+  const owner = spawnSync('stat', ['-c', '%u:%g', join(work, 'mail')], { encoding: 'utf8' }).stdout.trim();
+  const target = (user: string): ImapTarget => ({ host: dovecot.host, port: dovecot.port, user, pass: `${user}-pw` });
+  const users = ['src', 'dst', ...PLAN_AT.filter((n) => n !== MESSAGES).map((n) => `src${n}`), ...PLAN_AT.map((n) => `plan${n}`)];
+  for (const u of users) await dovecot.addUser(u, `${u}-pw`);
+  const rows: string[][] = [['step', 'messages', 'exit', 'wall s', 'peak RSS MiB', 'tool CPU s', 'server CPU s', 'target', 'check']];
+  let failed = false;
+  const run = async (label: string, args: string[], from: string, to: string, count: number, target?: string) => {
+    const name = label.replace(/[^a-z0-9]+/gi, '-');
+    const before = await groupCpuSeconds(dovecot.pid);
+    const r = await runMeasured(CLI, args, {
+      cwd: ROOT,
+      env: { ...process.env, MAILMOVER_FROM_PASSWORD: `${from}-pw`, MAILMOVER_TO_PASSWORD: `${to}-pw` },
+      timeoutMs: TIMEOUT_MS,
+      stdoutFile: join(work, `${name}.out`),
+      stderrFile: join(work, `${name}.err`),
+      timeFile: join(work, `${name}.time`),
+    });
+    const after = await groupCpuSeconds(dovecot.pid);
+    if (r.exitCode !== 0) failed = true;
+    const server = before === null || after === null ? '-' : (after - before).toFixed(2);
+    const row = [label, String(count), String(r.exitCode ?? r.signal), r.wallSeconds.toFixed(2), mib(r).toFixed(0), r.cpuSeconds?.toFixed(2) ?? '-', server, target ?? '', ''];
+    rows.push(row);
+    log(`  ${label}: exit ${r.exitCode}, ${r.wallSeconds.toFixed(2)} s, peak RSS ${mib(r).toFixed(0)} MiB`);
+    return { r, row };
+  };
+  const url = (u: string) => `imap://${u}@127.0.0.1:${dovecot.port}`;
+  try {
+    log(`bench:scale: Dovecot pid ${dovecot.pid} on 127.0.0.1:${dovecot.port}, work dir ${work}`);
+    for (const n of PLAN_AT.filter((x) => x !== MESSAGES)) {
+      const s = seedMaildirInbox({ maildir: join(dovecot.homeOf(`src${n}`), 'Maildir'), count: n, doveadm, conf, user: `src${n}`, owner });
+      log(`bench:scale: seeded src${n} with ${n} messages in ${s.toFixed(1)} s`);
+    }
+    const seedSeconds = seedMaildirInbox({ maildir: join(dovecot.homeOf('src'), 'Maildir'), count: MESSAGES, doveadm, conf, user: 'src', owner, onProgress: (d) => log(`  written ${d}/${MESSAGES}`) });
+    log(`bench:scale: seeded src with ${MESSAGES} messages (files + doveadm force-resync) in ${seedSeconds.toFixed(1)} s; reading it back...`);
+    const srcKeys = await inboxKeys(target('src'));
+    if (srcKeys.length !== MESSAGES) throw new Error(`the seeded source has ${srcKeys.length} messages, expected ${MESSAGES}`);
+
+    // 1. listing + planning alone, no ledger, into an empty destination
+    for (const n of PLAN_AT) {
+      const from = n === MESSAGES ? 'src' : `src${n}`;
+      await run(`plan (list + plan, --no-state)`, ['plan', '--from', url(from), '--to', url(`plan${n}`), '--no-state', '--json'], from, `plan${n}`, n);
+    }
+    // 2.-4. copy, rerun, 10 new + rerun; one ledger for the destination
+    const migrate = ['migrate', '--from', url('src'), '--to', url('dst'), '--json', '--state', join(work, 'state.db')];
+    const copy = await run('full copy', migrate, 'src', 'dst', MESSAGES, `RSS < ${TARGET.rssMB} MB`);
+    copy.row[8] = sameKeys(srcKeys, await inboxKeys(target('dst')));
+    const rerun = await run('rerun, nothing new', migrate, 'src', 'dst', MESSAGES, `< ${TARGET.rerunSeconds} s`);
+    const c = imapClient(target('src'));
+    await c.connect();
+    try {
+      for (let i = 0; i < NEW_MESSAGES; i++) {
+        const m = scaleMessage(MESSAGES + i, 'new');
+        await c.append('INBOX', m.body, m.flags, m.internalDate);
+      }
+    } finally {
+      await c.logout().catch(() => undefined);
+    }
+    const after10 = await run(`rerun after ${NEW_MESSAGES} new`, migrate, 'src', 'dst', MESSAGES + NEW_MESSAGES, `< ${TARGET.rerunSeconds} s`);
+    after10.row[8] = sameKeys(await inboxKeys(target('src')), await inboxKeys(target('dst')));
+
+    console.log(`\nOne folder of ${MESSAGES} small messages (~1 KB), IMAP -> IMAP on one Dovecot 2.3 (127.0.0.1, default mail_fsync), mailmover with its defaults and a ledger; 2 CPUs shared with other work.`);
+    console.log(table(rows));
+    const rssMB = (mib(copy.r) * 1048576) / 1e6;
+    const verdict = (ok: boolean) => (ok ? 'met' : 'NOT met');
+    console.log(`\nIssue 16 targets: full copy peak RSS ${rssMB.toFixed(0)} MB < ${TARGET.rssMB} MB: ${verdict(rssMB < TARGET.rssMB)}; ` +
+      `rerun ${rerun.r.wallSeconds.toFixed(2)} s < ${TARGET.rerunSeconds} s: ${verdict(rerun.r.wallSeconds < TARGET.rerunSeconds)}; ` +
+      `rerun after ${NEW_MESSAGES} new ${after10.r.wallSeconds.toFixed(2)} s < ${TARGET.rerunSeconds} s: ${verdict(after10.r.wallSeconds < TARGET.rerunSeconds)}`);
+    const plans = rows.filter((r) => r[0]!.startsWith('plan'));
+    if (plans.length > 1) {
+      const [a, b] = [plans[0]!, plans[plans.length - 1]!];
+      const growth = Number(b[3]) / Number(a[3]);
+      console.log(`listing + planning: ${a[1]} -> ${b[1]} messages (${(Number(b[1]) / Number(a[1])).toFixed(1)}x the messages) took ${growth.toFixed(2)}x the wall time and ${(Number(b[5]) / Number(a[5])).toFixed(2)}x the tool CPU (a linear cost grows by at most the message factor; the start-up cost is fixed)`);
+    }
+    if (rows.slice(1).some((r) => r[8] && !r[8].startsWith('exact'))) failed = true;
+    return failed ? 1 : 0;
+  } finally {
+    await dovecot.stop(); // removes the work dir unless KEEP_TEST_DIRS=1
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(`bench:scale: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);
