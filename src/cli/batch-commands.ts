@@ -1,7 +1,9 @@
 /**
  * `mailmover batch run`, `batch status` and `worker`.
  */
-import { ERROR_CODES } from '../core/errors.js';
+import { ERROR_CODES, MigrateError } from '../core/errors.js';
+import { isLoopbackHost } from '../core/endpoint.js';
+import { parseListen } from './console-command.js';
 // The batch modules (yaml, csv-parse, pg, pg-boss) are loaded by the commands that use them:
 // every migrate run would otherwise pay about 0.15 s of start-up for them.
 import type { BatchJobResult, BatchReport } from '../batch/run-batch.js';
@@ -40,6 +42,10 @@ export interface WorkerFlags {
   state?: string;
   reportDir?: string;
   maintenanceInterval: number;
+  heartbeat: number;
+  /** ADDR:PORT of the worker's /metrics. */
+  metrics?: string;
+  metricsPublic?: boolean;
   /** A file, or false for --no-log. */
   log?: string | false;
 }
@@ -47,8 +53,16 @@ export interface WorkerFlags {
 export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
   const controller = new AbortController();
   const release = onInterrupt(controller, 'stopping the mailboxes in hand (they go back to the queue, and resume where they stopped), then quitting');
+  // Checked before anything starts: a wrong --metrics is a usage error, not a late surprise.
+  const listen = flags.metrics ? metricsAddress(flags.metrics, !!flags.metricsPublic) : undefined;
   const logger = fleetLog(flags.log, { worker: { host: hostname(), pid: process.pid } });
   try {
+    const metrics = listen ? new (await import('../batch/worker-metrics.js')).WorkerMetrics() : undefined;
+    if (metrics && listen) {
+      const served = await metrics.serve(listen.hostname, listen.port, controller.signal);
+      const host = listen.hostname.includes(':') ? `[${listen.hostname}]` : listen.hostname;
+      process.stderr.write(`worker ${process.pid}: metrics at http://${host}:${served.port}/metrics\n`);
+    }
     process.stderr.write(`worker ${process.pid}: waiting for mailboxes\n`);
     logger?.info({ event: 'worker-start', parallel: flags.parallel }, 'worker started');
     const { runWorker } = await import('../batch/queue.js');
@@ -58,6 +72,8 @@ export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
       reportDir: flags.reportDir ?? path.resolve('mailmover-reports'),
       parallel: flags.parallel,
       maintenanceIntervalSeconds: flags.maintenanceInterval,
+      heartbeatSeconds: flags.heartbeat,
+      ...(metrics ? { onEvent: (e) => metrics.event(e), gateObserver: (server) => metrics.gate(server) } : {}),
       signal: controller.signal,
       ...(logger ? { logger } : {}),
       onJob: (e) =>
@@ -71,6 +87,15 @@ export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
     logger?.flush();
   }
   return EXIT.OK;
+}
+
+/** --metrics ADDR:PORT: loopback unless --metrics-public. */
+function metricsAddress(text: string, open: boolean): { hostname: string; port: number } {
+  const at = parseListen(text);
+  if (!open && !isLoopbackHost(at.hostname)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--metrics ${text} is reachable from other machines; give a loopback address (127.0.0.1:PORT), or add --metrics-public to serve the metrics there.`, { scope: 'config' });
+  }
+  return at;
 }
 
 export interface BatchFlags {
@@ -107,7 +132,7 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
   if (flags.queue) {
     const started = Date.now();
     const { enqueueBatch, followBatch, waitForJobs } = await import('../batch/queue.js');
-    const entries = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout, again: !!flags.again });
+    const entries = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout, again: !!flags.again, files: { list: path.resolve(listFile), config: path.resolve(flags.config), reportDir: path.resolve(reportDir) } });
     const ids = entries.flatMap((e) => (e.id ? [e.id] : []));
     const earlier = entries.length - ids.length;
     const joined = entries.filter((e) => e.joined).length;
@@ -130,7 +155,7 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
       : undefined;
     let results: Awaited<ReturnType<typeof waitForJobsFn>>;
     try {
-      results = await waitForJobs(flags.queue, ids, controller.signal);
+      results = await waitForJobs(flags.queue, ids, controller.signal, 1000, name);
     } finally {
       following.abort();
       await follower;
@@ -163,11 +188,12 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
       again: !!flags.again,
       signal: controller.signal,
       notify,
+      files: { list: path.resolve(listFile), config: path.resolve(flags.config) },
       ...(logger ? { logger } : {}),
       onEvent: (e) => {
         if (e.type === 'job-start') view?.progress(e.line, e.source);
         else if (e.type === 'job-progress') view?.progress(e.line, e.source, e.counters.copied, e.counters.toCopy);
-        else view?.finished(e.job, e.type === 'job-skipped');
+        else if (e.type === 'job-done' || e.type === 'job-skipped') view?.finished(e.job, e.type === 'job-skipped');
       },
     });
   } finally {

@@ -17,7 +17,8 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { writeAsync } from './checkpoint.js';
-import { SCHEMA_VERSION, STATUS_SQL, VERDICT_SQL } from './ledger.js';
+import { SCHEMA_VERSION } from './ledger.js';
+import { pgV5, STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
 import { mailboxIdentities } from './mailbox-key.js';
 import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
 import { jobFromRow, maskUrl, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
@@ -90,6 +91,8 @@ const MIGRATIONS: string[] = [
    ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN verdict TEXT CHECK (verdict IN (${VERDICT_SQL}));
    ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN runner_pid INTEGER;
    ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN runner_host TEXT;`,
+  // 5: the console's actions, batch starts, workers, progress samples; paused and cancelled (schema-v5.ts).
+  pgV5(SCHEMA),
 ];
 
 type Queryable = pg.Pool | pg.PoolClient | pg.Client;
