@@ -112,7 +112,7 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
   });
 
   const startWorker = (k: number, extra: string[] = []) => {
-    const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '2', '--heartbeat', '1', '--report-dir', path.join(dir, `w${k}`), '--maintenance-interval', '1', '--no-log', ...extra], {
+    const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '4', '--heartbeat', '1', '--report-dir', path.join(dir, `w${k}`), '--maintenance-interval', '1', '--no-log', ...extra], {
       env: { ...process.env, MASTER: 'adminpw' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -223,28 +223,37 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     assert.deepEqual(dialogs, []);
   });
 
-  test('pause, resume and cancel a queued batch from the page', async () => {
+  test('pause, resume and cancel a queued batch from the page; stopped workers shown gone', async () => {
+    // The two workers stop (SIGTERM: nothing in hand); the batch is queued with nobody to run it.
+    const stopped = workers.slice(0, 2);
+    for (const w of stopped) w.kill('SIGTERM');
+    await Promise.all(stopped.map((w) => (w.exitCode === null ? new Promise((r) => w.once('exit', r)) : undefined)));
     const run = runBatch('slow.csv', 'slow.yaml', 'slow');
+    await until('the batch is queued', async () => (await rows('slow')).filter((r) => r.status === 'queued').length === SLOW, 60_000);
+    // One worker, one mailbox at a time, throttled: the batch takes a while.
+    const w = spawn(process.execPath, [CLI, 'worker', '--queue', url, '--parallel', '1', '--heartbeat', '1', '--report-dir', path.join(dir, 'w2'), '--maintenance-interval', '1', '--no-log'], {
+      env: { ...process.env, MASTER: 'adminpw' },
+      stdio: ['ignore', 'ignore', 'ignore'],
+    });
+    workers.push(w);
+    await until('a mailbox runs', async () => (await rows('slow')).some((r) => r.status === 'running'), 60_000);
     await page.goto(`${con.base}#/batch/slow`);
-    await until('two mailboxes run', async () => (await rows('slow')).filter((r) => r.status === 'running').length >= 2, 60_000);
     await page.waitForSelector('#action-buttons [data-action="pause"]:not([disabled])');
     await page.click('#action-buttons [data-action="pause"]');
     await page.click('#confirm-yes');
     await page.waitForSelector('#action-answer .done');
-    const afterPause = await rows('slow');
-    const paused = afterPause.filter((r) => r.status === 'paused').map((r) => r.line);
-    assert.ok(paused.length >= 1, JSON.stringify(afterPause));
+    const paused = (await rows('slow')).filter((r) => r.status === 'paused').map((r) => r.line);
+    assert.ok(paused.length >= SLOW - 2, JSON.stringify(await rows('slow')));
     await until('the page shows the paused mailboxes', async () => (await count('paused')) === paused.length);
     assert.match((await page.textContent('#batch-state'))!, /queued batch, paused/);
-    // The mailboxes in flight finish; no paused one starts.
-    await until('the mailboxes in flight finish', async () => (await rows('slow')).every((r) => r.status !== 'running' && r.status !== 'queued'), 60_000);
+    // The mailbox in flight finishes; no paused one starts.
+    await until('the mailbox in flight finishes', async () => (await rows('slow')).every((r) => r.status !== 'running' && r.status !== 'queued'), 60_000);
     await new Promise((r) => setTimeout(r, 2500));
     assert.deepEqual((await rows('slow')).filter((r) => r.status === 'paused').map((r) => r.line), paused, 'no worker took a paused mailbox');
 
     await page.click('#action-buttons [data-action="resume"]');
     await page.click('#confirm-yes');
     await until('resumed mailboxes run again', async () => (await rows('slow')).some((r) => r.status === 'running'), 60_000);
-    // All four slots of the two workers are busy for a few seconds: the rest of the resumed ones wait in the queue.
     await page.waitForSelector('#action-buttons [data-action="cancel"]:not([disabled])');
     await page.click('#action-buttons [data-action="cancel"]');
     await page.click('#confirm-yes');
@@ -259,6 +268,12 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     assert.deepEqual(history, ['cancel', 'resume', 'pause']);
     assert.deepEqual(await page.locator('#history tbody tr td:nth-child(2)').allTextContents(), [OPERATOR, OPERATOR, OPERATOR]);
     assert.match((await page.textContent('#batch-state'))!, /cancelled/);
+
+    // The workers page: the two stopped workers gone, the third alive.
+    await page.goto(`${con.base}#/workers`);
+    await page.waitForSelector('#worker-table tbody tr:nth-child(3)');
+    const shown = await page.locator('#worker-table tbody tr').evaluateAll((trs) => trs.map((tr) => `${tr.children[2]!.textContent} ${tr.children[0]!.textContent}`));
+    assert.deepEqual(shown.sort(), [`${stopped[0]!.pid} gone (stopped)`, `${stopped[1]!.pid} gone (stopped)`, `${w.pid} alive`].sort());
     assert.deepEqual(dialogs, []);
   });
 });
