@@ -18,7 +18,6 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { ControlStore, type BatchRun } from '../state/batch-control.js';
 import { PgLedger } from '../state/pg-ledger.js';
 import type { BatchActionName } from '../state/schema-v5.js';
-import type { BatchJobRecord } from '../state/types.js';
 import { jobOptions, QUEUE, startBoss, type MailboxJob } from './queue.js';
 
 /** What an action did. */
@@ -118,7 +117,7 @@ const sh = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, 
  * Its list and configuration are those `batch run` recorded; when the ledger has none (a batch of
  * an older mailmover), the command names them as placeholders, and says so.
  */
-export async function localRetry(stateFile: string, batch: string, failed: readonly Pick<BatchJobRecord, 'line'>[], operator: string): Promise<ActionResult> {
+export async function localRetry(stateFile: string, batch: string, failed: number, operator: string): Promise<ActionResult> {
   const control = await ControlStore.open(stateFile);
   try {
     const run: BatchRun | undefined = await control.run(batch);
@@ -126,8 +125,8 @@ export async function localRetry(stateFile: string, batch: string, failed: reado
     if (run?.reportDir) parts.push('--report-dir', sh(run.reportDir));
     const command = parts.join(' ');
     const note = run?.listFile && run.configFile ? undefined : 'The ledger does not record this batch\'s list and configuration (it ran before mailmover recorded them): put their paths for LIST.csv and CONFIG.yaml.';
-    await control.recordAction({ batch, action: 'retry', operator, mailboxes: failed.length, note: command });
-    return { action: 'retry', mailboxes: failed.length, command, ...(note ? { note } : {}) };
+    await control.recordAction({ batch, action: 'retry', operator, mailboxes: failed, note: command });
+    return { action: 'retry', mailboxes: failed, command, ...(note ? { note } : {}) };
   } finally {
     await control.close().catch(() => undefined);
   }

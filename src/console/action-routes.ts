@@ -51,12 +51,12 @@ export function actionRoutes(app: Hono, source: LedgerSource, feed: LiveFeed, op
         const { ERROR_CODES, MigrateError } = await import('../core/errors.js');
         throw new MigrateError(ERROR_CODES.CONSOLE_ACTION, `The batch "${name}" was not queued (it ran on one machine): pause, resume and cancel act on a queued batch; retry gives the command to run.`, { scope: 'config' });
       }
-      const page = await view.jobPage(name, { limit: 500 });
+      const page = await view.jobPage(name, { limit: 1 });
       if (page.total === 0) {
         const { ERROR_CODES, MigrateError } = await import('../core/errors.js');
         throw new MigrateError(ERROR_CODES.CONSOLE_ACTION, `There is no batch "${name}" in the ledger.`, { scope: 'config' });
       }
-      const failed = (await Promise.all(RETRIED.map((status) => view.jobPage(name, { status, limit: 500 })))).flatMap((p) => p.rows);
+      const failed = (await Promise.all(RETRIED.map((status) => view.jobPage(name, { status, limit: 1 })))).reduce((n, p) => n + p.matched, 0);
       const result = await localRetry(source.location, name, failed, operator);
       // A PostgreSQL ledger's address is shown without its password: the command says where it goes.
       return isPostgresUrl(source.location) ? { ...result, command: shown(result.command), note: [result.note, 'Put the ledger\'s password back in --state.'].filter(Boolean).join(' ') } : result;

@@ -25,7 +25,7 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { write } from './checkpoint.js';
 import { mailboxIdentities } from './mailbox-key.js';
 import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
-import { SQLITE_V5, STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
+import { SQLITE_V5, V4_STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
 import { jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
 import { processAlive } from '../core/process-alive.js';
 
@@ -38,8 +38,8 @@ export { STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
 /** The schema version this code writes. */
 export const SCHEMA_VERSION = 5;
 
-/** Each step takes the schema from version i to i+1. */
-const MIGRATIONS: string[] = [
+/** Each step takes the schema from version i to i+1 (exported for the migration tests). */
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE mailbox (
      id INTEGER PRIMARY KEY,
      source TEXT NOT NULL,
@@ -107,7 +107,7 @@ const MIGRATIONS: string[] = [
      line INTEGER NOT NULL,
      source TEXT NOT NULL,
      destination TEXT NOT NULL,
-     status TEXT NOT NULL CHECK (status IN (${STATUS_SQL})),
+     status TEXT NOT NULL CHECK (status IN (${V4_STATUS_SQL})),
      code TEXT,
      message TEXT,
      copied INTEGER NOT NULL DEFAULT 0,

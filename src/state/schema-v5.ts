@@ -16,6 +16,8 @@ import { JOB_STATUSES } from './types.js';
 
 /** The job statuses and verdicts as SQL lists, for the CHECK constraints of both backends. */
 export const STATUS_SQL = JOB_STATUSES.map((x) => `'${x}'`).join(', ');
+/** The statuses schema 4 allowed (its CHECK, as files of that version have it). */
+export const V4_STATUS_SQL = ['not started', 'queued', 'running', 'waiting', 'interrupted', 'complete', 'partial', 'failed'].map((x) => `'${x}'`).join(', ');
 export const VERDICT_SQL = ['perfect', 'good', 'investigate', 'poor'].map((x) => `'${x}'`).join(', ');
 
 /** The actions the console records. */
