@@ -164,7 +164,6 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     // The failed rows: their code, and its explanation from docs/errors.md.
     const failed = page.locator('#mailboxes tbody tr', { has: page.locator('td.status', { hasText: 'failed' }) });
     assert.deepEqual(await failed.locator('td.code').allTextContents(), Array(BAD.length).fill('MM-AUTH-FAILED'));
-    await page.screenshot({ path: new URL('console-overview.png', IMAGES).pathname, fullPage: true });
     await failed.first().locator('td.code a').click();
     await page.waitForSelector('#error-doc .symptom');
     const doc = parseErrorDocs(await readFile(new URL('../../docs/errors.md', import.meta.url), 'utf8')).find((d) => d.code === 'MM-AUTH-FAILED')!;
@@ -178,13 +177,13 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     assert.ok(reason, 'the ledger has the skipped item');
     assert.match(reason.reason, /NO|BAD|server|error/i);
     assert.equal(await page.textContent('#skipped tbody tr td:nth-child(4)'), reason.reason);
-    await page.screenshot({ path: new URL('console-mailbox.png', IMAGES).pathname, fullPage: true });
 
     // Workers: both alive, with their host and pid.
     await page.goto(`${con.base}#/workers`);
     await page.waitForSelector('#worker-table tbody tr');
     const states = await page.locator('#worker-table tbody tr td:first-child').allTextContents();
     assert.deepEqual(states, ['alive', 'alive']);
+    await page.screenshot({ path: new URL('console-workers.png', IMAGES).pathname });
     const pids = (await page.locator('#worker-table tbody tr td:nth-child(3)').allTextContents()).map(Number).sort();
     assert.deepEqual(pids, workers.map((w) => w.pid!).sort());
 
@@ -212,6 +211,7 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     await page.click('#confirm-yes');
     await page.waitForSelector('#action-answer .done');
     assert.equal(await page.textContent('#action-answer .done'), 'retry: 4 mailboxes.');
+    await page.screenshot({ path: new URL('console-actions.png', IMAGES).pathname });
     await until('the retried mailboxes finish', async () => (await count('failed')) === 0 && (await count('queued')) + (await count('running')) === 0 && (await count('complete')) === GOOD - 1 + BAD.length, 90_000);
     for (const u of BAD) assert.deepEqual(await readMailbox(dest, u, `pw-${u}`), await readMailbox(source, u, `pw-${u}`), u);
     const history = page.locator('#history tbody tr');
