@@ -52,6 +52,7 @@ function pageFiles(): Map<string, { type: string; body: Buffer }> {
   const add = (rel: string) => files.set('/' + rel, { type: TYPES[/\.[a-z]+$/.exec(rel)![0]]!, body: readFileSync(new URL(rel, dir)) });
   add('index.html');
   add('app.css');
+  if (existsSync(new URL('uplot.css', dir))) add('uplot.css');
   for (const f of readdirSync(new URL('app/', dir))) if (f.endsWith('.js')) add(`app/${f}`);
   return files;
 }

@@ -8,7 +8,7 @@
  * mailboxes are queued again through pg-boss and complete, their mail arrives, and the action is
  * in the batch's history with the operator's name. A second, throttled batch is paused (workers
  * finish the mailboxes in flight and take no other), resumed and cancelled from the page. A
- * worker's --metrics are scraped.
+ * worker's --metrics are scraped. The throughput chart (uPlot) is drawn from the progress samples.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -65,6 +65,7 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
   const workers: ChildProcess[] = [];
   const logs: string[] = [];
   const dialogs: string[] = [];
+  const violations: string[] = [];
 
   before(async () => {
     [source, dest, db] = await Promise.all([startDovecot({ tls: false }), startDovecot({ tls: false }), startPostgres()]);
@@ -97,6 +98,9 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     await sql.connect();
     browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
     page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text());
+    });
     page.on('dialog', (d) => {
       dialogs.push(d.message());
       void d.dismiss();
@@ -160,6 +164,17 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     assert.equal(await count('partial'), 1);
     const recorded = await rows('main');
     assert.equal(recorded.length, GOOD + BAD.length);
+
+    // The throughput chart (uPlot, served by the console) from the recorded progress samples: all
+    // that was copied, over time; the page's script stays small; the CSP refused nothing.
+    const [{ copied }] = (await sql.query<{ copied: number }>("SELECT sum(copied)::int AS copied FROM mailmover_state.batch_job WHERE batch = 'main'")).rows as [{ copied: number }];
+    await until('the chart shows everything copied', async () => Number(await page.getAttribute('#throughput', 'data-total', { timeout: 500 })) === copied, 20_000);
+    assert.equal(await page.locator('#throughput canvas').count() > 0, true, 'uPlot drew the chart');
+    const buckets = (await (await page.evaluate(async () => (await fetch('/api/batches/main')).json())) as { throughput: { counts: number[] } }).throughput.counts;
+    assert.ok(buckets.filter((n) => n > 0).length >= 2, `the copies are spread over time: ${buckets.join(' ')}`);
+    const script = await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.js')).reduce((a, e) => a + (e as PerformanceResourceTiming).decodedBodySize, 0));
+    assert.ok(script > 50_000 && script < 200_000, `the page's script: ${script} bytes`);
+    assert.deepEqual(violations, [], 'no Content-Security-Policy violation');
 
     // The failed rows: their code, and its explanation from docs/errors.md.
     const failed = page.locator('#mailboxes tbody tr', { has: page.locator('td.status', { hasText: 'failed' }) });

@@ -106,8 +106,8 @@ export class OverviewView {
     put(
       this.chart,
       el('h3', {}, 'Throughput'),
-      t ? throughputChart(t) : el('p', { class: 'muted' }, 'No mailbox has finished yet.'),
-      el('p', { class: 'muted' }, 'Each finished mailbox counted over the time it ran; running mailboxes appear when they finish.'),
+      t ? throughputChart(t, Math.max(320, Math.min(1100, this.root.clientWidth || window.innerWidth - 80))) : el('p', { class: 'muted' }, 'Nothing copied yet.'),
+      el('p', { class: 'muted' }, 'Messages copied per interval, from the progress the running mailboxes record every few seconds.'),
     );
   }
 
