@@ -172,7 +172,7 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     assert.equal(await page.locator('#throughput canvas').count() > 0, true, 'uPlot drew the chart');
     const buckets = (await (await page.evaluate(async () => (await fetch('/api/batches/main')).json())) as { throughput: { counts: number[] } }).throughput.counts;
     assert.ok(buckets.filter((n) => n > 0).length >= 2, `the copies are spread over time: ${buckets.join(' ')}`);
-    const script = await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.js')).reduce((a, e) => a + (e as PerformanceResourceTiming).decodedBodySize, 0));
+    const script = await page.evaluate(() => performance.getEntriesByType('resource').filter((e) => e.name.endsWith('.js')).reduce((a, e) => a + (e as unknown as { decodedBodySize: number }).decodedBodySize, 0));
     assert.ok(script > 50_000 && script < 200_000, `the page's script: ${script} bytes`);
     assert.deepEqual(violations, [], 'no Content-Security-Policy violation');
 
