@@ -52,7 +52,7 @@ async function sendAgain(b: PgBoss, jobId: string | undefined): Promise<string |
 /** Runs an action on a queued batch (the queue's database holds the ledger's batch rows). */
 export async function queuedAction(queueUrl: string, batch: string, action: BatchActionName, operator: string): Promise<ActionResult> {
   const ledger = await PgLedger.open(queueUrl);
-  const control = await ControlStore.open(queueUrl);
+  const control = await ControlStore.open(queueUrl, true);
   let b: PgBoss | undefined;
   try {
     const rows = await ledger.jobs(batch);

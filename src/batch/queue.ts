@@ -84,7 +84,7 @@ export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]>
   const jobs = await PgLedger.open(options.queueUrl);
   try {
     const before = new Map((await jobs.jobs(options.name)).map((j) => [`${j.source}\0${j.destination}`, j]));
-    const control = await ControlStore.open(options.queueUrl);
+    const control = await ControlStore.open(options.queueUrl, true);
     await control.recordRun({ batch: options.name, listFile: options.files?.list, configFile: options.files?.config, reportDir: options.files?.reportDir, queued: true }).finally(() => control.close());
     const b = await startBoss(options.queueUrl, { supervise: false }, true);
     try {
@@ -159,7 +159,7 @@ export async function waitForJobs(queueUrl: string, ids: readonly string[], sign
   if (ids.length === 0) return [];
   const b = await startBoss(queueUrl, { supervise: false });
   const ledger = batch ? await PgLedger.open(queueUrl).catch(() => undefined) : undefined;
-  const control = ledger ? await ControlStore.open(queueUrl).catch(() => undefined) : undefined;
+  const control = ledger ? await ControlStore.open(queueUrl, true).catch(() => undefined) : undefined;
   try {
     let keys: (string | undefined)[] | undefined;
     for (;;) {
@@ -287,7 +287,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     throw err;
   }
   // Actions (pause, cancel), the heartbeat and progress samples: in the queue's database, with the statuses.
-  const control = await ControlStore.open(options.queueUrl);
+  const control = await ControlStore.open(options.queueUrl, true);
   const heartbeat = new WorkerHeartbeat(control, options.heartbeatSeconds);
   await heartbeat.start();
   const locks = new pg.Pool({ connectionString: options.queueUrl, max: parallel + 1 });

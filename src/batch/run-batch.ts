@@ -116,7 +116,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
   const ledger = await openState(options.statePath);
   let control: ControlStore;
   try {
-    control = await ControlStore.open(options.statePath);
+    control = await ControlStore.open(options.statePath, true);
     await control.recordRun({ batch: options.name, listFile: options.files?.list, configFile: options.files?.config, reportDir: path.resolve(options.reportDir), queued: false });
   } catch (err) {
     await ledger.close();

@@ -73,9 +73,12 @@ const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : Strin
 export class ControlStore {
   private constructor(private readonly sql: Sql) {}
 
-  /** Opens the ledger at `location` (migrating it to schema 5 when older) for these records. */
-  static async open(location: string): Promise<ControlStore> {
-    await Promise.resolve((await openState(location)).close());
+  /**
+   * Opens the ledger at `location` for these records, after migrating it to schema 5 when older
+   * (`migrated`: the caller has just opened it with openState, which did that).
+   */
+  static async open(location: string, migrated = false): Promise<ControlStore> {
+    if (!migrated) await Promise.resolve((await openState(location)).close());
     if (isPostgresUrl(location)) {
       const pool = new pg.Pool({ connectionString: location, max: 2 });
       pool.on('error', () => undefined);

@@ -143,6 +143,10 @@ describe('mailmover console API', () => {
     const busy = await runCli(['console', '--state', path.join(dir, 'state.db'), '--listen', `127.0.0.1:${new URL(con.base).port}`]);
     assert.equal(busy.code, 2);
     assert.match(busy.stderr, /MM-CONSOLE-LISTEN: .*the port is in use/);
+    // The worker's metrics: loopback unless --metrics-public, checked before anything connects.
+    const metrics = await runCli(['worker', '--queue', 'postgres://nobody@127.0.0.1:1/none', '--metrics', '0.0.0.0:9464', '--no-log']);
+    assert.equal(metrics.code, 2);
+    assert.match(metrics.stderr, /MM-CONFIG-OPTION: --metrics 0\.0\.0\.0:9464 is reachable from other machines/);
   });
 
   test('a local batch: retry is recorded with who and when and answers the exact command to run; pause is refused (409); nothing runs', async () => {
