@@ -241,7 +241,8 @@ export async function runBatchStatus(listFile: string, flags: { state?: string; 
 function batchStatusText(s: BatchStatus): string {
   const out = [
     `batch "${terminalText(s.batch)}" in ${terminalText(s.ledger)}`,
-    `${s.mailboxes.length} mailboxes: ${Object.entries(s.counts).map(([k, n]) => `${n} ${k}`).join(', ')}`,
+    // paused and cancelled come only from the console's actions: shown when some mailbox is.
+    `${s.mailboxes.length} mailboxes: ${Object.entries(s.counts).filter(([k, n]) => n > 0 || (k !== 'paused' && k !== 'cancelled')).map(([k, n]) => `${n} ${k}`).join(', ')}`,
     `verdict: ${s.verdict ?? 'none yet (some mailboxes did not run to an end)'}`,
   ];
   if (s.notInList > 0) out.push(`(${s.notInList} more recorded for this batch are not in the list)`);

@@ -71,11 +71,9 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     [source, dest, db] = await Promise.all([startDovecot({ tls: false }), startDovecot({ tls: false }), startPostgres()]);
     dir = await mkdtemp(path.join(os.tmpdir(), 'mm-console-queue-'));
     const users = [...Array.from({ length: GOOD }, (_, i) => name(i + 1)), ...BAD, ...Array.from({ length: SLOW }, (_, i) => `s${i + 1}`)];
-    for (const u of users) {
-      await source.addUser(u, `pw-${u}`);
-      await dest.addUser(u, `pw-${u}`);
-    }
-    for (let i = 0; i < users.length; i += 10) await Promise.all(users.slice(i, i + 10).map((u) => seedMailbox(source, u, `pw-${u}`, box(u, u.startsWith('s') ? 6 : 2))));
+    await Promise.all(users.flatMap((u) => [source.addUser(u, `pw-${u}`), dest.addUser(u, `pw-${u}`)]));
+    const launching = chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    for (let i = 0; i < users.length; i += 20) await Promise.all(users.slice(i, i + 20).map((u) => seedMailbox(source, u, `pw-${u}`, box(u, u.startsWith('s') ? 6 : 2))));
     // c13: one message file Dovecot cannot read (the mail processes are not root): a skipped item in its words.
     for (const entry of await readdir(source.homeOf(name(13)), { recursive: true, withFileTypes: true })) {
       const file = path.join(entry.parentPath, entry.name);
@@ -96,7 +94,7 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     url = await db.createDatabase('console');
     sql = new pg.Client({ connectionString: url });
     await sql.connect();
-    browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'] });
+    browser = await launching;
     page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
     page.on('console', (m) => {
       if (/Content Security Policy|Refused to/i.test(m.text())) violations.push(m.text());
@@ -130,7 +128,8 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
   const count = async (status: string) => Number(((await page.textContent(`#counts [data-status="${status}"] dd`, { timeout: 500 }).catch(() => null)) ?? '0').replace(/,/g, ''));
   const rows = async (batch: string) => (await sql.query<{ line: number; source: string; status: string; code: string | null }>('SELECT line, source, status, code FROM mailmover_state.batch_job WHERE batch = $1 ORDER BY line', [batch])).rows;
 
-  test('the page follows the batch: progress rises, statuses arrive, failures explained, the corrupt item in the server\'s words; workers alive; metrics scraped', async () => {
+  test('the page follows the batch: progress rises, statuses arrive, failures explained, the corrupt item in the server\'s words; workers alive; metrics scraped', async (t) => {
+    const started = Date.now();
     startWorker(0, ['--metrics', '127.0.0.1:0']);
     startWorker(1);
     con = await startConsole(['--queue', url, '--operator', OPERATOR]);
@@ -157,6 +156,8 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     );
     const result = await run;
     assert.ok(result.stdout.includes('"status"'), result.stderr + logs.join('\n'));
+    const seconds = (JSON.parse(result.stdout) as { jobs: { seconds?: number }[] }).jobs.map((j) => j.seconds ?? 0);
+    t.diagnostic(`batch of ${seconds.length} mailboxes: ${((Date.now() - started) / 1000).toFixed(1)} s on the page; a mailbox ${(seconds.reduce((a, b) => a + b, 0) / seconds.length).toFixed(2)} s on average`);
     assert.ok(seen.some((v) => v > 0 && v < seen.at(-1)!), `an intermediate number of messages copied was shown: ${seen.join(' ')}`);
     assert.deepEqual([...seen].sort((a, b) => a - b), seen, `it only rose: ${seen.join(' ')}`);
     assert.ok(completes.length >= 3, `complete mailboxes arrived over time: ${completes.join(' ')}`);
