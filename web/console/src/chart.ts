@@ -22,12 +22,13 @@ export function throughputChart(t: Throughput, width = 1000, height = 160): HTML
   }
   const t0 = Date.parse(t.start) / 1000;
   const xs = t.counts.map((_, i) => t0 + i * t.bucketSeconds);
-  const bars = UPlot.paths.bars?.({ size: [0.8, 48], align: 1 });
+  const bars = UPlot.paths.bars?.({ size: [0.9, 400], align: 1 });
   new UPlot(
     {
       width,
       height,
-      scales: { x: { time: true }, y: { range: (_u, _min, hi) => [0, Math.max(1, hi)] } },
+      // The whole span of the buckets, also for one bucket (uPlot would otherwise widen it to years).
+      scales: { x: { time: true, range: () => [t0, t0 + xs.length * t.bucketSeconds] }, y: { range: (_u, _min, hi) => [0, Math.max(1, hi)] } },
       series: [{}, { label: `messages per ${per}`, stroke: '#1a5fb4', fill: 'rgba(26, 95, 180, 0.35)', ...(bars ? { paths: bars } : {}), points: { show: false } }],
       axes: [{}, { label: 'messages', size: 60 }],
       cursor: { drag: { x: false, y: false } },
