@@ -201,6 +201,7 @@ export async function finishReport(name: string, parallel: number, started: numb
       partial: count('partial'),
       failed: count('failed'),
       interrupted: count('interrupted'),
+      ...(count('cancelled') ? { cancelled: count('cancelled') } : {}),
       notStarted: count('not started'),
       alreadyComplete: jobs.filter((j) => j.alreadyComplete).length,
       copied: jobs.reduce((n, j) => n + (j.alreadyComplete ? 0 : j.copied), 0),

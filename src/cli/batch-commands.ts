@@ -171,7 +171,7 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
     view?.end();
     const queued = await finishReport(name, 0, started, jobs, list.warnings, reportDir);
     if (wantsNotify(notify)) printNotifyFailures(await notifyBatchEnd(queued, reportDir, notify, logger, controller.signal.aborted));
-    process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed. Reports: ${reportDir}/batch-report.md\n`);
+    process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed${queued.totals.cancelled ? `, ${queued.totals.cancelled} cancelled` : ''}. Reports: ${reportDir}/batch-report.md\n`);
     return queued.status === 'complete' ? EXIT.OK : queued.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
   }
   let report: BatchReport;

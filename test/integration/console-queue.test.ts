@@ -279,6 +279,7 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     const end = await rows('slow');
     assert.ok(end.every((r) => ['complete', 'cancelled'].includes(r.status)), JSON.stringify(end));
     assert.ok(end.some((r) => r.status === 'cancelled'), JSON.stringify(end));
+    assert.equal((JSON.parse(result.stdout) as { totals: { cancelled?: number } }).totals.cancelled, end.filter((r) => r.status === 'cancelled').length, 'the batch report counts the cancelled mailboxes');
     await until('the page shows the cancelled mailboxes', async () => (await count('cancelled')) === end.filter((r) => r.status === 'cancelled').length);
     const history = await page.locator('#history tbody tr td:nth-child(3)').allTextContents();
     assert.deepEqual(history, ['cancel', 'resume', 'pause']);
