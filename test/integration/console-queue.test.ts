@@ -254,12 +254,15 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     workers.push(w);
     await until('a mailbox runs', async () => (await rows('slow')).some((r) => r.status === 'running'), 60_000);
     await page.goto(`${con.base}#/batch/slow`);
-    await page.waitForSelector('#action-buttons [data-action="pause"]:not([disabled])');
+    await until('the page shows the slow batch', async () => (await page.textContent('#batch-name', { timeout: 500 })) === 'slow');
+    await page.waitForSelector('#overview #action-buttons [data-action="pause"]:not([disabled])');
     await page.click('#action-buttons [data-action="pause"]');
     await page.click('#confirm-yes');
-    await page.waitForSelector('#action-answer .done');
+    await page.waitForSelector('#action-answer .done, #action-answer .problem');
+    const answer = await page.textContent('#action-answer');
+    assert.match(answer!, /^pause: \d+ mailbox/, answer!);
     const paused = (await rows('slow')).filter((r) => r.status === 'paused').map((r) => r.line);
-    assert.ok(paused.length >= SLOW - 2, JSON.stringify(await rows('slow')));
+    assert.ok(paused.length >= SLOW - 2, `${answer} ${JSON.stringify(await rows('slow'))}`);
     await until('the page shows the paused mailboxes', async () => (await count('paused')) === paused.length);
     assert.match((await page.textContent('#batch-state'))!, /queued batch, paused/);
     // The mailbox in flight finishes; no paused one starts.
