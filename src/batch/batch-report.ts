@@ -35,6 +35,8 @@ export interface BatchReport {
     failed: number;
     /** Stopped by Ctrl-C or SIGTERM while they ran. */
     interrupted: number;
+    /** A queued batch cancelled from the console: its mailboxes taken out of the queue before they ran (only when some were). */
+    cancelled?: number;
     /** Not reached before the batch was stopped. */
     notStarted: number;
     alreadyComplete: number;

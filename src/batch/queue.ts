@@ -22,12 +22,16 @@ import pg from 'pg';
 import PgBoss from 'pg-boss';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import { ServerGate } from '../copy/retry-policy.js';
+import { ServerGate, type GateObserver } from '../copy/retry-policy.js';
+import { redactUrl } from '../core/endpoint.js';
 import { sleep } from '../core/sleep.js';
 import type { BatchConfig, BatchServer } from './config.js';
 import { literalPasswords, type MailboxList, type MailboxRow } from './mailbox-list.js';
 import { recordingProgress, runOne, urlOf, type BatchJobResult } from './run-batch.js';
 import { PgLedger } from '../state/pg-ledger.js';
+import { ControlStore } from '../state/batch-control.js';
+import { WorkerHeartbeat } from './worker-heartbeat.js';
+import type { BatchEvent } from './run-batch.js';
 import { SharedLimitsHub } from './shared-limits.js';
 import type { JobProbe } from './batch-status.js';
 import { hostname } from 'node:os';
@@ -40,7 +44,7 @@ export const QUEUE = 'mailmover-mailbox';
 /** How often a worker records a running mailbox's progress in the database. */
 
 /** What a job carries. */
-interface MailboxJob {
+export interface MailboxJob {
   batch: string;
   row: MailboxRow;
   config: BatchConfig;
@@ -56,6 +60,8 @@ export interface EnqueueOptions {
   jobTimeoutSeconds?: number;
   /** Queue mailboxes recorded complete again (an incremental pass) instead of skipping them. */
   again?: boolean;
+  /** The list, configuration and report directory, recorded for the console. */
+  files?: { list: string; config: string; reportDir: string };
 }
 
 /** One row of the list once enqueued: its job id, or its earlier complete result. */
@@ -78,6 +84,8 @@ export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]>
   const jobs = await PgLedger.open(options.queueUrl);
   try {
     const before = new Map((await jobs.jobs(options.name)).map((j) => [`${j.source}\0${j.destination}`, j]));
+    const control = await ControlStore.open(options.queueUrl, true);
+    await control.recordRun({ batch: options.name, listFile: options.files?.list, configFile: options.files?.config, reportDir: options.files?.reportDir, queued: true }).finally(() => control.close());
     const b = await startBoss(options.queueUrl, { supervise: false }, true);
     try {
       const out: Enqueued[] = [];
@@ -99,7 +107,7 @@ export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]>
         // password or webhook header, even as a reference, is stored with every job.
         const { notify: _notify, ...config } = options.config;
         const job: MailboxJob = { batch: options.name, row, config };
-        const id = await b.send(QUEUE, job, { retryLimit: 20, retryDelay: 2, retryBackoff: true, expireInSeconds: options.jobTimeoutSeconds ?? 4 * 3600 });
+        const id = await b.send(QUEUE, job, jobOptions(options.jobTimeoutSeconds ?? 4 * 3600));
         if (!id) throw new MigrateError(ERROR_CODES.QUEUE, `The queue did not take the job of line ${row.line}.`, { scope: 'mailbox' });
         await jobs.recordJob(options.name, { line: row.line, source, destination, status: 'queued', copied: 0, skipped: 0, jobId: id });
         out.push({ row, id });
@@ -112,6 +120,9 @@ export async function enqueueBatch(options: EnqueueOptions): Promise<Enqueued[]>
     await jobs.close();
   }
 }
+
+/** How every mailbox job is sent (also again by the console's retry and resume). */
+export const jobOptions = (expireInSeconds: number): PgBoss.SendOptions => ({ retryLimit: 20, retryDelay: 2, retryBackoff: true, expireInSeconds });
 
 /**
  * A job is a row in PostgreSQL (pg-boss keeps it, and its archive, long after it ran): it may
@@ -139,21 +150,40 @@ function refuseLiteralSecrets(list: MailboxList, config: BatchConfig): void {
   }
 }
 
-/** Waits until every job is done (or failed for good); resolves with their results. */
-export async function waitForJobs(queueUrl: string, ids: readonly string[], signal?: AbortSignal, pollMs = 1000): Promise<(BatchJobResult | undefined)[]> {
+/**
+ * Waits until every job is done (or failed for good); resolves with their results. With `batch`,
+ * follows the console's actions: a mailbox sent to the queue again (retry, resume) is followed to
+ * its new job, nothing ends while the batch is paused, and a cancelled mailbox ends as recorded.
+ */
+export async function waitForJobs(queueUrl: string, ids: readonly string[], signal?: AbortSignal, pollMs = 1000, batch?: string): Promise<(BatchJobResult | undefined)[]> {
   if (ids.length === 0) return [];
   const b = await startBoss(queueUrl, { supervise: false });
+  const ledger = batch ? await PgLedger.open(queueUrl).catch(() => undefined) : undefined;
+  const control = ledger ? await ControlStore.open(queueUrl, true).catch(() => undefined) : undefined;
   try {
+    let keys: (string | undefined)[] | undefined;
     for (;;) {
-      const jobs = await Promise.all(ids.map((id) => b.getJobById(QUEUE, id)));
-      if (jobs.every((j) => j && (j.state === 'completed' || j.state === 'failed' || j.state === 'cancelled'))) {
-        return jobs.map((j) => (j?.state === 'completed' ? (j.output as BatchJobResult) : undefined));
+      const rows = ledger && batch ? await ledger.jobs(batch).catch(() => []) : [];
+      const key = (r: BatchJobRecord) => `${r.source}\0${r.destination}`;
+      keys ??= ids.map((id) => rows.find((r) => r.jobId === id)).map((r) => (r ? key(r) : undefined));
+      const byKey = new Map(rows.map((r) => [key(r), r]));
+      const current = ids.map((id, i) => byKey.get(keys![i] ?? '')?.jobId ?? id);
+      const jobs = await Promise.all(current.map((id) => b.getJobById(QUEUE, id)));
+      const paused = control && batch ? (await control.batchState(batch).catch(() => 'active')) === 'paused' : false;
+      if (!paused && jobs.every((j) => j && (j.state === 'completed' || j.state === 'failed' || j.state === 'cancelled'))) {
+        return jobs.map((j, i) => {
+          if (j?.state === 'completed') return j.output as BatchJobResult;
+          const row = byKey.get(keys![i] ?? '');
+          return j?.state === 'cancelled' && row ? { ...row, line: row.line } : undefined;
+        });
       }
       if (signal?.aborted) throw signal.reason;
       await new Promise((r) => setTimeout(r, pollMs));
     }
   } finally {
     await b.stop({ graceful: false, wait: true }).catch(() => undefined);
+    await control?.close().catch(() => undefined);
+    await ledger?.close().catch(() => undefined);
   }
 }
 
@@ -224,10 +254,16 @@ export interface WorkerOptions {
   parallel?: number;
   /** How often expired jobs (of dead workers) are looked for (default 60 s). */
   maintenanceIntervalSeconds?: number;
+  /** How often the worker records its heartbeat in the ledger (default 10 s). */
+  heartbeatSeconds?: number;
   signal: AbortSignal;
   env?: NodeJS.ProcessEnv;
   logger?: Logger;
   onJob?: (e: { type: 'start' | 'done'; line: number; source: string; result?: BatchJobResult }) => void;
+  /** Every running mailbox's events, its start and its end (the worker's metrics). */
+  onEvent?: (e: BatchEvent) => void;
+  /** Told of each server's retries, throttling pauses and connections (the worker's metrics). */
+  gateObserver?: (server: string) => GateObserver;
 }
 
 /** Processes queued mailboxes until the signal is aborted (then finishes the jobs in hand). */
@@ -250,6 +286,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     await Promise.all([jobs.close(), ledger !== jobs ? ledger.close() : undefined]);
     throw err;
   }
+  // Actions (pause, cancel), the heartbeat and progress samples: in the queue's database, with the statuses.
+  const control = await ControlStore.open(options.queueUrl, true);
+  const heartbeat = new WorkerHeartbeat(control, options.heartbeatSeconds);
+  await heartbeat.start();
   const locks = new pg.Pool({ connectionString: options.queueUrl, max: parallel + 1 });
   locks.on('error', () => undefined);
   // A server's limits hold for all workers together: counted in the queue's database.
@@ -261,13 +301,22 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     if (!g) {
       const limits = { maxConnections: s.maxConnections, maxMessagesPerSecond: s.maxMessagesPerSecond, maxBytesPerSecond: s.maxBytesPerSecond };
       gates.set(key, (g = new ServerGate(limits, hub.limitsFor(key, limits))));
+      g.observer = options.gateObserver?.(redactUrl(key.replace('://@', '://')));
     }
     return g;
   };
   const handle = async ([job]: PgBoss.Job<MailboxJob>[]): Promise<BatchJobResult> => {
-    const { row, config } = job!.data;
+    const { row, config, batch } = job!.data;
     const source = urlOf(config.source, row.sourceUser);
     const destination = urlOf(config.destination, row.destinationUser);
+    // A job of a paused or cancelled batch taken in the instant of the action is given back unrun:
+    // recorded paused (resume sends it again) or cancelled.
+    const held = await control.batchState(batch);
+    if (held !== 'active') {
+      const status = held === 'paused' ? 'paused' : 'cancelled';
+      await control.setStatuses(batch, ['queued', 'waiting', 'paused'], status, [row.line]);
+      return { line: row.line, source, destination, status, copied: 0, skipped: 0 };
+    }
     const client = await locks.connect();
     // Held for the whole job: a dropped connection must fail its queries, not crash the worker.
     client.on('error', () => undefined);
@@ -279,20 +328,25 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         throw new Error(`the mailbox ${source} is being migrated by another worker`);
       }
       options.onJob?.({ type: 'start', line: row.line, source });
-      await jobs.recordJob(job!.data.batch, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0, runner: { pid: process.pid, host: hostname() } });
-      // Progress goes to the database every few seconds, for `batch run --queue` and `batch status` elsewhere.
-      const onEvent = recordingProgress(jobs, job!.data.batch, source, destination);
+      heartbeat.begin(job!.id, { batch, line: row.line, source });
+      options.onEvent?.({ type: 'job-start', line: row.line, source, destination });
+      await jobs.recordJob(batch, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0, runner: { pid: process.pid, host: hostname() } });
+      // Progress goes to the database every few seconds, for `batch run --queue`, `batch status` and the console elsewhere.
+      const onEvent = recordingProgress(jobs, batch, source, destination, options.onEvent, control);
       const result = await runOne(row, source, destination, { config, stateStore: ledger, reportDir: options.reportDir, env: options.env, signal: options.signal, logger: options.logger, onEvent }, {
         source: gateOf(config.source),
         destination: gateOf(config.destination),
       });
-      await jobs.recordJob(job!.data.batch, result);
+      await onEvent.flush();
+      await jobs.recordJob(batch, result);
+      options.onEvent?.({ type: 'job-done', job: result });
       options.onJob?.({ type: 'done', line: row.line, source, result });
       // Stopped before its end (Ctrl-C or SIGTERM of this worker): the job goes back to the queue
       // for another worker (or this one, started again), which resumes it from the ledger.
       if (result.status === 'interrupted') throw new Error(`the mailbox ${source} was interrupted; it is queued again`);
       return result;
     } finally {
+      heartbeat.done(job!.id);
       await client.query('SELECT pg_advisory_unlock_all()').catch(() => undefined);
       client.release();
     }
@@ -303,6 +357,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     else options.signal.addEventListener('abort', () => resolve(), { once: true });
   });
   await b.stop({ graceful: true, wait: true, timeout: 30_000 }).catch(() => undefined);
+  await heartbeat.stop();
+  await control.close().catch(() => undefined);
   await locks.end().catch(() => undefined);
   await hub.close().catch(() => undefined);
   if (ledger !== jobs) await Promise.resolve(ledger.close()).catch(() => undefined);
@@ -314,7 +370,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
  * on a fresh database all create pg-boss's schema and the queue together, and PostgreSQL answers
  * some of them with a deadlock or a duplicate object: those are tried again after a short wait.
  */
-async function startBoss(url: string, extra: Partial<PgBoss.ConstructorOptions>, createQueue = false, logger?: Logger): Promise<PgBoss> {
+export async function startBoss(url: string, extra: Partial<PgBoss.ConstructorOptions>, createQueue = false, logger?: Logger): Promise<PgBoss> {
   const racing = new Set(['40P01', '23505', '42P07', '42710', '42P06']);
   for (let attempt = 1; ; attempt++) {
     // A fresh instance each time: pg-boss cannot be started again after a failed start.

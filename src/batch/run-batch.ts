@@ -16,6 +16,7 @@ import type { MigrationEvent, ProgressCounters } from '../job/events.js';
 import { hostname } from 'node:os';
 import type { BatchJobRecord } from '../state/ledger.js';
 import { openState, type StateStore } from '../state/store.js';
+import { ControlStore } from '../state/batch-control.js';
 import { VERSION } from '../version.js';
 import type { BatchJobResult, BatchReport } from './batch-report.js';
 
@@ -47,31 +48,58 @@ export interface BatchOptions {
   logger?: Logger;
   /** Who is told when the batch ends (resolved with resolveNotify); a failure there is printed, never thrown. */
   notify?: ResolvedNotify;
+  /** The list and configuration files, recorded so that the console can give the command that reruns the batch. */
+  files?: { list: string; config: string };
 }
 
 /** What the batch reports while it runs. */
 export type BatchEvent =
   | { type: 'job-start'; line: number; source: string; destination: string }
   | { type: 'job-progress'; line: number; source: string; counters: ProgressCounters }
+  /** Every engine event of a running mailbox (skipped items, scan verdicts, ...), for metrics. */
+  | { type: 'job-event'; line: number; source: string; event: MigrationEvent }
   | { type: 'job-done'; job: BatchJobResult }
   | { type: 'job-skipped'; job: BatchJobResult };
 
 /** How often a running mailbox's copied/to-copy counts are written to the ledger. */
 export const PROGRESS_EVERY_MS = 2000;
 
+/** A progress listener that can write its last counts at the end. */
+export type ProgressRecorder = ((e: BatchEvent) => void) & { flush(): Promise<void> };
+
 /**
  * An event listener that also writes a running mailbox's progress to the ledger, at most every
  * PROGRESS_EVERY_MS, so that `batch status`, a waiting `batch run --queue` and the console see it
- * move while it runs (a late write never undoes the outcome: see StateStore.recordProgress).
+ * move while it runs (a late write never undoes the outcome: see StateStore.recordProgress); with
+ * `samples`, also what was copied since the last write (the batch's throughput over time);
+ * `flush()` samples what is left at the end.
  */
-export function recordingProgress(ledger: Pick<StateStore, 'recordProgress'>, batch: string, source: string, destination: string, forward?: (e: BatchEvent) => void): (e: BatchEvent) => void {
+export function recordingProgress(
+  ledger: Pick<StateStore, 'recordProgress'>,
+  batch: string,
+  source: string,
+  destination: string,
+  forward?: (e: BatchEvent) => void,
+  samples?: Pick<ControlStore, 'sample'>,
+): ProgressRecorder {
   let last = 0;
-  return (e) => {
+  let latest = { copied: 0, bytes: 0 };
+  let sampled = { copied: 0, bytes: 0 };
+  const sample = () => {
+    const d = { copied: latest.copied - sampled.copied, bytes: latest.bytes - sampled.bytes };
+    sampled = latest;
+    return samples && (d.copied > 0 || d.bytes > 0) ? Promise.resolve(samples.sample(batch, d.copied, d.bytes)).catch(() => undefined) : Promise.resolve();
+  };
+  const listener = (e: BatchEvent) => {
     forward?.(e);
-    if (e.type !== 'job-progress' || Date.now() - last < PROGRESS_EVERY_MS) return;
+    if (e.type !== 'job-progress') return;
+    latest = { copied: e.counters.copied, bytes: e.counters.copiedBytes };
+    if (Date.now() - last < PROGRESS_EVERY_MS) return;
     last = Date.now();
     Promise.resolve(ledger.recordProgress(batch, source, destination, { copied: e.counters.copied, skipped: e.counters.skipped, toCopy: e.counters.toCopy })).catch(() => undefined);
+    void sample();
   };
+  return Object.assign(listener, { flush: sample });
 }
 
 /** Runs the batch; resolves with its report (also written to the report directory). */
@@ -87,6 +115,14 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
   }
   const started = Date.now();
   const ledger = await openState(options.statePath);
+  let control: ControlStore;
+  try {
+    control = await ControlStore.open(options.statePath, true);
+    await control.recordRun({ batch: options.name, listFile: options.files?.list, configFile: options.files?.config, reportDir: path.resolve(options.reportDir), queued: false });
+  } catch (err) {
+    await ledger.close();
+    throw err;
+  }
   // One gate per server for the whole batch: connection caps, rates and throttling pauses apply
   // across mailboxes. Each mailbox needs at least one connection per side.
   const limitsOf = (s: BatchServer) => ({ maxConnections: s.maxConnections, maxMessagesPerSecond: s.maxMessagesPerSecond, maxBytesPerSecond: s.maxBytesPerSecond });
@@ -119,7 +155,9 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
         }
         options.onEvent?.({ type: 'job-start', line: row.line, source, destination });
         await ledger.recordJob(options.name, { line: row.line, source, destination, status: 'running', copied: 0, skipped: 0, runner });
-        const job = await runOne(row, source, destination, { ...options, stateStore: ledger, onEvent: recordingProgress(ledger, options.name, source, destination, options.onEvent) }, gates);
+        const progress = recordingProgress(ledger, options.name, source, destination, options.onEvent, control);
+        const job = await runOne(row, source, destination, { ...options, stateStore: ledger, onEvent: progress }, gates);
+        await progress.flush();
         await ledger.recordJob(options.name, job);
         jobs.push(job);
         options.onEvent?.({ type: 'job-done', job });
@@ -127,6 +165,7 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
     };
     await Promise.all(Array.from({ length: Math.min(parallel, Math.max(1, options.list.rows.length)) }, worker));
   } finally {
+    await control.close().catch(() => undefined);
     await ledger.close();
   }
   // Rows the batch never reached (it was stopped): in the report as such, not left out.
@@ -163,6 +202,7 @@ export async function finishReport(name: string, parallel: number, started: numb
       partial: count('partial'),
       failed: count('failed'),
       interrupted: count('interrupted'),
+      ...(count('cancelled') ? { cancelled: count('cancelled') } : {}),
       notStarted: count('not started'),
       alreadyComplete: jobs.filter((j) => j.alreadyComplete).length,
       copied: jobs.reduce((n, j) => n + (j.alreadyComplete ? 0 : j.copied), 0),
@@ -221,6 +261,7 @@ export async function runOne(
       stateStore: options.stateStore,
       serverGates: gates,
       onEvent: (e) => {
+        options.onEvent?.({ type: 'job-event', line: row.line, source, event: e });
         if (e.type === 'progress') options.onEvent?.({ type: 'job-progress', line: row.line, source, counters: e.counters });
         else if (log) logEvent(log, e);
       },

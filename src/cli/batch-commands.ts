@@ -2,7 +2,9 @@
  * `mailmover batch run`, `batch status` and `worker`.
  */
 import { readCredentials } from '../core/oauth-credentials.js';
-import { ERROR_CODES } from '../core/errors.js';
+import { ERROR_CODES, MigrateError } from '../core/errors.js';
+import { isLoopbackHost } from '../core/endpoint.js';
+import { parseListen } from './console-command.js';
 // The batch modules (yaml, csv-parse, pg, pg-boss) are loaded by the commands that use them:
 // every migrate run would otherwise pay about 0.15 s of start-up for them.
 import type { BatchJobResult, BatchReport } from '../batch/run-batch.js';
@@ -41,6 +43,10 @@ export interface WorkerFlags {
   state?: string;
   reportDir?: string;
   maintenanceInterval: number;
+  heartbeat: number;
+  /** ADDR:PORT of the worker's /metrics. */
+  metrics?: string;
+  metricsPublic?: boolean;
   /** A file, or false for --no-log. */
   log?: string | false;
 }
@@ -48,8 +54,16 @@ export interface WorkerFlags {
 export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
   const controller = new AbortController();
   const release = onInterrupt(controller, 'stopping the mailboxes in hand (they go back to the queue, and resume where they stopped), then quitting');
+  // Checked before anything starts: a wrong --metrics is a usage error, not a late surprise.
+  const listen = flags.metrics ? metricsAddress(flags.metrics, !!flags.metricsPublic) : undefined;
   const logger = fleetLog(flags.log, { worker: { host: hostname(), pid: process.pid } });
   try {
+    const metrics = listen ? new (await import('../batch/worker-metrics.js')).WorkerMetrics() : undefined;
+    if (metrics && listen) {
+      const served = await metrics.serve(listen.hostname, listen.port, controller.signal);
+      const host = listen.hostname.includes(':') ? `[${listen.hostname}]` : listen.hostname;
+      process.stderr.write(`worker ${process.pid}: metrics at http://${host}:${served.port}/metrics\n`);
+    }
     process.stderr.write(`worker ${process.pid}: waiting for mailboxes\n`);
     logger?.info({ event: 'worker-start', parallel: flags.parallel }, 'worker started');
     const { runWorker } = await import('../batch/queue.js');
@@ -59,6 +73,8 @@ export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
       reportDir: flags.reportDir ?? path.resolve('mailmover-reports'),
       parallel: flags.parallel,
       maintenanceIntervalSeconds: flags.maintenanceInterval,
+      heartbeatSeconds: flags.heartbeat,
+      ...(metrics ? { onEvent: (e) => metrics.event(e), gateObserver: (server) => metrics.gate(server) } : {}),
       signal: controller.signal,
       ...(logger ? { logger } : {}),
       onJob: (e) =>
@@ -72,6 +88,15 @@ export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
     logger?.flush();
   }
   return EXIT.OK;
+}
+
+/** --metrics ADDR:PORT: loopback unless --metrics-public. */
+function metricsAddress(text: string, open: boolean): { hostname: string; port: number } {
+  const at = parseListen(text);
+  if (!open && !isLoopbackHost(at.hostname)) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--metrics ${text} is reachable from other machines; give a loopback address (127.0.0.1:PORT), or add --metrics-public to serve the metrics there.`, { scope: 'config' });
+  }
+  return at;
 }
 
 export interface BatchFlags {
@@ -114,7 +139,7 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
   if (flags.queue) {
     const started = Date.now();
     const { enqueueBatch, followBatch, waitForJobs } = await import('../batch/queue.js');
-    const entries = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout, again: !!flags.again });
+    const entries = await enqueueBatch({ queueUrl: flags.queue, list, config, name, jobTimeoutSeconds: flags.jobTimeout, again: !!flags.again, files: { list: path.resolve(listFile), config: path.resolve(flags.config), reportDir: path.resolve(reportDir) } });
     const ids = entries.flatMap((e) => (e.id ? [e.id] : []));
     const earlier = entries.length - ids.length;
     const joined = entries.filter((e) => e.joined).length;
@@ -137,7 +162,7 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
       : undefined;
     let results: Awaited<ReturnType<typeof waitForJobsFn>>;
     try {
-      results = await waitForJobs(flags.queue, ids, controller.signal);
+      results = await waitForJobs(flags.queue, ids, controller.signal, 1000, name);
     } finally {
       following.abort();
       await follower;
@@ -153,7 +178,7 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
     view?.end();
     const queued = await finishReport(name, 0, started, jobs, list.warnings, reportDir);
     if (wantsNotify(notify)) printNotifyFailures(await notifyBatchEnd(queued, reportDir, notify, logger, controller.signal.aborted));
-    process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed. Reports: ${reportDir}/batch-report.md\n`);
+    process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed${queued.totals.cancelled ? `, ${queued.totals.cancelled} cancelled` : ''}. Reports: ${reportDir}/batch-report.md\n`);
     return queued.status === 'complete' ? EXIT.OK : queued.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
   }
   let report: BatchReport;
@@ -170,11 +195,12 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
       again: !!flags.again,
       signal: controller.signal,
       notify,
+      files: { list: path.resolve(listFile), config: path.resolve(flags.config) },
       ...(logger ? { logger } : {}),
       onEvent: (e) => {
         if (e.type === 'job-start') view?.progress(e.line, e.source);
         else if (e.type === 'job-progress') view?.progress(e.line, e.source, e.counters.copied, e.counters.toCopy);
-        else view?.finished(e.job, e.type === 'job-skipped');
+        else if (e.type === 'job-done' || e.type === 'job-skipped') view?.finished(e.job, e.type === 'job-skipped');
       },
     });
   } finally {
@@ -222,7 +248,8 @@ export async function runBatchStatus(listFile: string, flags: { state?: string; 
 function batchStatusText(s: BatchStatus): string {
   const out = [
     `batch "${terminalText(s.batch)}" in ${terminalText(s.ledger)}`,
-    `${s.mailboxes.length} mailboxes: ${Object.entries(s.counts).map(([k, n]) => `${n} ${k}`).join(', ')}`,
+    // paused and cancelled come only from the console's actions: shown when some mailbox is.
+    `${s.mailboxes.length} mailboxes: ${Object.entries(s.counts).filter(([k, n]) => n > 0 || (k !== 'paused' && k !== 'cancelled')).map(([k, n]) => `${n} ${k}`).join(', ')}`,
     `verdict: ${s.verdict ?? 'none yet (some mailboxes did not run to an end)'}`,
   ];
   if (s.notInList > 0) out.push(`(${s.notInList} more recorded for this batch are not in the list)`);

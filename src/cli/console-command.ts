@@ -3,6 +3,7 @@
  * the console (src/console/server.ts) and prints its URL once; Ctrl-C stops it.
  */
 import { readFileSync } from 'node:fs';
+import { userInfo } from 'node:os';
 import { isLoopbackHost } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { registerSecret } from '../core/redact.js';
@@ -19,6 +20,8 @@ export interface ConsoleFlags {
   tlsKey?: string;
   insecureHttp?: boolean;
   tokenFile?: string;
+  operator?: string;
+  sessionHours: number;
 }
 
 const optionError = (message: string) => new MigrateError(ERROR_CODES.CONFIG_OPTION, message, { scope: 'config' });
@@ -36,6 +39,15 @@ function readFileOption(option: string, file: string): Buffer {
     return readFileSync(file);
   } catch (err) {
     throw optionError(`${option} "${file}" cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}).`);
+  }
+}
+
+/** The OS user running the console (its login name), else a neutral name. */
+function operatorName(): string {
+  try {
+    return userInfo().username || 'operator';
+  } catch {
+    return process.env.USER ?? 'operator';
   }
 }
 
@@ -59,10 +71,12 @@ export async function runConsoleCommand(flags: ConsoleFlags): Promise<number> {
   token ??= newToken();
   registerSecret(token);
   const location = flags.queue ?? flags.state ?? defaultStatePath();
+  const operator = flags.operator ?? operatorName();
+  if (!operator.trim() || operator.length > 200 || [...operator].some((ch) => ch.charCodeAt(0) < 32 || ch.charCodeAt(0) === 127)) throw optionError('--operator must be a name of 1 to 200 characters with no control character.');
   const controller = new AbortController();
   const release = onInterrupt(controller, 'stopping the console');
   try {
-    const running = await startConsole({ location, hostname, port, token, tls, signal: controller.signal });
+    const running = await startConsole({ location, hostname, port, token, tls, operator, sessionSeconds: flags.sessionHours * 3600, signal: controller.signal });
     process.stderr.write(`reading the ledger ${maskUrl(location)} (read-only)\n`);
     // Printed once; with --token-file the token stays in its file.
     process.stdout.write(flags.tokenFile ? `console: ${running.url}?token=<the token in ${flags.tokenFile}>\n` : `console: ${running.url}?token=${token}\n`);

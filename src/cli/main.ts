@@ -9,7 +9,7 @@ import { redactUrl } from '../core/endpoint.js';
 import { ERROR_CODES, isMigrateError } from '../core/errors.js';
 import { VERSION } from '../version.js';
 import { terminalText } from './output.js';
-import { intOption } from './option-parsers.js';
+import { intOption, numberOption } from './option-parsers.js';
 import { scrub } from '../core/redact.js';
 import { EXIT, EXIT_HELP, exitForError } from './exit-codes.js';
 import { type VerifyFlags, type MigrateFlags, addLoginOptions, requireEndpoints, addOutputOptions, addSelectionOptions, addRunOptions, addCopyOptions, COPY_DEFAULTS, MIGRATE_EXAMPLES } from './options.js';
@@ -76,6 +76,9 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--state <file|postgres-url>', 'the state ledger (default: the queue\'s database, shared by every worker)')
     .option('--report-dir <dir>', 'where per-mailbox reports go (default ./mailmover-reports)')
     .addOption(new Option('--maintenance-interval <seconds>', 'how often jobs of dead workers are looked for').default(60).argParser(intOption('--maintenance-interval', 1, 3600)))
+    .addOption(new Option('--heartbeat <seconds>', 'how often the worker records that it is alive, and what it runs, in the ledger').default(10).argParser(intOption('--heartbeat', 1, 600)))
+    .option('--metrics <addr:port>', 'serve Prometheus metrics at http://ADDR:PORT/metrics (loopback unless --metrics-public)')
+    .option('--metrics-public', 'allow --metrics on an address other than loopback (the metrics carry no secret)')
     .option('--log <file>', 'write the structured JSON log (pino) to FILE (default: a new file under $XDG_STATE_HOME/mailmover/logs, printed at start)')
     .option('--no-log', 'write no log file')
     .addHelpText('after', EXIT_HELP)
@@ -136,6 +139,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--tls-key <file>', 'the private key (PEM) of --tls-cert')
     .option('--insecure-http', 'allow plain HTTP on an address other than loopback')
     .option('--token-file <file>', 'the access token, from FILE (default: a new random token, printed once)')
+    .option('--operator <name>', "who takes the console's actions, as recorded in the ledger (default: the user running the console)")
+    .addOption(new Option('--session-hours <hours>', 'how long a browser session lasts before the token is needed again').default(12).argParser(numberOption('--session-hours', 0.0001, 720)))
     .addHelpText('after', `\nExample:\n  mailmover console --state postgres://mm@db/mailmover\n${EXIT_HELP}`)
     .action(async (flags: ConsoleFlags) => setExit(await runConsoleCommand(flags)));
   return program;

@@ -5,6 +5,9 @@
  *   session: an HttpOnly, SameSite=Strict cookie holding a random session id (never the token),
  *   and a redirect to the same URL without the token, so it leaves the address bar and history.
  *   Scripts may send the token as `Authorization: Bearer` instead (e.g. Prometheus on /metrics).
+ * - A session lasts 12 hours by default (`--session-hours`): the cookie carries that Max-Age,
+ *   and the server refuses the session after it (401) whatever the browser sends; the token
+ *   opens a new one.
  * - Without a valid token or session: 401 and no data, for the page and the API alike.
  * - Every request other than GET and HEAD needs the session's CSRF token in `X-CSRF-Token`
  *   (the page gets it from /api/session); a bearer token alone never allows one.
@@ -17,6 +20,8 @@ import { getCookie, setCookie } from 'hono/cookie';
 
 export const COOKIE = 'mm_console';
 const MAX_SESSIONS = 1000;
+/** A session's life: 12 hours. */
+export const DEFAULT_SESSION_SECONDS = 12 * 3600;
 
 /** A new random access token. */
 export function newToken(): string {
@@ -28,25 +33,32 @@ const same = (a: string, b: string) => timingSafeEqual(digest(a), digest(b));
 
 /** The sessions of one console process (in memory: a restart asks for the token again). */
 export class Access {
-  private readonly sessions = new Map<string, { csrf: string }>();
+  private readonly sessions = new Map<string, { csrf: string; expires: number }>();
 
   constructor(
     private readonly token: string,
     private readonly secureCookie: boolean,
+    /** How long a session is valid. */
+    private readonly sessionSeconds = DEFAULT_SESSION_SECONDS,
   ) {}
 
-  /** The CSRF token of the request's session, if it has one. */
+  /** The CSRF token of the request's session, if it has one that has not expired. */
   session(c: Context): { csrf: string } | undefined {
     const id = getCookie(c, COOKIE);
-    return id ? this.sessions.get(id) : undefined;
+    const s = id ? this.sessions.get(id) : undefined;
+    if (s && Date.now() >= s.expires) {
+      this.sessions.delete(id!);
+      return undefined;
+    }
+    return s;
   }
 
   private open(c: Context): void {
     const id = randomBytes(24).toString('base64url');
-    this.sessions.set(id, { csrf: randomBytes(24).toString('base64url') });
+    this.sessions.set(id, { csrf: randomBytes(24).toString('base64url'), expires: Date.now() + this.sessionSeconds * 1000 });
     // The oldest sessions go first when a (misbehaving) client opens very many.
     while (this.sessions.size > MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
-    setCookie(c, COOKIE, id, { httpOnly: true, sameSite: 'Strict', path: '/', secure: this.secureCookie });
+    setCookie(c, COOKIE, id, { httpOnly: true, sameSite: 'Strict', path: '/', secure: this.secureCookie, maxAge: Math.max(1, Math.floor(this.sessionSeconds)) });
   }
 
   /** The middleware: headers, token exchange, 401, CSRF. */

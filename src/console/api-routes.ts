@@ -6,7 +6,8 @@
 import type { Context, Hono } from 'hono';
 import { streamSSE } from 'hono/streaming';
 import type { Access } from './access.js';
-import { overviews, throughput, type BatchOverview } from './batch-summary.js';
+import { overviews, sampledThroughput, throughput, type BatchOverview } from './batch-summary.js';
+import { progressSamples } from './control-view.js';
 import { errorDocs } from './error-docs.js';
 import { LedgerMissing } from './ledger-db.js';
 import { SORT_KEYS, type LedgerView } from './ledger-view.js';
@@ -50,7 +51,8 @@ export function apiRoutes(app: Hono, source: LedgerSource, feed: LiveFeed, acces
       const name = c.req.param('name');
       const o = overviews((await view.statusGroups()).filter((g) => g.batch === name))[0];
       if (!o) return c.json({ error: { message: `There is no batch "${name}" in the ledger.` } }, 404);
-      return c.json({ batch: info(o), throughput: throughput(await view.jobTimes(name)) });
+      // Recorded progress samples when the ledger has them (schema 5); else rebuilt from the finished rows.
+      return c.json({ batch: info(o), throughput: sampledThroughput(await progressSamples(view.db, name)) ?? throughput(await view.jobTimes(name)) });
     }),
   );
 

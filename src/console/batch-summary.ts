@@ -8,7 +8,7 @@
 import type { JobTimes, StatusGroup } from './ledger-view.js';
 
 /** Statuses after which a mailbox of this run has nothing more to copy. */
-const FINISHED = new Set(['complete', 'partial', 'failed', 'interrupted']);
+const FINISHED = new Set(['complete', 'partial', 'failed', 'interrupted', 'cancelled']);
 
 
 /** A batch at a glance. */
@@ -94,3 +94,25 @@ export function throughput(jobs: readonly JobTimes[], maxBuckets = 60): Throughp
   }
   return { bucketSeconds: size, start: new Date(first).toISOString(), counts: counts.map((c) => Math.round(c)) };
 }
+
+/** Throughput from recorded progress samples (what each running mailbox copied every few seconds). */
+export function sampledThroughput(samples: readonly { at: string; copied: number; bytes: number }[], maxBuckets = 60): (Throughput & { bytes: number[] }) | null {
+  const points = samples.map((s) => ({ t: Date.parse(s.at), copied: s.copied, bytes: s.bytes })).filter((p) => !Number.isNaN(p.t));
+  if (points.length === 0) return null;
+  const t0 = Math.min(...points.map((p) => p.t));
+  const t1 = Math.max(...points.map((p) => p.t));
+  const size = SAMPLE_BUCKETS.find((b) => (t1 - t0) / (b * 1000) < maxBuckets) ?? SAMPLE_BUCKETS.at(-1)!;
+  const first = Math.floor(t0 / (size * 1000)) * size * 1000;
+  const n = Math.floor((t1 - first) / (size * 1000)) + 1;
+  const counts = new Array<number>(n).fill(0);
+  const bytes = new Array<number>(n).fill(0);
+  for (const p of points) {
+    const b = Math.floor((p.t - first) / (size * 1000));
+    counts[b]! += p.copied;
+    bytes[b]! += p.bytes;
+  }
+  return { bucketSeconds: size, start: new Date(first).toISOString(), counts, bytes };
+}
+
+/** Samples come every few seconds: buckets from 5 s up. */
+const SAMPLE_BUCKETS = [5, 10, 30, ...BUCKETS];

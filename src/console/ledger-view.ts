@@ -87,7 +87,7 @@ export interface TablePage {
 }
 
 /** The statuses in the table's order (sort by status); any other status follows them. */
-export const STATUS_ORDER = ['running', 'queued', 'waiting', 'not started', 'failed', 'partial', 'interrupted', 'complete'];
+export const STATUS_ORDER = ['running', 'queued', 'waiting', 'paused', 'not started', 'failed', 'partial', 'interrupted', 'cancelled', 'complete'];
 
 /**
  * The table's sort keys, as SQL over batch_job (both dialects). The user is the URL's user part,

@@ -11,6 +11,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { Access, securityHeaders } from './access.js';
+import { actionRoutes } from './action-routes.js';
 import { apiRoutes } from './api-routes.js';
 import { LedgerSource, LiveFeed } from './live.js';
 import { consoleMetrics } from './metrics.js';
@@ -22,6 +23,10 @@ export interface ConsoleOptions {
   /** 0 for any free port. */
   port: number;
   token: string;
+  /** Who takes the actions, as recorded in the ledger (the console's --operator). */
+  operator: string;
+  /** How long a session cookie is valid (default 12 h). */
+  sessionSeconds?: number | undefined;
   tls?: { cert: Buffer; key: Buffer } | undefined;
   /** How often the ledger is looked at for changes (default 1500 ms). */
   pollMs?: number | undefined;
@@ -47,6 +52,7 @@ function pageFiles(): Map<string, { type: string; body: Buffer }> {
   const add = (rel: string) => files.set('/' + rel, { type: TYPES[/\.[a-z]+$/.exec(rel)![0]]!, body: readFileSync(new URL(rel, dir)) });
   add('index.html');
   add('app.css');
+  if (existsSync(new URL('uplot.css', dir))) add('uplot.css');
   for (const f of readdirSync(new URL('app/', dir))) if (f.endsWith('.js')) add(`app/${f}`);
   return files;
 }
@@ -55,13 +61,14 @@ function pageFiles(): Map<string, { type: string; body: Buffer }> {
 export async function startConsole(o: ConsoleOptions): Promise<RunningConsole> {
   const source = new LedgerSource(o.location);
   const feed = new LiveFeed(source, o.pollMs ?? 1500);
-  const access = new Access(o.token, !!o.tls);
+  const access = new Access(o.token, !!o.tls, o.sessionSeconds);
   const metrics = consoleMetrics(source);
   const files = pageFiles();
   const app = new Hono();
   app.use('*', securityHeaders());
   app.use('*', access.middleware());
   apiRoutes(app, source, feed, access, o.signal);
+  actionRoutes(app, source, feed, o.operator);
   app.get('/metrics', async (c) => c.body(await metrics.render(), 200, { 'Content-Type': metrics.contentType }));
   app.get('*', (c) => {
     const f = files.get(c.req.path === '/' ? '/index.html' : c.req.path);

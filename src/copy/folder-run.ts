@@ -203,6 +203,7 @@ export function retryDelay(run: FolderRun, side: 'source' | 'destination', attem
   const what = { folder: run.entry.sourceName, side, attempt, messages: again.length, code: again[0]?.error.code, err: again[0]?.error.message, waitMs: ms };
   if (asked) run.ctx.log?.warn({ event: 'throttled', ...what, askedMs: asked }, 'throttled: every lane on this server pauses');
   run.ctx.log?.warn({ event: 'retry', ...what }, 'retrying');
+  run.ctx.gates[side].observer?.retry();
   return ms;
 }
 

@@ -74,7 +74,17 @@ export interface SharedLimits {
  * - rate limits (messages and bytes per second), spread over all lanes;
  * - a cap on open connections.
  */
+/** Who is told of a gate's pauses, retries and connections (a worker's metrics). */
+export interface GateObserver {
+  pause(): void;
+  retry(): void;
+  /** A connection slot taken (+1) or given back (-1). */
+  connections(delta: number): void;
+}
+
 export class ServerGate {
+  /** Told of pauses, retries and connection slots, when set. */
+  observer: GateObserver | undefined;
   private until = 0;
   private messageClock = 0;
   private byteClock = 0;
@@ -94,6 +104,7 @@ export class ServerGate {
 
   /** Holds every later {@link wait} until `ms` from now (a later pause never shortens an earlier one). */
   pauseFor(ms: number): void {
+    this.observer?.pause();
     this.until = Math.max(this.until, Date.now() + Math.min(ms, MAX_SUGGESTED_MS));
     // Best effort: other processes learn of the pause; this one holds back either way.
     this.shared?.pauseFor(Math.min(ms, MAX_SUGGESTED_MS)).catch(() => undefined);
@@ -128,13 +139,15 @@ export class ServerGate {
   /** Takes a connection slot, waiting for one when the cap is reached. */
   async acquire(signal?: AbortSignal): Promise<void> {
     await this.acquireLocal(signal);
-    if (!this.shared) return;
-    try {
-      await this.shared.acquire(signal);
-    } catch (err) {
-      this.releaseLocal();
-      throw err;
+    if (this.shared) {
+      try {
+        await this.shared.acquire(signal);
+      } catch (err) {
+        this.releaseLocal();
+        throw err;
+      }
     }
+    this.observer?.connections(1);
   }
 
   /** Takes a slot only when one is free now (here and, when shared, across every process). */
@@ -145,11 +158,13 @@ export class ServerGate {
       this.releaseLocal();
       return false;
     }
+    this.observer?.connections(1);
     return true;
   }
 
   /** Gives a slot back. */
   release(): void {
+    this.observer?.connections(-1);
     this.releaseLocal();
     this.shared?.release().catch(() => undefined);
   }

@@ -17,10 +17,15 @@ function checkpoint(kind: string, when: 'before' | 'after'): void {
   if (killAt[2] === when && writes.get(kind) === Number(killAt[3])) process.kill(process.pid, 'SIGKILL');
 }
 
+/** Told how long each ledger write took (a worker's metrics); one per process. */
+export const ledgerWrites: { observe?: (kind: string, seconds: number) => void } = {};
+
 /** Runs a ledger write between its two checkpoints. */
 export function write<T>(kind: string, fn: () => T): T {
   checkpoint(kind, 'before');
+  const t0 = performance.now();
   const out = fn();
+  ledgerWrites.observe?.(kind, (performance.now() - t0) / 1000);
   checkpoint(kind, 'after');
   return out;
 }
@@ -28,7 +33,9 @@ export function write<T>(kind: string, fn: () => T): T {
 /** {@link write} for a write that completes later (PostgreSQL). */
 export async function writeAsync<T>(kind: string, fn: () => Promise<T>): Promise<T> {
   checkpoint(kind, 'before');
+  const t0 = performance.now();
   const out = await fn();
+  ledgerWrites.observe?.(kind, (performance.now() - t0) / 1000);
   checkpoint(kind, 'after');
   return out;
 }

@@ -25,22 +25,21 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { write } from './checkpoint.js';
 import { mailboxIdentities } from './mailbox-key.js';
 import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
-import { JOB_STATUSES, jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
+import { SQLITE_V5, V4_STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
+import { jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
 import { processAlive } from '../core/process-alive.js';
 
 // Kept for the modules that import the types from here.
 export type { BatchJobRecord, BatchJobRow, FolderMarks, LedgerMessage, LedgerSkip } from './types.js';
 export { jobFromRow } from './types.js';
 
-/** The job statuses and verdicts as SQL lists, for the CHECK constraints of both backends. */
-export const STATUS_SQL = JOB_STATUSES.map((x) => `'${x}'`).join(', ');
-export const VERDICT_SQL = ['perfect', 'good', 'investigate', 'poor'].map((x) => `'${x}'`).join(', ');
+export { STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
-/** Each step takes the schema from version i to i+1. */
-const MIGRATIONS: string[] = [
+/** Each step takes the schema from version i to i+1 (exported for the migration tests). */
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE mailbox (
      id INTEGER PRIMARY KEY,
      source TEXT NOT NULL,
@@ -108,7 +107,7 @@ const MIGRATIONS: string[] = [
      line INTEGER NOT NULL,
      source TEXT NOT NULL,
      destination TEXT NOT NULL,
-     status TEXT NOT NULL CHECK (status IN (${STATUS_SQL})),
+     status TEXT NOT NULL CHECK (status IN (${V4_STATUS_SQL})),
      code TEXT,
      message TEXT,
      copied INTEGER NOT NULL DEFAULT 0,
@@ -127,6 +126,8 @@ const MIGRATIONS: string[] = [
        code, message, copied, skipped, seconds, report, updated_at, to_copy, job_id FROM batch_job;
    DROP TABLE batch_job;
    ALTER TABLE batch_job_v4 RENAME TO batch_job;`,
+  // 5: the console's actions, batch starts, workers, progress samples; paused and cancelled (schema-v5.ts).
+  SQLITE_V5,
 ];
 
 export { defaultStatePath } from './paths.js';

@@ -17,15 +17,16 @@ import { hostname } from 'node:os';
 import pg from 'pg';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { writeAsync } from './checkpoint.js';
-import { SCHEMA_VERSION, STATUS_SQL, VERDICT_SQL } from './ledger.js';
+import { SCHEMA_VERSION } from './ledger.js';
+import { pgV5, V4_STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
 import { mailboxIdentities } from './mailbox-key.js';
 import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
 import { jobFromRow, maskUrl, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
 
 const SCHEMA = 'mailmover_state';
 
-/** Each step takes the schema from version i to i+1 (versions match the SQLite file's). */
-const MIGRATIONS: string[] = [
+/** Each step takes the schema from version i to i+1 (versions match the SQLite file's; exported for the migration tests). */
+export const PG_MIGRATIONS: readonly string[] = [
   `CREATE TABLE ${SCHEMA}.mailbox (
      id BIGSERIAL PRIMARY KEY,
      source TEXT NOT NULL,
@@ -86,10 +87,12 @@ const MIGRATIONS: string[] = [
   // recorded failed MM-ABORTED were stopped, not failed.
   `ALTER TABLE ${SCHEMA}.batch_job DROP CONSTRAINT IF EXISTS batch_job_status_check;
    UPDATE ${SCHEMA}.batch_job SET status = 'interrupted' WHERE status = 'failed' AND code = 'MM-ABORTED';
-   ALTER TABLE ${SCHEMA}.batch_job ADD CONSTRAINT batch_job_status_check CHECK (status IN (${STATUS_SQL}));
+   ALTER TABLE ${SCHEMA}.batch_job ADD CONSTRAINT batch_job_status_check CHECK (status IN (${V4_STATUS_SQL}));
    ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN verdict TEXT CHECK (verdict IN (${VERDICT_SQL}));
    ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN runner_pid INTEGER;
    ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN runner_host TEXT;`,
+  // 5: the console's actions, batch starts, workers, progress samples; paused and cancelled (schema-v5.ts).
+  pgV5(SCHEMA),
 ];
 
 type Queryable = pg.Pool | pg.PoolClient | pg.Client;
@@ -259,7 +262,7 @@ async function migrate(pool: pg.Pool, url: string): Promise<void> {
         { scope: 'config' },
       );
     }
-    for (let v = version; v < SCHEMA_VERSION; v++) await client.query(MIGRATIONS[v]!);
+    for (let v = version; v < SCHEMA_VERSION; v++) await client.query(PG_MIGRATIONS[v]!);
     if (version < SCHEMA_VERSION) {
       await client.query(`DELETE FROM ${SCHEMA}.schema_version`);
       await client.query(`INSERT INTO ${SCHEMA}.schema_version (version) VALUES ($1)`, [SCHEMA_VERSION]);

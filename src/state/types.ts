@@ -113,12 +113,13 @@ export interface LedgerMessage {
  * reached it), `queued` (its job waits for a worker), `running`, `waiting` (a queued batch: its job
  * is back in the queue for a retry after its worker stopped, died or failed), `interrupted` (stopped
  * by Ctrl-C or SIGTERM, or its process was killed: a rerun resumes it), `complete`, `partial`
- * (some items skipped) or `failed`.
+ * (some items skipped) or `failed`; a queued batch's mailbox may also be `paused` (its job held
+ * back until the batch is resumed) or `cancelled` (its job taken out of the queue), by the console.
  */
-export type JobStatus = 'not started' | 'queued' | 'running' | 'waiting' | 'interrupted' | 'complete' | 'partial' | 'failed';
+export type JobStatus = 'not started' | 'queued' | 'running' | 'waiting' | 'paused' | 'interrupted' | 'complete' | 'partial' | 'failed' | 'cancelled';
 
 /** Every job status, in the order `batch status` counts them. */
-export const JOB_STATUSES: readonly JobStatus[] = ['not started', 'queued', 'running', 'waiting', 'interrupted', 'complete', 'partial', 'failed'];
+export const JOB_STATUSES: readonly JobStatus[] = ['not started', 'queued', 'running', 'waiting', 'paused', 'interrupted', 'complete', 'partial', 'failed', 'cancelled'];
 
 /** A mailbox's consistency verdict (src/job/report.ts verdictOf). */
 export type JobVerdict = Verdict;

@@ -23,6 +23,7 @@ import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { readMailbox, seedMailbox, type FixtureFolder } from '../helpers/fixture.js';
 import { CLI, runCli } from '../helpers/cli.js';
+import { SCHEMA_VERSION } from '../../src/state/ledger.js';
 
 const ROWS = 20;
 const name = (i: number) => `s${String(i).padStart(2, '0')}`;
@@ -233,7 +234,7 @@ describe('batch statuses, verdicts and logs', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual((JSON.parse(r.stdout) as StatusJson).mailboxes.map((m) => m.status), ['complete', 'interrupted', 'failed', 'not started']);
     const after = new Database(file, { readonly: true });
-    assert.equal(after.pragma('user_version', { simple: true }), 4);
+    assert.equal(after.pragma('user_version', { simple: true }), SCHEMA_VERSION);
     after.close();
   });
 
@@ -262,7 +263,7 @@ describe('batch statuses, verdicts and logs', () => {
         const r = await runCli(['batch', 'status', path.join(dir, 'old.csv'), '--state', url, '--json']);
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual((JSON.parse(r.stdout) as StatusJson).mailboxes.map((m) => m.status), ['complete', 'interrupted', 'not started', 'not started']);
-        assert.equal((await c.query('SELECT version FROM mailmover_state.schema_version')).rows[0].version, 4);
+        assert.equal((await c.query('SELECT version FROM mailmover_state.schema_version')).rows[0].version, SCHEMA_VERSION);
       } finally {
         await c.end();
       }

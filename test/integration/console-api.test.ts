@@ -10,6 +10,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Ledger } from '../../src/state/ledger.js';
+import { ControlStore } from '../../src/state/batch-control.js';
+import Database from 'better-sqlite3';
 import { runCli } from '../helpers/cli.js';
 import { startConsole, type RunningConsole } from '../helpers/console.js';
 
@@ -41,6 +43,10 @@ describe('mailmover console API', () => {
     // A row whose URL carries a password (an old version wrote it so): never shown.
     ledger.recordJob('secret', { line: 1, source: 'imap://alice:Hunter2secret@old.example.org', destination: 'imap://alice@new.example.org', status: 'failed', code: 'MM-AUTH-FAILED', message: 'imap://alice:Hunter2secret@old.example.org refused', copied: 0, skipped: 0 });
     ledger.close();
+    // How `batch run` recorded the batch: the console's retry gives the command that reruns it.
+    const control = await ControlStore.open(path.join(dir, 'state.db'));
+    await control.recordRun({ batch: 'big', listFile: path.join(dir, 'users list.csv'), configFile: path.join(dir, 'servers.yaml'), reportDir: path.join(dir, 'reports'), queued: false });
+    await control.close();
     con = await startConsole(['--state', path.join(dir, 'state.db')]);
     cookie = await con.login();
   });
@@ -137,5 +143,52 @@ describe('mailmover console API', () => {
     const busy = await runCli(['console', '--state', path.join(dir, 'state.db'), '--listen', `127.0.0.1:${new URL(con.base).port}`]);
     assert.equal(busy.code, 2);
     assert.match(busy.stderr, /MM-CONSOLE-LISTEN: .*the port is in use/);
+    // The worker's metrics: loopback unless --metrics-public, checked before anything connects.
+    const metrics = await runCli(['worker', '--queue', 'postgres://nobody@127.0.0.1:1/none', '--metrics', '0.0.0.0:9464', '--no-log']);
+    assert.equal(metrics.code, 2);
+    assert.match(metrics.stderr, /MM-CONFIG-OPTION: --metrics 0\.0\.0\.0:9464 is reachable from other machines/);
+  });
+
+  test('a local batch: retry is recorded with who and when and answers the exact command to run; pause is refused (409); nothing runs', async () => {
+    const csrf = ((await (await api('api/session')).json()) as { csrf: string }).csrf;
+    const before = await (await api('api/batches/big/mailboxes?status=failed&limit=1')).json() as { matched: number };
+    const retry = await api('api/batches/big/actions/retry', { method: 'POST', headers: { 'x-csrf-token': csrf } });
+    assert.equal(retry.status, 200);
+    const { result } = (await retry.json()) as { result: { mailboxes: number; command: string; note?: string } };
+    assert.equal(result.mailboxes, before.matched);
+    assert.equal(result.command, `mailmover batch run '${path.join(dir, 'users list.csv')}' --config ${path.join(dir, 'servers.yaml')} --state ${path.join(dir, 'state.db')} --name big --report-dir ${path.join(dir, 'reports')}`);
+    assert.equal(result.note, undefined);
+    const info = (await (await api('api/batches/big/actions')).json()) as { mode: string; state: string; actions: { action: string; operator: string; at: string; mailboxes: number; note: string }[] };
+    assert.equal(info.mode, 'local');
+    assert.deepEqual(info.actions.map((a) => [a.action, a.operator, a.mailboxes, a.note]), [['retry', os.userInfo().username, before.matched, result.command]]);
+    assert.ok(Math.abs(Date.parse(info.actions[0]!.at) - Date.now()) < 60_000);
+    const db = new Database(path.join(dir, 'state.db'), { readonly: true });
+    try {
+      assert.equal((db.prepare("SELECT count(*) AS n FROM batch_job WHERE batch = 'big' AND status = 'failed'").get() as { n: number }).n, before.matched, 'no mailbox changed');
+    } finally {
+      db.close();
+    }
+    const pause = await api('api/batches/big/actions/pause', { method: 'POST', headers: { 'x-csrf-token': csrf } });
+    assert.equal(pause.status, 409);
+    assert.match(((await pause.json()) as { error: { code: string; message: string } }).error.code, /^MM-CONSOLE-ACTION$/);
+    assert.equal((await api('api/batches/big/actions/retry', { method: 'POST' })).status, 403, 'no action without the CSRF token');
+    assert.equal((await api('api/batches/big/actions/explode', { method: 'POST', headers: { 'x-csrf-token': csrf } })).status, 400);
+  });
+
+  test('a session expires (--session-hours): the cookie carries its Max-Age, and an expired one is refused with 401', async () => {
+    const short = await startConsole(['--state', path.join(dir, 'state.db'), '--session-hours', '0.0005']);
+    try {
+      const ex = await fetch(short.url, { redirect: 'manual' });
+      assert.match(ex.headers.get('set-cookie')!, /Max-Age=1(;|$)/i);
+      const cookie2 = /^(mm_console=[^;]+)/.exec(ex.headers.get('set-cookie')!)![1]!;
+      assert.equal((await fetch(short.base + 'api/batches', { headers: { cookie: cookie2 } })).status, 200);
+      await new Promise((r) => setTimeout(r, 2200));
+      const expired = await fetch(short.base + 'api/batches', { headers: { cookie: cookie2 } });
+      assert.equal(expired.status, 401);
+      assert.ok(!(await expired.text()).includes('big'));
+      assert.equal((await fetch(con.base + 'api/batches', { headers: { cookie } })).status, 200, 'the 12-hour session of the other console still holds');
+    } finally {
+      await short.stop();
+    }
   });
 });

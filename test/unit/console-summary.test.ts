@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { ERROR_CODES } from '../../src/core/errors.js';
 import { errorDocs, parseErrorDocs } from '../../src/console/error-docs.js';
-import { overviews, throughput } from '../../src/console/batch-summary.js';
+import { overviews, sampledThroughput, throughput } from '../../src/console/batch-summary.js';
+import { stateAfter } from '../../src/console/control-view.js';
+import type { BatchAction } from '../../src/state/batch-control.js';
 import { sameMailbox, type StatusGroup } from '../../src/console/ledger-view.js';
 
 test('the error-docs parser: parts joined per paragraph, scope and exit code from the table, other sections ignored', () => {
@@ -93,4 +95,28 @@ test("a batch row's mailbox in the ledger: the same URL, a master login after a 
   for (const other of ['imap://alicex@mail.example.org:143', 'imap://alice.b*admin@mail.example.org:143', 'imap://alice*admin@other.example.org:143', 'imaps://alice@mail.example.org:143', 'imap://admin@mail.example.org:143 (as alicia)']) {
     assert.ok(!sameMailbox(url, other), other);
   }
+});
+
+test('sampled throughput: each sample counted once in its bucket, buckets from 5 s, nothing when there is no sample', () => {
+  assert.equal(sampledThroughput([]), null);
+  const t = sampledThroughput([
+    { at: '2026-01-01T00:00:01.000Z', copied: 3, bytes: 300 },
+    { at: '2026-01-01T00:00:04.000Z', copied: 2, bytes: 200 },
+    { at: '2026-01-01T00:00:16.000Z', copied: 7, bytes: 700 },
+  ])!;
+  assert.deepEqual(t, { bucketSeconds: 5, start: '2026-01-01T00:00:00.000Z', counts: [5, 0, 0, 7], bytes: [500, 0, 0, 700] });
+  const long = sampledThroughput([
+    { at: '2026-01-01T00:00:00.000Z', copied: 1, bytes: 1 },
+    { at: '2026-01-01T02:00:00.000Z', copied: 1, bytes: 1 },
+  ])!;
+  assert.ok(long.counts.length <= 60 && long.counts.reduce((a, b) => a + b, 0) === 2, JSON.stringify(long));
+});
+
+test("a batch's state after its actions: the last pause, resume, cancel or retry decides", () => {
+  const a = (action: BatchAction['action']): BatchAction => ({ id: 1, batch: 'b', action, operator: 'o', at: '', mailboxes: 0 });
+  assert.equal(stateAfter([]), 'active');
+  assert.equal(stateAfter([a('pause')]), 'paused');
+  assert.equal(stateAfter([a('pause'), a('resume')]), 'active');
+  assert.equal(stateAfter([a('pause'), a('cancel')]), 'cancelled');
+  assert.equal(stateAfter([a('cancel'), a('retry')]), 'active');
 });

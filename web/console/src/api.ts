@@ -112,3 +112,49 @@ export function explanations(): Promise<Map<string, ErrorDoc>> {
   errorDocs ??= get<{ errors: ErrorDoc[] }>('/api/errors').then((r) => new Map(r.errors.map((d) => [d.code, d])));
   return errorDocs;
 }
+
+export interface BatchAction {
+  id: number;
+  action: 'retry' | 'pause' | 'resume' | 'cancel';
+  operator: string;
+  at: string;
+  mailboxes: number;
+  note?: string;
+}
+
+export interface ActionsInfo {
+  operator: string;
+  mode: 'queued' | 'local';
+  state: 'active' | 'paused' | 'cancelled';
+  actions: BatchAction[];
+}
+
+export interface ActionResult {
+  action: string;
+  mailboxes: number;
+  note?: string;
+  command?: string;
+}
+
+export interface Worker {
+  id: string;
+  host: string;
+  pid: number;
+  startedAt: string;
+  lastSeen: string;
+  heartbeatSeconds: number;
+  running: { batch: string; line: number; source: string }[];
+  stoppedAt?: string;
+  alive: boolean;
+}
+
+let csrf: Promise<string> | undefined;
+
+/** POSTs to the console with the session's CSRF token; resolves with the JSON answer. */
+export async function post<T>(path: string): Promise<T> {
+  csrf ??= get<{ csrf: string | null }>('/api/session').then((s) => s.csrf ?? '');
+  const res = await fetch(path, { method: 'POST', headers: { Accept: 'application/json', 'X-CSRF-Token': await csrf }, credentials: 'same-origin' });
+  const body = (await res.json().catch(() => ({}))) as T & { error?: { code?: string; message?: string } };
+  if (!res.ok) throw new ApiError(res.status, [body.error?.code, body.error?.message ?? `${res.status} ${res.statusText}`].filter(Boolean).join(': '));
+  return body;
+}

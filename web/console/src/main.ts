@@ -7,6 +7,7 @@ import { ApiError, get, type Batch, type LedgerState } from './api.js';
 import { detailView, errorView } from './detail.js';
 import { el, put, route } from './dom.js';
 import { OverviewView } from './overview.js';
+import { workersView } from './workers.js';
 
 const main = document.getElementById('main')!;
 const nav = document.getElementById('batches')!;
@@ -14,13 +15,14 @@ const live = document.getElementById('live')!;
 let overview: OverviewView | undefined;
 let rendering = Promise.resolve();
 
-type Route = { view: 'latest' } | { view: 'batch'; name: string } | { view: 'mailbox'; name: string; line: number } | { view: 'error'; code: string };
+type Route = { view: 'latest' } | { view: 'workers' } | { view: 'batch'; name: string } | { view: 'mailbox'; name: string; line: number } | { view: 'error'; code: string };
 
 function parseRoute(): Route {
   const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
   if (parts[0] === 'batch' && parts[1] !== undefined && parts[2] === 'mailbox' && /^\d+$/.test(parts[3] ?? '')) return { view: 'mailbox', name: parts[1], line: Number(parts[3]) };
   if (parts[0] === 'batch' && parts[1] !== undefined) return { view: 'batch', name: parts[1] };
   if (parts[0] === 'error' && parts[1]) return { view: 'error', code: parts[1] };
+  if (parts[0] === 'workers') return { view: 'workers' };
   return { view: 'latest' };
 }
 
@@ -41,16 +43,17 @@ function emptyState(location: string, first: string): HTMLElement {
 }
 
 function showNav(batches: Batch[], current: string | undefined): void {
-  put(nav, ...batches.map((b) => el('a', { href: route('batch', b.name), class: b.name === current ? 'current' : undefined }, b.name)));
+  put(nav, ...batches.map((b) => el('a', { href: route('batch', b.name), class: b.name === current ? 'current' : undefined }, b.name)), el('a', { href: route('workers'), id: 'workers-link', class: location.hash.startsWith('#/workers') ? 'current' : undefined }, 'workers'));
 }
 
 async function render(refreshOnly: boolean): Promise<void> {
   const r = parseRoute();
   const list = await get<{ ledger: LedgerState; batches: Batch[] }>('/api/batches');
-  const name = r.view === 'latest' ? list.batches[0]?.name : r.view === 'error' ? undefined : r.name;
+  const name = r.view === 'latest' ? list.batches[0]?.name : r.view === 'error' || r.view === 'workers' ? undefined : r.name;
   showNav(list.batches, name);
   if (list.ledger.state !== 'ok') return put(main, ledgerProblem(list.ledger));
   if (r.view === 'error') return refreshOnly ? undefined : put(main, await errorView(r.code));
+  if (r.view === 'workers') return put(main, await workersView());
   if (r.view === 'mailbox') return put(main, await detailView(r.name, r.line));
   if (!name) return put(main, emptyState(list.ledger.location, `The ledger ${list.ledger.location} records no batch.`));
   if (!list.batches.some((b) => b.name === name)) return put(main, el('section', { class: 'panel problem' }, el('h2', {}, 'No such batch'), el('p', {}, `The ledger records no batch "${name}".`)));
@@ -84,3 +87,7 @@ events.addEventListener('error', () => {
   live.classList.remove('on');
 });
 events.addEventListener('change', () => update(true));
+// Heartbeats are not status changes: the workers' page looks again every few seconds.
+setInterval(() => {
+  if (parseRoute().view === 'workers') update(true);
+}, 5000);

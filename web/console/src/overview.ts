@@ -5,10 +5,11 @@
  * explanation.
  */
 import { get, type Batch, type Job, type TablePage, type Throughput } from './api.js';
+import { ActionsPanel } from './actions.js';
 import { throughputChart } from './chart.js';
 import { duration, el, fmt, put, route, when } from './dom.js';
 
-const ORDER = ['running', 'queued', 'waiting', 'not started', 'failed', 'partial', 'interrupted', 'complete'];
+const ORDER = ['running', 'queued', 'waiting', 'paused', 'not started', 'failed', 'partial', 'interrupted', 'cancelled', 'complete'];
 const COLUMNS: [key: string | undefined, label: string, num?: boolean][] = [
   ['line', 'line', true],
   ['user', 'mailbox'],
@@ -30,6 +31,7 @@ export class OverviewView {
   private readonly counts = el('dl', { class: 'cards', id: 'counts' });
   private readonly facts = el('div', { class: 'facts' });
   private readonly chart = el('div', { class: 'panel', id: 'chart' });
+  private readonly actions: ActionsPanel;
   private readonly statusFilter = el('select', { id: 'status-filter', 'aria-label': 'status' });
   private readonly search = el('input', { id: 'search', type: 'search', placeholder: 'search user…', 'aria-label': 'search user' });
   private readonly table = el('tbody');
@@ -38,6 +40,7 @@ export class OverviewView {
   private query = { status: '', q: '', sort: 'line', dir: 'asc', offset: 0 };
 
   constructor(readonly name: string) {
+    this.actions = new ActionsPanel(name);
     this.statusFilter.addEventListener('change', () => this.requery());
     let timer: number | undefined;
     this.search.addEventListener('input', () => {
@@ -59,6 +62,7 @@ export class OverviewView {
       el('h2', { id: 'batch-name' }, name),
       this.counts,
       this.facts,
+      this.actions.root,
       this.chart,
       el('div', { class: 'controls' }, this.statusFilter, this.search),
       el('table', { id: 'mailboxes' }, el('thead', {}, this.heads), this.table),
@@ -77,7 +81,7 @@ export class OverviewView {
   async refresh(): Promise<void> {
     const { batch, throughput } = await get<{ batch: Batch; throughput: Throughput | null }>(`/api/batches/${encodeURIComponent(this.name)}`);
     this.showBatch(batch, throughput);
-    await this.refreshTable();
+    await Promise.all([this.refreshTable(), this.actions.refresh(batch)]);
   }
 
   private showBatch(b: Batch, t: Throughput | null): void {
@@ -102,8 +106,8 @@ export class OverviewView {
     put(
       this.chart,
       el('h3', {}, 'Throughput'),
-      t ? throughputChart(t) : el('p', { class: 'muted' }, 'No mailbox has finished yet.'),
-      el('p', { class: 'muted' }, 'Each finished mailbox counted over the time it ran; running mailboxes appear when they finish.'),
+      t ? throughputChart(t, Math.max(320, Math.min(1100, this.root.clientWidth || window.innerWidth - 80))) : el('p', { class: 'muted' }, 'Nothing copied yet.'),
+      el('p', { class: 'muted' }, 'Messages copied per interval, from the progress the running mailboxes record every few seconds.'),
     );
   }
 
