@@ -463,14 +463,15 @@ export class ImapStore implements MailStore, ImapSession {
     const multi = items.map((item, i) => ({ item, i })).filter(({ item, i }) => out[i] === undefined && !item.body.includes(0));
     // A command that carries keywords waits for "+" before each message (see wire-limits.ts).
     const synchronizing = (batch: readonly AppendItem[]) => batch.some((item) => hasKeyword(item.flags));
+    const nonSync = (batch: readonly AppendItem[]) => !synchronizing(batch) && (this.conn.capabilities as Map<string, unknown>).has('LITERAL+');
     const guarded = <T>(batch: readonly AppendItem[], send: () => Promise<T>) => (synchronizing(batch) ? withSynchronizingLiterals(this.conn, send) : send());
     if (caps.multiAppend && multi.length > 1) {
       const batch = multi.map((m) => m.item);
       try {
-        const res = await guarded(batch, () => multiAppend(this.conn, name, batch));
+        const res = await multiAppend(this.conn, name, batch, { nonSync: nonSync(batch) });
         multi.forEach(({ i }, k) => (out[i] = { ok: true, uid: res.uids?.[k] }));
       } catch (err) {
-        if (!synchronizing(batch)) this.dropAfterBad(err);
+        if (nonSync(batch)) this.dropAfterBad(err);
         this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
         const e = commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the messages`, err);
         // Out of quota: every further message would be refused too.
@@ -482,11 +483,13 @@ export class ImapStore implements MailStore, ImapSession {
     for (let i = 0; i < items.length; i++) {
       if (out[i] !== undefined) continue;
       const item = items[i]!;
+      const nul = item.body.includes(0);
       try {
-        const res = await guarded([item], () => this.conn.append(name, item.body, item.flags, item.internalDate));
-        out[i] = { ok: true, uid: res && typeof res === 'object' ? res.uid : undefined };
+        // One message: its literal is synchronizing, so nothing but the command line precedes the server's "+".
+        const uid = nul ? await guarded([item], async () => { const r = await this.conn.append(name, item.body, item.flags, item.internalDate); return r && typeof r === 'object' ? r.uid : undefined; }) : (await multiAppend(this.conn, name, [item])).uids?.[0];
+        out[i] = { ok: true, uid };
       } catch (err) {
-        if (!synchronizing([item])) this.dropAfterBad(err);
+        if (nul && !synchronizing([item])) this.dropAfterBad(err);
         this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
         const e = commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the message`, err);
         if (e.scope === 'mailbox') throw e;
