@@ -37,7 +37,7 @@ export const STATUS_SQL = JOB_STATUSES.map((x) => `'${x}'`).join(', ');
 export const VERDICT_SQL = ['perfect', 'good', 'investigate', 'poor'].map((x) => `'${x}'`).join(', ');
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 /** Each step takes the schema from version i to i+1. */
 const MIGRATIONS: string[] = [
@@ -127,6 +127,11 @@ const MIGRATIONS: string[] = [
        code, message, copied, skipped, seconds, report, updated_at, to_copy, job_id FROM batch_job;
    DROP TABLE batch_job;
    ALTER TABLE batch_job_v4 RENAME TO batch_job;`,
+  // 5: the destination folder's HIGHESTMODSEQ at the last pass, so that a quiet rerun need not
+  // read every destination message's flags to learn that none changed.
+  // The intents of a folder counted without reading its other rows (every rerun asks).
+  `ALTER TABLE folder ADD COLUMN dest_modseq TEXT;
+   CREATE INDEX message_intent ON message (folder_id) WHERE state = 'intent';`,
 ];
 
 export { defaultStatePath } from './paths.js';
@@ -364,6 +369,7 @@ export class FolderState implements FolderRecord {
       destUidValidity: BigInt(r.dest_uidvalidity as string),
       destUidNext: r.dest_uidnext as number,
       destCount: r.dest_count as number,
+      destModseq: r.dest_modseq === null || r.dest_modseq === undefined ? undefined : BigInt(r.dest_modseq as string),
     };
   }
 
@@ -388,7 +394,7 @@ export class FolderState implements FolderRecord {
           this.db.prepare('DELETE FROM message WHERE folder_id = ?').run(this.id);
           this.db.prepare('DELETE FROM skipped WHERE folder_id = ?').run(this.id);
           this.db
-            .prepare('UPDATE folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, source_modseq = NULL, dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, synced_at = NULL WHERE id = ?')
+            .prepare('UPDATE folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, source_modseq = NULL, dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, dest_modseq = NULL, synced_at = NULL WHERE id = ?')
             .run(this.id);
         })
         .immediate();
@@ -450,7 +456,7 @@ export class FolderState implements FolderRecord {
   markSynced(m: FolderMarks): void {
     write('markSynced', () => {
       this.db
-        .prepare('UPDATE folder SET source_uidvalidity = ?, source_uidnext = ?, source_count = ?, source_bytes = ?, source_modseq = ?, dest_uidvalidity = ?, dest_uidnext = ?, dest_count = ?, synced_at = ? WHERE id = ?')
+        .prepare('UPDATE folder SET source_uidvalidity = ?, source_uidnext = ?, source_count = ?, source_bytes = ?, source_modseq = ?, dest_uidvalidity = ?, dest_uidnext = ?, dest_count = ?, dest_modseq = ?, synced_at = ? WHERE id = ?')
         .run(
           String(m.sourceUidValidity),
           m.sourceUidNext,
@@ -460,6 +466,7 @@ export class FolderState implements FolderRecord {
           String(m.destUidValidity),
           m.destUidNext,
           m.destCount,
+          m.destModseq === undefined ? null : String(m.destModseq),
           new Date().toISOString(),
           this.id,
         );

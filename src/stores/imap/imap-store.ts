@@ -271,16 +271,18 @@ export class ImapStore implements MailStore, ImapSession {
 
   async folderStatus(path: readonly string[]): Promise<FolderStatus | undefined> {
     const name = this.serverName(path);
-    let st: { uidValidity?: bigint | number; uidNext?: number; messages?: number } | false;
+    let st: { uidValidity?: bigint | number; uidNext?: number; messages?: number; highestModseq?: bigint | number } | false;
+    // CONDSTORE: HIGHESTMODSEQ too, so that a rerun can tell that no flag changed (see list-stage.ts).
+    const condstore = (this.conn.capabilities as Map<string, unknown>).has('CONDSTORE');
     try {
-      st = (await this.conn.status(name, { uidValidity: true, uidNext: true, messages: true })) as typeof st;
+      st = (await this.conn.status(name, { uidValidity: true, uidNext: true, messages: true, ...(condstore ? { highestModseq: true } : {}) })) as typeof st;
     } catch (err) {
       throw commandError(ERROR_CODES.FOLDER_SELECT_FAILED, 'folder', `STATUS of "${name}" at the ${this.opts.side} failed`, err);
     }
     // imapflow answers false for a refused STATUS, and for a connection lost meanwhile.
     if (!this.client?.usable) throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `The ${this.opts.side} connection was lost during STATUS of "${name}".`, { scope: 'folder', retry: 'now' });
     if (!st || st.uidValidity === undefined || st.uidNext === undefined || st.messages === undefined) return undefined;
-    return { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages };
+    return { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages, ...(st.highestModseq !== undefined ? { highestModseq: BigInt(st.highestModseq) } : {}) };
   }
 
   async folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
