@@ -1,4 +1,4 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2
 /**
  * The mailmover command line. Exit codes by class (README "Exit codes", src/cli/exit-codes.ts):
  * 0 all there, 1 failed, 2 usage, 3 some items skipped, 4 auth, 5 connection/TLS, 6 quota,
@@ -13,12 +13,19 @@ import { intOption, numberOption } from './option-parsers.js';
 import { scrub } from '../core/redact.js';
 import { EXIT, EXIT_HELP, exitForError } from './exit-codes.js';
 import { type VerifyFlags, type MigrateFlags, addLoginOptions, requireEndpoints, addOutputOptions, addSelectionOptions, addRunOptions, addCopyOptions, COPY_DEFAULTS, MIGRATE_EXAMPLES } from './options.js';
-import { runWatch, runMigrate } from './migrate-command.js';
-import { type WorkerFlags, runWorkerCommand, type BatchFlags, runBatchCommand, runBatchStatus } from './batch-commands.js';
-import { runReport, runVerify } from './inspect-commands.js';
-import { formatPresets, presetsJson } from './presets-command.js';
-import { type LoginFlags, runLogin } from './login-command.js';
-import { type ConsoleFlags, runConsoleCommand } from './console-command.js';
+import type { WorkerFlags, BatchFlags } from './batch-commands.js';
+import type { ConsoleFlags } from './console-command.js';
+import type { LoginFlags } from './login-command.js';
+
+// Each command's module (and what it pulls in: the engine, imapflow, the batch runner, the
+// console's server) is loaded when that command runs, not for every start: a quiet rerun and
+// --help do not pay for the modules they never use.
+const migrateCommand = () => import('./migrate-command.js');
+const batchCommands = () => import('./batch-commands.js');
+const inspectCommands = () => import('./inspect-commands.js');
+const consoleCommand = () => import('./console-command.js');
+const loginCommand = () => import('./login-command.js');
+const presetsCommand = () => import('./presets-command.js');
 
 export { EXIT };
 
@@ -37,12 +44,12 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .addHelpText('after', MIGRATE_EXAMPLES + EXIT_HELP)
     .action(async (flags: MigrateFlags) => {
       const dryRun = !!(flags.dryRun || flags.dry);
-      setExit(flags.watch && !dryRun ? await runWatch(flags) : await runMigrate(flags, dryRun));
+      setExit(flags.watch && !dryRun ? await (await migrateCommand()).runWatch(flags) : await (await migrateCommand()).runMigrate(flags, dryRun));
     });
   const planCmd = program.command('plan').description('show the folder mapping and the counts without changing anything');
   requireEndpoints(addOutputOptions(addRunOptions(addSelectionOptions(addLoginOptions(planCmd)))))
     .addHelpText('after', `\nExample:\n  mailmover plan --from imaps://alice@old.example.org --to imaps://alice@new.example.org --include '^Work'\n${EXIT_HELP}`)
-    .action(async (flags: MigrateFlags) => setExit(await runMigrate({ ...COPY_DEFAULTS, ...flags }, true)));
+    .action(async (flags: MigrateFlags) => setExit(await (await migrateCommand()).runMigrate({ ...COPY_DEFAULTS, ...flags }, true)));
   const batch = program.command('batch').description('many mailboxes: a CSV list and a server configuration');
   batch
     .command('run')
@@ -67,7 +74,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--notify-from <addr>', 'the sender address of the notification')
     .option('--notify-webhook <url>', 'when the batch ends, POST the JSON batch report to URL (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
     .addHelpText('after', EXIT_HELP)
-    .action(async (list: string, flags: BatchFlags) => setExit(await runBatchCommand(list, flags)));
+    .action(async (list: string, flags: BatchFlags) => setExit(await (await batchCommands()).runBatchCommand(list, flags)));
   program
     .command('worker')
     .description('process mailboxes from a batch queue (batch run --queue) until Ctrl-C; run any number, on any machines')
@@ -82,7 +89,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--log <file>', 'write the structured JSON log (pino) to FILE (default: a new file under $XDG_STATE_HOME/mailmover/logs, printed at start)')
     .option('--no-log', 'write no log file')
     .addHelpText('after', EXIT_HELP)
-    .action(async (flags: WorkerFlags) => setExit(await runWorkerCommand(flags)));
+    .action(async (flags: WorkerFlags) => setExit(await (await batchCommands()).runWorkerCommand(flags)));
   batch
     .command('status')
     .description('show every mailbox of the list with its status (not started, queued, running, waiting, interrupted, complete, partial, failed) and verdict')
@@ -92,7 +99,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--name <name>', 'the batch name (default: the list file name)')
     .option('--json', 'print JSON')
     .addHelpText('after', EXIT_HELP)
-    .action(async (list: string, flags: { state?: string; queue?: string; name?: string; json?: boolean }) => setExit(await runBatchStatus(list, flags)));
+    .action(async (list: string, flags: { state?: string; queue?: string; name?: string; json?: boolean }) => setExit(await (await batchCommands()).runBatchStatus(list, flags)));
   // report takes the same login options as migrate (and ignores the ones it does not need), so one
   // argument set serves migrate, plan, verify and report.
   const reportCmd = program.command('report').description("print the state ledger's record of a mailbox: folders, copies, skipped items and why");
@@ -102,14 +109,14 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .optionsGroup('Output:')
     .option('--json', 'print JSON instead of text')
     .addHelpText('after', EXIT_HELP)
-    .action(async (flags: { from: string; to: string; fromAuthzid?: string; toAuthzid?: string; state?: string; json?: boolean }) => setExit(await runReport(flags)));
+    .action(async (flags: { from: string; to: string; fromAuthzid?: string; toAuthzid?: string; state?: string; json?: boolean }) => setExit(await (await inspectCommands()).runReport(flags)));
   requireEndpoints(addOutputOptions(addSelectionOptions(addLoginOptions(program.command('verify').description('compare source and destination folder by folder; exit 0 only when they match')))))
     .optionsGroup('Verify:')
     .option('--deep', 'also compare the SHA-256 of every message (reads every body on both sides)')
     .option('--strict', 'also count folders only at the destination and differing subscriptions as differences')
     .option('--finished', 'the move is over and the destination in use: only source messages missing (or changed) there count; new mail and changed flags or dates at the destination do not')
     .addHelpText('after', `\nExample:\n  mailmover verify --from imaps://alice@old.example.org --to imaps://alice@new.example.org --deep\n${EXIT_HELP}`)
-    .action(async (flags: VerifyFlags) => setExit(await runVerify(flags)));
+    .action(async (flags: VerifyFlags) => setExit(await (await inspectCommands()).runVerify(flags)));
   program
     .command('login')
     .description('sign in to Microsoft 365 or Google with the OAuth 2.0 device flow (a code to enter on any device); stores a refresh token for --from-oauth/--to-oauth')
@@ -121,12 +128,13 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--device-endpoint <url>', 'the device authorization endpoint instead of the provider\'s (also $MAILMOVER_OAUTH_DEVICE_ENDPOINT)')
     .option('--token-endpoint <url>', 'the token endpoint instead of the provider\'s (also $MAILMOVER_OAUTH_TOKEN_ENDPOINT); stored in the file for refreshes')
     .addHelpText('after', `\nExample:\n  mailmover login --provider microsoft --client-id 00000000-0000-0000-0000-000000000000 --tenant example.org --out alice.oauth.json\n  mailmover migrate --from imaps://alice@old.example.org --to-preset m365 --to alice@example.org --to-oauth alice.oauth.json\n${EXIT_HELP}`)
-    .action(async (flags: LoginFlags) => setExit(await runLogin(flags)));
+    .action(async (flags: LoginFlags) => setExit(await (await loginCommand()).runLogin(flags)));
   program
     .command('presets')
     .description('show the provider presets (--from-preset/--to-preset, preset: in a batch config): servers, sign-in, limits, folders left out')
     .option('--json', 'print JSON (sizes in bytes)')
-    .action((flags: { json?: boolean }) => {
+    .action(async (flags: { json?: boolean }) => {
+      const { presetsJson, formatPresets } = await presetsCommand();
       process.stdout.write(flags.json ? presetsJson() : formatPresets());
     });
   program
@@ -142,7 +150,7 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--operator <name>', "who takes the console's actions, as recorded in the ledger (default: the user running the console)")
     .addOption(new Option('--session-hours <hours>', 'how long a browser session lasts before the token is needed again').default(12).argParser(numberOption('--session-hours', 0.0001, 720)))
     .addHelpText('after', `\nExample:\n  mailmover console --state postgres://mm@db/mailmover\n${EXIT_HELP}`)
-    .action(async (flags: ConsoleFlags) => setExit(await runConsoleCommand(flags)));
+    .action(async (flags: ConsoleFlags) => setExit(await (await consoleCommand()).runConsoleCommand(flags)));
   return program;
 }
 

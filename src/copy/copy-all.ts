@@ -56,7 +56,7 @@ export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: Co
   counters.foldersDone = plan.entries.length - queue.length;
   emit({ type: 'surveyed', counters: { ...counters } });
   const limits = { maxBytes: options.batchBytes ?? 4 * 1024 * 1024, maxMessages: options.batchMessages ?? 100 };
-  const budget = new ByteBudget(Math.max(options.memoryBudgetBytes ?? 16 * 1024 * 1024, limits.maxBytes));
+  const budget = new ByteBudget(Math.max(options.memoryBudgetBytes ?? 8 * 1024 * 1024, limits.maxBytes));
   // Shared with other mailboxes on the same servers when the caller passes them (batches).
   const gates = ctx.gates;
   const verdicts = report.scan?.verdicts;

@@ -172,7 +172,7 @@ async function markSynced(run: FolderRun, listed: Listed): Promise<void> {
   // Nothing appended in an incremental pass: the destination is as the marks say (no STATUS needed).
   const d =
     incremental && report.copied === 0 && !report.flagsUpdated && !report.deleted
-      ? { uidValidity: marks!.destUidValidity, uidNext: marks!.destUidNext, exists: marks!.destCount }
+      ? { uidValidity: marks!.destUidValidity, uidNext: marks!.destUidNext, exists: marks!.destCount, highestModseq: run.destModseq }
       : await lane.dest.folderStatus(entry.destPath);
   if (!d || d.uidValidity !== run.destValidity) return;
   await state.markSynced({
@@ -185,6 +185,7 @@ async function markSynced(run: FolderRun, listed: Listed): Promise<void> {
     destUidValidity: d.uidValidity,
     destUidNext: d.uidNext ?? 0,
     destCount: d.exists,
+    destModseq: d.highestModseq,
   });
 }
 

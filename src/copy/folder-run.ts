@@ -114,6 +114,8 @@ export class FolderRun {
   destValidity: bigint | undefined;
   /** The destination's UIDNEXT when it was listed: after a lost APPEND, what is above it is looked at. */
   destMark = 1;
+  /** The destination folder's HIGHESTMODSEQ when its status was asked at the start of an incremental pass (CONDSTORE). */
+  destModseq: bigint | undefined;
   /** Messages appended to the destination folder by this attempt. */
   readonly sent: Sent[] = [];
   private readonly tries = new Map<number, number>();

@@ -83,18 +83,24 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
   let incremental = false;
   // A move proves every message at the destination from a fresh listing: never incremental.
   // A filtered pass (--search too) lists the folder in full: the ledger's marks speak for every message.
+  // CONDSTORE at the destination, with the same HIGHESTMODSEQ as the last pass left: not even a flag changed there.
+  let destUnchanged = false;
   if (marks && !ctx.deleteSource && !ctx.messageFilter && !entry.create && marks.sourceUidValidity === sourceStatus.uidValidity && sourceStatus.uidNext !== undefined) {
     const d = await lane.dest.folderStatus(entry.destPath);
     incremental = !!d && d.uidValidity === marks.destUidValidity && d.uidNext === marks.destUidNext && d.exists === marks.destCount;
+    destUnchanged = incremental && marks.destModseq !== undefined && d!.highestModseq === marks.destModseq;
+    run.destModseq = d?.highestModseq;
   }
-  // Flag changes and deletions at the source since the last pass, from the ledger's rows.
-  const known = await state?.copies();
+  // CONDSTORE: only what changed since the last pass's HIGHESTMODSEQ; otherwise every message's flags (no headers: cheap).
+  const unchanged = incremental && marks!.sourceModseq !== undefined && sourceStatus.highestModseq !== undefined && sourceStatus.highestModseq === marks!.sourceModseq;
+  // Flag changes and deletions at the source since the last pass, from the ledger's rows. A quiet
+  // rerun (nothing changed at either side, no deletions to carry over) does not read them: a
+  // folder of 200,000 messages has as many rows.
+  const known = !incremental || !unchanged || !destUnchanged || ctx.syncDeletions ? await state?.copies() : undefined;
   const flagUpdates: Listed['flagUpdates'] = [];
   const gone: Listed['gone'] = [];
   if (incremental) {
-    const rows = new Map(known!.rows.map((r) => [r.sourceUid, r]));
-    // CONDSTORE: only what changed since the last pass's HIGHESTMODSEQ; otherwise every message's flags (no headers: cheap).
-    const unchanged = marks!.sourceModseq !== undefined && sourceStatus.highestModseq !== undefined && sourceStatus.highestModseq === marks!.sourceModseq;
+    const rows = new Map(known?.rows.map((r) => [r.sourceUid, r]));
     if (!unchanged) {
       const since = marks!.sourceModseq !== undefined && sourceStatus.highestModseq !== undefined ? marks!.sourceModseq : undefined;
       for (const f of await lane.source.listFlags(signal, since !== undefined ? { changedSince: since } : {})) {
@@ -108,8 +114,9 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
     }
     // Flags changed at the destination behind our back (a user, a filter): the source's flags
     // as the ledger recorded them win, as in a full pass. The destination's UIDNEXT and count
-    // do not see such a change, so its flags are read (one FETCH FLAGS, no headers).
-    if (incremental && known!.rows.length > 0) {
+    // do not see such a change, so its flags are read (one FETCH FLAGS, no headers), unless its
+    // HIGHESTMODSEQ is still the one the last pass left (CONDSTORE).
+    if (incremental && !destUnchanged && known!.rows.length > 0) {
       const byDest = new Map(known!.rows.flatMap((r) => (r.destUid === undefined ? [] : [[r.destUid, r] as const])));
       const queued = new Set(flagUpdates.map((u) => u.sourceUid));
       for (const f of await destFlags(run)) {

@@ -45,7 +45,7 @@ export interface MigrateOptions {
   /** Bytes of message bodies per batch (default 4 MiB; a larger message is sent alone). */
   batchBytes?: number;
   /**
-   * Bytes of message bodies held in memory at once, over all connections (default 16 MiB).
+   * Bytes of message bodies held in memory at once, over all connections (default 8 MiB).
    * Peak memory follows this, not the size of folders; a message larger than it travels alone.
    */
   memoryBudgetBytes?: number;

@@ -36,7 +36,7 @@ export { jobFromRow } from './types.js';
 export { STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 5;
+export const SCHEMA_VERSION = 6;
 
 /** Each step takes the schema from version i to i+1 (exported for the migration tests). */
 export const MIGRATIONS: readonly string[] = [
@@ -128,6 +128,11 @@ export const MIGRATIONS: readonly string[] = [
    ALTER TABLE batch_job_v4 RENAME TO batch_job;`,
   // 5: the console's actions, batch starts, workers, progress samples; paused and cancelled (schema-v5.ts).
   SQLITE_V5,
+  // 6: the destination folder's HIGHESTMODSEQ at the last pass, so that a quiet rerun need not
+  // read every destination message's flags to learn that none changed.
+  // The intents of a folder counted without reading its other rows (every rerun asks).
+  `ALTER TABLE folder ADD COLUMN dest_modseq TEXT;
+   CREATE INDEX message_intent ON message (folder_id) WHERE state = 'intent';`,
 ];
 
 export { defaultStatePath } from './paths.js';
@@ -365,6 +370,7 @@ export class FolderState implements FolderRecord {
       destUidValidity: BigInt(r.dest_uidvalidity as string),
       destUidNext: r.dest_uidnext as number,
       destCount: r.dest_count as number,
+      destModseq: r.dest_modseq === null || r.dest_modseq === undefined ? undefined : BigInt(r.dest_modseq as string),
     };
   }
 
@@ -389,7 +395,7 @@ export class FolderState implements FolderRecord {
           this.db.prepare('DELETE FROM message WHERE folder_id = ?').run(this.id);
           this.db.prepare('DELETE FROM skipped WHERE folder_id = ?').run(this.id);
           this.db
-            .prepare('UPDATE folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, source_modseq = NULL, dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, synced_at = NULL WHERE id = ?')
+            .prepare('UPDATE folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, source_modseq = NULL, dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, dest_modseq = NULL, synced_at = NULL WHERE id = ?')
             .run(this.id);
         })
         .immediate();
@@ -451,7 +457,7 @@ export class FolderState implements FolderRecord {
   markSynced(m: FolderMarks): void {
     write('markSynced', () => {
       this.db
-        .prepare('UPDATE folder SET source_uidvalidity = ?, source_uidnext = ?, source_count = ?, source_bytes = ?, source_modseq = ?, dest_uidvalidity = ?, dest_uidnext = ?, dest_count = ?, synced_at = ? WHERE id = ?')
+        .prepare('UPDATE folder SET source_uidvalidity = ?, source_uidnext = ?, source_count = ?, source_bytes = ?, source_modseq = ?, dest_uidvalidity = ?, dest_uidnext = ?, dest_count = ?, dest_modseq = ?, synced_at = ? WHERE id = ?')
         .run(
           String(m.sourceUidValidity),
           m.sourceUidNext,
@@ -461,6 +467,7 @@ export class FolderState implements FolderRecord {
           String(m.destUidValidity),
           m.destUidNext,
           m.destCount,
+          m.destModseq === undefined ? null : String(m.destModseq),
           new Date().toISOString(),
           this.id,
         );

@@ -93,6 +93,9 @@ export const PG_MIGRATIONS: readonly string[] = [
    ALTER TABLE ${SCHEMA}.batch_job ADD COLUMN runner_host TEXT;`,
   // 5: the console's actions, batch starts, workers, progress samples; paused and cancelled (schema-v5.ts).
   pgV5(SCHEMA),
+  // 6: the destination folder's HIGHESTMODSEQ at the last pass (see ledger.ts).
+  `ALTER TABLE ${SCHEMA}.folder ADD COLUMN IF NOT EXISTS dest_modseq TEXT;
+   CREATE INDEX IF NOT EXISTS message_intent ON ${SCHEMA}.message (folder_id) WHERE state = 'intent';`,
 ];
 
 type Queryable = pg.Pool | pg.PoolClient | pg.Client;
@@ -345,6 +348,7 @@ class PgFolder implements FolderRecord {
       destUidValidity: BigInt(r.dest_uidvalidity!),
       destUidNext: Number(r.dest_uidnext),
       destCount: Number(r.dest_count),
+      destModseq: r.dest_modseq === null || r.dest_modseq === undefined ? undefined : BigInt(r.dest_modseq),
     };
   }
 
@@ -361,7 +365,7 @@ class PgFolder implements FolderRecord {
         await c.query(`DELETE FROM ${SCHEMA}.skipped WHERE folder_id = $1`, [this.id]);
         await c.query(
           `UPDATE ${SCHEMA}.folder SET source_uidvalidity = NULL, source_uidnext = NULL, source_count = NULL, source_bytes = NULL, source_modseq = NULL,
-             dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, synced_at = NULL WHERE id = $1`,
+             dest_uidvalidity = NULL, dest_uidnext = NULL, dest_count = NULL, dest_modseq = NULL, synced_at = NULL WHERE id = $1`,
           [this.id],
         );
       }),
@@ -428,8 +432,8 @@ class PgFolder implements FolderRecord {
     return writeAsync('markSynced', async () => {
       await this.pool.query(
         `UPDATE ${SCHEMA}.folder SET source_uidvalidity = $1, source_uidnext = $2, source_count = $3, source_bytes = $4, source_modseq = $5,
-           dest_uidvalidity = $6, dest_uidnext = $7, dest_count = $8, synced_at = now() WHERE id = $9`,
-        [String(m.sourceUidValidity), m.sourceUidNext, m.sourceCount, m.sourceBytes, m.sourceModseq === undefined ? null : String(m.sourceModseq), String(m.destUidValidity), m.destUidNext, m.destCount, this.id],
+           dest_uidvalidity = $6, dest_uidnext = $7, dest_count = $8, dest_modseq = $9, synced_at = now() WHERE id = $10`,
+        [String(m.sourceUidValidity), m.sourceUidNext, m.sourceCount, m.sourceBytes, m.sourceModseq === undefined ? null : String(m.sourceModseq), String(m.destUidValidity), m.destUidNext, m.destCount, m.destModseq === undefined ? null : String(m.destModseq), this.id],
       );
     });
   }

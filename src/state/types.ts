@@ -97,6 +97,8 @@ export interface FolderMarks {
   destUidValidity: bigint;
   destUidNext: number;
   destCount: number;
+  /** CONDSTORE: the destination folder's HIGHESTMODSEQ at the end of the last pass, when it has one. */
+  destModseq?: bigint | undefined;
 }
 
 /** A message row. */

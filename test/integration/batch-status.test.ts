@@ -222,7 +222,9 @@ describe('batch statuses, verdicts and logs', () => {
       status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'complete', 'partial', 'failed')), code TEXT, message TEXT,
       copied INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0, seconds REAL, report TEXT, updated_at TEXT NOT NULL,
       PRIMARY KEY (batch, source, destination));
-      ALTER TABLE batch_job ADD COLUMN to_copy INTEGER; ALTER TABLE batch_job ADD COLUMN job_id TEXT;`);
+      ALTER TABLE batch_job ADD COLUMN to_copy INTEGER; ALTER TABLE batch_job ADD COLUMN job_id TEXT;
+      -- what migration 6 touches of the schema-1 tables (folder's modseq, the intent index)
+      CREATE TABLE folder (id INTEGER PRIMARY KEY); CREATE TABLE message (folder_id INTEGER NOT NULL, state TEXT NOT NULL);`);
     const put = db.prepare("INSERT INTO batch_job (batch, line, source, destination, status, code, copied, updated_at) VALUES ('old.csv', ?, ?, ?, ?, ?, ?, '2024-01-01T00:00:00Z')");
     put.run(2, 'imap://a@h', 'imap://a@h2', 'complete', null, 4);
     put.run(3, 'imap://b@h', 'imap://b@h2', 'failed', 'MM-ABORTED', 1);
@@ -257,9 +259,10 @@ describe('batch statuses, verdicts and logs', () => {
             status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'complete', 'partial', 'failed')), code TEXT, message TEXT,
             copied INTEGER NOT NULL DEFAULT 0, skipped INTEGER NOT NULL DEFAULT 0, seconds DOUBLE PRECISION, report TEXT, updated_at TIMESTAMPTZ NOT NULL,
             to_copy INTEGER, job_id TEXT, PRIMARY KEY (batch, source, destination));
+          CREATE TABLE mailmover_state.folder (id BIGSERIAL PRIMARY KEY); CREATE TABLE mailmover_state.message (folder_id BIGINT NOT NULL, state TEXT NOT NULL);
           INSERT INTO mailmover_state.batch_job (batch, line, source, destination, status, code, updated_at) VALUES
             ('old.csv', 2, 'imap://a@h', 'imap://a@h2', 'complete', NULL, now()), ('old.csv', 3, 'imap://b@h', 'imap://b@h2', 'failed', 'MM-ABORTED', now());`);
-        // The missing tables of schema 1 are not needed by this step: only batch_job changes.
+        // The other tables of schema 1 are not needed by these steps beyond what migration 6 alters (above).
         const r = await runCli(['batch', 'status', path.join(dir, 'old.csv'), '--state', url, '--json']);
         assert.equal(r.code, 0, r.stderr);
         assert.deepEqual((JSON.parse(r.stdout) as StatusJson).mailboxes.map((m) => m.status), ['complete', 'interrupted', 'not started', 'not started']);

@@ -66,8 +66,8 @@ describe('ledger schema 5', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('SQLite: a schema-4 file is migrated to 5 on open; the new records and statuses work', async () => {
-    assert.equal(SCHEMA_VERSION, 5);
+  test('SQLite: a schema-4 file is migrated to the current schema on open; the new records and statuses work', async () => {
+    assert.equal(SCHEMA_VERSION, 6, 'schema 5 (these records) and 6 (the destination HIGHESTMODSEQ) are the steps after 4');
     const file = path.join(dir, 'state.db');
     const old = new Database(file);
     for (const step of MIGRATIONS.slice(0, 4)) old.exec(step);
@@ -82,12 +82,13 @@ describe('ledger schema 5', () => {
       ledger.close();
     }
     const check = new Database(file, { readonly: true });
-    assert.equal(check.pragma('user_version', { simple: true }), 5);
+    assert.equal(check.pragma('user_version', { simple: true }), SCHEMA_VERSION);
+    assert.ok((check.prepare('PRAGMA table_info(folder)').all() as { name: string }[]).some((c) => c.name === 'dest_modseq'), 'migration 6 adds folder.dest_modseq');
     assert.deepEqual(check.prepare('SELECT copied, bytes FROM progress_sample').all(), [{ copied: 10, bytes: 2000 }]);
     check.close();
   });
 
-  test('PostgreSQL: a schema-4 database is migrated to 5 on open; the new records and statuses work', async () => {
+  test('PostgreSQL: a schema-4 database is migrated to the current schema on open; the new records and statuses work', async () => {
     const url = await db.createDatabase('v5');
     const c = new pg.Client({ connectionString: url });
     await c.connect();
@@ -103,7 +104,7 @@ describe('ledger schema 5', () => {
       } finally {
         await ledger.close();
       }
-      assert.deepEqual((await c.query('SELECT version FROM mailmover_state.schema_version')).rows, [{ version: 5 }]);
+      assert.deepEqual((await c.query('SELECT version FROM mailmover_state.schema_version')).rows, [{ version: SCHEMA_VERSION }]);
       assert.deepEqual((await c.query('SELECT copied, bytes::int AS bytes FROM mailmover_state.progress_sample')).rows, [{ copied: 10, bytes: 2000 }]);
     } finally {
       await c.end();

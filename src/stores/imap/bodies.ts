@@ -4,14 +4,23 @@
  * answer returned as `missing` (the engine asks again before calling them vanished).
  */
 import type { FetchMessageObject, ImapFlow } from 'imapflow';
-import { ERROR_CODES } from '../../core/errors.js';
+import { ERROR_CODES, MigrateError } from '../../core/errors.js';
 import type { FetchOutcome } from '../mail-store.js';
 import { commandError } from './imap-errors.js';
 import { unparsedError, type ImapSession } from './session.js';
 import { packUids } from './uid-set.js';
 import { bodyLiteralCap, withLiteralCap } from './wire-limits.js';
+import { PieceBuffer } from './piece-buffer.js';
+
+/** A message listed at this size or more, fetched alone, is fetched in pieces of {@link PIECE} bytes (see piece-buffer.ts). */
+export const PIECED_FROM = 8 * 1024 * 1024;
+const PIECE = 1024 * 1024;
 
 export async function* fetchBodies(s: ImapSession, uids: readonly number[], signal?: AbortSignal, options: { maxBytes?: number } = {}): AsyncIterable<FetchOutcome> {
+  if (uids.length === 1 && (options.maxBytes ?? 0) >= PIECED_FROM) {
+    yield await fetchInPieces(s, uids[0]!, options.maxBytes!, signal);
+    return;
+  }
   const asked = new Set(uids);
   const pending = new Set(uids);
   const mark = s.responses.mark();
@@ -83,6 +92,45 @@ async function fetchOne(s: ImapSession, uid: number, cap: number, maxBytes: numb
     return { uid, missing: true };
   }
   return { uid, body: msg.source };
+}
+
+/**
+ * One large message in pieces (`BODY.PEEK[]<start.length>`), assembled in one buffer of the
+ * listed size. The pieces of one UID are the same message (its bytes never change), so the
+ * checks of the fetch stage (size, identity) apply to the whole as to a body fetched at once.
+ */
+async function fetchInPieces(s: ImapSession, uid: number, listed: number, signal?: AbortSignal): Promise<FetchOutcome> {
+  const client = s.conn;
+  const cap = bodyLiteralCap(listed);
+  const body = new PieceBuffer(listed, cap);
+  for (;;) {
+    signal?.throwIfAborted();
+    const start = body.length;
+    let msg: FetchMessageObject | false | undefined;
+    const mark = s.responses.mark();
+    try {
+      const deadline = fetchDeadline(s, client, 1, PIECE);
+      try {
+        msg = await withLiteralCap(client, bodyLiteralCap(PIECE), () => client.fetchOne(String(uid), { uid: true, source: { start, maxLength: PIECE } }, { uid: true }));
+      } finally {
+        deadline.clear();
+      }
+    } catch (err) {
+      s.throwIfFatal(err, signal, (e) => commandError(ERROR_CODES.FETCH_FAILED, 'folder', `Fetching UID ${uid} failed`, e));
+      return { uid, error: commandError(ERROR_CODES.FETCH_FAILED, 'message', `Fetching UID ${uid} failed`, err) };
+    }
+    if (!msg || !msg.source || msg.uid !== uid) {
+      const raw = s.responses.since(mark);
+      if (raw.length > 0) return { uid, error: unparsedError(`Fetching UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) };
+      if (start === 0) return { uid, missing: true };
+      return { uid, error: new MigrateError(ERROR_CODES.FETCH_FAILED, `Fetching UID ${uid} failed: the source stopped answering for it after ${start} bytes`, { scope: 'message' }) };
+    }
+    const piece = msg.source;
+    if (piece.length > PIECE || !body.push(piece)) {
+      return { uid, error: new MigrateError(ERROR_CODES.FETCH_FAILED, `Fetching UID ${uid} failed: the source sent more than ${cap} bytes for a message listed at ${listed} bytes`, { scope: 'message' }) };
+    }
+    if (piece.length < PIECE) return { uid, body: body.result() };
+  }
 }
 
 /**

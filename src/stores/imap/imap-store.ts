@@ -289,16 +289,18 @@ export class ImapStore implements MailStore, ImapSession {
 
   async folderStatus(path: readonly string[]): Promise<FolderStatus | undefined> {
     const name = this.serverName(path);
-    let st: { uidValidity?: bigint | number; uidNext?: number; messages?: number } | false;
+    let st: { uidValidity?: bigint | number; uidNext?: number; messages?: number; highestModseq?: bigint | number } | false;
+    // CONDSTORE: HIGHESTMODSEQ too, so that a rerun can tell that no flag changed (see list-stage.ts).
+    const condstore = (this.conn.capabilities as Map<string, unknown>).has('CONDSTORE');
     try {
-      st = (await this.conn.status(name, { uidValidity: true, uidNext: true, messages: true })) as typeof st;
+      st = (await this.conn.status(name, { uidValidity: true, uidNext: true, messages: true, ...(condstore ? { highestModseq: true } : {}) })) as typeof st;
     } catch (err) {
       throw commandError(ERROR_CODES.FOLDER_SELECT_FAILED, 'folder', `STATUS of "${name}" at the ${this.opts.side} failed`, err);
     }
     // imapflow answers false for a refused STATUS, and for a connection lost meanwhile.
     if (!this.client?.usable) throw new MigrateError(ERROR_CODES.CONNECTION_LOST, `The ${this.opts.side} connection was lost during STATUS of "${name}".`, { scope: 'folder', retry: 'now' });
     if (!st || st.uidValidity === undefined || st.uidNext === undefined || st.messages === undefined) return undefined;
-    return { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages };
+    return { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages, ...(st.highestModseq !== undefined ? { highestModseq: BigInt(st.highestModseq) } : {}) };
   }
 
   async folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
@@ -481,14 +483,15 @@ export class ImapStore implements MailStore, ImapSession {
     const multi = items.map((item, i) => ({ item, i })).filter(({ item, i }) => out[i] === undefined && !item.body.includes(0));
     // A command that carries keywords waits for "+" before each message (see wire-limits.ts).
     const synchronizing = (batch: readonly AppendItem[]) => batch.some((item) => hasKeyword(item.flags));
+    const nonSync = (batch: readonly AppendItem[]) => !synchronizing(batch) && (this.conn.capabilities as Map<string, unknown>).has('LITERAL+');
     const guarded = <T>(batch: readonly AppendItem[], send: () => Promise<T>) => (synchronizing(batch) ? withSynchronizingLiterals(this.conn, send) : send());
     if (caps.multiAppend && multi.length > 1) {
       const batch = multi.map((m) => m.item);
       try {
-        const res = await guarded(batch, () => multiAppend(this.conn, name, batch));
+        const res = await multiAppend(this.conn, name, batch, { nonSync: nonSync(batch) });
         multi.forEach(({ i }, k) => (out[i] = { ok: true, uid: res.uids?.[k] }));
       } catch (err) {
-        if (!synchronizing(batch)) this.dropAfterBad(err);
+        if (nonSync(batch)) this.dropAfterBad(err);
         this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
         const e = commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the messages`, err);
         // Out of quota: every further message would be refused too.
@@ -500,11 +503,13 @@ export class ImapStore implements MailStore, ImapSession {
     for (let i = 0; i < items.length; i++) {
       if (out[i] !== undefined) continue;
       const item = items[i]!;
+      const nul = item.body.includes(0);
       try {
-        const res = await guarded([item], () => this.conn.append(name, item.body, item.flags, item.internalDate));
-        out[i] = { ok: true, uid: res && typeof res === 'object' ? res.uid : undefined };
+        // One message: its literal is synchronizing, so nothing but the command line precedes the server's "+".
+        const uid = nul ? await guarded([item], async () => { const r = await this.conn.append(name, item.body, item.flags, item.internalDate); return r && typeof r === 'object' ? r.uid : undefined; }) : (await multiAppend(this.conn, name, [item])).uids?.[0];
+        out[i] = { ok: true, uid };
       } catch (err) {
-        if (!synchronizing([item])) this.dropAfterBad(err);
+        if (nul && !synchronizing([item])) this.dropAfterBad(err);
         this.throwIfFatal(err, undefined, (e) => commandError(ERROR_CODES.APPEND_FAILED, 'folder', `Appending to "${name}" failed`, e));
         const e = commandError(ERROR_CODES.APPEND_FAILED, 'message', `The destination refused the message`, err);
         if (e.scope === 'mailbox') throw e;

@@ -133,6 +133,16 @@ async function isWhole(s: ImapSession, listing: MessageListing, exists: number, 
 async function listRange(s: ImapSession, range: string, byUid: boolean, out: MessageListing, signal?: AbortSignal): Promise<void> {
   // The whole header block, not HEADER.FIELDS: see core/message-key.ts for why.
   const query = { uid: true, flags: true, internalDate: true, size: true, headers: true };
+  // Most messages of a folder share a handful of flag sets: one frozen array per set, not one per
+  // message (a listing of 200,000 messages is held while the folder is planned and copied).
+  const flagSets = new Map<string, string[]>();
+  const shared = (flags: Iterable<string> | undefined) => {
+    const list = [...(flags ?? [])];
+    const key = list.join(' ');
+    let one = flagSets.get(key);
+    if (!one) flagSets.set(key, (one = Object.freeze(list) as string[]));
+    return one;
+  };
   for await (const msg of s.conn.fetch(range, query, { uid: byUid })) {
     signal?.throwIfAborted();
     // Unsolicited FETCH (FLAGS ...) updates can surface here without the fields we asked for.
@@ -140,7 +150,7 @@ async function listRange(s: ImapSession, range: string, byUid: boolean, out: Mes
     out.messages.push({
       uid: msg.uid,
       size: msg.size,
-      flags: [...(msg.flags ?? [])],
+      flags: shared(msg.flags),
       internalDate: toDate(msg.internalDate),
       key: messageKey(msg.headers),
       messageId: extractMessageId(msg.headers),
