@@ -17,6 +17,7 @@ import { readHeaderBlock, readServed, servedSize, syncDir } from '../local/messa
 import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { indexEmlFolder, isRealDir, MANIFEST, newManifest, readManifest, writeManifest, type EmlIndex, type Manifest } from './manifest.js';
 import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js';
+import { type ListingRequest, listingWanted } from '../local/listing-filter.js';
 
 const SUBSCRIPTIONS = '.mailmover-subscriptions.json';
 const MAX_DEPTH = 64;
@@ -126,13 +127,13 @@ export class EmlStore implements MailStore {
     this.current = undefined;
   }
 
-  async listMessages(signal?: AbortSignal, options: { sinceUid?: number; uids?: readonly number[] } = {}): Promise<MessageListing> {
+  async listMessages(signal?: AbortSignal, options: ListingRequest = {}): Promise<MessageListing> {
     const cur = this.requireOpen();
-    const only = options.uids ? new Set(options.uids) : undefined;
+    const wanted = listingWanted(options);
     const listing: MessageListing = { messages: [], failures: [] };
     for (const m of cur.index.messages) {
       signal?.throwIfAborted();
-      if ((options.sinceUid !== undefined && m.uid < options.sinceUid) || (only && !only.has(m.uid))) continue;
+      if (!wanted(m.uid)) continue;
       const file = join(cur.dir, m.file);
       if (m.notAFile) {
         listing.failures.push({ uid: m.uid, error: new MigrateError(ERROR_CODES.ARCHIVE_MESSAGE, `${file} is ${m.notAFile}; it was left out.`, { scope: 'message' }) });

@@ -19,6 +19,7 @@ import { readHeaderBlock, readServed, servedSize, syncDir } from '../local/messa
 import { deliver } from './messages.js';
 import { updateUidList } from './uidlist.js';
 import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js';
+import { type ListingRequest, listingWanted } from '../local/listing-filter.js';
 
 export interface MaildirStoreOptions {
   root: string;
@@ -136,14 +137,13 @@ export class MaildirStore implements MailStore {
     this.open = undefined;
   }
 
-  async listMessages(signal?: AbortSignal, options: { sinceUid?: number; uids?: readonly number[] } = {}): Promise<MessageListing> {
+  async listMessages(signal?: AbortSignal, options: ListingRequest = {}): Promise<MessageListing> {
     const open = this.requireOpen();
-    const only = options.uids ? new Set(options.uids) : undefined;
+    const wanted = listingWanted(options);
     const listing: MessageListing = { messages: [], failures: [] };
     for (const m of open.index.messages) {
       signal?.throwIfAborted();
-      if (options.sinceUid !== undefined && m.uid < options.sinceUid) continue;
-      if (only && !only.has(m.uid)) continue;
+      if (!wanted(m.uid)) continue;
       const file = join(open.index.dir, m.rel);
       if (m.notAFile) {
         listing.failures.push({ uid: m.uid, error: new MigrateError(ERROR_CODES.ARCHIVE_MESSAGE, `${file} is ${m.notAFile}; it was left out.`, { scope: 'message' }) });

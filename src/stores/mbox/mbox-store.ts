@@ -25,6 +25,7 @@ import { NotAnMboxError, type MboxEntry, type MboxIndex } from './mbox-index.js'
 import { headerEnd } from './messages.js';
 import { applyLabels, ARCHIVE, SPECIAL_LABELS, splitLabels, type LabelMode, type Labelled } from './takeout.js';
 import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js';
+import { type ListingRequest, listingWanted } from '../local/listing-filter.js';
 
 export interface MboxStoreOptions {
   root: string;
@@ -163,13 +164,13 @@ export class MboxStore implements MailStore {
     this.current = undefined;
   }
 
-  async listMessages(signal?: AbortSignal, options: { sinceUid?: number; uids?: readonly number[] } = {}): Promise<MessageListing> {
+  async listMessages(signal?: AbortSignal, options: ListingRequest = {}): Promise<MessageListing> {
     const cur = this.requireOpen();
-    const only = options.uids ? new Set(options.uids) : undefined;
+    const wanted = listingWanted(options);
     const listing: MessageListing = { messages: [], failures: [] };
     for (const m of cur.messages) {
       signal?.throwIfAborted();
-      if ((options.sinceUid !== undefined && m.uid < options.sinceUid) || (only && !only.has(m.uid))) continue;
+      if (!wanted(m.uid)) continue;
       if (m.broken) {
         listing.failures.push({ uid: m.uid, error: this.messageError(cur.file, m, m.broken) });
         continue;

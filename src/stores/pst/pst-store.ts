@@ -14,6 +14,7 @@ import type { NameSpace } from '../../core/mailbox-path.js';
 import { extractMessageId, messageKey } from '../../core/message-key.js';
 import type { AppendOutcome, FetchOutcome, FolderInfo, FolderListing, FolderStatus, MailStore, MessageListing, StoreCaps } from '../mail-store.js';
 import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js';
+import { type ListingRequest, listingWanted } from '../local/listing-filter.js';
 import { composeItem } from './compose.js';
 import { indexFolder, type PstFolderIndex } from './folder-index.js';
 import { itemDate, itemFlags } from './item-meta.js';
@@ -100,13 +101,13 @@ export class PstStore implements MailStore {
     this.current = undefined;
   }
 
-  async listMessages(signal?: AbortSignal, options: { sinceUid?: number; uids?: readonly number[] } = {}): Promise<MessageListing> {
+  async listMessages(signal?: AbortSignal, options: ListingRequest = {}): Promise<MessageListing> {
     const cur = this.requireOpen();
-    const only = options.uids ? new Set(options.uids) : undefined;
+    const wanted = listingWanted(options);
     const listing: MessageListing = { messages: [], failures: [] };
     for (const uid of cur.uids) {
       signal?.throwIfAborted();
-      if ((options.sinceUid !== undefined && uid < options.sinceUid) || (only && !only.has(uid))) continue;
+      if (!wanted(uid)) continue;
       const read = await this.read(cur, uid);
       if ('error' in read) {
         listing.failures.push({ uid, error: read.error });
