@@ -60,7 +60,7 @@ Exit codes:
   1    the migration failed (see the report's error and the folders' errors)
   2    usage or configuration error; nothing was attempted
   3    finished, but some messages were skipped (each listed in the report)
-  4    authentication failed (password, token or authzid refused)
+  4    authentication failed (password, token or authzid refused; an OAuth sign-in expired, denied or revoked)
   5    cannot connect (refused, timeout, DNS) or TLS failed
   6    the destination is over quota
   70   internal error (a bug in mailmover: please report it)
