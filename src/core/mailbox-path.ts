@@ -45,7 +45,12 @@ export function parseServerName(name: string, delimiter: string, ns: NameSpace):
 }
 
 /** Why a destination name differs from the source name (shown by `plan`, kept in the report). */
-export type RenameReason = 'separator' | 'control-character' | 'dot-name' | 'flat-server' | 'reserved-name';
+/**
+ * Why a destination name differs from the source's. 'mail-or-children': the folder has children
+ * and the destination cannot hold messages in a folder that has any (`StoreCaps.mailOrChildren`),
+ * so its own messages go to a child named like it (see folder-plan.ts).
+ */
+export type RenameReason = 'separator' | 'control-character' | 'dot-name' | 'flat-server' | 'reserved-name' | 'mail-or-children';
 
 /** The result of spelling a path for one server. */
 export interface ServerName {
@@ -56,7 +61,7 @@ export interface ServerName {
   reasons: RenameReason[];
 }
 
-const REASON_ORDER: readonly RenameReason[] = ['separator', 'control-character', 'dot-name', 'flat-server', 'reserved-name'];
+const REASON_ORDER: readonly RenameReason[] = ['separator', 'control-character', 'dot-name', 'flat-server', 'reserved-name', 'mail-or-children'];
 
 /** Reasons in a stable order without repeats (reports and tests compare them). */
 export function orderReasons(reasons: Iterable<RenameReason>): RenameReason[] {

@@ -194,7 +194,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
 
     const [sourceListing, destListing] = await Promise.all([first.source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), first.dest.listFolders()]);
     const [sourceFolders, destFolders] = [sourceListing.folders, destListing.folders];
-    const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: first.dest.caps().reservedNames });
+    const plan = planFolders(sourceFolders, destFolders, first.dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: first.dest.caps().reservedNames, mailOrChildren: first.dest.caps().mailOrChildren });
     // Keys the source refuses stop the mailbox here, before any folder is looked at, created or copied.
     if (options.messageFilter?.search !== undefined) await trySearch(first.source, plan.entries, options.messageFilter.search, signal);
     report.collisions = plan.collisions.map((c) => ({ destination: c.destName, sources: c.sourceNames }));

@@ -30,7 +30,7 @@ export interface FolderReport {
   created: boolean;
   /** True when the name had to change (a character is the destination's separator). */
   renamed: boolean;
-  /** Why it changed: 'separator', 'control-character', 'dot-name', 'flat-server', 'reserved-name' (a level the destination keeps for itself). */
+  /** Why it changed: 'separator', 'control-character', 'dot-name', 'flat-server', 'reserved-name' (a level the destination keeps for itself), 'mail-or-children' (the source folder's messages, moved to a child of the same name because the destination folder has children and cannot also hold messages). */
   renameReasons?: string[];
   /** True when the source folder cannot hold messages (a \Noselect parent, or an implicit parent). */
   noSelect: boolean;

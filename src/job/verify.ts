@@ -144,7 +144,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
       dest.connect(connectSignal).catch((err: unknown) => { connecting.abort(); throw err; }),
     );
     const [sourceListing, destListing] = await settleBoth(source.listFolders({ otherNamespaces: rules.includeOtherNamespaces }), dest.listFolders());
-    const plan = planFolders(sourceListing.folders, destListing.folders, dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: dest.caps().reservedNames });
+    const plan = planFolders(sourceListing.folders, destListing.folders, dest.namespace(), { separatorSubstitute: substitute, rules, reservedNames: dest.caps().reservedNames, mailOrChildren: dest.caps().mailOrChildren });
     // A destination folder is found by its server name, as the planner finds it: its path in the
     // listing has the namespace prefix removed, which a planned path below INBOX keeps
     // ("INBOX/Newsletter" is planned as ['INBOX', 'Newsletter'], listed as ['Newsletter']).

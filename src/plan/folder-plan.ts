@@ -76,6 +76,8 @@ export interface FolderPlanOptions {
   rules?: FolderRules;
   /** Destination levels the store must not be given (`StoreCaps.reservedNames`): renamed with the substitute in front. */
   reservedNames?: readonly string[];
+  /** The destination cannot hold messages in a folder that has children (`StoreCaps.mailOrChildren`). */
+  mailOrChildren?: boolean;
 }
 
 /**
@@ -85,8 +87,10 @@ export interface FolderPlanOptions {
  * 2. maps each folder: special folders onto the destination's own (unless --no-automap or
  *    --dest-prefix), then --map, then --rename, then --dest-prefix;
  * 3. renames levels the destination store reserves for itself (`reservedNames`);
- * 4. drops source parents that no longer have anything below them, and adds the parents a
- *    destination path needs, so that the tree can be created top-down on any server;
+ * 4. drops source parents that no longer have anything below them; on a destination where a
+ *    folder holds messages or children, never both (`mailOrChildren`), moves the messages of a
+ *    folder with children into a child named like it (see {@link mailFolderPath}); adds the
+ *    parents a destination path needs, so that the tree can be created top-down on any server;
  * 5. spells names for the destination and finds existing folders (same name; INBOX
  *    case-insensitively) and collisions.
  *
@@ -114,7 +118,7 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
   const destRoles = automap ? specialFolders(personal(saneDest)) : new Map<SpecialRole, string[]>();
   const reserved = reservedMatcher(options.reservedNames);
 
-  type Draft = { f: FolderInfo; destPath: string[]; mappedBy: MappedBy | undefined; reserved: boolean; ids: number[] };
+  type Draft = { f: FolderInfo; destPath: string[]; mappedBy: MappedBy | undefined; reserved: boolean; ids: number[]; mixed?: boolean };
   const drafts: Draft[] = [];
   const index = new PathIndex();
   for (const f of sane) {
@@ -153,6 +157,19 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
   const hasBelow = new Set<number>();
   for (const d of drafts) for (let depth = 0; depth < d.ids.length - 1; depth++) hasBelow.add(d.ids[depth]!);
   const kept = drafts.filter((d) => !d.f.noSelect || hasBelow.has(d.ids[d.ids.length - 1]!));
+  if (options.mailOrChildren) {
+    // Every path the plan uses, so that the messages' new folder is a name no other folder has.
+    const taken = new Set(kept.map((d) => lastId(d.ids)));
+    const keptBelow = new Set<number>();
+    for (const d of kept) for (let depth = 0; depth < d.ids.length - 1; depth++) keptBelow.add(d.ids[depth]!);
+    for (const d of kept) {
+      if (d.f.noSelect || isInbox(d.destPath) || !keptBelow.has(lastId(d.ids))) continue;
+      d.destPath = mailFolderPath(d.destPath, (p) => taken.has(lastId(index.prefixes(p))), substitute);
+      d.ids = index.prefixes(d.destPath);
+      d.mixed = true;
+      taken.add(lastId(d.ids));
+    }
+  }
 
   const inPlan = new Set<number>();
   for (const d of kept) inPlan.add(d.ids[d.ids.length - 1]!);
@@ -168,10 +185,10 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
 
   const destByName = new Map<string, FolderInfo>();
   for (const f of personal(saneDest)) destByName.set(normaliseName(f.name), f);
-  const entry = (sourcePath: string[], sourceName: string, destPath: string[], noSelect: boolean, subscribed: boolean, mappedBy: MappedBy | undefined, implicit: boolean, reservedRename: boolean): FolderPlanEntry => {
+  const entry = (sourcePath: string[], sourceName: string, destPath: string[], noSelect: boolean, subscribed: boolean, mappedBy: MappedBy | undefined, implicit: boolean, extra: RenameReason[]): FolderPlanEntry => {
     const { name, substituted, reasons } = toServerName(destPath, destNs, substitute);
     const existing = destByName.get(normaliseName(name));
-    const renameReasons = reservedRename ? orderReasons([...reasons, 'reserved-name']) : reasons;
+    const renameReasons = extra.length > 0 ? orderReasons([...reasons, ...extra]) : reasons;
     return {
       sourcePath,
       sourceName,
@@ -180,7 +197,7 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
       create: !existing,
       subscribe: subscribed && !existing?.subscribed,
       noSelect,
-      renamed: substituted || reservedRename,
+      renamed: substituted || extra.length > 0,
       renameReasons,
       mappedBy,
       implicit,
@@ -190,8 +207,8 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
     // Another namespace's folders become this mailbox's own: subscribed, so that clients show them.
     // A \Noselect name is never subscribed: in an LSUB answer it means "not subscribed, but
     // something below is" (RFC 3501 §6.3.9), which imapflow reports as subscribed.
-    ...kept.map((d) => entry([...d.f.path], d.f.name, d.destPath, d.f.noSelect, !d.f.noSelect && (d.f.subscribed || !!d.f.outside), d.mappedBy, false, d.reserved)),
-    ...parents.map((p) => entry(p, '', p, true, false, undefined, true, false)),
+    ...kept.map((d) => entry([...d.f.path], d.f.name, d.destPath, d.f.noSelect, !d.f.noSelect && (d.f.subscribed || !!d.f.outside), d.mappedBy, false, reasonsOf(d))),
+    ...parents.map((p) => entry(p, '', p, true, false, undefined, true, [])),
   ];
   const entries = sortEntries(unsorted);
 
@@ -206,6 +223,33 @@ export function planFolders(source: readonly FolderInfo[], dest: readonly Folder
   const collisions: FolderCollision[] = [];
   for (const [destName, sourceNames] of byDest) if (sourceNames.length > 1) collisions.push({ destName, sourceNames });
   return { entries, excluded, collisions, refused, unmatchedIncludes: rules.include.filter((r) => !matchedIncludes.has(r)).map((r) => r.source) };
+}
+
+function lastId(ids: readonly number[]): number {
+  return ids[ids.length - 1]!;
+}
+
+function reasonsOf(d: { reserved: boolean; mixed?: boolean }): RenameReason[] {
+  const out: RenameReason[] = [];
+  if (d.reserved) out.push('reserved-name');
+  if (d.mixed) out.push('mail-or-children');
+  return out;
+}
+
+/**
+ * Where the messages of a folder with children go on a destination that cannot hold both
+ * (`StoreCaps.mailOrChildren`): a child named like the folder, "Projects" into
+ * "Projects/Projects". A child rather than a sibling such as "Projects (messages)": the mail
+ * stays under the name the user looks for, next to the folders that were beside it, and the
+ * top level gains no new name. When that child is a folder of its own already, the substitute
+ * goes in front ("Projects/_Projects", as for a reserved name) until the name is free.
+ * Deterministic, so a rerun and verify find the same folder. The plan does not know message
+ * counts: every selectable folder with children is treated so (an empty one gives an empty child).
+ */
+export function mailFolderPath(path: readonly string[], taken: (path: string[]) => boolean, substitute: string): string[] {
+  let leaf = path[path.length - 1]!;
+  for (let n = 0; n < 64 && taken([...path, leaf]); n++) leaf = substitute + leaf;
+  return [...path, leaf];
 }
 
 /**

@@ -21,6 +21,12 @@ export interface StoreCaps {
    * `*` standing for any run of characters. The planner renames such a level (see folder-plan.ts).
    */
   reservedNames: readonly string[];
+  /**
+   * A folder holds either messages or children, never both (Dovecot's mbox layout: a name is a
+   * file or a directory). The planner then puts the messages of a source folder that has
+   * children into a child named like it ("Projects" into "Projects/Projects", see folder-plan.ts).
+   */
+  mailOrChildren: boolean;
   /** Runs IMAP search keys of the user's own (`UID SEARCH`, see {@link MailStore.searchUids}); local archives cannot. */
   search: boolean;
 }

@@ -14,7 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { ImapFlow } from 'imapflow';
 import { runCli } from '../helpers/cli.js';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
-import { buildFixture, readMailbox, seedMailbox, type FixtureFolder } from '../helpers/fixture.js';
+import { buildFixture, readMailbox, seedMailbox, type FixtureFolder, type FixtureMessage } from '../helpers/fixture.js';
 import { decodeMutf7 } from '../../src/stores/maildir/mutf7.js';
 import { takeoutMbox, takeoutMessages } from '../helpers/takeout.js';
 
@@ -100,8 +100,8 @@ describe('mbox: endpoints', () => {
   before(async () => {
     imap = await startDovecot({ separator: '/', tls: false });
     mboxd = await startDovecot({ separator: '/', tls: false, extraConfig: MBOX_CONF });
-    for (const u of ['alice', 'carol', 'erin', 'tk1', 'tk2', 'hostile']) await imap.addUser(u, 'pw');
-    for (const u of ['bob', 'dave']) await mboxd.addUser(u, 'pw');
+    for (const u of ['alice', 'carol', 'erin', 'tk1', 'tk2', 'hostile', 'mixed']) await imap.addUser(u, 'pw');
+    for (const u of ['bob', 'dave', 'frank']) await mboxd.addUser(u, 'pw');
     await seedMailbox(imap, 'alice', 'pw', fixture);
     dir = mkdtempSync(join(tmpdir(), 'mm-mbox-'));
     // Dovecot's mail processes run as the owner of the mail directory.
@@ -170,6 +170,56 @@ describe('mbox: endpoints', () => {
       if (uids.length > 0) assert.deepEqual([served.get(folder)![0]!.uidValidity, served.get(folder)![0]!.uidNext], [uidsBefore.get(folder)!.uidValidity, uidsBefore.get(folder)!.uidNext], `UIDVALIDITY and UIDNEXT of ${folder}`);
     }
 
+  });
+
+  it('a folder with messages and children: its messages go to a child named like it, that Dovecot serves; rerun, verify; Thunderbird trees too', async () => {
+    const msg = (n: number): FixtureMessage => ({ raw: Buffer.from(`From: a@example.org\r\nSubject: mixed ${n}\r\nMessage-ID: <mixed-${n}@example.org>\r\n\r\nbody ${n}\r\n`), flags: n % 2 ? ['\\Seen'] : [], internalDate: new Date(Date.UTC(2024, 0, n, 10)) });
+    await seedMailbox(imap, 'mixed', 'pw', [
+      { path: ['INBOX'], subscribed: true, messages: [msg(1)] },
+      { path: ['Projects'], subscribed: true, messages: [msg(2), msg(3)] },
+      { path: ['Projects', '2024'], subscribed: true, messages: [msg(4)] },
+      { path: ['Projects', '2024', 'Q1'], subscribed: true, messages: [msg(5)] },
+    ]);
+    const home = mboxd.homeOf('frank');
+    mkdirSync(home, { recursive: true });
+    const tree = join(home, 'mail');
+    const args = ['migrate', '--from', imap.url('mixed'), '--to', `mbox:${tree}`, '--state', join(dir, 'mixed.db'), '--no-progress'];
+    const first = await runCli(args, PW);
+    assert.equal(first.code, 0, first.stderr + first.stdout);
+    assert.match(first.stdout, /^Projects +Projects\/Projects \(renamed: mail-or-children\)/m);
+    assert.match(first.stdout, /^Projects\/2024 +Projects\/2024\/2024 \(renamed: mail-or-children\)/m);
+    const again = await runCli(args, PW);
+    assert.equal(again.code, 0, again.stderr + again.stdout);
+    assert.match(again.stdout, /Nothing to copy/);
+    const v = await runCli(['verify', '--from', imap.url('mixed'), '--to', `mbox:${tree}`, '--no-progress'], PW);
+    assert.equal(v.code, 0, v.stdout + v.stderr);
+    // Dovecot serves every message, in the planned folders; the old names are parents only.
+    execFileSync('chown', ['-R', `${statSync(join(mboxd.dir, 'mail')).uid}:${statSync(join(mboxd.dir, 'mail')).gid}`, home]);
+    const served = await readRaw(mboxd, 'frank');
+    const subjects = (folder: string) => (served.get(folder) ?? []).map((m) => /Subject: (.*)\r?\n/.exec(m.raw.toString())![1]).sort();
+    // (The test Dovecot also auto-creates empty special folders.)
+    assert.deepEqual([...served].filter(([, m]) => m.length > 0).map(([k]) => k).sort(), ['INBOX', 'Projects/2024/2024', 'Projects/2024/Q1', 'Projects/Projects']);
+    assert.ok(!served.has('Projects') && !served.has('Projects/2024'), 'the old names are parents only');
+    assert.deepEqual(subjects('Projects/Projects'), ['mixed 2', 'mixed 3']);
+    assert.deepEqual(subjects('Projects/2024/2024'), ['mixed 4']);
+    assert.deepEqual(subjects('Projects/2024/Q1'), ['mixed 5']);
+    assert.deepEqual(subjects('INBOX'), ['mixed 1']);
+
+    // A Thunderbird tree ("A" holds messages, "A.sbd/" its children) is read as a folder with
+    // both, and written to an mbox tree the same way.
+    const tb = join(dir, 'tb');
+    mkdirSync(join(tb, 'A.sbd'), { recursive: true });
+    const mbox = (n: number) => `From a@example.org Mon Jan  6 10:00:00 2020\nSubject: tb ${n}\n\nbody ${n}\n\n`;
+    writeFileSync(join(tb, 'Inbox'), mbox(1));
+    writeFileSync(join(tb, 'A'), mbox(2));
+    writeFileSync(join(tb, 'A.sbd', 'B'), mbox(3));
+    const out = join(dir, 'tb-out');
+    const run = await runCli(['migrate', '--from', `mbox:${tb}`, '--to', `mbox:${out}`, '--no-state', '--no-progress'], PW);
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    assert.match(run.stdout, /^A +A\/A \(renamed: mail-or-children\)/m);
+    const py = JSON.parse(execFileSync('python3', ['-c', PY_MBOX, out], { encoding: 'utf8' })) as Record<string, { hex: string }[]>;
+    const tbSubjects = Object.fromEntries(Object.entries(py).map(([k, v]) => [k, v.map((m) => /Subject: (.*)\n/.exec(Buffer.from(m.hex, 'hex').toString())![1])]));
+    assert.deepEqual(tbSubjects, { INBOX: ['tb 1'], 'A/A': ['tb 2'], 'A/B': ['tb 3'] });
   });
 
   it("reads the mbox tree Dovecot wrote exactly as Dovecot serves it", async () => {

@@ -73,3 +73,38 @@ test('message plan: a server that changed the size still matches when there is a
   const prefer = planMessages([meta(1, 'k', 100, 'a@x'), meta(2, 'k', 200, 'a@x')], [meta(9, 'k', 200, 'a@x')]);
   assert.deepEqual(prefer.toCopy.map((m) => m.uid), [1]);
 });
+
+test('folder plan: a destination holding messages or children moves a parent\'s messages into a child named like it', () => {
+  const ns = { prefix: '', delimiter: '/' };
+  const src = [
+    folder(['INBOX']), folder(['INBOX', 'Sub']), // INBOX keeps its messages: its file is apart from its children's directory
+    folder(['Projects']), folder(['Projects', '2024']),
+    folder(['Lists']), folder(['Lists', 'Lists']), folder(['Lists', 'Lists', 'Old']), // the child name is taken, and mixed too
+    folder(['Parent'], { noSelect: true }), folder(['Parent', 'Kid']),
+    folder(['Plain']),
+  ];
+  const plan = planFolders(src, [], ns, { mailOrChildren: true });
+  const bySource = new Map(plan.entries.filter((e) => !e.implicit).map((e) => [e.sourceName, e]));
+  assert.equal(bySource.get('Projects')!.destName, 'Projects/Projects');
+  assert.deepEqual(bySource.get('Projects')!.renameReasons, ['mail-or-children']);
+  assert.equal(bySource.get('Projects')!.renamed, true);
+  assert.equal(bySource.get('Lists')!.destName, 'Lists/_Lists', 'collision-safe: Lists/Lists is a folder of its own');
+  assert.equal(bySource.get('Lists/Lists')!.destName, 'Lists/Lists/Lists');
+  for (const name of ['INBOX', 'INBOX/Sub', 'Projects/2024', 'Parent', 'Parent/Kid', 'Plain', 'Lists/Lists/Old']) {
+    assert.equal(bySource.get(name)!.destName, name, name);
+    assert.deepEqual(bySource.get(name)!.renameReasons, [], name);
+  }
+  // The old names remain as parents only, created before their children; nothing collides.
+  for (const parent of ['Projects', 'Lists', 'Lists/Lists']) {
+    const e = plan.entries.find((x) => x.destName === parent)!;
+    assert.ok(e.implicit && e.noSelect, parent);
+  }
+  assert.deepEqual(plan.collisions, []);
+  // No folder of the plan that holds messages has a child in the plan.
+  const selectable = plan.entries.filter((e) => !e.noSelect && e.destName !== 'INBOX');
+  for (const e of selectable) assert.ok(!plan.entries.some((x) => x.destName.startsWith(e.destName + '/')), e.destName);
+  // Without the limit nothing moves; a rerun against what was created finds every folder there.
+  assert.equal(planFolders(src, [], ns).entries.find((e) => e.sourceName === 'Projects')!.destName, 'Projects');
+  const created = plan.entries.map((e) => folder(e.destPath, { noSelect: e.noSelect }));
+  assert.ok(planFolders(src, created, ns, { mailOrChildren: true }).entries.every((e) => !e.create));
+});

@@ -51,7 +51,7 @@ export class EmlStore implements MailStore {
 
   caps(): StoreCaps {
     // Hidden levels (".", "..", ".x") are renamed by the planner: never a directory that climbs out or hides.
-    return { multiAppend: true, appendUid: true, appendLimit: undefined, literalPlus: false, reservedNames: ['.*'], search: false };
+    return { multiAppend: true, appendUid: true, appendLimit: undefined, literalPlus: false, reservedNames: ['.*'], mailOrChildren: false, search: false };
   }
 
   namespace(): NameSpace {

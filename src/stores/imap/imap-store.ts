@@ -159,6 +159,9 @@ export class ImapStore implements MailStore, ImapSession {
       appendLimit: typeof limit === 'number' ? limit : undefined,
       literalPlus: caps.has('LITERAL+'),
       reservedNames: IMAP_RESERVED_NAMES,
+      // Unknown before a folder exists: a Dovecot with mbox storage marks a mail file \NoInferiors
+      // only once it is there, and says nothing for a name not yet created (see README, mbox).
+      mailOrChildren: false,
       search: true,
     };
   }

@@ -65,6 +65,7 @@ export class MaildirStore implements MailStore {
       // empty level of a Maildir++ name: the planner renames such levels (and the fs layout's own
       // directory names), as it does for an IMAP server's reserved names.
       reservedNames: this.opts.layout === 'fs' ? ['.*', ...MAILDIR_SUBDIRS, 'dovecot*'] : ['.*'],
+      mailOrChildren: false,
       search: false,
     };
   }

@@ -89,7 +89,7 @@ export class MboxStore implements MailStore {
 
   caps(): StoreCaps {
     // Hidden levels, Thunderbird's child directories and lock files are renamed by the planner.
-    return { multiAppend: true, appendUid: true, appendLimit: undefined, literalPlus: false, reservedNames: ['.*', '*.sbd', '*.msf', '*.lock'], search: false };
+    return { multiAppend: true, appendUid: true, appendLimit: undefined, literalPlus: false, reservedNames: ['.*', '*.sbd', '*.msf', '*.lock'], mailOrChildren: true, search: false };
   }
 
   namespace(): NameSpace {

@@ -42,7 +42,7 @@ export class PstStore implements MailStore {
   }
 
   caps(): StoreCaps {
-    return { multiAppend: false, appendUid: false, appendLimit: undefined, literalPlus: false, reservedNames: [], search: false };
+    return { multiAppend: false, appendUid: false, appendLimit: undefined, literalPlus: false, reservedNames: [], mailOrChildren: false, search: false };
   }
 
   namespace(): NameSpace {
