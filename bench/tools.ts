@@ -112,6 +112,28 @@ function chownToMailOwner(ctx: Ctx, dst: string): void {
   spawnSync('chown', ['-R', owner, ctx.dovecot.homeOf(dst)]);
 }
 
+/**
+ * An mbox tree cannot hold messages in a folder that has children, so mailmover's plan puts such a
+ * folder's messages in a child named like it (`Archive` -> `Archive/Archive`, rename reason
+ * `mail-or-children`, printed in its plan). The check compares with the source's names, so those
+ * messages are put back under the parent's name here (the corpus has no folder named like its
+ * parent of its own).
+ */
+function undoMailOrChildren(snap: Snapshot): Snapshot {
+  const folders = new Map(snap.folders);
+  for (const [path, f] of snap.folders) {
+    const cut = path.lastIndexOf('/');
+    if (cut < 0) continue;
+    const parent = path.slice(0, cut);
+    if (parent.slice(parent.lastIndexOf('/') + 1) !== path.slice(cut + 1)) continue;
+    const p = folders.get(parent);
+    if (p && p.messages.length > 0) continue;
+    folders.set(parent, { path: parent, noSelect: false, messages: f.messages });
+    folders.delete(path);
+  }
+  return { ...snap, folders };
+}
+
 function mailmoverTool(ctx: Ctx, name: ToolName): Tool {
   const scan = name === 'mailmover-scan';
   const built = existsSync(join(ctx.root, MAILMOVER_ENTRY));
@@ -124,7 +146,7 @@ function mailmoverTool(ctx: Ctx, name: ToolName): Tool {
     ...(name === 'mailmover-to-maildir' ? { afterRun: async (dst: string) => chownToMailOwner(ctx, dst) } : {}),
     ...(name === 'mailmover-to-mbox'
       ? {
-          readBack: (dst: string) => readArchive('mbox', mboxDir(dst)),
+          readBack: async (dst: string) => undoMailOrChildren(await readArchive('mbox', mboxDir(dst))),
           cleanup: (dst: string) => rm(mboxDir(dst), { recursive: true, force: true }),
         }
       : {}),
