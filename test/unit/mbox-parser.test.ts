@@ -181,6 +181,25 @@ describe('mbox writer', () => {
     assert.match(readFileSync(file, 'latin1'), /^X-IMAPbase: \d+ 0000000003 Later +\n/m);
   });
 
+  it('after appends, the kept index (read from where it ended) equals a whole new pass', async () => {
+    const file = join(dir, 'w-grown');
+    writeFileSync(file, '');
+    const files = new MboxFiles({});
+    for (let round = 0; round < 4; round++) await appendMessages(files, file, [item(`r${round}a`, ['\\Seen']), item(`r${round}b`, [`K${round}`])]);
+    const kept = await files.index(file);
+    const fresh = await new MboxFiles({}).index(file);
+    assert.deepEqual(kept.messages.map((m) => m.uid), [1, 2, 3, 4, 5, 6, 7, 8]);
+    assert.deepEqual(
+      { ...kept, messages: kept.messages.map((m) => ({ ...m, xuid: undefined })) },
+      { ...fresh, messages: fresh.messages.map((m) => ({ ...m, xuid: undefined })) },
+    );
+    // A file whose new tail has no X-UID (another program appended) is indexed whole again: positions.
+    writeFileSync(file, readFileSync(file, 'latin1') + `${FROM}Subject: theirs\n\nbody\n\n`, 'latin1');
+    const after = await files.index(file);
+    assert.equal(after.base, undefined, 'UIDs no longer the file own');
+    assert.deepEqual(after.messages.map((m) => m.uid), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  });
+
   it("another program's file is given UIDs once (positions); its messages keep their bytes", async () => {
     const file = join(dir, 'w2');
     const theirs = `${FROM}Subject: old\nX-Other: 1\n\nold body\n>From quoted\n\n`;

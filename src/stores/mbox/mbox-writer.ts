@@ -66,7 +66,8 @@ export async function appendMessages(files: MboxFiles, file: string, items: read
       await handle.sync();
     } finally {
       await handle.close();
-      files.forget(file);
+      // The cached index stays: the next index() sees the file grew and reads only what was
+      // appended (mbox-file.ts), or indexes it whole when that does not add up (a cut tail).
     }
     return out;
   }, signal);
