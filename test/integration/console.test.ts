@@ -106,7 +106,7 @@ describe('mailmover console in a browser', () => {
     const [{ copied }] = ledgerRows("SELECT sum(copied) AS copied FROM batch_job WHERE batch = 'first'") as [{ copied: number }];
     assert.equal(await page.textContent('#copied'), String(copied));
     // The counts arrive before the mailbox table (a second request): wait for its rows.
-    await page.waitForFunction(() => document.querySelectorAll('#mailboxes tbody tr').length >= 4, undefined, { timeout: 10_000 }).catch(() => undefined);
+    await page.waitForFunction("document.querySelectorAll('#mailboxes tbody tr').length >= 4", undefined, { timeout: 10_000 }).catch(() => undefined);
     assert.equal(await page.locator('#mailboxes tbody tr').count(), 4);
     const failed = page.locator('#mailboxes tbody tr', { has: page.locator('td.status', { hasText: 'failed' }) });
     assert.equal(await failed.locator('td.user').textContent(), HOSTILE_USER, 'the hostile user name is literal text');
