@@ -15,7 +15,7 @@
  *   maildir:<src's Maildir>:LAYOUT=fs`, the same Maildir mailmover-from-maildir reads.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readArchive } from './archive-read.js';
@@ -166,14 +166,28 @@ function mailmoverTool(ctx: Ctx, name: ToolName): Tool {
         args[args.indexOf('--to') + 1] = `maildir:${maildirOf(ctx, dst)}?layout=fs`;
       }
       if (name === 'mailmover-to-mbox') args[args.indexOf('--to') + 1] = `mbox:${mboxDir(dst)}`;
+      // BENCH_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/profs"): node options for profiling
+      // the runs (Node refuses --cpu-prof in NODE_OPTIONS). The entry's shebang line (its
+      // environment and node options) is kept, run through env(1) as the kernel would.
+      const extra = process.env.BENCH_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+      const launch = extra.length ? profiledLaunch(join(ctx.root, cmd!), extra) : [cmd!];
       return {
-        cmd: cmd!,
-        args,
+        cmd: launch[0]!,
+        args: [...launch.slice(1), ...args],
         cwd: ctx.root,
         env: { ...process.env, MAILMOVER_FROM_PASSWORD: ctx.passwords.src, MAILMOVER_TO_PASSWORD: ctx.passwords[dst] },
       };
     },
   };
+}
+
+/** The command that runs `entry` as its shebang line does, with `extra` node options before the script. */
+function profiledLaunch(entry: string, extra: string[]): string[] {
+  const first = readFileSync(entry, 'utf8').split('\n', 1)[0]!;
+  const words = first.replace(/^#!\s*\S*env\s+(-S\s+)?/, '').split(/\s+/).filter(Boolean);
+  const node = words.findIndex((w) => w === 'node' || w.endsWith('/node'));
+  if (node < 0) return [process.execPath, ...extra, entry];
+  return ['/usr/bin/env', ...words.slice(0, node), process.execPath, ...words.slice(node + 1), ...extra, entry];
 }
 
 /** isync 1.4 config: quotes a string value. */

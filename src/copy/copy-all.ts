@@ -112,6 +112,8 @@ export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: Co
             screen: ctx.screen,
             log,
             state: ctx.survey.records[i] ?? (await ctx.state?.folder(entry.sourceName, entry.destName)),
+            // Only on the folder's first attempt: a retry comes after something went wrong.
+            surveyed: attempt === 1 ? ctx.survey.statuses[i] : undefined,
             syncDeletions: !!options.syncDeletions,
             deleteSource: !!options.deleteSource,
             sizes,
@@ -202,7 +204,10 @@ export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: Co
       () => true,
       () => true,
     );
-    const quick = await Promise.race([firstDone, sleep(EXTRA_LANE_AFTER_MS, signal).then(() => false, () => true)]);
+    // The wait is cancelled when the first lane ends first: its timer would hold the process.
+    const waited = new AbortController();
+    const quick = await Promise.race([firstDone, sleep(EXTRA_LANE_AFTER_MS, AbortSignal.any([signal, waited.signal])).then(() => false, () => true)]);
+    waited.abort();
     for (let i = 0; !quick && i < Math.min(wanted, queue.length); i++) {
       extras.push(
         ctx.openLane(true).then(

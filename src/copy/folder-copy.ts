@@ -29,6 +29,7 @@ import { FolderRun, type Failure, type FolderCopyContext } from './folder-run.js
 import { listBothSides, type Listed } from './list-stage.js';
 import { removeProven } from './move-stage.js';
 import { backoffDelay } from './retry-policy.js';
+import { quietFolder } from './quiet-stage.js';
 
 export type { FolderCopyContext, Lane, LossBudget } from './folder-run.js';
 
@@ -39,6 +40,7 @@ export async function copyFolder(ctx: FolderCopyContext): Promise<void> {
     ctx.onPlanned(0, 0, 0);
     return;
   }
+  if (await quietFolder(ctx)) return;
   // By the name the source listed: re-spelling it from its levels could change it (a name
   // with a control character or "..", made safe only for the destination).
   const sourceStatus = await ctx.lane.source.openFolder(entry.sourcePath, true, entry.sourceName);

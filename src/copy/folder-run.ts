@@ -62,6 +62,8 @@ export interface FolderCopyContext {
   lossBudget?: LossBudget;
   /** This folder's record in the state ledger, when there is one. */
   state?: FolderRecord | undefined;
+  /** Both sides' statuses as the survey found them (copy/quiet-stage.ts), when it asked. */
+  surveyed?: { source: FolderStatus | undefined; dest: FolderStatus | undefined } | undefined;
   /** Scanning in transit, when asked for. */
   screen?: ContentScreen | undefined;
   dryRun: boolean;

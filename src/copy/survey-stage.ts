@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import type { FolderPlan } from '../plan/folder-plan.js';
 import { estimateWork, type WorkEstimate } from '../plan/work-estimate.js';
 import type { FolderReport } from '../job/report.js';
-import type { FolderRecord, MailboxRecord } from '../state/store.js';
+import type { FolderMarks, FolderRecord, MailboxRecord } from '../state/store.js';
 import type { FolderInfo, FolderStatus, MailStore } from '../stores/mail-store.js';
 
 /** The survey's result, one entry per plan entry. */
@@ -21,33 +21,55 @@ export interface Survey {
   estimates: (WorkEstimate | undefined | null)[];
   /** The ledger's record of each folder, opened once here and used by the copy. */
   records: (FolderRecord | undefined)[];
+  /**
+   * Each folder's status at both sides as the survey found it (undefined where a side did not
+   * say): a folder whose status matches the ledger's trusted marks at both sides is not even
+   * opened (copy/quiet-stage.ts).
+   */
+  statuses: ({ source: FolderStatus | undefined; dest: FolderStatus | undefined } | undefined)[];
 }
 
-/** Surveys the folders of `plan` that will be copied (`reports` tells which failed already). */
-export async function surveyFolders(source: MailStore, plan: FolderPlan, reports: readonly FolderReport[], state: MailboxRecord | undefined, signal: AbortSignal, log: Logger | undefined): Promise<Survey> {
-  const wanted: FolderInfo[] = [];
-  for (const [i, e] of plan.entries.entries()) {
-    if (e.noSelect || reports[i]!.error) continue;
-    wanted.push({ path: e.sourcePath, name: e.sourceName, delimiter: '', noSelect: false, subscribed: false, specialUse: undefined });
-  }
-  let statuses = new Map<string, FolderStatus>();
-  try {
-    statuses = await source.folderStatuses(wanted, signal);
-  } catch (err) {
-    signal.throwIfAborted();
-    log?.warn({ err: (err as Error)?.message }, 'the source did not say the size of its folders; totals grow as folders are listed');
-  }
+/**
+ * Surveys the folders of `plan` that will be copied (`reports` tells which failed already). The
+ * destination is surveyed too (one LIST-STATUS where it has it) when the ledger holds trusted
+ * marks with a destination HIGHESTMODSEQ: only such folders can pass the quiet-folder check.
+ */
+export async function surveyFolders(source: MailStore, dest: MailStore | undefined, plan: FolderPlan, reports: readonly FolderReport[], state: MailboxRecord | undefined, signal: AbortSignal, log: Logger | undefined): Promise<Survey> {
+  const info = (path: string[], name: string): FolderInfo => ({ path, name, delimiter: '', noSelect: false, subscribed: false, specialUse: undefined });
   const records: (FolderRecord | undefined)[] = [];
+  const marks: (FolderMarks | undefined)[] = [];
+  const wanted: FolderInfo[] = [];
+  const wantedDest: FolderInfo[] = [];
+  for (const [i, e] of plan.entries.entries()) {
+    const skip = e.noSelect || !!reports[i]!.error;
+    const record = skip ? undefined : await state?.folder(e.sourceName, e.destName);
+    const trusted = (await record?.trusted()) ?? undefined;
+    records.push(record);
+    marks.push(trusted);
+    if (skip) continue;
+    wanted.push(info(e.sourcePath, e.sourceName));
+    if (!e.create && trusted?.destModseq !== undefined) wantedDest.push(info(e.destPath, e.destName));
+  }
+  const ask = async (store: MailStore, folders: FolderInfo[], side: string) => {
+    try {
+      return await store.folderStatuses(folders, signal);
+    } catch (err) {
+      signal.throwIfAborted();
+      log?.warn({ err: (err as Error)?.message }, `the ${side} did not say the size of its folders${side === 'source' ? '; totals grow as folders are listed' : ''}`);
+      return new Map<string, FolderStatus>();
+    }
+  };
+  const [statuses, destStatuses] = await Promise.all([ask(source, wanted, 'source'), dest && wantedDest.length > 0 ? ask(dest, wantedDest, 'destination') : new Map<string, FolderStatus>()]);
   const estimates: Survey['estimates'] = [];
+  const both: Survey['statuses'] = [];
   for (const [i, e] of plan.entries.entries()) {
     if (e.noSelect || reports[i]!.error) {
-      records.push(undefined);
       estimates.push(null);
+      both.push(undefined);
       continue;
     }
-    const record = await state?.folder(e.sourceName, e.destName);
-    records.push(record);
-    estimates.push(estimateWork(statuses.get(e.sourceName), await record?.trusted()));
+    estimates.push(estimateWork(statuses.get(e.sourceName), marks[i]));
+    both.push({ source: statuses.get(e.sourceName), dest: e.create ? undefined : destStatuses.get(e.destName) });
   }
-  return { estimates, records };
+  return { estimates, records, statuses: both };
 }

@@ -111,7 +111,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   if (screen) {
     report.scan = { engine: screen.options.engine.description, policy: screen.options.policy, failOpen: screen.options.failOpen, onUnscanned: screen.options.unscanned, ...screen.stats, verdicts: [] };
   }
-  const makeStore = storeFactory({ ...options.from, endpoint: from }, { ...options.to, endpoint: to }, {
+  const makeStore = await storeFactory({ ...options.from, endpoint: from }, { ...options.to, endpoint: to }, {
     connectTimeoutSeconds: options.connectTimeoutSeconds,
     idleTimeoutSeconds: options.idleTimeoutSeconds,
     separatorSubstitute: substitute,
@@ -234,7 +234,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
 
     if (!options.dryRun) await createFolders(first.dest, plan, report.folders, emit, log);
 
-    const survey = await surveyFolders(first.source, plan, report.folders, mailboxState, signal, log);
+    const survey = await surveyFolders(first.source, first.dest, plan, report.folders, mailboxState, signal, log);
     await copyAll(plan, report, {
       survey,
       lanes,

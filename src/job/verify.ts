@@ -127,7 +127,7 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
     folders: [],
     destinationOnly: [],
   };
-  const store = storeFactory({ ...options.from, endpoint: from }, { ...options.to, endpoint: to }, {
+  const store = await storeFactory({ ...options.from, endpoint: from }, { ...options.to, endpoint: to }, {
     connectTimeoutSeconds: options.connectTimeoutSeconds,
     separatorSubstitute: substitute,
     logger: options.logger,

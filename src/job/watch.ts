@@ -64,7 +64,7 @@ export class SourceWatcher {
     await this.drop();
     const from = typeof this.options.from.url === 'string' ? parseEndpoint(this.options.from.url, 'from') : this.options.from.url;
     const side = { ...this.options.from, endpoint: from };
-    const store = storeFactory(side, side, { connectTimeoutSeconds: this.options.connectTimeoutSeconds, separatorSubstitute: '_' })('source');
+    const store = (await storeFactory(side, side, { connectTimeoutSeconds: this.options.connectTimeoutSeconds, separatorSubstitute: '_' }))('source');
     await store.connect(signal);
     this.store = store;
     return store;

@@ -309,11 +309,18 @@ export class ImapStore implements MailStore, ImapSession {
   async folderStatuses(folders: readonly FolderInfo[], signal?: AbortSignal): Promise<Map<string, FolderStatus>> {
     const out = new Map<string, FolderStatus>();
     const caps = this.conn.capabilities as Map<string, unknown>;
-    const query = { messages: true, uidNext: true, uidValidity: true, ...(caps.has('STATUS=SIZE') ? { size: true } : {}) };
-    type Raw = { messages?: number; uidNext?: number; uidValidity?: bigint | number; size?: number; error?: unknown } | false | undefined;
+    // HIGHESTMODSEQ with CONDSTORE: a rerun then tells a quiet folder without selecting it (copy/quiet-stage.ts).
+    const query = { messages: true, uidNext: true, uidValidity: true, ...(caps.has('STATUS=SIZE') ? { size: true } : {}), ...(caps.has('CONDSTORE') ? { highestModseq: true } : {}) };
+    type Raw = { messages?: number; uidNext?: number; uidValidity?: bigint | number; size?: number; highestModseq?: bigint | number; error?: unknown } | false | undefined;
     const keep = (name: string, st: Raw) => {
       if (!st || st.error !== undefined || st.messages === undefined || st.uidValidity === undefined) return;
-      out.set(name, { uidValidity: BigInt(st.uidValidity), uidNext: st.uidNext, exists: st.messages, ...(st.size !== undefined ? { bytes: st.size } : {}) });
+      out.set(name, {
+        uidValidity: BigInt(st.uidValidity),
+        uidNext: st.uidNext,
+        exists: st.messages,
+        ...(st.size !== undefined ? { bytes: st.size } : {}),
+        ...(st.highestModseq !== undefined ? { highestModseq: BigInt(st.highestModseq) } : {}),
+      });
     };
     // LIST-STATUS (RFC 5819): the whole personal tree's counts in one command.
     if (caps.has('LIST-STATUS')) {

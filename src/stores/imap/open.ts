@@ -5,10 +5,6 @@
 import type { Logger } from 'pino';
 import type { Endpoint } from '../../core/endpoint.js';
 import type { MailStore } from '../mail-store.js';
-import { EmlStore } from '../eml/eml-store.js';
-import { MaildirStore } from '../maildir/maildir-store.js';
-import { MboxStore } from '../mbox/mbox-store.js';
-import { PstStore } from '../pst/pst-store.js';
 import { ImapStore } from './imap-store.js';
 
 /** One side's connection settings. */
@@ -31,15 +27,34 @@ export interface StoreSettings {
   logger?: Logger | undefined;
 }
 
-/** A function that builds a new, unconnected store for either side. */
-export function storeFactory(source: SideOptions, destination: SideOptions, settings: StoreSettings): (side: 'source' | 'destination') => MailStore {
+/**
+ * A function that builds a new, unconnected store for either side. The archive drivers are
+ * loaded only when a side is such an archive: the PST reader (with its RTF and charset tables)
+ * and the others cost an IMAP-only run's start-up nothing.
+ */
+export async function storeFactory(source: SideOptions, destination: SideOptions, settings: StoreSettings): Promise<(side: 'source' | 'destination') => MailStore> {
+  const archives = new Map<string, (side: 'source' | 'destination', archive: NonNullable<Endpoint['archive']>) => MailStore>();
+  for (const o of [source, destination]) {
+    const kind = o.endpoint.archive?.kind;
+    if (!kind || archives.has(kind)) continue;
+    if (kind === 'maildir') {
+      const { MaildirStore } = await import('../maildir/maildir-store.js');
+      archives.set(kind, (side, a) => new MaildirStore({ root: a.root, layout: a.kind === 'maildir' ? a.layout : 'maildirpp', side }));
+    } else if (kind === 'eml') {
+      const { EmlStore } = await import('../eml/eml-store.js');
+      archives.set(kind, (side, a) => new EmlStore({ root: a.root, side }));
+    } else if (kind === 'mbox') {
+      const { MboxStore } = await import('../mbox/mbox-store.js');
+      archives.set(kind, (side, a) => new MboxStore({ root: a.root, side, labels: a.kind === 'mbox' ? a.labels : undefined, logger: settings.logger }));
+    } else if (kind === 'pst') {
+      const { PstStore } = await import('../pst/pst-store.js');
+      archives.set(kind, (side, a) => new PstStore({ file: a.root, side }));
+    }
+  }
   return (side) => {
     const o = side === 'source' ? source : destination;
     const archive = o.endpoint.archive;
-    if (archive?.kind === 'maildir') return new MaildirStore({ root: archive.root, layout: archive.layout, side });
-    if (archive?.kind === 'eml') return new EmlStore({ root: archive.root, side });
-    if (archive?.kind === 'mbox') return new MboxStore({ root: archive.root, side, labels: archive.labels, logger: settings.logger });
-    if (archive?.kind === 'pst') return new PstStore({ file: archive.root, side });
+    if (archive) return archives.get(archive.kind)!(side, archive);
     return new ImapStore({
       endpoint: o.endpoint,
       credentials: { password: o.password, authzid: o.authzid, accessToken: o.accessToken },
