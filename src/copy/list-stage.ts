@@ -93,17 +93,21 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
   }
   // CONDSTORE: only what changed since the last pass's HIGHESTMODSEQ; otherwise every message's flags (no headers: cheap).
   const unchanged = incremental && marks!.sourceModseq !== undefined && sourceStatus.highestModseq !== undefined && sourceStatus.highestModseq === marks!.sourceModseq;
-  // Flag changes and deletions at the source since the last pass, from the ledger's rows. A quiet
-  // rerun (nothing changed at either side, no deletions to carry over) does not read them: a
-  // folder of 200,000 messages has as many rows.
-  const known = !incremental || !unchanged || !destUnchanged || ctx.syncDeletions ? await state?.copies() : undefined;
+  // Flag changes and deletions at the source since the last pass, from the ledger's rows. An
+  // incremental pass reads those rows only when something needs them (a folder of 200,000
+  // messages has as many): a flag changed at the source on a message copied before, flags to
+  // check at the destination, deletions to carry over. New messages alone do not.
+  let known: Listed['known'] = !incremental || ctx.syncDeletions ? await state?.copies() : undefined;
+  const ledgerRows = async () => (known ??= await state!.copies());
   const flagUpdates: Listed['flagUpdates'] = [];
   const gone: Listed['gone'] = [];
   if (incremental) {
-    const rows = new Map(known?.rows.map((r) => [r.sourceUid, r]));
     if (!unchanged) {
       const since = marks!.sourceModseq !== undefined && sourceStatus.highestModseq !== undefined ? marks!.sourceModseq : undefined;
-      for (const f of await lane.source.listFlags(signal, since !== undefined ? { changedSince: since } : {})) {
+      // Messages from the last pass's UIDNEXT on are new (planned below), not changed copies.
+      const changed = (await lane.source.listFlags(signal, since !== undefined ? { changedSince: since } : {})).filter((f) => f.uid < marks!.sourceUidNext);
+      const rows = changed.length > 0 ? new Map((await ledgerRows()).rows.map((r) => [r.sourceUid, r])) : new Map();
+      for (const f of changed) {
         const row = rows.get(f.uid);
         const flags = flagsToCopy(f.flags);
         if (!row || row.flags.join(' ') === flags.join(' ')) continue;
@@ -116,7 +120,7 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
     // as the ledger recorded them win, as in a full pass. The destination's UIDNEXT and count
     // do not see such a change, so its flags are read (one FETCH FLAGS, no headers), unless its
     // HIGHESTMODSEQ is still the one the last pass left (CONDSTORE).
-    if (incremental && !destUnchanged && known!.rows.length > 0) {
+    if (incremental && !destUnchanged && (await ledgerRows()).rows.length > 0) {
       const byDest = new Map(known!.rows.flatMap((r) => (r.destUid === undefined ? [] : [[r.destUid, r] as const])));
       const queued = new Set(flagUpdates.map((u) => u.sourceUid));
       for (const f of await destFlags(run)) {
@@ -128,9 +132,11 @@ export async function listBothSides(run: FolderRun): Promise<Listed> {
     // Copies whose source UID is gone (one UID SEARCH: no message is read).
     if (incremental && ctx.syncDeletions) {
       const present = new Set(await lane.source.listUids(signal));
-      for (const r of known!.rows) if (!present.has(r.sourceUid) && r.destUid !== undefined) gone.push({ sourceUid: r.sourceUid, destUid: r.destUid });
+      for (const r of (await ledgerRows()).rows) if (!present.has(r.sourceUid) && r.destUid !== undefined) gone.push({ sourceUid: r.sourceUid, destUid: r.destUid });
     }
   }
+  // A pass that turned out not to be incremental plans in full, with the ledger's rows.
+  if (!incremental && state) await ledgerRows();
   if (incremental) {
     await state!.unmark();
     report.incremental = true;
