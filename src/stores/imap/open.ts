@@ -9,6 +9,8 @@ import { EmlStore } from '../eml/eml-store.js';
 import { MaildirStore } from '../maildir/maildir-store.js';
 import { MboxStore } from '../mbox/mbox-store.js';
 import { PstStore } from '../pst/pst-store.js';
+import { GmailDestIndex } from '../gmail/dest-index.js';
+import { GmailDestStore } from '../gmail/dest-store.js';
 import { ImapStore } from './imap-store.js';
 
 /** One side's connection settings. */
@@ -33,6 +35,8 @@ export interface StoreSettings {
 
 /** A function that builds a new, unconnected store for either side. */
 export function storeFactory(source: SideOptions, destination: SideOptions, settings: StoreSettings): (side: 'source' | 'destination') => MailStore {
+  // What a Gmail destination already holds, shared by the run's connections (see gmail/dest-store.ts).
+  const gmail = new GmailDestIndex();
   return (side) => {
     const o = side === 'source' ? source : destination;
     const archive = o.endpoint.archive;
@@ -40,7 +44,7 @@ export function storeFactory(source: SideOptions, destination: SideOptions, sett
     if (archive?.kind === 'eml') return new EmlStore({ root: archive.root, side });
     if (archive?.kind === 'mbox') return new MboxStore({ root: archive.root, side, labels: archive.labels, logger: settings.logger });
     if (archive?.kind === 'pst') return new PstStore({ file: archive.root, side });
-    return new ImapStore({
+    const imap = new ImapStore({
       endpoint: o.endpoint,
       credentials: { password: o.password, authzid: o.authzid, accessToken: o.accessToken },
       security: { tlsInsecure: !!o.tlsInsecure, allowPlaintext: !!o.allowPlaintext },
@@ -50,5 +54,7 @@ export function storeFactory(source: SideOptions, destination: SideOptions, sett
       separatorSubstitute: settings.separatorSubstitute,
       logger: settings.logger,
     });
+    // A destination that turns out to offer X-GM-EXT-1 appends each message once (labels the rest).
+    return side === 'destination' ? new GmailDestStore(imap, gmail, settings.logger) : imap;
   };
 }
