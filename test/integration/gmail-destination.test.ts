@@ -6,6 +6,9 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { seedMailbox } from '../helpers/fixture.js';
 import { runCli } from '../helpers/cli.js';
@@ -49,17 +52,21 @@ describe('Gmail as a destination', () => {
     servers.push(s);
     return s;
   };
+  let dir: string;
   before(async () => {
     dovecot = await startDovecot({ tls: false });
+    dir = await mkdtemp(path.join(os.tmpdir(), 'mm-gmail-dest-'));
   });
   after(async () => {
     await Promise.all([dovecot?.stop(), ...servers.map((s) => s.stop())]);
+    await rm(dir, { recursive: true, force: true });
   });
 
   test('Gmail -> Gmail: each message appended once with exactly its labels and flags; a rerun appends and labels nothing', async () => {
     const src = await start({ personality: gmail, users: { alice: { password: 'pw', folders: [], gmail: sourceMessages() } } });
     const dst = await start({ personality: gmail, users: { bob: { password: 'pw', folders: [], gmail: [] } } });
-    const args = ['migrate', '--from', `imap://alice@127.0.0.1:${src.port}`, '--to', `imap://bob@127.0.0.1:${dst.port}`, '--no-state', '--json'];
+    // With a ledger: a labelled copy is recorded without a destination UID, and the rerun trusts it.
+    const args = ['migrate', '--from', `imap://alice@127.0.0.1:${src.port}`, '--to', `imap://bob@127.0.0.1:${dst.port}`, '--state', path.join(dir, 'state.db'), '--json'];
     const run = await runCli(args, env);
     assert.equal(run.code, 0, run.stderr + run.stdout.slice(0, 3000));
     const report = JSON.parse(run.stdout) as { totals: { copied: number; labelled?: number } };
@@ -91,6 +98,9 @@ describe('Gmail as a destination', () => {
     assert.equal((JSON.parse(again.stdout) as { totals: { copied: number } }).totals.copied, 0);
     const rerunLog = dst.log.slice(logBefore);
     assert.ok(rerunLog.length > 0);
+    // verify finds every copy, the labelled ones by content in their folders' listings.
+    const verify = await runCli(['verify', '--from', `imap://alice@127.0.0.1:${src.port}`, '--to', `imap://bob@127.0.0.1:${dst.port}`], env);
+    assert.equal(verify.code, 0, verify.stderr + verify.stdout);
     assert.ok(!rerunLog.some((l) => / (APPEND|UID STORE|STORE) /i.test(l)), rerunLog.filter((l) => /APPEND|STORE/i.test(l)).join('\n'));
   });
 
