@@ -89,6 +89,10 @@ export function formatSummary(report: MigrationReport): string {
     const all = [...names, ...report.excluded.slice(0, 3 - names.length).map((e) => `"${show(e.source)}"`)];
     out.push(`warning: --include '${show(p)}' matched no folder (rules match a folder's path as "A/B" or its name as the server spells it${all.length ? `, e.g. ${all.join(', ')}` : ''})`);
   }
+  // A Gmail destination that refused a label: the message was appended instead, in the server's words.
+  const fallbacks = report.folders.flatMap((f) => (f.labelFallbacks ?? []).map((x) => ({ folder: f.source, ...x })));
+  for (const x of fallbacks.slice(0, LEFT_OUT_SHOWN)) out.push(`label refused, appended instead: "${show(x.folder)}" source UID ${x.uid}: ${x.code}: ${show(x.reason)}`);
+  if (fallbacks.length > LEFT_OUT_SHOWN) out.push(`label refused, appended instead: ${fallbacks.length - LEFT_OUT_SHOWN} more (every one is in the --json report)`);
   if (report.collisions.length) {
     for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${show(s)}"`).join(' and ')} -> "${show(c.destination)}"`);
   }
@@ -118,6 +122,8 @@ export function formatSummary(report: MigrationReport): string {
     const more = (
       [
         [t.flagsUpdated, 'flags updated'],
+        [t.labelled, 'of the copied given a label of a message already at the destination (Gmail: not uploaded again)'],
+        [t.labelFallbacks, 'appended because the destination refused the label (MM-GMAIL-LABEL-REFUSED, listed in the report)'],
         [t.refilled, 'copied again (missing at the destination since an earlier copy)'],
         [t.deletedAtDestination, 'deleted at the destination (--sync-deletions)'],
         [t.deletedAtSource, 'deleted at the source (--delete-source)'],

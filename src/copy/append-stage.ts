@@ -117,6 +117,8 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
       if (o.ok) {
         copied++;
         copiedBytes += r.body.length;
+        if (o.labelled) report.labelled = (report.labelled ?? 0) + 1;
+        if (o.fallback !== undefined) (report.labelFallbacks ??= []).push({ uid: r.meta.uid, code: ERROR_CODES.GMAIL_LABEL_REFUSED, reason: o.fallback });
         run.sent.push({ meta: r.meta, sha256: r.sha256, bytes: r.body.length, destUid: o.uid });
         continue;
       }
@@ -133,5 +135,5 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
 }
 
 function toAppendItem(r: Ready): AppendItem {
-  return { body: r.body, flags: flagsToCopy(r.meta.flags), internalDate: r.meta.internalDate };
+  return { body: r.body, flags: flagsToCopy(r.meta.flags), internalDate: r.meta.internalDate, identity: { key: r.meta.key, size: r.meta.size } };
 }

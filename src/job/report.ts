@@ -48,6 +48,14 @@ export interface FolderReport {
   sourceDeleted?: number;
   /** Source messages a move left in place because no exact copy could be proven at the destination (--delete-source). */
   sourceKept?: number;
+  /**
+   * Of `copied`, the copies made by giving a message the destination already held this folder's
+   * label instead of appending it again (a Gmail destination, `UID STORE +X-GM-LABELS`): nothing
+   * was uploaded for them. Their bytes are in `copiedBytes` (the folder holds them now).
+   */
+  labelled?: number;
+  /** Messages appended because the destination refused to label its copy (code MM-GMAIL-LABEL-REFUSED, the server's words in `reason`). */
+  labelFallbacks?: { uid: number; code: ErrorCode; reason: string }[];
   /** Flags the source listed that are not valid IMAP flags (RFC 3501 §9): left out of the copies, never sent. */
   flagsDropped?: { messages: number; flags: string[] };
   /** True when the state ledger let this pass look only at new and previously skipped messages. */
@@ -158,6 +166,10 @@ export interface MigrationReport {
     flagsUpdated?: number;
     /** Removed at the destination because deleted at the source (--sync-deletions). */
     deletedAtDestination?: number;
+    /** Of `copied`: given a label of a message already at a Gmail destination, not appended again. */
+    labelled?: number;
+    /** Appended because the Gmail destination refused the label (see FolderReport.labelFallbacks). */
+    labelFallbacks?: number;
     /** Recorded as copied but missing at the destination, so copied again. */
     refilled?: number;
     /** Removed at the source after their exact copy was proven (--delete-source). */
@@ -249,7 +261,7 @@ export function statusOf(report: Pick<MigrationReport, 'folders' | 'items' | 'er
  */
 export function totalsOf(folders: readonly FolderReport[], seconds: number, items?: readonly SkippedItem[], scan?: Pick<ScanReport, 'unscanned'>): MigrationReport['totals'] {
   const t: MigrationReport['totals'] = { folders: folders.length, messages: 0, bytes: 0, copied: 0, copiedBytes: 0, alreadyPresent: 0, skipped: 0, seconds };
-  const add = (k: 'flagsUpdated' | 'refilled' | 'deletedAtDestination' | 'deletedAtSource' | 'sourceKept' | 'quarantined' | 'withheld' | 'unscanned', n: number | undefined) => {
+  const add = (k: 'flagsUpdated' | 'labelled' | 'labelFallbacks' | 'refilled' | 'deletedAtDestination' | 'deletedAtSource' | 'sourceKept' | 'quarantined' | 'withheld' | 'unscanned', n: number | undefined) => {
     if (n) t[k] = (t[k] ?? 0) + n;
   };
   for (const f of folders) {
@@ -262,6 +274,8 @@ export function totalsOf(folders: readonly FolderReport[], seconds: number, item
     add('flagsUpdated', f.flagsUpdated);
     add('deletedAtDestination', f.deleted);
     add('refilled', f.refilled);
+    add('labelled', f.labelled);
+    add('labelFallbacks', f.labelFallbacks?.length);
     add('deletedAtSource', f.sourceDeleted);
     add('sourceKept', f.sourceKept);
     add('quarantined', f.quarantined);

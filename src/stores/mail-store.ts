@@ -96,10 +96,20 @@ export interface AppendItem {
   body: Buffer;
   flags: string[];
   internalDate: Date | undefined;
+  /**
+   * The source message's content identity as listed (identity key and size, as the planner
+   * matches them), when the engine copies a listed message: a store whose messages can be in
+   * several folders at once (Gmail's labels) uses it to find a copy it already holds.
+   */
+  identity?: { key: string; size: number };
 }
 
-/** Per-item outcome of an append batch. */
-export type AppendOutcome = { ok: true; uid: number | undefined } | { ok: false; error: Error };
+/**
+ * Per-item outcome of an append batch. `labelled`: not appended, the store gave a message it
+ * already held this folder's label (a Gmail destination; `uid` is then unknown). `fallback`:
+ * appended because giving the label was refused, with the store's words.
+ */
+export type AppendOutcome = { ok: true; uid: number | undefined; labelled?: true; fallback?: string } | { ok: false; error: Error };
 
 /** Per-item outcome of a body fetch. */
 /**

@@ -5,6 +5,8 @@
 import type { Logger } from 'pino';
 import type { Endpoint } from '../../core/endpoint.js';
 import type { MailStore } from '../mail-store.js';
+import { GmailDestIndex } from '../gmail/dest-index.js';
+import { GmailDestStore } from '../gmail/dest-store.js';
 import { ImapStore } from './imap-store.js';
 
 /** One side's connection settings. */
@@ -51,11 +53,13 @@ export async function storeFactory(source: SideOptions, destination: SideOptions
       archives.set(kind, (side, a) => new PstStore({ file: a.root, side }));
     }
   }
+  // What a Gmail destination already holds, shared by the run's connections (see gmail/dest-store.ts).
+  const gmail = new GmailDestIndex();
   return (side) => {
     const o = side === 'source' ? source : destination;
     const archive = o.endpoint.archive;
     if (archive) return archives.get(archive.kind)!(side, archive);
-    return new ImapStore({
+    const imap = new ImapStore({
       endpoint: o.endpoint,
       credentials: { password: o.password, authzid: o.authzid, accessToken: o.accessToken },
       security: { tlsInsecure: !!o.tlsInsecure, allowPlaintext: !!o.allowPlaintext },
@@ -65,5 +69,7 @@ export async function storeFactory(source: SideOptions, destination: SideOptions
       separatorSubstitute: settings.separatorSubstitute,
       logger: settings.logger,
     });
+    // A destination that turns out to offer X-GM-EXT-1 appends each message once (labels the rest).
+    return side === 'destination' ? new GmailDestStore(imap, gmail, settings.logger) : imap;
   };
 }

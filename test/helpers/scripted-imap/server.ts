@@ -196,6 +196,11 @@ export interface UserFaults extends HostileFaults {
    * `NO [OVERQUOTA] Account exceeded command or bandwidth limits. (Failure)`.
    */
   bandwidthLimit?: { downloadBytes?: number; uploadBytes?: number };
+  /**
+   * A Gmail user's `STORE +X-GM-LABELS` naming `label` (any label when absent) is answered
+   * `tag <response>` verbatim and changes nothing, `times` times (or 'always').
+   */
+  labelStoreFailures?: { label?: string; times: number | 'always'; response: string }[];
 }
 
 /** One appendFailures rule. */
@@ -255,6 +260,9 @@ export interface ScriptedStats {
   appendedBytes: number;
   /** Message bytes sent by whole-body FETCHes. */
   fetchedBodyBytes: number;
+  /** STORE / UID STORE commands run (a Gmail user's), by kind: FLAGS and X-GM-LABELS. */
+  flagStores: number;
+  labelStores: number;
 }
 
 /** Bounds on what a client may send. */
@@ -914,7 +922,7 @@ function buildUser(name: string, user: ScriptedUser, delimiter: string | null, f
     dropsLeft: faults?.appendDropConnection?.times ?? 0,
     gmail: false,
     nextMsgId: FIRST_MSGID,
-    stats: { appends: 0, appendedBytes: 0, fetchedBodyBytes: 0 },
+    stats: { appends: 0, appendedBytes: 0, fetchedBodyBytes: 0, flagStores: 0, labelStores: 0 },
     throttleSeen: 0,
     throttleLeft: faults?.throttle ? (faults.throttle.times ?? Infinity) : 0,
     notConnectedLeft: faults?.notConnected?.sessions ?? 0,
@@ -2076,6 +2084,17 @@ class Session {
     r.end();
     const [, op, what, silent] = m as unknown as [string, string, string, string | undefined];
     const user = this.user!;
+    if (what === 'X-GM-LABELS') {
+      for (const rule of user.faults.labelStoreFailures ?? []) {
+        if (rule.times !== 'always' && rule.times <= 0) continue;
+        if (rule.label !== undefined && !values.includes(rule.label)) continue;
+        if (rule.times !== 'always') rule.times--;
+        throw new TaggedResponse(rule.response);
+      }
+      user.stats.labelStores++;
+    } else {
+      user.stats.flagStores++;
+    }
     const f = this.selected!;
     const targets = this.resolve(set, byUid);
     const removedHere: MessageState[] = [];
