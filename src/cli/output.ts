@@ -3,6 +3,7 @@
  * verify, and the terminal-safe spelling of every name and number in them (progress while a run
  * works is progress.ts). The engine itself never prints.
  */
+import { labelSummaryLines } from '../stores/gmail/label-report.js';
 import type { MigrationReport } from '../job/report.js';
 import type { VerifyReport } from '../job/verify.js';
 
@@ -89,6 +90,7 @@ export function formatSummary(report: MigrationReport): string {
     const all = [...names, ...report.excluded.slice(0, 3 - names.length).map((e) => `"${show(e.source)}"`)];
     out.push(`warning: --include '${show(p)}' matched no folder (rules match a folder's path as "A/B" or its name as the server spells it${all.length ? `, e.g. ${all.join(', ')}` : ''})`);
   }
+  if (report.gmailLabels) out.push(...labelSummaryLines(report.gmailLabels).map(show));
   if (report.collisions.length) {
     for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${show(s)}"`).join(' and ')} -> "${show(c.destination)}"`);
   }
