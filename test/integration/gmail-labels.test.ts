@@ -4,7 +4,7 @@
  * mode, the destination read back independently (exact bytes, flags and keywords, dates, folders).
  * Also: All Mail is listed once (no label folder is opened at the source), each body is fetched at
  * most once per copy, a rerun copies nothing, and in `first` mode a message whose labels changed
- * is not copied again.
+ * is not copied again, with a SQLite and a PostgreSQL ledger.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,6 +16,7 @@ import { ImapFlow } from 'imapflow';
 import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
 import { readMailbox, type ReadBackFolder } from '../helpers/fixture.js';
 import { runCli } from '../helpers/cli.js';
+import { startPostgres } from '../helpers/postgres.js';
 import { startScriptedImap, type GmailMessage, type ScriptedImapServer } from '../helpers/scripted-imap/server.js';
 import { gmail } from '../helpers/scripted-imap/personalities.js';
 
@@ -77,8 +78,9 @@ describe('Gmail labels as a source (--gmail-labels)', () => {
     servers.push(s);
     return s;
   };
+  const states = new Map<string, string>();
   const migrate = (srv: ScriptedImapServer, user: string, extra: string[]) =>
-    runCli(['migrate', '--from', `imap://alice@127.0.0.1:${srv.port}`, '--to', `imap://${user}@127.0.0.1:${dest.port}`, '--state', path.join(dir, `${user}.db`), '--json', ...extra], { MAILMOVER_FROM_PASSWORD: 'pw', MAILMOVER_TO_PASSWORD: 'dst-pw' }, 180_000, { skipVerify: NO_LABEL_VERIFY });
+    runCli(['migrate', '--from', `imap://alice@127.0.0.1:${srv.port}`, '--to', `imap://${user}@127.0.0.1:${dest.port}`, '--state', states.get(user) ?? path.join(dir, `${user}.db`), '--json', ...extra], { MAILMOVER_FROM_PASSWORD: 'pw', MAILMOVER_TO_PASSWORD: 'dst-pw' }, 180_000, { skipVerify: NO_LABEL_VERIFY });
   const bodyBytes = (...n: number[]) => n.reduce((t, i) => t + raw(i).length, 0);
   /** Every folder the migration selected at the source. */
   const selected = (srv: ScriptedImapServer) => srv.log.filter((l) => /^\S+ (SELECT|EXAMINE) /i.test(l)).map((l) => l.replace(/^\S+ (SELECT|EXAMINE) /i, '').replace(/ \(.*\)$/, '').replace(/^"|"$/g, ''));
@@ -110,15 +112,15 @@ describe('Gmail labels as a source (--gmail-labels)', () => {
     assert.equal(JSON.parse(again.stdout).totals.copied, 0, 'a rerun copies nothing');
   });
 
-  test('first: one copy in the first label by --label-priority; a message whose labels changed is not copied again', async () => {
+  const firstMode = async (user: string) => {
     const srv = await source();
-    await dest.addUser('gfirst', 'dst-pw');
-    const run = await migrate(srv, 'gfirst', ['--gmail-labels', 'first', '--label-priority', 'Inbox']);
+    await dest.addUser(user, 'dst-pw');
+    const run = await migrate(srv, user, ['--gmail-labels', 'first', '--label-priority', 'Inbox']);
     assert.equal(run.code, 0, run.stderr + run.stdout.slice(0, 2000));
     const report = JSON.parse(run.stdout);
     assert.equal(report.gmailLabels.copies, 7);
     assert.deepEqual(report.gmailLabels.otherLabels.map((o: { folder: string; labels: string[] }) => [o.folder, o.labels]), [['INBOX', ['Work']], ['INBOX', ['Work/Clients']]]);
-    const { where, flags } = placed(await readMailbox(dest, 'gfirst', 'dst-pw'));
+    const { where, flags } = placed(await readMailbox(dest, user, 'dst-pw'));
     assert.deepEqual(where, { INBOX: [1, 2], Work: [5], 'Work/Clients': [], Sent: [3], Drafts: [4], Archive: [6], Junk: [7], Trash: [8], 'Team Notes': [9] });
     assert.deepEqual(flags.get(2), ['$Important', '\\Flagged']);
     // Message 1 leaves the Inbox at the source: its first label is Work now.
@@ -134,12 +136,22 @@ describe('Gmail labels as a source (--gmail-labels)', () => {
       lock.release();
       await c.logout();
     }
-    const again = await migrate(srv, 'gfirst', ['--gmail-labels', 'first', '--label-priority', 'Inbox']);
+    const again = await migrate(srv, user, ['--gmail-labels', 'first', '--label-priority', 'Inbox']);
     assert.equal(again.code, 0, again.stderr);
     const second = JSON.parse(again.stdout);
     assert.equal(second.totals.copied, 0, 'not copied again');
     assert.equal(second.gmailLabels.keptInEarlierFolder, 1);
-    assert.deepEqual(placed(await readMailbox(dest, 'gfirst', 'dst-pw')).where, where);
+    assert.deepEqual(placed(await readMailbox(dest, user, 'dst-pw')).where, where);
+  };
+  test('first: one copy in the first label by --label-priority; a message whose labels changed is not copied again (SQLite ledger)', () => firstMode('gfirst'));
+  test('first: the same with a PostgreSQL ledger', async () => {
+    const db = await startPostgres();
+    try {
+      states.set('gfirstpg', await db.createDatabase('gmail_labels'));
+      await firstMode('gfirstpg');
+    } finally {
+      await db.stop();
+    }
   });
 
   test('keywords: one copy in INBOX, Sent, Drafts or Archive, every label a keyword-safe keyword', async () => {
