@@ -10,13 +10,14 @@
  * destination:
  *   preset: m365                          # optional: a provider preset (mailmover presets); url then optional
  *   tlsInsecure: false
- * defaults: { connections: 2, retries: 3, badItemLimit: 10 }
+ * defaults: { connections: 2, retries: 3, badItemLimit: 10 }   # also gmailLabels: first, labelPriority: 'Work,Inbox'
  * rules: { exclude: ['^Junk$'], map: ['Old Mail=Archive/Old'] }
  * notify:                                 # optional: when the batch ends (src/notify/)
  *   email: { to: [ops@example.com], from: mailmover@example.com, smtp: smtp://relay.example.com:587, password: env:SMTP_PW }
  *   webhook: { url: https://hooks.example.com/mailmover, header: { Authorization: env:HOOK_TOKEN } }
  * ```
  */
+import { parseLabelMode, parseLabelPriority } from '../stores/gmail/label-modes.js';
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, isSeq, type Node } from 'yaml';
 import { splitCommand } from '../core/access-token.js';
@@ -54,7 +55,7 @@ export interface BatchServer {
 export interface BatchConfig {
   source: BatchServer;
   destination: BatchServer;
-  defaults: { connections: number; retries: number; retryDelaySeconds: number; badItemLimit: number | undefined; maxMessageSize: number | undefined };
+  defaults: { connections: number; retries: number; retryDelaySeconds: number; badItemLimit: number | undefined; maxMessageSize: number | undefined; gmailLabels?: string; labelPriority?: string };
   rules: FolderRuleOptions;
   /** Who is told when the batch ends (e-mail, webhooks); secrets as references. */
   notify?: NotifySettings;
@@ -114,8 +115,23 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
     return v;
   };
   for (const key of Object.keys(d)) {
-    if (!['connections', 'retries', 'retryDelaySeconds', 'badItemLimit', 'maxMessageSize'].includes(key)) throw fail(`${where(defaultsNode)}: unknown field defaults.${key}`);
+    if (!['connections', 'retries', 'retryDelaySeconds', 'badItemLimit', 'maxMessageSize', 'gmailLabels', 'labelPriority'].includes(key)) throw fail(`${where(defaultsNode)}: unknown field defaults.${key}`);
   }
+  // A Gmail source's labels (see src/stores/gmail/label-modes.ts): checked here, with the line.
+  const textOption = (name: 'gmailLabels' | 'labelPriority', check: (v: string) => unknown): string | undefined => {
+    const v = d[name];
+    const at = where((defaultsNode as { get?: (k: string, keep: boolean) => Node } | undefined)?.get?.(name, true));
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw fail(`${at}: defaults.${name} must be a string`);
+    try {
+      check(v);
+    } catch (err) {
+      throw fail(`${at}: ${(err as Error).message}`);
+    }
+    return v;
+  };
+  const gmailLabels = textOption('gmailLabels', (v) => parseLabelMode(v, 'defaults.gmailLabels'));
+  const labelPriority = textOption('labelPriority', (v) => parseLabelPriority(v, 'defaults.labelPriority'));
   const rulesNode = root.get('rules', true) as Node | undefined;
   if (rulesNode && !isMap(rulesNode)) throw fail(`${where(rulesNode)}: rules must be a mapping`);
   const rules = (rulesNode && isMap(rulesNode) ? rulesNode.toJSON() : {}) as Record<string, unknown>;
@@ -167,6 +183,8 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
       retryDelaySeconds: num('retryDelaySeconds', 0, 600, 1, false)!,
       badItemLimit: num('badItemLimit', 0, 1e9, undefined),
       maxMessageSize: merged.maxMessageSize,
+      ...(gmailLabels !== undefined ? { gmailLabels } : {}),
+      ...(labelPriority !== undefined ? { labelPriority } : {}),
     },
     rules: {
       ...(list('include') ? { include: list('include')! } : {}),

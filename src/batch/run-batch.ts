@@ -257,6 +257,8 @@ export async function runOne(
       retry: { attempts: d.retries, baseDelayMs: Math.round(d.retryDelaySeconds * 1000) },
       ...(d.badItemLimit !== undefined ? { badItemLimit: d.badItemLimit } : {}),
       ...(d.maxMessageSize !== undefined ? { maxMessageSize: d.maxMessageSize } : {}),
+      ...(d.gmailLabels !== undefined ? { gmailLabels: d.gmailLabels } : {}),
+      ...(d.labelPriority !== undefined ? { labelPriority: d.labelPriority } : {}),
       folders: options.config.rules,
       stateStore: options.stateStore,
       serverGates: gates,

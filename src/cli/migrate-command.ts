@@ -98,6 +98,8 @@ export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: A
       syncDeletions: !!flags.syncDeletions,
       deleteSource: !!flags.deleteSource,
       acceptSizeMismatch: !!flags.acceptSizeMismatch,
+      ...(flags.gmailLabels !== undefined ? { gmailLabels: flags.gmailLabels } : {}),
+      ...(flags.labelPriority !== undefined ? { labelPriority: flags.labelPriority } : {}),
       ...filterOption(flags),
       limits: { maxMessagesPerSecond: flags.maxMessagesPerSecond, maxBytesPerSecond: flags.maxBytesPerSecond },
       retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },

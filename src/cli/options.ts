@@ -50,6 +50,8 @@ export interface FolderFlags {
   includeOtherNamespaces?: boolean;
   presetExcludes?: boolean;
   separatorSubstitute: string;
+  gmailLabels?: string;
+  labelPriority?: string;
   maxAge?: number;
   minAge?: number;
   since?: Date;
@@ -180,7 +182,10 @@ export function addRunOptions(cmd: Command): Command {
     .optionsGroup('Safety and state:')
     .option('--state <file|postgres-url>', `the state ledger (a SQLite file, or a PostgreSQL database shared by many machines) that makes reruns incremental and crash-safe (default ${defaultStatePath().replace(homedir(), '~')})`)
     .option('--no-state', 'keep no state: every run lists both sides in full')
-    .option('--merge-collisions', 'copy even when two source folders map to one destination folder');
+    .option('--merge-collisions', 'copy even when two source folders map to one destination folder')
+    .optionsGroup('What to copy:')
+    .option('--gmail-labels <mode>', 'a Gmail source (X-GM-EXT-1) read once from All Mail and placed by label: folders (one copy per label, default), first (one copy, first label), keywords (one copy, labels as keywords), off (every folder as listed)')
+    .option('--label-priority <labels>', 'with --gmail-labels first: label names in the order that picks the folder, e.g. "Work,Clients,Inbox"');
 }
 
 /** How messages are copied (migrate only). */

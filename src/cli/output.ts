@@ -3,6 +3,7 @@
  * verify, and the terminal-safe spelling of every name and number in them (progress while a run
  * works is progress.ts). The engine itself never prints.
  */
+import { labelSummaryLines } from '../stores/gmail/label-report.js';
 import type { MigrationReport } from '../job/report.js';
 import type { VerifyReport } from '../job/verify.js';
 
@@ -93,6 +94,7 @@ export function formatSummary(report: MigrationReport): string {
   const fallbacks = report.folders.flatMap((f) => (f.labelFallbacks ?? []).map((x) => ({ folder: f.source, ...x })));
   for (const x of fallbacks.slice(0, LEFT_OUT_SHOWN)) out.push(`label refused, appended instead: "${show(x.folder)}" source UID ${x.uid}: ${x.code}: ${show(x.reason)}`);
   if (fallbacks.length > LEFT_OUT_SHOWN) out.push(`label refused, appended instead: ${fallbacks.length - LEFT_OUT_SHOWN} more (every one is in the --json report)`);
+  if (report.gmailLabels) out.push(...labelSummaryLines(report.gmailLabels).map(show));
   if (report.collisions.length) {
     for (const c of report.collisions) out.push(`collision: ${c.sources.map((s) => `"${show(s)}"`).join(' and ')} -> "${show(c.destination)}"`);
   }

@@ -95,6 +95,14 @@ export interface MigrateOptions {
    * For servers known to report RFC822.SIZE inexactly; the identity check still applies.
    */
   acceptSizeMismatch?: boolean;
+  /**
+   * How a Gmail source (X-GM-EXT-1) is read: by its labels from All Mail, one copy per label
+   * ('folders', the default), one copy in the first label ('first'), one copy with the labels as
+   * keywords ('keywords'); or every folder as listed ('off'). See src/stores/gmail/label-modes.ts.
+   */
+  gmailLabels?: string;
+  /** 'first': label names in the order that decides the folder, comma-separated (see label-modes.ts). */
+  labelPriority?: string;
   /** Copy only the source messages this lets in (dates, sizes, IMAP search keys, or none: the folder tree only); see plan/message-filter.ts. */
   messageFilter?: MessageFilter;
   /**

@@ -2,6 +2,7 @@
  * The migration report: what the CLI prints, writes with --report and returns from the library.
  * Its JSON shape is a stable interface (version 1); fields are only ever added.
  */
+import type { GmailLabelReport } from '../stores/gmail/label-report.js';
 import type { ErrorCode } from '../core/errors.js';
 
 /**
@@ -187,6 +188,8 @@ export interface MigrationReport {
     /** What the source leaves out by design (see {@link MigrationReport.leftOut}), summed by kind. */
     leftOut?: Record<string, number>;
   };
+  /** A Gmail source read by its labels (--gmail-labels): how All Mail's messages were placed. */
+  gmailLabels?: GmailLabelReport;
   folders: FolderReport[];
   items: SkippedItem[];
   /** Folder-name collisions found by the plan (two source folders, one destination). */

@@ -3,7 +3,8 @@
  * - Gmail (X-GM-EXT-1 with labels): each message once in [Gmail]/All Mail, label folders as views
  *   of it (same X-GM-MSGID, shared flags), X-GM-LABELS in FETCH, STORE +/-X-GM-LABELS, APPEND
  *   counted, the bandwidth limit answer; checked with imapflow, then migrated into a real Dovecot
- *   (today: each label folder is copied, All Mail is left out);
+ *   (with --gmail-labels off: each label folder is copied as listed, All Mail is left out; the label
+ *   modes are in gmail-labels.test.ts);
  * - Exchange Online: throttling with a suggested backoff, "User is authenticated but not
  *   connected." sessions, the 35 MB APPEND limit; checked with imapflow, then migrations through
  *   them with a real Dovecot on the other side.
@@ -230,10 +231,10 @@ describe('provider personalities of the scripted IMAP server', () => {
     assert.equal(srv2.mailbox('bob')[0]!.messages.length, 2);
   });
 
-  test('migrate from gmail into Dovecot: each label folder is copied (today\'s behaviour), All Mail is left out', async () => {
+  test('migrate from gmail into Dovecot with --gmail-labels off: each label folder is copied as listed, All Mail is left out', async () => {
     const srv = await start({ personality: gmail, users: { alice: { password: 'pw', folders: [], gmail: gmailMessages() } } });
     await dest.addUser('gm1', 'dst-pw');
-    const run = await runCli(['migrate', '--from', `imap://alice@127.0.0.1:${srv.port}`, '--to', `imap://gm1@127.0.0.1:${dest.port}`, '--no-state', '--json'], { MAILMOVER_FROM_PASSWORD: 'pw', MAILMOVER_TO_PASSWORD: 'dst-pw' });
+    const run = await runCli(['migrate', '--from', `imap://alice@127.0.0.1:${srv.port}`, '--to', `imap://gm1@127.0.0.1:${dest.port}`, '--no-state', '--json', '--gmail-labels', 'off'], { MAILMOVER_FROM_PASSWORD: 'pw', MAILMOVER_TO_PASSWORD: 'dst-pw' });
     assert.equal(run.code, 0, run.stderr + run.stdout.slice(0, 2000));
     const got = await readMailbox(dest, 'gm1', 'dst-pw');
     const shas = (name: string) => got.find((f) => f.path.join('/') === name)?.messages.map((m) => m.sha256).sort();
@@ -243,6 +244,6 @@ describe('provider personalities of the scripted IMAP server', () => {
     assert.deepEqual(shas('Work/Clients'), of(2));
     assert.deepEqual(shas('Sent'), of(3));
     assert.ok(!got.some((f) => /All Mail|Starred|Important/.test(f.path.join('/'))), got.map((f) => f.path.join('/')).join(', '));
-    assert.equal(srv.stats('alice').fetchedBodyBytes, [1, 2, 1, 5, 2, 3, 4].reduce((n, i) => n + msg(i, []).raw.length, 0), 'a message with two labels is read twice today');
+    assert.equal(srv.stats('alice').fetchedBodyBytes, [1, 2, 1, 5, 2, 3, 4].reduce((n, i) => n + msg(i, []).raw.length, 0), 'a message with two labels is read twice with --gmail-labels off');
   });
 });
