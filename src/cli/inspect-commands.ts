@@ -54,6 +54,8 @@ export async function runVerify(flags: VerifyFlags): Promise<number> {
       deep: !!flags.deep,
       strict: !!flags.strict,
       finished: !!flags.finished,
+      ...(flags.gmailLabels !== undefined ? { gmailLabels: flags.gmailLabels } : {}),
+      ...(flags.labelPriority !== undefined ? { labelPriority: flags.labelPriority } : {}),
       ...filterOption(flags),
       folders: folderOptions(flags),
       separatorSubstitute: flags.separatorSubstitute,

@@ -115,6 +115,8 @@ export function buildProgram(setExit: (code: number) => void): Command {
     .option('--deep', 'also compare the SHA-256 of every message (reads every body on both sides)')
     .option('--strict', 'also count folders only at the destination and differing subscriptions as differences')
     .option('--finished', 'the move is over and the destination in use: only source messages missing (or changed) there count; new mail and changed flags or dates at the destination do not')
+    .option('--gmail-labels <mode>', "a Gmail source compared as migrate placed it (the same mode as migrate's: folders by default, first, keywords, off)")
+    .option('--label-priority <labels>', "with --gmail-labels first: migrate's label priority")
     .addHelpText('after', `\nExample:\n  mailmover verify --from imaps://alice@old.example.org --to imaps://alice@new.example.org --deep\n${EXIT_HELP}`)
     .action(async (flags: VerifyFlags) => setExit(await (await inspectCommands()).runVerify(flags)));
   program

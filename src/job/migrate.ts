@@ -26,9 +26,8 @@ import { planFolders, type FolderPlanEntry } from '../plan/folder-plan.js';
 import { parseFolderRules } from '../plan/folder-rules.js';
 import { statusOf, totalsOf, verdictOf, type FolderReport, type MigrationReport } from './report.js';
 import { storeFactory } from '../stores/imap/open.js';
-import { LabelRun } from '../stores/gmail/label-run.js';
+import { labelRunFor } from '../stores/gmail/label-run.js';
 import { withLabels } from '../stores/gmail/label-view.js';
-import { parseLabelMode, parseLabelPriority } from '../stores/gmail/label-modes.js';
 import type { MailStore } from '../stores/mail-store.js';
 import { VERSION } from '../version.js';
 import type { HeldMailbox, MigrateOptions, ScanOptions } from './options.js';
@@ -81,7 +80,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   // The ledger is opened and the mailbox locked before anything connects: a second run on the
   // same mailbox, or a state file from a newer version, changes nothing.
   // A caller that runs pass after pass (--watch) holds the mailbox for all of them.
-  const labels = gmailLabelRun(options);
+  const labels = labelRunFor(options);
   const held = options.dryRun ? undefined : (options.heldMailbox ?? (await holdMailbox(options, from, to)));
   const mailboxState = held?.state;
   const started = Date.now();
@@ -283,17 +282,6 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   // A run that was stopped has no verdict yet: the rerun that finishes it gives one.
   if (report.status !== 'interrupted') report.verdict = verdictOf(report);
   return report;
-}
-
-/** The run's Gmail label handling, checked before anything connects (undefined for --gmail-labels off). */
-function gmailLabelRun(options: MigrateOptions): LabelRun | undefined {
-  const mode = parseLabelMode(options.gmailLabels ?? 'folders');
-  const priority = options.labelPriority !== undefined ? parseLabelPriority(options.labelPriority) : [];
-  if (priority.length > 0 && mode !== 'first') {
-    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--label-priority decides the folder of --gmail-labels first (the mode is ${mode}).`, { scope: 'config' });
-  }
-  if (mode === 'off') return undefined;
-  return new LabelRun({ mode, priority, deleteSource: !!options.deleteSource, logger: options.logger });
 }
 
 function capsList(store: MailStore): string[] {

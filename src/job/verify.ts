@@ -21,6 +21,8 @@ import { parseFolderRules, type FolderRuleOptions } from '../plan/folder-rules.j
 import { checkSearchKeys, requireSearchableSides, storeDependentKeys } from '../plan/search-keys.js';
 import type { Verdict } from './report.js';
 import { storeFactory } from '../stores/imap/open.js';
+import { labelRunFor } from '../stores/gmail/label-run.js';
+import { withLabels } from '../stores/gmail/label-view.js';
 import type { FolderInfo, MailStore } from '../stores/mail-store.js';
 import { compareFolder, countedDifferences, type VerifyFolderReport, type VerifyMode } from './verify-compare.js';
 import { VERSION } from '../version.js';
@@ -31,6 +33,10 @@ export type { VerifyDifference, VerifyFolderReport, VerifyMode } from './verify-
 export interface VerifyOptions {
   from: EndpointOptions;
   to: EndpointOptions;
+  /** A Gmail source's labels, as migrate's option of the same name (default `folders`). */
+  gmailLabels?: string;
+  /** With `gmailLabels: 'first'`: as migrate's. */
+  labelPriority?: string;
   /** Also compare the SHA-256 of every message's full bytes (reads every body on both sides). */
   deep?: boolean;
   /**
@@ -132,7 +138,10 @@ export async function verify(options: VerifyOptions): Promise<VerifyReport> {
     separatorSubstitute: substitute,
     logger: options.logger,
   });
-  const source = store('source');
+  // A Gmail source is compared as migrate placed it: by its labels, in the same mode.
+  const labels = labelRunFor(options);
+  labels?.attachState(undefined);
+  const source = labels ? withLabels(store('source'), labels) : store('source');
   const dest = store('destination');
   // When one side fails to connect, the other's attempt is stopped (not left to finish and hold a
   // connection open until the server's idle timeout), and both are closed only once settled.

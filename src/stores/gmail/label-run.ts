@@ -14,7 +14,7 @@ import type { ImapSession } from '../imap/session.js';
 import type { FolderInfo, FolderStatus, MailStore, MessageMeta } from '../mail-store.js';
 import { fetchGmailFacts, type GmailFacts } from './label-fetch.js';
 import { PlacementLedger, recordingPlacements } from './label-ledger.js';
-import { ARCHIVE, keywordMap, placeMessage, type GmailLabelMode } from './label-modes.js';
+import { ARCHIVE, keywordMap, parseLabelMode, parseLabelPriority, placeMessage, type GmailLabelMode } from './label-modes.js';
 import type { GmailLabelReport, OtherLabelsRecord } from './label-report.js';
 
 export interface LabelRunOptions {
@@ -211,4 +211,19 @@ function virtual(path: string[], specialUse: string | undefined): FolderInfo {
 function isTrashOrSpam(f: FolderInfo): boolean {
   const use = f.specialUse?.toLowerCase();
   return use === '\\trash' || use === '\\junk';
+}
+
+/**
+ * The run's Gmail label handling from the caller's options, checked before anything connects
+ * (undefined for `--gmail-labels off`). migrate and verify take the same options, so that verify
+ * compares the folders migrate made.
+ */
+export function labelRunFor(options: { gmailLabels?: string | undefined; labelPriority?: string | undefined; deleteSource?: boolean | undefined; logger?: LabelRunOptions['logger'] }): LabelRun | undefined {
+  const mode = parseLabelMode(options.gmailLabels ?? 'folders');
+  const priority = options.labelPriority !== undefined ? parseLabelPriority(options.labelPriority) : [];
+  if (priority.length > 0 && mode !== 'first') {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `--label-priority decides the folder of --gmail-labels first (the mode is ${mode}).`, { scope: 'config' });
+  }
+  if (mode === 'off') return undefined;
+  return new LabelRun({ mode, priority, deleteSource: !!options.deleteSource, logger: options.logger });
 }
