@@ -115,6 +115,8 @@ export async function fetchStage(run: FolderRun, metas: MessageMeta[]): Promise<
           notHere.push(meta);
         } else {
           const f: Failure = { meta, error: asItemError(o.error, ERROR_CODES.FETCH_FAILED), tries };
+          // The provider's own limit (bandwidth): every further message would be refused too.
+          if (f.error.scope === 'mailbox') throw f.error;
           if (attempt < ctx.retry.attempts && retryable(f, attempt)) again.push(f);
           else failed.push(f);
         }
