@@ -264,7 +264,7 @@ function batchStatusText(s: BatchStatus): string {
   for (const m of s.mailboxes) {
     const who = m.source ? `${m.source} -> ${m.destination}` : `${m.sourceUser} -> ${m.destinationUser}`;
     const counts = m.status === 'not started' ? '' : `  ${m.copied ?? 0} copied${m.skipped ? `, ${m.skipped} skipped` : ''}`;
-    out.push(`${String(m.line).padStart(5)}  ${m.status.padEnd(11)}  ${(m.verdict ?? '-').padEnd(11)}  ${terminalText(who)}${counts}${m.code ? `  ${m.code}` : ''}${m.note ? `  (${m.note})` : ''}`);
+    out.push(`${String(m.line).padStart(5)}  ${m.status.padEnd(11)}  ${(m.verdict ?? '-').padEnd(11)}  ${terminalText(who)}${counts}${m.code ? `  ${m.code}` : ''}${m.status === 'waiting' && m.resumeAt ? `  resumes ${m.resumeAt}` : ''}${m.note ? `  (${m.note})` : ''}`);
   }
   return out.join('\n') + '\n';
 }
