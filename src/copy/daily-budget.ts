@@ -1,5 +1,6 @@
 /**
- * Daily budgets in the copy (README "Daily budgets"): before a batch's bodies are fetched, its
+ * Daily budgets in the copy (README "Daily budgets"): before a batch's bodies are fetched
+ * (budgetedFetch in fetch-stage.ts), its
  * messages are spent, in order, against the source account's download budget and the destination
  * account's upload budget in the ledger (state/budget-window.ts). What fits is fetched and appended
  * as usual; at the first message that does not fit, the mailbox stops cleanly after that batch (its
@@ -10,12 +11,9 @@
  * counts (a provider counts what was sent, too), which errs on the safe side.
  */
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
-import type { MessageMeta } from '../stores/mail-store.js';
 import type { BudgetAccount, BudgetAnswer, BudgetLimit } from '../state/budget-window.js';
 import { DAY_MS } from '../state/budget-window.js';
 import type { StateStore } from '../state/types.js';
-import { fetchStage, type Fetched } from './fetch-stage.js';
-import type { FolderRun } from './folder-run.js';
 
 /** Daily budgets of a migration: per side, over a rolling window. */
 export interface DailyBudgets {
@@ -69,19 +67,4 @@ export function budgetSpent(resumeAt: number, what: string): MigrateError {
     retry: 'later',
     resumeAt,
   });
-}
-
-/** A fetched batch, and the error that parks the mailbox once it is appended (the budget let only part of it through). */
-export type BudgetedFetch = Fetched & { park?: MigrateError };
-
-/** Fetches the part of `metas` the budgets let through (all of it without budgets). */
-export async function budgetedFetch(run: FolderRun, metas: MessageMeta[]): Promise<BudgetedFetch> {
-  const gate = run.ctx.daily;
-  if (!gate) return fetchStage(run, metas);
-  const { admitted, resumeAt } = await gate.admit(metas.map((m) => m.size));
-  const park = admitted < metas.length ? budgetSpent(resumeAt ?? Date.now() + DAY_MS, gate.what) : undefined;
-  if (park) run.ctx.log?.warn({ event: 'budget-spent', folder: run.entry.sourceName, admitted, refused: metas.length - admitted, resumeAt: new Date(park.resumeAt!).toISOString() }, 'daily budget spent: the mailbox parks after this batch');
-  if (admitted === 0) return { ready: [], failed: [], vanished: 0, held: 0, ...(park ? { park } : {}) };
-  const fetched = await fetchStage(run, metas.slice(0, admitted));
-  return park ? { ...fetched, park } : fetched;
 }

@@ -25,7 +25,7 @@ import { sleep } from '../core/sleep.js';
 import { batchMessages, matchMessages } from '../plan/message-plan.js';
 import type { MessageMeta } from '../stores/mail-store.js';
 import { appendStage } from './append-stage.js';
-import { budgetedFetch, type BudgetedFetch } from './daily-budget.js';
+import { budgetedFetch, type BudgetedFetch } from './fetch-stage.js';
 import { FolderRun, type Failure, type FolderCopyContext } from './folder-run.js';
 import { listBothSides, type Listed } from './list-stage.js';
 import { removeProven } from './move-stage.js';
