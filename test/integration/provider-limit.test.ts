@@ -106,4 +106,31 @@ describe('provider limits park a mailbox', () => {
       await source.stop();
     }
   });
+  test('migrate --max-messages-per-day parks with exit 75; a run after the resume time finishes, exactly', { timeout: 120_000 }, async () => {
+    const source = await startDovecot({ tls: false });
+    try {
+      await source.addUser('cat', 'spw');
+      await dest.addUser('cat', 'dpw');
+      await seedMailbox(source, 'cat', 'spw', [{ path: ['INBOX'], subscribed: true, messages: [1, 2, 3].map((n) => ({ raw: Buffer.from(`Subject: c${n}\r\nMessage-ID: <c-${n}@example.org>\r\n\r\nc\r\n`), flags: n === 2 ? ['\\Seen'] : [], internalDate: new Date(Date.UTC(2024, 1, n)) })) }]);
+      const args = ['migrate', '--from', `imap://cat@127.0.0.1:${source.port}`, '--to', `imap://cat@127.0.0.1:${dest.port}`, '--state', path.join(dir, 'cat.db'), '--json', '--no-progress', '--max-messages-per-day', '2', '--budget-window', '3s'];
+      const env = { MAILMOVER_FROM_PASSWORD: 'spw', MAILMOVER_TO_PASSWORD: 'dpw' };
+      const first = await runCli(args, env);
+      assert.equal(first.code, 75, first.stderr);
+      const report = JSON.parse(first.stdout) as { status: string; totals: { copied: number }; error?: { code: string; resumeAt?: string } };
+      assert.equal(report.status, 'waiting');
+      assert.equal(report.error?.code, 'MM-BUDGET-SPENT');
+      assert.equal(report.totals.copied, 2);
+      await new Promise((r) => setTimeout(r, Math.max(0, Date.parse(report.error!.resumeAt!) - Date.now()) + 200));
+      const second = await runCli(args, env);
+      assert.equal(second.code, 0, second.stderr);
+      assert.equal((JSON.parse(second.stdout) as typeof report).totals.copied, 1);
+      assert.deepEqual(await readMailbox(dest, 'cat', 'dpw'), await readMailbox(source, 'cat', 'spw'));
+      // A budget needs the ledger.
+      const stateless = await runCli([...args.filter((a) => !a.endsWith('cat.db') && a !== '--state'), '--no-state'], env);
+      assert.equal(stateless.code, 2);
+      assert.match(stateless.stderr, /MM-CONFIG-OPTION.*need a state file/);
+    } finally {
+      await source.stop();
+    }
+  });
 });
