@@ -74,3 +74,30 @@ describe('daily budget window', () => {
     }
   });
 });
+
+describe('budget settings', () => {
+  test('durations, and a batch configuration with budgets (a preset gives its side\'s published limit)', async () => {
+    const { parseDuration } = await import('../../src/cli/option-parsers.js');
+    const { loadBatchConfig } = await import('../../src/batch/config.js');
+    const { budgetsOf } = await import('../../src/batch/run-batch.js');
+    assert.equal(parseDuration('2m'), 120_000);
+    assert.equal(parseDuration('24h'), 86_400_000);
+    assert.equal(parseDuration('1d'), 86_400_000);
+    assert.equal(parseDuration(90), 90_000);
+    for (const bad of ['0s', '31d', 'soon', '-1m']) assert.equal(parseDuration(bad), undefined, bad);
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'mm-budget-config-'));
+    try {
+      const { writeFile } = await import('node:fs/promises');
+      const file = path.join(dir, 'c.yaml');
+      await writeFile(file, 'source: { preset: gmail }\ndestination: { url: imap://127.0.0.1:1, maxBytesPerDay: 1M, maxMessagesPerDay: 50 }\ndefaults: { budgetWindow: 2m, providerLimitPark: 6h }\n');
+      const b = budgetsOf(loadBatchConfig(file, () => undefined));
+      assert.deepEqual(b, { budgets: { source: { maxBytes: 2500 * 1000 * 1000, maxMessages: undefined }, destination: { maxBytes: 1024 * 1024, maxMessages: 50 }, windowMs: 120_000 }, providerLimitParkMs: 6 * 3600_000 });
+      await writeFile(file, 'source: { url: imap://127.0.0.1:1 }\ndestination: { url: imap://127.0.0.1:2 }\ndefaults: { budgetWindow: soon }\n');
+      assert.throws(() => loadBatchConfig(file, () => undefined), /MM-BATCH-CONFIG|defaults\.budgetWindow must be a duration/);
+      await writeFile(file, 'source: { url: imap://127.0.0.1:1, maxBytesPerDay: lots }\ndestination: { url: imap://127.0.0.1:2 }\n');
+      assert.throws(() => loadBatchConfig(file, () => undefined), /source\.maxBytesPerDay must be a positive whole number/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
