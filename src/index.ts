@@ -20,6 +20,7 @@ export { ClamdClient, parseScanUrl, describeAddress, type ClamdAddress, type Sca
 export type { ScanEngine, ScanPolicy, UnscannedAction } from './scan/content-screen.js';
 export type { MigrationReport, MigrationStatus, FolderReport, SkippedItem, ScanReport, ScanVerdictRecord } from './job/report.js';
 export type { MigrationEvent, ProgressCounters, EventListener } from './job/events.js';
+export type { DailyBudgets } from './copy/daily-budget.js';
 export { MigrateError, ERROR_CODES, isMigrateError, type ErrorCode, type ErrorScope, type RetryClass } from './core/errors.js';
 export { parseEndpoint, type Endpoint } from './core/endpoint.js';
 export { planFolders, type FolderPlan, type FolderPlanEntry, type FolderCollision, type ExcludedFolder, type MappedBy } from './plan/folder-plan.js';

@@ -19,7 +19,8 @@ export interface BatchReport {
   tool: string;
   name: string;
   /** `interrupted` when Ctrl-C or SIGTERM stopped the batch before every mailbox ran (a rerun resumes). */
-  status: 'complete' | 'partial' | 'failed' | 'interrupted';
+  /** `waiting`: every mailbox ran, and some are parked (a daily budget, a provider's limit) until their `resumeAt`: a later run goes on. */
+  status: 'complete' | 'partial' | 'failed' | 'interrupted' | 'waiting';
   /**
    * The worst verdict of the batch's mailboxes (a failed one counts as poor); absent while some
    * mailbox has none, because it did not run to an end (interrupted, not started).
@@ -37,6 +38,8 @@ export interface BatchReport {
     interrupted: number;
     /** A queued batch cancelled from the console: its mailboxes taken out of the queue before they ran (only when some were). */
     cancelled?: number;
+    /** Parked until their `resumeAt` (only when some are). */
+    waiting?: number;
     /** Not reached before the batch was stopped. */
     notStarted: number;
     alreadyComplete: number;

@@ -25,6 +25,7 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { parseFolderRules, type FolderRuleOptions } from '../plan/folder-rules.js';
 import { isReference } from './secrets.js';
 import { mergePreset, presetByName, PRESET_NAMES, type Preset } from '../core/presets.js';
+import { parseDuration, parseSize } from '../cli/option-parsers.js';
 import { checkAddress, checkWebhookUrl, parseSmtpUrl, type NotifySettings } from '../notify/notify.js';
 
 /** One server of a batch. */
@@ -39,6 +40,13 @@ export interface BatchServer {
   maxConnections?: number;
   maxMessagesPerSecond?: number;
   maxBytesPerSecond?: number;
+  /**
+   * Daily budgets per account on this server (README "Daily budgets"): bytes and messages downloaded
+   * from each source account, or uploaded to each destination account, per window (defaults.budgetWindow).
+   * A preset's published limits are the default (Gmail: 2,500 MB down, 500 MB up).
+   */
+  maxBytesPerDay?: number;
+  maxMessagesPerDay?: number;
   /**
    * OAuth 2.0 for every mailbox: a credentials file from `mailmover login` (access tokens renewed
    * from its refresh token), a command printing a token, or a token file; `{user}` is replaced by
@@ -55,7 +63,19 @@ export interface BatchServer {
 export interface BatchConfig {
   source: BatchServer;
   destination: BatchServer;
-  defaults: { connections: number; retries: number; retryDelaySeconds: number; badItemLimit: number | undefined; maxMessageSize: number | undefined; gmailLabels?: string; labelPriority?: string };
+  defaults: {
+    connections: number;
+    retries: number;
+    retryDelaySeconds: number;
+    badItemLimit: number | undefined;
+    maxMessageSize: number | undefined;
+    gmailLabels?: string;
+    labelPriority?: string;
+    /** The daily budgets' rolling window in ms (`budgetWindow: 2m`; default 24 h). */
+    budgetWindowMs?: number | undefined;
+    /** How long a mailbox is parked after a provider's own limit answer, in ms (`providerLimitPark: 12h`; default 24 h). */
+    providerLimitParkMs?: number | undefined;
+  };
   rules: FolderRuleOptions;
   /** Who is told when the batch ends (e-mail, webhooks); secrets as references. */
   notify?: NotifySettings;
@@ -115,7 +135,7 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
     return v;
   };
   for (const key of Object.keys(d)) {
-    if (!['connections', 'retries', 'retryDelaySeconds', 'badItemLimit', 'maxMessageSize', 'gmailLabels', 'labelPriority'].includes(key)) throw fail(`${where(defaultsNode)}: unknown field defaults.${key}`);
+    if (!['connections', 'retries', 'retryDelaySeconds', 'badItemLimit', 'maxMessageSize', 'gmailLabels', 'labelPriority', 'budgetWindow', 'providerLimitPark'].includes(key)) throw fail(`${where(defaultsNode)}: unknown field defaults.${key}`);
   }
   // A Gmail source's labels (see src/stores/gmail/label-modes.ts): checked here, with the line.
   const textOption = (name: 'gmailLabels' | 'labelPriority', check: (v: string) => unknown): string | undefined => {
@@ -132,6 +152,13 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
   };
   const gmailLabels = textOption('gmailLabels', (v) => parseLabelMode(v, 'defaults.gmailLabels'));
   const labelPriority = textOption('labelPriority', (v) => parseLabelPriority(v, 'defaults.labelPriority'));
+  const duration = (name: string): number | undefined => {
+    const v = d[name];
+    if (v === undefined) return undefined;
+    const ms = typeof v === 'string' || typeof v === 'number' ? parseDuration(v) : undefined;
+    if (ms === undefined) throw fail(`${where((defaultsNode as { get?: (k: string, keep: boolean) => Node } | undefined)?.get?.(name, true))}: defaults.${name} must be a duration such as 90s, 2m, 12h or 1d, from 1 s to 30 days`);
+    return ms;
+  };
   const rulesNode = root.get('rules', true) as Node | undefined;
   if (rulesNode && !isMap(rulesNode)) throw fail(`${where(rulesNode)}: rules must be a mapping`);
   const rules = (rulesNode && isMap(rulesNode) ? rulesNode.toJSON() : {}) as Record<string, unknown>;
@@ -185,6 +212,8 @@ export function loadBatchConfig(file: string, warn: (message: string) => void = 
       maxMessageSize: merged.maxMessageSize,
       ...(gmailLabels !== undefined ? { gmailLabels } : {}),
       ...(labelPriority !== undefined ? { labelPriority } : {}),
+      ...(duration('budgetWindow') !== undefined ? { budgetWindowMs: duration('budgetWindow') } : {}),
+      ...(duration('providerLimitPark') !== undefined ? { providerLimitParkMs: duration('providerLimitPark') } : {}),
     },
     rules: {
       ...(list('include') ? { include: list('include')! } : {}),
@@ -204,7 +233,7 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
   const value = node.toJSON() as Record<string, unknown>;
   const at = (key: string) => where((node.get(key, true) as Node | undefined) ?? node);
   for (const key of Object.keys(value)) {
-    if (!['url', 'preset', 'tlsInsecure', 'allowPlaintext', 'master', 'oauth', 'maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
+    if (!['url', 'preset', 'tlsInsecure', 'allowPlaintext', 'master', 'oauth', 'maxConnections', 'maxMessagesPerSecond', 'maxBytesPerSecond', 'maxBytesPerDay', 'maxMessagesPerDay'].includes(key)) throw fail(`${at(key)}: unknown field ${name}.${key}`);
   }
   const preset = value.preset === undefined ? undefined : typeof value.preset === 'string' ? presetByName(value.preset) : undefined;
   if (value.preset !== undefined && !preset) throw fail(`${at('preset')}: ${name}.preset must be one of ${PRESET_NAMES.join(', ')}`);
@@ -217,6 +246,16 @@ function server(node: Node | undefined, name: string, where: Where, root: Node):
     if (typeof v !== 'number' || !(v > 0) || (key === 'maxConnections' && !Number.isInteger(v))) throw fail(`${at(key)}: ${name}.${key} must be a positive number`);
     limits[key] = v;
   }
+  // Daily budgets: sizes (500M) or numbers; the preset's published limit for this side by default.
+  for (const key of ['maxBytesPerDay', 'maxMessagesPerDay']) {
+    const v = value[key];
+    if (v === undefined) continue;
+    const n = key === 'maxBytesPerDay' && typeof v === 'string' ? sizeOf(v) : v;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 1) throw fail(`${at(key)}: ${name}.${key} must be a positive whole number${key === 'maxBytesPerDay' ? ' of bytes, or a size such as 500M' : ''}`);
+    limits[key] = n;
+  }
+  const presetDaily = name === 'source' ? preset?.dailyBudget?.downloadBytes : preset?.dailyBudget?.uploadBytes;
+  if (limits.maxBytesPerDay === undefined && presetDaily !== undefined) limits.maxBytesPerDay = presetDaily;
   const url = value.url;
   if (url === 'pst:') {
     if (name !== 'source') throw fail(`${at('url')}: ${name}.url cannot be pst: (a PST file is a source only)`);
@@ -322,6 +361,15 @@ function notifySection(node: Node | undefined, where: Where, warnings: string[])
     });
   }
   return out;
+}
+
+/** A size such as 500M (binary units), or undefined. */
+function sizeOf(v: string): number | undefined {
+  try {
+    return parseSize('size')(v);
+  } catch {
+    return undefined;
+  }
 }
 
 function fail(message: string): MigrateError {

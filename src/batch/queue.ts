@@ -264,6 +264,8 @@ export interface WorkerOptions {
   onEvent?: (e: BatchEvent) => void;
   /** Told of each server's retries, throttling pauses and connections (the worker's metrics). */
   gateObserver?: (server: string) => GateObserver;
+  /** `worker --from-oauth/--to-oauth`: credentials files that replace the jobs' oauth for that side. */
+  oauth?: { source?: string; destination?: string };
 }
 
 /** Processes queued mailboxes until the signal is aborted (then finishes the jobs in hand). */
@@ -306,7 +308,12 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     return g;
   };
   const handle = async ([job]: PgBoss.Job<MailboxJob>[]): Promise<BatchJobResult> => {
-    const { row, config, batch } = job!.data;
+    const { row, batch } = job!.data;
+    const config: BatchConfig = {
+      ...job!.data.config,
+      source: options.oauth?.source ? { ...job!.data.config.source, oauth: { credentials: options.oauth.source } } : job!.data.config.source,
+      destination: options.oauth?.destination ? { ...job!.data.config.destination, oauth: { credentials: options.oauth.destination } } : job!.data.config.destination,
+    };
     const source = urlOf(config.source, row.sourceUser);
     const destination = urlOf(config.destination, row.destinationUser);
     // A job of a paused or cancelled batch taken in the instant of the action is given back unrun:
@@ -338,6 +345,12 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         destination: gateOf(config.destination),
       });
       await onEvent.flush();
+      // Parked (a daily budget, a provider's limit): the mailbox goes back in the queue for its resume time.
+      if (result.status === 'waiting' && result.resumeAt && !options.signal.aborted) {
+        const again = await b.send(QUEUE, job!.data, { ...jobOptions(job!.expireInSeconds ?? 4 * 3600), startAfter: new Date(result.resumeAt) });
+        if (again) result.jobId = again;
+        options.logger?.info({ event: 'mailbox-parked', mailbox: source, line: row.line, resumeAt: result.resumeAt, job: again }, 'mailbox parked; queued again for its resume time');
+      }
       await jobs.recordJob(batch, result);
       options.onEvent?.({ type: 'job-done', job: result });
       options.onJob?.({ type: 'done', line: row.line, source, result });

@@ -10,7 +10,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { ServerGate } from '../copy/retry-policy.js';
+import { sleep } from '../core/sleep.js';
 import { migrate } from '../job/migrate.js';
+import type { MigrateOptions } from '../job/options.js';
 import { worstVerdict, type MigrationReport } from '../job/report.js';
 import type { MigrationEvent, ProgressCounters } from '../job/events.js';
 import { hostname } from 'node:os';
@@ -40,8 +42,14 @@ export interface BatchOptions {
   statePath: string;
   /** Where each mailbox's report and the batch report go. */
   reportDir: string;
-  /** Run mailboxes already recorded complete again (an incremental pass) instead of skipping them. */
+  /** Run mailboxes already recorded complete again (an incremental pass) instead of skipping them; and parked ones before their resume time. */
   again?: boolean;
+  /**
+   * `batch run --wait`: a parked mailbox (a daily budget spent, a provider's limit) waits for its
+   * resume time and goes on, and the run ends when none is left waiting. Without it the run ends
+   * with parked mailboxes `waiting`; the next run resumes them once their time has come.
+   */
+  waitParked?: boolean;
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
   onEvent?: (e: BatchEvent) => void;
@@ -131,6 +139,8 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
   const runner = { pid: process.pid, host: hostname() };
   const urls = (row: MailboxRow) => [urlOf(options.config.source, row.sourceUser), urlOf(options.config.destination, row.destinationUser)] as const;
   const reached = new Set<MailboxRow>();
+  /** A parked row's latest record. */
+  const last = new Map<MailboxRow, BatchJobResult>();
   try {
     const before = new Map((await ledger.jobs(options.name)).map((j) => [`${j.source}\0${j.destination}`, j]));
     // Every row is in the ledger from the start, so that `batch status` knows the batch and
@@ -139,10 +149,34 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
       const [source, destination] = urls(row);
       if (!before.has(`${source}\0${destination}`)) await ledger.recordJob(options.name, { line: row.line, source, destination, status: 'not started', copied: 0, skipped: 0 });
     }
-    const queue = [...options.list.rows];
+    // Each row with the time it may start: a mailbox parked by an earlier run (a daily budget, a
+    // provider's limit) not before its resume time, unless --again.
+    const queue = options.list.rows.map((row) => {
+      const prior = before.get(urls(row).join('\0'));
+      const resume = prior?.status === 'waiting' && prior.resumeAt && !options.again ? Date.parse(prior.resumeAt) : 0;
+      if (resume > Date.now()) last.set(row, { ...prior!, line: row.line });
+      return { row, notBefore: Number.isFinite(resume) ? resume : 0 };
+    });
     const worker = async () => {
-      for (let row = queue.shift(); row; row = queue.shift()) {
+      for (;;) {
         if (options.signal?.aborted) return;
+        const i = queue.findIndex((q) => q.notBefore <= Date.now());
+        if (i < 0) {
+          if (queue.length === 0) return;
+          // Only parked mailboxes are left: wait for the first to resume (--wait), or end with them waiting.
+          if (!options.waitParked) {
+            for (const q of queue.splice(0)) {
+              reached.add(q.row);
+              const job = last.get(q.row)!;
+              jobs.push(job);
+              options.onEvent?.({ type: 'job-done', job });
+            }
+            return;
+          }
+          await sleep(Math.max(0, Math.min(...queue.map((q) => q.notBefore)) - Date.now()), options.signal).catch(() => undefined);
+          continue;
+        }
+        const row = queue.splice(i, 1)[0]!.row;
         reached.add(row);
         const [source, destination] = urls(row);
         const prior = before.get(`${source}\0${destination}`);
@@ -159,8 +193,14 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
         const job = await runOne(row, source, destination, { ...options, stateStore: ledger, onEvent: progress }, gates);
         await progress.flush();
         await ledger.recordJob(options.name, job);
-        jobs.push(job);
         options.onEvent?.({ type: 'job-done', job });
+        // Parked: with --wait it goes back in line for its resume time; else the run ends with it waiting.
+        if (job.status === 'waiting' && job.resumeAt && options.waitParked && !options.signal?.aborted) {
+          last.set(row, job);
+          queue.push({ row, notBefore: Date.parse(job.resumeAt) });
+          continue;
+        }
+        jobs.push(job);
       }
     };
     await Promise.all(Array.from({ length: Math.min(parallel, Math.max(1, options.list.rows.length)) }, worker));
@@ -168,11 +208,12 @@ export async function runBatch(options: BatchOptions): Promise<BatchReport> {
     await control.close().catch(() => undefined);
     await ledger.close();
   }
-  // Rows the batch never reached (it was stopped): in the report as such, not left out.
+  // Rows the batch never ended (it was stopped): in the report as last recorded (parked), or as not started.
+  const ended = new Set(jobs.map((j) => j.line));
   for (const row of options.list.rows) {
-    if (reached.has(row)) continue;
+    if (ended.has(row.line) && reached.has(row)) continue;
     const [source, destination] = urls(row);
-    jobs.push({ line: row.line, source, destination, status: 'not started', copied: 0, skipped: 0 });
+    jobs.push(last.get(row) ?? { line: row.line, source, destination, status: 'not started', copied: 0, skipped: 0 });
   }
   const report = await finishReport(options.name, parallel, started, jobs, [...(options.config.warnings ?? []), ...options.list.warnings], options.reportDir);
   // After the statuses and reports are written, also when Ctrl-C stopped the batch early.
@@ -185,13 +226,14 @@ export async function finishReport(name: string, parallel: number, started: numb
   const jobs = [...results].sort((a, b) => a.line - b.line);
   const count = (s: BatchJobRecord['status']) => jobs.filter((j) => j.status === s).length;
   const stopped = count('interrupted') + count('not started') > 0;
+  const waiting = count('waiting');
   const verdict = worstVerdict(jobs.map((j) => j.verdict ?? (j.status === 'failed' ? 'poor' : undefined)));
   const report: BatchReport = {
     version: 1,
     kind: 'batch',
     tool: `mailmover ${VERSION}`,
     name,
-    status: stopped ? 'interrupted' : count('complete') === jobs.length ? 'complete' : count('complete') + count('partial') > 0 ? 'partial' : 'failed',
+    status: stopped ? 'interrupted' : waiting > 0 ? 'waiting' : count('complete') === jobs.length ? 'complete' : count('complete') + count('partial') > 0 ? 'partial' : 'failed',
     ...(verdict ? { verdict } : {}),
     startedAt: new Date(started).toISOString(),
     finishedAt: new Date().toISOString(),
@@ -203,6 +245,7 @@ export async function finishReport(name: string, parallel: number, started: numb
       failed: count('failed'),
       interrupted: count('interrupted'),
       ...(count('cancelled') ? { cancelled: count('cancelled') } : {}),
+      ...(waiting ? { waiting } : {}),
       notStarted: count('not started'),
       alreadyComplete: jobs.filter((j) => j.alreadyComplete).length,
       copied: jobs.reduce((n, j) => n + (j.alreadyComplete ? 0 : j.copied), 0),
@@ -261,6 +304,7 @@ export async function runOne(
       ...(d.labelPriority !== undefined ? { labelPriority: d.labelPriority } : {}),
       folders: options.config.rules,
       stateStore: options.stateStore,
+      ...budgetsOf(options.config),
       serverGates: gates,
       onEvent: (e) => {
         options.onEvent?.({ type: 'job-event', line: row.line, source, event: e });
@@ -282,8 +326,10 @@ export async function runOne(
     ...base,
     status: report.status,
     // An interrupted run has no verdict: what it would have done is not known.
-    ...(report.status !== 'interrupted' && report.verdict ? { verdict: report.verdict } : {}),
+    ...(report.status !== 'interrupted' && report.status !== 'waiting' && report.verdict ? { verdict: report.verdict } : {}),
     ...(report.error ? { code: report.error.code, message: report.error.message } : report.items[0] ? { code: report.items[0].code, message: `${report.items.length} item(s) skipped; first: ${report.items[0].reason}` } : {}),
+    // Parked (a daily budget, a provider's limit): when it may go on.
+    ...(report.status === 'waiting' && report.error?.resumeAt ? { resumeAt: report.error.resumeAt } : {}),
     copied: report.totals.copied,
     skipped: report.totals.skipped,
     seconds: secondsSince(t0),
@@ -335,6 +381,18 @@ function login(server: BatchServer, user: string, ref: string | undefined, side:
   throw new MigrateError(ERROR_CODES.BATCH_SECRET, `No ${side} password for ${user}: give one in the list, or a master login in the configuration.`, { scope: 'mailbox' });
 }
 
+/** The daily budgets and the provider-limit park time of a batch's configuration, as migrate takes them. */
+export function budgetsOf(config: BatchConfig): Pick<MigrateOptions, 'budgets' | 'providerLimitParkMs'> {
+  const limit = (s: BatchServer) => (s.maxBytesPerDay !== undefined || s.maxMessagesPerDay !== undefined ? { maxBytes: s.maxBytesPerDay, maxMessages: s.maxMessagesPerDay } : undefined);
+  const source = limit(config.source);
+  const destination = limit(config.destination);
+  const d = config.defaults;
+  return {
+    ...(source || destination ? { budgets: { ...(source ? { source } : {}), ...(destination ? { destination } : {}), ...(d.budgetWindowMs ? { windowMs: d.budgetWindowMs } : {}) } } : {}),
+    ...(d.providerLimitParkMs ? { providerLimitParkMs: d.providerLimitParkMs } : {}),
+  };
+}
+
 export function urlOf(server: BatchServer, user: string): string {
   if (server.protocol === 'pst') return `pst:${user}`;
   const host = server.host.includes(':') ? `[${server.host}]` : server.host;
@@ -355,13 +413,13 @@ export function batchMarkdown(r: BatchReport): string {
   const lines = [
     `# Mailbox migration batch "${r.name}": ${r.status}`,
     '',
-    `${t.mailboxes} mailboxes: ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed${t.interrupted ? `, ${t.interrupted} interrupted` : ''}${t.notStarted ? `, ${t.notStarted} not started` : ''}. ${t.copied} messages copied, ${t.skippedItems} skipped, in ${t.seconds} s with ${r.parallel} at a time (${r.startedAt} to ${r.finishedAt}).`,
+    `${t.mailboxes} mailboxes: ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed${t.waiting ? `, ${t.waiting} waiting (parked: see resumes)` : ''}${t.interrupted ? `, ${t.interrupted} interrupted` : ''}${t.notStarted ? `, ${t.notStarted} not started` : ''}. ${t.copied} messages copied, ${t.skippedItems} skipped, in ${t.seconds} s with ${r.parallel} at a time (${r.startedAt} to ${r.finishedAt}).`,
     '',
     r.verdict ? `Verdict: ${r.verdict} (the worst of its mailboxes; see "Verdicts" in the README).` : 'Verdict: none yet (some mailboxes did not run to an end).',
     '',
     '| line | source | destination | status | verdict | copied | skipped | code | detail |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-    ...r.jobs.map((j) => `| ${j.line} | ${cell(j.source)} | ${cell(j.destination)} | ${j.status}${j.alreadyComplete ? ' (earlier run)' : ''} | ${j.verdict ?? ''} | ${j.copied} | ${j.skipped} | ${j.code ?? ''} | ${cell(j.message ?? '')} |`),
+    ...r.jobs.map((j) => `| ${j.line} | ${cell(j.source)} | ${cell(j.destination)} | ${j.status}${j.alreadyComplete ? ' (earlier run)' : ''}${j.resumeAt ? ` (resumes ${j.resumeAt})` : ''} | ${j.verdict ?? ''} | ${j.copied} | ${j.skipped} | ${j.code ?? ''} | ${cell(j.message ?? '')} |`),
   ];
   if (r.warnings.length) lines.push('', '## Warnings', '', ...r.warnings.map((w) => `- ${w}`));
   lines.push('', 'Error codes are explained in docs/errors.md of mailmover.', '');

@@ -49,6 +49,8 @@ export interface WorkerFlags {
   metricsPublic?: boolean;
   /** A file, or false for --no-log. */
   log?: string | false;
+  fromOauth?: string;
+  toOauth?: string;
 }
 
 export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
@@ -67,8 +69,10 @@ export async function runWorkerCommand(flags: WorkerFlags): Promise<number> {
     process.stderr.write(`worker ${process.pid}: waiting for mailboxes\n`);
     logger?.info({ event: 'worker-start', parallel: flags.parallel }, 'worker started');
     const { runWorker } = await import('../batch/queue.js');
+    for (const file of [flags.fromOauth, flags.toOauth]) if (file && !file.includes('{user}')) readCredentials(file);
     await runWorker({
       queueUrl: flags.queue,
+      ...(flags.fromOauth || flags.toOauth ? { oauth: { ...(flags.fromOauth ? { source: flags.fromOauth } : {}), ...(flags.toOauth ? { destination: flags.toOauth } : {}) } } : {}),
       ...(flags.state ? { statePath: flags.state } : {}),
       reportDir: flags.reportDir ?? path.resolve('mailmover-reports'),
       parallel: flags.parallel,
@@ -108,6 +112,7 @@ export interface BatchFlags {
   reportDir?: string;
   name?: string;
   again?: boolean;
+  wait?: boolean;
   json?: boolean;
   /** A file, or false for --no-log. */
   log?: string | false;
@@ -179,7 +184,7 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
     const queued = await finishReport(name, 0, started, jobs, list.warnings, reportDir);
     if (wantsNotify(notify)) printNotifyFailures(await notifyBatchEnd(queued, reportDir, notify, logger, controller.signal.aborted));
     process.stdout.write(flags.json ? JSON.stringify(queued, null, 2) + '\n' : `${queued.status}: ${queued.totals.mailboxes} mailboxes, ${queued.totals.complete} complete, ${queued.totals.partial} partial, ${queued.totals.failed} failed${queued.totals.cancelled ? `, ${queued.totals.cancelled} cancelled` : ''}. Reports: ${reportDir}/batch-report.md\n`);
-    return queued.status === 'complete' ? EXIT.OK : queued.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
+    return queued.status === 'waiting' ? EXIT.WAITING : queued.status === 'complete' ? EXIT.OK : queued.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
   }
   let report: BatchReport;
   const view = flags.json ? undefined : new BatchProgressView(process.stderr, list.rows.length, !!process.stderr.isTTY);
@@ -193,6 +198,7 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
       statePath: flags.state ?? defaultStatePath(),
       reportDir,
       again: !!flags.again,
+      waitParked: !!flags.wait,
       signal: controller.signal,
       notify,
       files: { list: path.resolve(listFile), config: path.resolve(flags.config) },
@@ -212,14 +218,16 @@ export async function runBatchCommand(listFile: string, flags: BatchFlags): Prom
   else {
     process.stdout.write(
       `${report.status}: ${t.mailboxes} mailboxes, ${t.complete} complete (${t.alreadyComplete} from an earlier run), ${t.partial} partial, ${t.failed} failed` +
-        `${t.interrupted ? `, ${t.interrupted} interrupted` : ''}${t.notStarted ? `, ${t.notStarted} not started` : ''}; ` +
+        `${t.waiting ? `, ${t.waiting} waiting` : ''}${t.interrupted ? `, ${t.interrupted} interrupted` : ''}${t.notStarted ? `, ${t.notStarted} not started` : ''}; ` +
         `${t.copied} messages copied, ${t.skippedItems} skipped, ${t.seconds} s${report.verdict ? `; verdict ${report.verdict}` : ''}. Reports: ${reportDir}/batch-report.md\n`,
     );
-    for (const j of report.jobs.filter((x) => x.status !== 'complete' && x.status !== 'not started')) process.stdout.write(`  line ${j.line}: ${j.source}: ${j.status} ${j.code ?? ''} ${j.message ?? ''}\n`);
+    for (const j of report.jobs.filter((x) => x.status !== 'complete' && x.status !== 'not started')) process.stdout.write(`  line ${j.line}: ${j.source}: ${j.status}${j.resumeAt ? ` until ${j.resumeAt}` : ''} ${j.code ?? ''} ${j.message ?? ''}\n`);
+    if (report.status === 'waiting') process.stdout.write('Parked mailboxes go on when the batch is run again after their resume time (or run it with --wait).\n');
   }
   logger?.info({ event: 'batch-end', batch: name, status: report.status, verdict: report.verdict, totals: t }, 'batch ended');
   logger?.flush();
   if (report.status === 'interrupted') return EXIT.INTERRUPTED;
+  if (report.status === 'waiting') return EXIT.WAITING;
   return report.status === 'complete' ? EXIT.OK : report.status === 'partial' ? EXIT.PARTIAL : EXIT.FAILED;
 }
 
@@ -256,7 +264,7 @@ function batchStatusText(s: BatchStatus): string {
   for (const m of s.mailboxes) {
     const who = m.source ? `${m.source} -> ${m.destination}` : `${m.sourceUser} -> ${m.destinationUser}`;
     const counts = m.status === 'not started' ? '' : `  ${m.copied ?? 0} copied${m.skipped ? `, ${m.skipped} skipped` : ''}`;
-    out.push(`${String(m.line).padStart(5)}  ${m.status.padEnd(11)}  ${(m.verdict ?? '-').padEnd(11)}  ${terminalText(who)}${counts}${m.code ? `  ${m.code}` : ''}${m.note ? `  (${m.note})` : ''}`);
+    out.push(`${String(m.line).padStart(5)}  ${m.status.padEnd(11)}  ${(m.verdict ?? '-').padEnd(11)}  ${terminalText(who)}${counts}${m.code ? `  ${m.code}` : ''}${m.status === 'waiting' && m.resumeAt ? `  resumes ${m.resumeAt}` : ''}${m.note ? `  (${m.note})` : ''}`);
   }
   return out.join('\n') + '\n';
 }

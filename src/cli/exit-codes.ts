@@ -21,6 +21,11 @@ export const EXIT = {
   CONNECT: 5,
   /** The destination ran out of quota. */
   QUOTA: 6,
+  /**
+   * Not finished, not failed (EX_TEMPFAIL): a mailbox is parked (`waiting`) because a daily budget
+   * is spent or the provider said its own limit is reached; a run after the resume time goes on.
+   */
+  WAITING: 75,
   /** mailmover itself broke (EX_SOFTWARE): a bug to report. */
   INTERNAL: 70,
   /** Stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it). */
@@ -44,6 +49,8 @@ const BY_CODE: Partial<Record<ErrorCode, number>> = {
   // The server refused the --search keys: a usage error, found before anything was copied.
   [ERROR_CODES.SEARCH_REFUSED]: EXIT.USAGE,
   [ERROR_CODES.ABORTED]: EXIT.INTERRUPTED,
+  [ERROR_CODES.BUDGET_SPENT]: EXIT.WAITING,
+  [ERROR_CODES.PROVIDER_LIMIT]: EXIT.WAITING,
   [ERROR_CODES.INTERNAL]: EXIT.INTERNAL,
 };
 
@@ -63,6 +70,8 @@ Exit codes:
   4    authentication failed (password, token or authzid refused; an OAuth sign-in expired, denied or revoked)
   5    cannot connect (refused, timeout, DNS) or TLS failed
   6    the destination is over quota
+  75   not finished, not failed: a mailbox is parked (daily budget spent, or the provider's own limit);
+       a run after the resume time it names goes on
   70   internal error (a bug in mailmover: please report it)
   130  interrupted (Ctrl-C or SIGTERM); a rerun resumes
 `;

@@ -4,6 +4,9 @@
 import { parseEndpoint } from '../core/endpoint.js';
 import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { holdMailbox, migrate, type HeldMailbox } from '../job/migrate.js';
+import type { MigrateOptions } from '../job/options.js';
+import { presetByName } from '../core/presets.js';
+import { sleep } from '../core/sleep.js';
 import { SourceWatcher } from '../job/watch.js';
 import type { MigrationReport } from '../job/report.js';
 import { VERSION } from '../version.js';
@@ -43,10 +46,18 @@ export async function runWatch(flags: MigrateFlags): Promise<number> {
   try {
     for (let pass = 1; !controller.signal.aborted; pass++) {
       await watcher.mark(controller.signal);
+      lastResume.at = undefined;
       const code = await runMigrate(flags, false, controller, passwords, held);
       if (controller.signal.aborted) break;
       last = code;
       process.stderr.write(`watch: pass ${pass} done (exit ${code}); next on new mail in INBOX (IDLE) or in ${seconds} s (Ctrl-C stops)\n`);
+      // Parked (a daily budget, a provider's limit): the next pass waits for the resume time.
+      const resumeAt = lastResume.at;
+      if (resumeAt !== undefined && resumeAt > Date.now()) {
+        process.stderr.write(`watch: the mailbox is parked until ${new Date(resumeAt).toISOString()}; the next pass starts then\n`);
+        await sleep(resumeAt - Date.now(), controller.signal).catch(() => undefined);
+        continue;
+      }
       const woken = await watcher.wait(seconds, controller.signal);
       if (woken) process.stderr.write('watch: new mail at the source\n');
     }
@@ -102,6 +113,7 @@ export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: A
       ...(flags.labelPriority !== undefined ? { labelPriority: flags.labelPriority } : {}),
       ...filterOption(flags),
       limits: { maxMessagesPerSecond: flags.maxMessagesPerSecond, maxBytesPerSecond: flags.maxBytesPerSecond },
+      ...budgetOptions(flags),
       retry: { attempts: flags.retries, baseDelayMs: Math.round(flags.retryDelay * 1000) },
       ...(flags.badItemLimit !== undefined ? { badItemLimit: flags.badItemLimit } : {}),
       ...(flags.maxMessageSize !== undefined ? { maxMessageSize: flags.maxMessageSize } : {}),
@@ -118,6 +130,7 @@ export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: A
     release();
   }
   logger?.info({ status: report.status, totals: report.totals, error: report.error }, 'migration finished');
+  lastResume.at = report.status === 'waiting' && report.error?.resumeAt ? Date.parse(report.error.resumeAt) : undefined;
   if (flags.report) await writeReport(flags.report, report);
   if (flags.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
   else if (report.error && report.folders.length === 0 && report.error.code !== ERROR_CODES.ABORTED) {
@@ -126,4 +139,26 @@ export async function runMigrate(flags: MigrateFlags, dryRun: boolean, outer?: A
   } else process.stdout.write(formatSummary(report));
   logger?.flush();
   return exitOfReport(report);
+}
+
+/** The resume time of the last pass that was parked (for --watch). */
+const lastResume: { at: number | undefined } = { at: undefined };
+
+/**
+ * The daily budgets of the flags (the same for both accounts), under the presets' published
+ * limits (the source preset's download budget, the destination preset's upload budget), which
+ * apply only with a state ledger (the budgets are kept there).
+ */
+export function budgetOptions(flags: MigrateFlags): Pick<MigrateOptions, 'budgets' | 'providerLimitParkMs'> {
+  const given = flags.maxBytesPerDay !== undefined || flags.maxMessagesPerDay !== undefined ? { maxBytes: flags.maxBytesPerDay, maxMessages: flags.maxMessagesPerDay } : undefined;
+  const preset = (name: string | undefined, key: 'downloadBytes' | 'uploadBytes') => {
+    const bytes = name && flags.state !== false ? presetByName(name.toLowerCase())?.dailyBudget?.[key] : undefined;
+    return bytes !== undefined ? { maxBytes: bytes } : undefined;
+  };
+  const source = given ?? preset(flags.fromPreset, 'downloadBytes');
+  const destination = given ?? preset(flags.toPreset, 'uploadBytes');
+  return {
+    ...(source || destination ? { budgets: { ...(source ? { source } : {}), ...(destination ? { destination } : {}), ...(flags.budgetWindow ? { windowMs: flags.budgetWindow } : {}) } } : {}),
+    ...(flags.providerLimitPark ? { providerLimitParkMs: flags.providerLimitPark } : {}),
+  };
 }

@@ -46,3 +46,21 @@ export function dateOption(name: string) {
     return d;
   };
 }
+
+/** A duration such as 90s, 2m, 12h or 1d (a bare number is seconds), in ms; from 1 s to 30 days. */
+export function durationOption(name: string) {
+  return (value: string): number => {
+    const ms = parseDuration(value);
+    if (ms === undefined) throw new MigrateError(ERROR_CODES.CONFIG_OPTION, `${name} takes a duration such as 90s, 2m, 12h or 1d, from 1 s to 30 days (got "${value}").`, { scope: 'config' });
+    return ms;
+  };
+}
+
+/** Parses a duration (90s, 2m, 12h, 1d; a bare number is seconds) into ms; undefined when it is not one, or outside 1 s .. 30 days. */
+export function parseDuration(value: string | number): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)?\s*$/i.exec(String(value));
+  if (!m) return undefined;
+  const unit = { s: 1000, m: 60_000, min: 60_000, h: 3600_000, d: 86_400_000 }[(m[2] ?? 's').toLowerCase() as 's'];
+  const ms = Math.round(Number(m[1]) * unit);
+  return ms >= 1000 && ms <= 30 * 86_400_000 ? ms : undefined;
+}

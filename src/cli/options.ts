@@ -9,7 +9,7 @@ import { messageFilter, type MessageFilter } from '../plan/message-filter.js';
 import { checkSearchKeys } from '../plan/search-keys.js';
 import { defaultStatePath } from '../state/ledger.js';
 import { homedir } from 'node:os';
-import { dateOption, intOption, numberOption, parseSize } from './option-parsers.js';
+import { dateOption, durationOption, intOption, numberOption, parseSize } from './option-parsers.js';
 import { EXIT } from './exit-codes.js';
 import { applyPresetOptions } from './preset-options.js';
 import { PRESET_NAMES } from '../core/presets.js';
@@ -79,6 +79,10 @@ export interface MigrateFlags extends ConnectionFlags, FolderFlags {
   watch?: string | true;
   maxMessagesPerSecond?: number;
   maxBytesPerSecond?: number;
+  maxBytesPerDay?: number;
+  maxMessagesPerDay?: number;
+  budgetWindow?: number;
+  providerLimitPark?: number;
   retries: number;
   retryDelay: number;
   idleTimeout: number;
@@ -196,6 +200,10 @@ export function addCopyOptions(cmd: Command): Command {
     .optionsGroup('Speed and limits:')
     .addOption(new Option('--max-messages-per-second <n>', 'at most N messages a second from the source and to the destination').argParser(numberOption('--max-messages-per-second', 0.01, 1e6)))
     .addOption(new Option('--max-bytes-per-second <size>', 'at most SIZE (e.g. 10M) of messages a second per server').argParser(parseSize('--max-bytes-per-second')))
+    .addOption(new Option('--max-bytes-per-day <size>', 'daily budget per account: at most SIZE (e.g. 500M) downloaded from the source account and uploaded to the destination account per window (kept in the state ledger); then the mailbox is parked (exit 75)').argParser(parseSize('--max-bytes-per-day')))
+    .addOption(new Option('--max-messages-per-day <n>', 'daily budget per account: at most N messages downloaded and uploaded per window').argParser(intOption('--max-messages-per-day', 1, 1e12)))
+    .addOption(new Option('--budget-window <duration>', 'the daily budgets\' rolling window, e.g. 24h (default), 2m, 1d').argParser(durationOption('--budget-window')))
+    .addOption(new Option('--provider-limit-park <duration>', 'how long a mailbox is parked when the provider says its own limit is reached (Gmail\'s bandwidth limit), e.g. 24h (default), 6h').argParser(durationOption('--provider-limit-park')))
     .addOption(new Option('--retries <n>', 'tries per message for a temporary error (busy, locked, throttled) before it is deferred to the end of the folder, and again there').default(3).argParser(intOption('--retries', 1, 20)))
     .addOption(new Option('--retry-delay <seconds>', "first wait before trying again; it doubles each time (a server's suggested backoff is honoured)").default(1).argParser(numberOption('--retry-delay', 0, 600)))
     .addOption(new Option('--max-message-size <size>', 'skip (and report) messages larger than SIZE, e.g. 25M').argParser(parseSize('--max-message-size')))

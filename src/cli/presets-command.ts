@@ -4,7 +4,7 @@
 import { PRESETS, PRESET_NAMES, type Preset } from '../core/presets.js';
 
 const size = (n: number | undefined) => (n === undefined ? '-' : n % (1024 * 1024) === 0 ? `${n / (1024 * 1024)} MiB` : `${Math.round(n / 1e6)} MB`);
-const budget = (p: Preset) => (p.dailyBudget ? `down ${size(p.dailyBudget.downloadBytes)}/day, up ${size(p.dailyBudget.uploadBytes)}/day (shown, not yet enforced)` : '-');
+const budget = (p: Preset) => (p.dailyBudget ? `down ${size(p.dailyBudget.downloadBytes)}/day, up ${size(p.dailyBudget.uploadBytes)}/day (enforced per account with a state ledger)` : '-');
 
 /** The presets as text: one block per preset, the values of the table rows aligned. */
 export function formatPresets(): string {

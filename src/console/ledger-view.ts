@@ -42,6 +42,8 @@ export interface JobView {
   seconds: number | undefined;
   report: string | undefined;
   verdict: string | undefined;
+  /** A parked (`waiting`) mailbox: when it goes on (schema 7). */
+  resumeAt: string | undefined;
   updatedAt: string | undefined;
 }
 
@@ -216,7 +218,7 @@ export class LedgerView {
     const offset = Math.max(0, Math.min(query.offset ?? 0, Math.max(0, matched - 1)));
     const order = (SORTS[query.sort ?? 'line'] ?? SORTS.line!)(col, this.db.dialect);
     const rows = await this.db.all(
-      `SELECT line, source, destination, status, code, message, copied, skipped, ${col('to_copy')} AS to_copy, seconds, report, ${col('verdict')} AS verdict, updated_at
+      `SELECT line, source, destination, status, code, message, copied, skipped, ${col('to_copy')} AS to_copy, seconds, report, ${col('verdict')} AS verdict, ${col('resume_at')} AS resume_at, updated_at
        FROM ${t} WHERE ${where.join(' AND ')} ORDER BY ${order} ${query.dir === 'desc' ? 'DESC' : 'ASC'}, line LIMIT ? OFFSET ?`,
       [...params, limit, offset],
     );
@@ -235,7 +237,7 @@ export class LedgerView {
     const col = await this.jobColumns();
     if (col('batch') === 'NULL') return undefined;
     const rows = await this.db.all(
-      `SELECT line, source, destination, status, code, message, copied, skipped, ${col('to_copy')} AS to_copy, seconds, report, ${col('verdict')} AS verdict, updated_at
+      `SELECT line, source, destination, status, code, message, copied, skipped, ${col('to_copy')} AS to_copy, seconds, report, ${col('verdict')} AS verdict, ${col('resume_at')} AS resume_at, updated_at
        FROM ${this.db.table('batch_job')} WHERE batch = ? AND line = ? ORDER BY source LIMIT 1`,
       [batch, line],
     );
@@ -351,6 +353,7 @@ function jobOf(r: Row): JobView {
     seconds: optNum(r.seconds),
     report: optText(r.report),
     verdict: optText(r.verdict),
+    resumeAt: r.status === 'waiting' && r.resume_at ? iso(r.resume_at) : undefined,
     updatedAt: iso(r.updated_at),
   };
 }

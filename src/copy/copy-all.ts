@@ -14,6 +14,7 @@ import type { ContentScreen } from '../scan/content-screen.js';
 import type { MailboxRecord } from '../state/store.js';
 import type { MessageMeta } from '../stores/mail-store.js';
 import { ByteBudget } from './byte-budget.js';
+import type { DailyGate } from './daily-budget.js';
 import { copyFolder, type Lane } from './folder-copy.js';
 import { FOLDER_RECONNECTS } from './folder-run.js';
 import type { RetryPolicy, ServerGate } from './retry-policy.js';
@@ -32,6 +33,8 @@ export interface CopyAllContext {
   openLane: (optional?: boolean) => Promise<Lane>;
   releaseLane: (lane: Lane) => Promise<void>;
   gates: { source: ServerGate; destination: ServerGate };
+  /** The mailbox's daily budgets, when any is set. */
+  daily?: DailyGate | undefined;
   reconnect: (lane: Lane, side: 'source' | 'destination') => Promise<void>;
   connections: number;
   options: MigrateOptions;
@@ -108,6 +111,7 @@ export async function copyAll(plan: FolderPlan, report: MigrationReport, ctx: Co
             budget,
             retry: ctx.retry,
             gates,
+            daily: ctx.daily,
             precheck: (meta) => precheck(meta, options.maxMessageSize, current.dest.caps().appendLimit),
             screen: ctx.screen,
             log,

@@ -16,6 +16,8 @@ import { sleep } from '../core/sleep.js';
 import { isolateLosses } from './isolate.js';
 import { MAX_LOSSES_IN_A_ROW, asItemError, brokeConnection, isLoss, retryDelay, retryable, type Failure, type FolderRun, type Ready } from './folder-run.js';
 import { isOversized } from './list-stage.js';
+import { budgetSpent } from './daily-budget.js';
+import { DAY_MS } from '../state/budget-window.js';
 
 /** What one batch's fetch gave. */
 export interface Fetched {
@@ -115,6 +117,8 @@ export async function fetchStage(run: FolderRun, metas: MessageMeta[]): Promise<
           notHere.push(meta);
         } else {
           const f: Failure = { meta, error: asItemError(o.error, ERROR_CODES.FETCH_FAILED), tries };
+          // The provider's own limit (bandwidth): every further message would be refused too.
+          if (f.error.scope === 'mailbox') throw f.error;
           if (attempt < ctx.retry.attempts && retryable(f, attempt)) again.push(f);
           else failed.push(f);
         }
@@ -158,4 +162,19 @@ export async function fetchStage(run: FolderRun, metas: MessageMeta[]): Promise<
     ctx.budget.release(held);
     throw err;
   }
+}
+
+/** A fetched batch, and the error that parks the mailbox once it is appended (the budget let only part of it through). */
+export type BudgetedFetch = Fetched & { park?: MigrateError };
+
+/** Fetches the part of `metas` the budgets let through (all of it without budgets). */
+export async function budgetedFetch(run: FolderRun, metas: MessageMeta[]): Promise<BudgetedFetch> {
+  const gate = run.ctx.daily;
+  if (!gate) return fetchStage(run, metas);
+  const { admitted, resumeAt } = await gate.admit(metas.map((m) => m.size));
+  const park = admitted < metas.length ? budgetSpent(resumeAt ?? Date.now() + DAY_MS, gate.what) : undefined;
+  if (park) run.ctx.log?.warn({ event: 'budget-spent', folder: run.entry.sourceName, admitted, refused: metas.length - admitted, resumeAt: new Date(park.resumeAt!).toISOString() }, 'daily budget spent: the mailbox parks after this batch');
+  if (admitted === 0) return { ready: [], failed: [], vanished: 0, held: 0, ...(park ? { park } : {}) };
+  const fetched = await fetchStage(run, metas.slice(0, admitted));
+  return park ? { ...fetched, park } : fetched;
 }

@@ -16,7 +16,8 @@
  *   of reconnects; a folder that spends it is given up (MM-FOLDER-GAVE-UP).
  * - A changed UIDVALIDITY, or a folder that cannot be opened, ends this attempt at the folder; the
  *   caller plans it again or reports it.
- * - An out-of-quota destination or an unavailable scanner ends the mailbox (thrown).
+ * - An out-of-quota destination or an unavailable scanner ends the mailbox (thrown); so does a
+ *   spent daily budget or a provider's own bandwidth limit, which park it (copy/daily-budget.ts).
  */
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { flagsToCopy, invalidFlags } from '../core/flags.js';
@@ -24,7 +25,7 @@ import { sleep } from '../core/sleep.js';
 import { batchMessages, matchMessages } from '../plan/message-plan.js';
 import type { MessageMeta } from '../stores/mail-store.js';
 import { appendStage } from './append-stage.js';
-import { fetchStage, type Fetched } from './fetch-stage.js';
+import { budgetedFetch, type BudgetedFetch } from './fetch-stage.js';
 import { FolderRun, type Failure, type FolderCopyContext } from './folder-run.js';
 import { listBothSides, type Listed } from './list-stage.js';
 import { removeProven } from './move-stage.js';
@@ -197,12 +198,13 @@ async function runPass(run: FolderRun, metas: MessageMeta[]): Promise<Failure[]>
   const failures: Failure[] = [];
   const batches = batchMessages(metas, ctx.limits);
   if (batches.length === 0) return failures;
-  let next: Promise<Fetched> | undefined = fetchStage(run, batches[0]!);
+  let next: Promise<BudgetedFetch> | undefined = budgetedFetch(run, batches[0]!);
   try {
     for (let k = 0; k < batches.length; k++) {
       signal?.throwIfAborted();
-      const fetched: Fetched = await next!;
-      next = k + 1 < batches.length ? fetchStage(run, batches[k + 1]!) : undefined;
+      const fetched: BudgetedFetch = await next!;
+      // A daily budget let only part of this batch through: nothing more is fetched.
+      next = k + 1 < batches.length && !fetched.park ? budgetedFetch(run, batches[k + 1]!) : undefined;
       // The prefetch may fail while we append; its error is handled when we await it.
       next?.catch(() => undefined);
       report.vanished += fetched.vanished;
@@ -216,6 +218,8 @@ async function runPass(run: FolderRun, metas: MessageMeta[]): Promise<Failure[]>
       report.copied += result.copied;
       report.copiedBytes += result.copiedBytes;
       ctx.onBatch(result.copied, result.copiedBytes, [], result.verdicts);
+      // Parked between batches: what was let through is appended and settled.
+      if (fetched.park) throw fetched.park;
     }
   } catch (err) {
     await next?.then(

@@ -11,6 +11,7 @@ import type { ContentScreen, ScreenResult } from '../scan/content-screen.js';
 import type { FolderRecord } from '../state/store.js';
 import type { FolderStatus, MailStore, MessageMeta } from '../stores/mail-store.js';
 import type { ByteBudget } from './byte-budget.js';
+import type { DailyGate } from './daily-budget.js';
 import { SizeTrust } from './size-trust.js';
 import type { Logger } from 'pino';
 import { backoffDelay, type RetryPolicy, type ServerGate } from './retry-policy.js';
@@ -48,6 +49,8 @@ export interface FolderCopyContext {
   retry: RetryPolicy;
   /** Pauses shared by every lane that talks to the same server (throttling). */
   gates: { source: ServerGate; destination: ServerGate };
+  /** The daily budgets of the mailbox's accounts, when any is set (copy/daily-budget.ts). */
+  daily?: DailyGate | undefined;
   /** Refuses an item before it is fetched (size limits); undefined lets it through. */
   precheck(meta: MessageMeta): { code: ErrorCode; reason: string } | undefined;
   /** Remove at the destination what was deleted at the source since the last pass (needs the ledger). */

@@ -53,6 +53,8 @@ export const ERROR_CODES = {
   CONNECTION_LOST: 'MM-CONNECTION-LOST',
   MESSAGE_TOO_LARGE: 'MM-MESSAGE-TOO-LARGE',
   DEST_OVERQUOTA: 'MM-DEST-OVERQUOTA',
+  BUDGET_SPENT: 'MM-BUDGET-SPENT',
+  PROVIDER_LIMIT: 'MM-PROVIDER-LIMIT',
   BAD_ITEM_LIMIT: 'MM-BAD-ITEM-LIMIT',
   SCAN_UNAVAILABLE: 'MM-SCAN-UNAVAILABLE',
   SCAN_INFECTED: 'MM-SCAN-INFECTED',
@@ -101,6 +103,8 @@ export interface MigrateErrorOptions {
   serverResponse?: string;
   /** Milliseconds the server asked us to wait before trying again. */
   retryAfterMs?: number;
+  /** A mailbox parked (MM-BUDGET-SPENT, MM-PROVIDER-LIMIT): when it may go on (ms since the epoch). */
+  resumeAt?: number;
   cause?: unknown;
 }
 
@@ -112,6 +116,8 @@ export class MigrateError extends Error {
   readonly serverResponse: string | undefined;
   /** A wait the server asked for before trying again (e.g. a throttling answer's suggested backoff). */
   readonly retryAfterMs: number | undefined;
+  /** A parked mailbox: when it may go on (ms since the epoch). */
+  readonly resumeAt: number | undefined;
 
   constructor(code: ErrorCode, message: string, options: MigrateErrorOptions) {
     // Scrubbed here, once, so that every report, JSON output and log line built from an error is
@@ -123,15 +129,22 @@ export class MigrateError extends Error {
     this.retry = options.retry ?? 'never';
     this.serverResponse = options.serverResponse === undefined ? undefined : scrub(options.serverResponse);
     this.retryAfterMs = options.retryAfterMs;
+    this.resumeAt = options.resumeAt;
   }
 
   /** A plain object for reports and JSON logs (no stack, no cause chain). */
-  toJSON(): { code: ErrorCode; message: string; serverResponse?: string } {
-    return this.serverResponse === undefined
-      ? { code: this.code, message: this.message }
-      : { code: this.code, message: this.message, serverResponse: this.serverResponse };
+  toJSON(): { code: ErrorCode; message: string; serverResponse?: string; resumeAt?: string } {
+    return {
+      code: this.code,
+      message: this.message,
+      ...(this.serverResponse === undefined ? {} : { serverResponse: this.serverResponse }),
+      ...(this.resumeAt === undefined ? {} : { resumeAt: new Date(this.resumeAt).toISOString() }),
+    };
   }
 }
+
+/** The codes of a mailbox parked rather than failed (a daily budget spent, a provider's own limit): it resumes later. */
+export const PARK_CODES: ReadonlySet<string> = new Set([ERROR_CODES.BUDGET_SPENT, ERROR_CODES.PROVIDER_LIMIT]);
 
 /** True when `err` is a {@link MigrateError}. */
 export function isMigrateError(err: unknown): err is MigrateError {

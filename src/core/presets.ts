@@ -6,7 +6,8 @@
  * The figures are the providers' published limits where there is one; README "Presets" says
  * where each comes from. Connection counts are mailmover's own choice (below the provider's
  * published per-account maximum, leaving room for the user's own mail clients). Daily budgets are
- * shown by `mailmover presets` but not enforced yet (issue 17: budgets and parking).
+ * enforced per account (README "Daily budgets"): the source preset's download budget, the
+ * destination preset's upload budget, unless --max-bytes-per-day / maxBytesPerDay says otherwise.
  */
 
 /** How a provider's accounts sign in over IMAP. */
@@ -27,7 +28,7 @@ export interface Preset {
   maxMessageSize?: number;
   /** Folders copied at once (each with its own connection pair), per mailbox. */
   connections: number;
-  /** Per-account daily transfer budgets (not enforced yet). */
+  /** Per-account daily transfer budgets, the provider's published limits (enforced: README "Daily budgets"). */
   dailyBudget?: { downloadBytes?: number; uploadBytes?: number };
   /**
    * Source folders left out by default (regular expressions over the '/'-joined path, as

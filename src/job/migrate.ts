@@ -11,6 +11,8 @@ import { pathKey } from '../core/mailbox-path.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { type Lane } from '../copy/folder-copy.js';
 import { copyAll } from '../copy/copy-all.js';
+import { dailyGate, type DailyBudgets } from '../copy/daily-budget.js';
+import { DAY_MS } from '../state/budget-window.js';
 import { createFolders } from '../copy/create-stage.js';
 import { surveyFolders } from '../copy/survey-stage.js';
 import { DEFAULT_RETRY, ServerGate, backoffDelay, type RetryPolicy } from '../copy/retry-policy.js';
@@ -73,6 +75,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   if (options.messageFilter?.search !== undefined) {
     checkSearchKeys(options.messageFilter.search);
     requireSearchableSides([{ flag: '--from', endpoint: from }]);
+  }
+  if (!options.dryRun && budgetsSet(options.budgets) && !options.statePath && !options.stateStore && !options.heldMailbox?.ledger) {
+    throw new MigrateError(ERROR_CODES.CONFIG_OPTION, 'Daily budgets are kept in the state ledger (so that they hold across runs and processes): --max-bytes-per-day and --max-messages-per-day need a state file.', { scope: 'config' });
   }
   if (options.syncDeletions && !options.statePath && !options.stateStore) {
     throw new MigrateError(ERROR_CODES.CONFIG_OPTION, 'Deletions are synced from the state ledger (what was copied, and is gone at the source now): --sync-deletions needs a state file.', { scope: 'config' });
@@ -243,6 +248,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
     if (labels?.active) report.gmailLabels = labels.report();
     const survey = await surveyFolders(first.source, first.dest, plan, report.folders, ledgerState, signal, log);
     await copyAll(plan, report, {
+      daily: held?.ledger ? dailyGate(held.ledger, options.budgets, report.source.url, report.destination.url) : undefined,
       survey,
       lanes,
       openLane,
@@ -266,7 +272,12 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
         ? new MigrateError(ERROR_CODES.ABORTED, 'The migration was stopped.', { scope: 'mailbox', cause: err })
         : new MigrateError(ERROR_CODES.INTERNAL, `Unexpected error: ${(err as Error)?.message ?? String(err)}`, { scope: 'mailbox', cause: err });
     report.error = e.toJSON();
-    log?.error({ code: e.code, err: e.message }, 'migration failed');
+    if (e.code === ERROR_CODES.PROVIDER_LIMIT && !report.error.resumeAt) {
+      const resumeAt = new Date(Date.now() + (options.providerLimitParkMs ?? DAY_MS)).toISOString();
+      report.error = { ...report.error, message: `${e.message}; the mailbox is parked until ${resumeAt}`, resumeAt };
+    }
+    if (report.error.resumeAt) log?.warn({ code: e.code, err: report.error.message, resumeAt: report.error.resumeAt }, 'mailbox parked');
+    else log?.error({ code: e.code, err: e.message }, 'migration failed');
   } finally {
     await Promise.all([...lanes].map((l) => releaseLane(l)));
     if (!options.heldMailbox) await held?.release(log);
@@ -280,7 +291,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrationReport>
   if (report.leftOut?.length) report.totals.leftOut = report.leftOut.reduce<Record<string, number>>((by, l) => ({ ...by, [l.kind]: (by[l.kind] ?? 0) + l.count }), {});
   report.status = statusOf(report);
   // A run that was stopped has no verdict yet: the rerun that finishes it gives one.
-  if (report.status !== 'interrupted') report.verdict = verdictOf(report);
+  if (report.status !== 'interrupted' && report.status !== 'waiting') report.verdict = verdictOf(report);
   return report;
 }
 
@@ -345,6 +356,7 @@ export async function holdMailbox(options: Pick<MigrateOptions, 'from' | 'to' | 
   }
   return {
     state,
+    ledger,
     async release(log?: Logger) {
       await Promise.resolve(state?.release()).catch((err: unknown) => log?.warn({ err: (err as Error).message }, 'the mailbox lock could not be given back'));
       lockFiles?.release();
@@ -404,4 +416,8 @@ function buildScreen(scan: ScanOptions, retry: RetryPolicy, logger: Logger | und
     ...(scan.attempts !== undefined ? { attempts: scan.attempts } : {}),
     logger,
   });
+}
+
+function budgetsSet(b: DailyBudgets | undefined): boolean {
+  return [b?.source, b?.destination].some((l) => l?.maxBytes !== undefined || l?.maxMessages !== undefined);
 }

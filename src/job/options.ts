@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { Endpoint } from '../core/endpoint.js';
 import type { RetryPolicy, ServerGate, ServerLimits } from '../copy/retry-policy.js';
+import type { DailyBudgets } from '../copy/daily-budget.js';
 import type { FolderRuleOptions } from '../plan/folder-rules.js';
 import type { MessageFilter } from '../plan/message-filter.js';
 import type { ClamdAddress } from '../scan/clamd.js';
@@ -85,6 +86,19 @@ export interface MigrateOptions {
   serverGates?: { source: ServerGate; destination: ServerGate };
   /** Limits for both servers of this migration (ignored when serverGates is given). */
   limits?: ServerLimits;
+  /**
+   * Daily budgets per account, over a rolling window (README "Daily budgets"): bytes and messages
+   * downloaded from the source account, uploaded to the destination account. Kept in the ledger
+   * (needs one), so they hold across runs and processes. A spent budget parks the mailbox: the run
+   * ends `waiting` (MM-BUDGET-SPENT) with the time it can go on.
+   */
+  budgets?: DailyBudgets;
+  /**
+   * How long a mailbox is parked when the provider answers that its own limit is reached
+   * (MM-PROVIDER-LIMIT: Gmail's "command or bandwidth limits", an account temporarily locked), in
+   * ms (default 24 h: Gmail lifts its lockout within a day).
+   */
+  providerLimitParkMs?: number;
   /** Remove at the destination what was deleted at the source since the last pass (uses the ledger; default off). */
   syncDeletions?: boolean;
   /** A move: remove each source message once its exact copy (size and SHA-256) is proven at the destination (default off). */
@@ -143,6 +157,8 @@ export interface ScanOptions {
 export interface HeldMailbox {
   /** The ledger's record of the mailbox (undefined without a ledger: then the lock files alone hold it). */
   state: MailboxRecord | undefined;
+  /** The ledger it is in (daily budgets are spent there). */
+  ledger?: StateStore | undefined;
   /** Gives the lock back and closes a ledger opened for it. */
   release(log?: Logger): Promise<void>;
 }

@@ -9,7 +9,11 @@ import type { ErrorCode } from '../core/errors.js';
  * Overall outcome: every message is there, some items were skipped, the migration failed, or it
  * was stopped by its caller (Ctrl-C, SIGTERM, an aborted signal) before it ended: a rerun resumes.
  */
-export type MigrationStatus = 'complete' | 'partial' | 'failed' | 'interrupted';
+/**
+ * `waiting`: the mailbox was parked between messages (a daily budget spent, or the provider's own
+ * bandwidth limit, see README "Daily budgets"); `resumeAt` says when a rerun can go on.
+ */
+export type MigrationStatus = 'complete' | 'partial' | 'failed' | 'interrupted' | 'waiting';
 
 /** One folder of the source and what became of it. */
 export interface FolderReport {
@@ -212,8 +216,8 @@ export interface MigrationReport {
    * checked (at least 5, none exact): sizes were then not held against the bodies (see MM-FETCH-MISMATCH).
    */
   sourceSizes?: 'estimates';
-  /** Set when the migration as a whole failed (connect, login, list, plan, abort). */
-  error?: { code: ErrorCode; message: string; serverResponse?: string };
+  /** Set when the migration as a whole failed (connect, login, list, plan, abort) or was parked (`resumeAt` then). */
+  error?: { code: ErrorCode; message: string; serverResponse?: string; resumeAt?: string };
   /** The consistency verdict (see verdictOf and the README). */
   verdict?: Verdict;
 }
@@ -252,6 +256,7 @@ export function worstVerdict(verdicts: readonly (Verdict | undefined)[]): Verdic
 /** Derives the status from folder errors and skipped items. */
 export function statusOf(report: Pick<MigrationReport, 'folders' | 'items' | 'error'>): MigrationStatus {
   if (report.error?.code === 'MM-ABORTED') return 'interrupted';
+  if (report.error?.code === 'MM-BUDGET-SPENT' || report.error?.code === 'MM-PROVIDER-LIMIT') return 'waiting';
   if (report.error || report.folders.some((f) => f.error)) return 'failed';
   // A move that left messages at the source (no exact copy proven at the destination) is not done.
   if (report.items.length > 0 || report.folders.some((f) => f.sourceKept)) return 'partial';

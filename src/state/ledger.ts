@@ -26,6 +26,8 @@ import { write } from './checkpoint.js';
 import { mailboxIdentities } from './mailbox-key.js';
 import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
 import { SQLITE_V5, V4_STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
+import { SQLITE_V7, sqliteSpend, sqliteUsage } from './budget-ledger.js';
+import type { BudgetAnswer, BudgetRequest } from './budget-window.js';
 import { jobFromRow, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
 import { processAlive } from '../core/process-alive.js';
 
@@ -36,7 +38,7 @@ export { jobFromRow } from './types.js';
 export { STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
 
 /** The schema version this code writes. */
-export const SCHEMA_VERSION = 6;
+export const SCHEMA_VERSION = 7;
 
 /** Each step takes the schema from version i to i+1 (exported for the migration tests). */
 export const MIGRATIONS: readonly string[] = [
@@ -133,6 +135,8 @@ export const MIGRATIONS: readonly string[] = [
   // The intents of a folder counted without reading its other rows (every rerun asks).
   `ALTER TABLE folder ADD COLUMN dest_modseq TEXT;
    CREATE INDEX message_intent ON message (folder_id) WHERE state = 'intent';`,
+  // 7: daily budgets per account, and when a parked mailbox resumes (budget-ledger.ts).
+  SQLITE_V7,
 ];
 
 export { defaultStatePath } from './paths.js';
@@ -262,14 +266,15 @@ export class Ledger implements StateStore {
   recordJob(batch: string, job: BatchJobRecord): void {
     this.db
       .prepare(
-        `INSERT INTO batch_job (batch, line, source, destination, status, code, message, copied, skipped, to_copy, job_id, seconds, report, verdict, runner_pid, runner_host, updated_at)
-         VALUES (@batch, @line, @source, @destination, @status, @code, @message, @copied, @skipped, @toCopy, @jobId, @seconds, @report, @verdict, @runnerPid, @runnerHost, @at)
+        `INSERT INTO batch_job (batch, line, source, destination, status, code, message, copied, skipped, to_copy, job_id, seconds, report, verdict, runner_pid, runner_host, resume_at, updated_at)
+         VALUES (@batch, @line, @source, @destination, @status, @code, @message, @copied, @skipped, @toCopy, @jobId, @seconds, @report, @verdict, @runnerPid, @runnerHost, @resumeAt, @at)
          ON CONFLICT (batch, source, destination) DO UPDATE SET line = excluded.line, status = excluded.status, code = excluded.code,
            message = excluded.message, copied = excluded.copied, skipped = excluded.skipped, to_copy = excluded.to_copy,
            job_id = coalesce(excluded.job_id, batch_job.job_id), seconds = excluded.seconds, report = excluded.report,
-           verdict = excluded.verdict, runner_pid = excluded.runner_pid, runner_host = excluded.runner_host, updated_at = excluded.updated_at`,
+           verdict = excluded.verdict, runner_pid = excluded.runner_pid, runner_host = excluded.runner_host, resume_at = excluded.resume_at, updated_at = excluded.updated_at`,
       )
       .run({
+        resumeAt: job.resumeAt ?? null,
         batch,
         line: job.line,
         source: job.source,
@@ -300,6 +305,14 @@ export class Ledger implements StateStore {
   /** The mailboxes of a batch as last recorded. */
   jobs(batch: string): (BatchJobRecord & { updatedAt: string })[] {
     return (this.db.prepare('SELECT * FROM batch_job WHERE batch = ? ORDER BY line').all(batch) as BatchJobRow[]).map(jobFromRow);
+  }
+
+  spendBudget(req: BudgetRequest): BudgetAnswer {
+    return sqliteSpend(this.db, req);
+  }
+
+  budgetUsage(account: string, direction: 'down' | 'up', windowMs: number, now?: number): { bytes: number; messages: number } {
+    return sqliteUsage(this.db, account, direction, windowMs, now);
   }
 
   /** Per folder: copies recorded, intents left over, skipped items, last complete pass. */

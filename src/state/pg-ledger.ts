@@ -19,6 +19,8 @@ import { ERROR_CODES, MigrateError } from '../core/errors.js';
 import { writeAsync } from './checkpoint.js';
 import { SCHEMA_VERSION } from './ledger.js';
 import { pgV5, V4_STATUS_SQL, VERDICT_SQL } from './schema-v5.js';
+import { pgSpend, pgUsage, pgV7 } from './budget-ledger.js';
+import type { BudgetAnswer, BudgetRequest } from './budget-window.js';
 import { mailboxIdentities } from './mailbox-key.js';
 import { lockMailboxFiles, type MailboxLock } from './mailbox-lock.js';
 import { jobFromRow, maskUrl, type BatchJobRecord, type BatchJobRow, type FolderMarks, type FolderRecord, type FolderSummary, type LedgerMessage, type LedgerSkip, type MailboxRecord, type StateStore } from './types.js';
@@ -96,6 +98,8 @@ export const PG_MIGRATIONS: readonly string[] = [
   // 6: the destination folder's HIGHESTMODSEQ at the last pass (see ledger.ts).
   `ALTER TABLE ${SCHEMA}.folder ADD COLUMN IF NOT EXISTS dest_modseq TEXT;
    CREATE INDEX IF NOT EXISTS message_intent ON ${SCHEMA}.message (folder_id) WHERE state = 'intent';`,
+  // 7: daily budgets per account, and when a parked mailbox resumes (budget-ledger.ts).
+  pgV7(SCHEMA),
 ];
 
 type Queryable = pg.Pool | pg.PoolClient | pg.Client;
@@ -223,13 +227,13 @@ export class PgLedger implements StateStore {
 
   async recordJob(batch: string, job: BatchJobRecord): Promise<void> {
     await this.pool.query(
-      `INSERT INTO ${SCHEMA}.batch_job AS b (batch, line, source, destination, status, code, message, copied, skipped, seconds, report, to_copy, job_id, verdict, runner_pid, runner_host, updated_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, now())
+      `INSERT INTO ${SCHEMA}.batch_job AS b (batch, line, source, destination, status, code, message, copied, skipped, seconds, report, to_copy, job_id, verdict, runner_pid, runner_host, resume_at, updated_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, now())
        ON CONFLICT (batch, source, destination) DO UPDATE SET line = EXCLUDED.line, status = EXCLUDED.status, code = EXCLUDED.code,
          message = EXCLUDED.message, copied = EXCLUDED.copied, skipped = EXCLUDED.skipped, seconds = EXCLUDED.seconds,
          report = EXCLUDED.report, to_copy = EXCLUDED.to_copy, job_id = coalesce(EXCLUDED.job_id, b.job_id), verdict = EXCLUDED.verdict,
-         runner_pid = EXCLUDED.runner_pid, runner_host = EXCLUDED.runner_host, updated_at = EXCLUDED.updated_at`,
-      [batch, job.line, job.source, job.destination, job.status, job.code ?? null, job.message ?? null, job.copied, job.skipped, job.seconds ?? null, job.report ?? null, job.toCopy ?? null, job.jobId ?? null, job.verdict ?? null, job.runner?.pid ?? null, job.runner?.host ?? null],
+         runner_pid = EXCLUDED.runner_pid, runner_host = EXCLUDED.runner_host, resume_at = EXCLUDED.resume_at, updated_at = EXCLUDED.updated_at`,
+      [batch, job.line, job.source, job.destination, job.status, job.code ?? null, job.message ?? null, job.copied, job.skipped, job.seconds ?? null, job.report ?? null, job.toCopy ?? null, job.jobId ?? null, job.verdict ?? null, job.runner?.pid ?? null, job.runner?.host ?? null, job.resumeAt ?? null],
     );
   }
 
@@ -243,6 +247,14 @@ export class PgLedger implements StateStore {
   async jobs(batch: string): Promise<(BatchJobRecord & { updatedAt: string })[]> {
     const { rows } = await this.pool.query<BatchJobRow>(`SELECT * FROM ${SCHEMA}.batch_job WHERE batch = $1 ORDER BY line`, [batch]);
     return rows.map(jobFromRow);
+  }
+
+  spendBudget(req: BudgetRequest): Promise<BudgetAnswer> {
+    return pgSpend(this.pool, SCHEMA, req);
+  }
+
+  budgetUsage(account: string, direction: 'down' | 'up', windowMs: number, now?: number): Promise<{ bytes: number; messages: number }> {
+    return pgUsage(this.pool, SCHEMA, account, direction, windowMs, now);
   }
 
   async close(): Promise<void> {

@@ -4,6 +4,7 @@
  * import circle.
  */
 import type { Verdict } from '../job/report.js';
+import type { BudgetAnswer, BudgetRequest } from './budget-window.js';
 
 /** A value now or later. */
 export type Awaitable<T> = T | Promise<T>;
@@ -37,6 +38,14 @@ export interface StateStore {
   recordProgress(batch: string, source: string, destination: string, progress: { copied: number; skipped: number; toCopy: number }): Awaitable<void>;
   /** The mailboxes of a batch as last recorded, in list order. */
   jobs(batch: string): Awaitable<(BatchJobRecord & { updatedAt: string })[]>;
+  /**
+   * Daily budgets (README "Daily budgets", state/budget-window.ts): records as spent the prefix of
+   * `req.sizes` that every account's budget admits in the rolling window, in one transaction
+   * shared by every run and worker of this ledger; says when the next message fits if some did not.
+   */
+  spendBudget(req: BudgetRequest): Awaitable<BudgetAnswer>;
+  /** What an account spent (`down`: downloaded from it; `up`: uploaded to it) in the window ending now (or at `now`). */
+  budgetUsage(account: string, direction: 'down' | 'up', windowMs: number, now?: number): Awaitable<{ bytes: number; messages: number }>;
   close(): Awaitable<void>;
 }
 
@@ -112,8 +121,9 @@ export interface LedgerMessage {
 
 /**
  * What became of one mailbox of a batch (README "Batches"): `not started` (the batch has not
- * reached it), `queued` (its job waits for a worker), `running`, `waiting` (a queued batch: its job
- * is back in the queue for a retry after its worker stopped, died or failed), `interrupted` (stopped
+ * reached it), `queued` (its job waits for a worker), `running`, `waiting` (parked until
+ * `resumeAt`: a daily budget is spent or the provider said its limit is reached; or, in a queued
+ * batch, its job is back in the queue for a retry after its worker stopped, died or failed), `interrupted` (stopped
  * by Ctrl-C or SIGTERM, or its process was killed: a rerun resumes it), `complete`, `partial`
  * (some items skipped) or `failed`; a queued batch's mailbox may also be `paused` (its job held
  * back until the batch is resumed) or `cancelled` (its job taken out of the queue), by the console.
@@ -147,6 +157,8 @@ export interface BatchJobRecord {
   seconds?: number;
   /** The mailbox's report file. */
   report?: string;
+  /** A `waiting` (parked) mailbox: when it may go on (ISO time). */
+  resumeAt?: string;
 }
 
 /** A batch_job row as both backends return it (PostgreSQL gives the time as a Date). */
@@ -166,6 +178,8 @@ export interface BatchJobRow {
   verdict: JobVerdict | null;
   runner_pid: number | null;
   runner_host: string | null;
+  /** Schema 7; absent when read through an older view. */
+  resume_at?: string | Date | null;
   updated_at: string | Date;
 }
 
@@ -186,6 +200,7 @@ export function jobFromRow(r: BatchJobRow): BatchJobRecord & { updatedAt: string
     ...(r.job_id ? { jobId: r.job_id } : {}),
     ...(r.verdict ? { verdict: r.verdict } : {}),
     ...(r.runner_pid !== null && r.runner_pid !== undefined && r.runner_host ? { runner: { pid: r.runner_pid, host: r.runner_host } } : {}),
+    ...(r.resume_at ? { resumeAt: r.resume_at instanceof Date ? r.resume_at.toISOString() : r.resume_at } : {}),
     updatedAt: r.updated_at instanceof Date ? r.updated_at.toISOString() : r.updated_at,
   };
 }

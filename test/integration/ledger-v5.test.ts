@@ -67,7 +67,7 @@ describe('ledger schema 5', () => {
   });
 
   test('SQLite: a schema-4 file is migrated to the current schema on open; the new records and statuses work', async () => {
-    assert.equal(SCHEMA_VERSION, 6, 'schema 5 (these records) and 6 (the destination HIGHESTMODSEQ) are the steps after 4');
+    assert.equal(SCHEMA_VERSION, 7, 'schema 5 (these records), 6 (the destination HIGHESTMODSEQ) and 7 (daily budgets) are the steps after 4');
     const file = path.join(dir, 'state.db');
     const old = new Database(file);
     for (const step of MIGRATIONS.slice(0, 4)) old.exec(step);

@@ -185,6 +185,25 @@ export function classifyResponse(text: string | undefined): ResponseClass {
   return { retry: 'now', overQuota: false };
 }
 
+/**
+ * A provider's own usage limit, not the mailbox's storage: Gmail's `NO [OVERQUOTA] Account exceeded
+ * command or bandwidth limits. (Failure)` (its daily IMAP download and upload limits, lifted up to a
+ * day later), other answers that name a bandwidth or transfer limit exceeded, and an account
+ * temporarily locked or blocked (Exchange and Microsoft 365 lock an account for a while after too
+ * much traffic or too many commands; Yahoo and others do the same). A destination `[OVERQUOTA]`
+ * that says nothing of bandwidth ("Quota exceeded", "mailbox full") stays a storage quota
+ * (MM-DEST-OVERQUOTA): the words decide, not the code.
+ */
+export function isProviderLimit(text: string | undefined): boolean {
+  if (!text) return false;
+  return (
+    /command or bandwidth limits?/i.test(text) ||
+    /bandwidth[^.]{0,40}(limit|exceed|quota)|(limit|exceed)[^.]{0,40}bandwidth/i.test(text) ||
+    /(download|upload|transfer) (limit|quota)[^.]{0,20}(exceeded|reached)|exceeded[^.]{0,20}(download|upload|transfer) (limit|quota)/i.test(text) ||
+    /account (is |has been )?temporarily (locked|blocked|suspended)/i.test(text)
+  );
+}
+
 /** True for Exchange Online's answer of a half-open session (logged in, no mailbox behind it). */
 export const isHalfOpen = (text: string | undefined): boolean => !!text && /authenticated but not connected/i.test(text);
 
@@ -199,6 +218,10 @@ export function commandError(code: ErrorCode, scope: ErrorScope, what: string, e
   const detail = text ?? (lost ? `connection lost (${e.code})` : (e.message ?? String(err)));
   if (lost) {
     return new MigrateError(ERROR_CODES.CONNECTION_LOST, `${what}: ${detail}`, { scope: 'folder', retry: 'now', cause: err, ...(text ? { serverResponse: text } : {}) });
+  }
+  if (isProviderLimit(text)) {
+    // The whole account is held back: the mailbox is parked (the caller says until when), not failed.
+    return new MigrateError(ERROR_CODES.PROVIDER_LIMIT, `${what}: the provider's own limit is reached: ${detail}`, { scope: 'mailbox', retry: 'later', cause: err, ...(text ? { serverResponse: text } : {}) });
   }
   const cls = classifyResponse(text);
   if (cls.overQuota && code === ERROR_CODES.APPEND_FAILED) {

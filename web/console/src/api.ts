@@ -40,6 +40,8 @@ export interface Job {
   toCopy?: number;
   seconds?: number;
   verdict?: string;
+  /** A parked (`waiting`) mailbox: when it goes on. */
+  resumeAt?: string;
   updatedAt?: string;
 }
 

@@ -40,7 +40,7 @@ export async function detailView(batch: string, line: number): Promise<HTMLEleme
       'div',
       { class: 'panel' },
       el('p', { class: 'wrap' }, el('b', {}, 'from '), j.source, el('b', {}, ' to '), j.destination),
-      el('p', {}, 'status: ', el('b', { id: 'detail-status', class: `status-${j.status.replace(/\W+/g, '-')}` }, j.status), j.verdict ? ` (verdict: ${j.verdict})` : '', ` · line ${j.line} · copied ${fmt(j.copied)}${j.toCopy !== undefined ? ` of ${fmt(j.toCopy)}` : ''} · skipped ${fmt(j.skipped)}`, j.seconds !== undefined ? ` · ${duration(j.seconds)}` : '', ` · updated ${when(j.updatedAt)}`),
+      el('p', {}, 'status: ', el('b', { id: 'detail-status', class: `status-${j.status.replace(/\W+/g, '-')}` }, j.status), j.verdict ? ` (verdict: ${j.verdict})` : '', j.resumeAt ? ` (resumes ${when(j.resumeAt)})` : '', ` · line ${j.line} · copied ${fmt(j.copied)}${j.toCopy !== undefined ? ` of ${fmt(j.toCopy)}` : ''} · skipped ${fmt(j.skipped)}`, j.seconds !== undefined ? ` · ${duration(j.seconds)}` : '', ` · updated ${when(j.updatedAt)}`),
       j.code ? el('div', { id: 'detail-error' }, el('h3', {}, el('a', { href: route('error', j.code) }, j.code)), j.message ? el('pre', { class: 'text', id: 'detail-message' }, j.message) : null, explanation(docs.get(j.code), j.code)) : null,
     ),
     el('h3', {}, 'Report'),

@@ -127,7 +127,7 @@ export class OverviewView {
     if (j.status === 'complete') bar.value = 1;
     else if (j.toCopy !== undefined && j.toCopy > 0) bar.value = Math.min(1, j.copied / j.toCopy);
     else if (j.status !== 'running') bar.value = 0;
-    const statusText = j.verdict ? `${j.status} (${j.verdict})` : j.status;
+    const statusText = j.verdict ? `${j.status} (${j.verdict})` : j.resumeAt ? `${j.status} (until ${when(j.resumeAt)})` : j.status;
     return el(
       'tr',
       { 'data-line': String(j.line) },
