@@ -18,6 +18,9 @@ import { runCli } from '../helpers/cli.js';
 import { startScriptedImap, type Personality, type ScriptedImapServer } from '../helpers/scripted-imap/server.js';
 import { PERSONALITIES } from '../helpers/scripted-imap/personalities.js';
 import { startOAuthServer, type OAuthServer } from '../helpers/oauth-server.js';
+import { startPostgres } from '../helpers/postgres.js';
+import { spawn } from 'node:child_process';
+import { CLI } from '../helpers/cli.js';
 
 const withXoauth2 = (p: Personality): Personality => {
   const add = (caps: string[]) => caps.flatMap((c) => (c === 'AUTH=PLAIN' ? [c, 'AUTH=XOAUTH2'] : [c]));
@@ -125,5 +128,45 @@ describe('mailmover login and --from-oauth', () => {
     assert.equal(revoked.code, 4, revoked.stderr + revoked.stdout);
     assert.match(revoked.stderr, /MM-OAUTH-REVOKED: .*invalid_grant/);
     assert.match(revoked.stderr, /mailmover login again/);
+  });
+
+  test('worker --from-oauth: a queued mailbox of an OAuth source is copied by a worker that signs in from the credentials file', { timeout: 150_000 }, async () => {
+    const imap: { server?: ScriptedImapServer } = {};
+    const o = await oauthServer({ deviceSteps: ['approve'], interval: 1, rotateRefreshTokens: true, onIssue: (t) => imap.server?.setTokens('alice', [t]) });
+    const out = path.join(dir, 'w.json');
+    assert.equal((await runCli(login(out), env(o))).code, 0);
+    const source = await startScriptedImap({
+      personality: withXoauth2(PERSONALITIES.exchange),
+      users: { alice: { password: 'not-used', folders: [{ name: 'INBOX', subscribed: true, messages }] } },
+    });
+    imap.server = source;
+    stops.push(() => source.stop());
+    const db = await startPostgres();
+    stops.push(() => db.stop());
+    const queue = await db.createDatabase('oauth_queue');
+    await dest.addUser('w1', 'dst-pw');
+    // The configuration names a credentials file whose refresh token the provider does not know:
+    // only the worker's --from-oauth (which replaces it) can sign in.
+    const stale = path.join(dir, 'w-stale.json');
+    await writeFile(stale, JSON.stringify({ ...(JSON.parse(await readFile(out, 'utf8')) as object), refreshToken: 'stale-refresh-token' }), { mode: 0o600 });
+    await writeFile(path.join(dir, 'w-servers.yaml'), ['source:', `  url: imap://127.0.0.1:${source.port}`, `  oauth: { credentials: ${JSON.stringify(stale)} }`, 'destination:', `  url: imap://127.0.0.1:${dest.port}`, '  master: { user: admin, password: env:MM_MASTER }', 'defaults: { connections: 1, retries: 1, retryDelaySeconds: 0.02 }', ''].join('\n'));
+    await writeFile(path.join(dir, 'w-users.csv'), 'source_user,destination_user\nalice,w1\n');
+    const batch = runCli(['batch', 'run', path.join(dir, 'w-users.csv'), '--config', path.join(dir, 'w-servers.yaml'), '--queue', queue, '--report-dir', path.join(dir, 'w-reports'), '--json', '--no-log'], { MM_MASTER: 'adminpw', ...env(o) }, 120_000);
+    let workerErr = '';
+    const worker = spawn(process.execPath, [CLI, 'worker', '--queue', queue, '--from-oauth', out, '--report-dir', path.join(dir, 'w-worker'), '--no-log'], { env: { ...process.env, MM_MASTER: 'adminpw', ...env(o) }, stdio: ['ignore', 'ignore', 'pipe'] });
+    worker.stderr!.on('data', (d: Buffer) => (workerErr += d.toString()));
+    try {
+      const r = await batch;
+      assert.equal(r.code, 0, r.stderr + r.stdout + workerErr);
+      assert.equal((JSON.parse(r.stdout) as { status: string }).status, 'complete');
+    } finally {
+      worker.kill('SIGTERM');
+    }
+    const got = await readMailbox(dest, 'w1', 'dst-pw');
+    assert.deepEqual(got.find((x) => x.path.join('/') === 'INBOX')!.messages.map((m) => m.sha256).sort(), messages.map((m) => createHash('sha256').update(m.raw).digest('hex')).sort());
+    assert.ok(source.log.some((l) => /Bearer \*\*\*: accepted/.test(l)), 'the worker signed in with an access token');
+    const after = JSON.parse(await readFile(out, 'utf8')) as { refreshToken: string };
+    assert.ok(o.liveRefreshTokens().includes(after.refreshToken), 'the stored refresh token is the live one');
+    for (const secret of [after.refreshToken, ...o.issued]) assert.ok(!workerErr.includes(secret), 'no token on the worker\'s stderr');
   });
 });
