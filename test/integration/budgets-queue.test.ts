@@ -8,13 +8,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
+import type { PlainDovecotServer } from '../helpers/dovecot.js';
 import { startPostgres, type PostgresServer } from '../helpers/postgres.js';
-import { readMailbox, seedMailbox, type FixtureFolder } from '../helpers/fixture.js';
+import { readMailbox, type FixtureFolder } from '../helpers/fixture.js';
+import { startBudgetBatch, type BudgetBatch } from '../helpers/budget-batch.js';
 import { CLI, runCli } from '../helpers/cli.js';
 
 const USERS = ['qa', 'qb'];
@@ -37,34 +36,25 @@ describe('daily budgets in queue mode', () => {
   let dir: string;
   let worker: ChildProcess | undefined;
 
+  let setup: BudgetBatch | undefined;
+
   before(async () => {
-    [source, dest, db] = await Promise.all([startDovecot({ tls: false }), startDovecot({ tls: false }), startPostgres()]);
-    dir = await mkdtemp(path.join(os.tmpdir(), 'mm-budget-queue-'));
-    for (const u of USERS) {
-      await source.addUser(u, `pw-${u}`);
-      await dest.addUser(u, `pw-${u}`);
-      await seedMailbox(source, u, `pw-${u}`, mailbox(u));
-    }
-    await writeFile(
-      path.join(dir, 'servers.yaml'),
-      [
-        'source:',
-        `  url: imap://127.0.0.1:${source.port}`,
-        '  master: { user: admin, password: env:MM_MASTER }',
-        '  maxMessagesPerDay: 2',
-        'destination:',
-        `  url: imap://127.0.0.1:${dest.port}`,
-        '  master: { user: admin, password: env:MM_MASTER }',
-        'defaults: { connections: 1, retries: 2, retryDelaySeconds: 0.02, budgetWindow: 1m }',
-        '',
-      ].join('\n'),
-    );
-    await writeFile(path.join(dir, 'users.csv'), ['source_user,destination_user', ...USERS.map((u) => `${u},${u}`)].join('\n') + '\n');
+    [setup, db] = await Promise.all([
+      startBudgetBatch({
+        prefix: 'mm-budget-queue-',
+        users: USERS,
+        mailbox,
+        sourceLines: ['maxMessagesPerDay: 2'],
+        destinationLines: [],
+        defaults: '{ connections: 1, retries: 2, retryDelaySeconds: 0.02, budgetWindow: 1m }',
+      }),
+      startPostgres(),
+    ]);
+    ({ source, dest, dir } = setup);
   });
   after(async () => {
     if (worker?.pid && worker.exitCode === null) worker.kill('SIGKILL');
-    await Promise.all([source?.stop(), dest?.stop(), db?.stop()]);
-    await rm(dir, { recursive: true, force: true });
+    await Promise.all([setup?.stop(), db?.stop()]);
   });
 
   test('a worker parks each mailbox, queues it again for its resume time, and both end complete', { timeout: 200_000 }, async () => {

@@ -8,12 +8,11 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { startDovecot, type PlainDovecotServer } from '../helpers/dovecot.js';
-import { readMailbox, seedMailbox, type FixtureFolder } from '../helpers/fixture.js';
+import type { PlainDovecotServer } from '../helpers/dovecot.js';
+import { readMailbox, type FixtureFolder } from '../helpers/fixture.js';
+import { startBudgetBatch, type BudgetBatch } from '../helpers/budget-batch.js';
 import { runCli } from '../helpers/cli.js';
 
 const USERS = ['ann', 'bob', 'cid', 'dee'];
@@ -34,35 +33,21 @@ describe('daily budgets park and resume a batch', () => {
   let source: PlainDovecotServer;
   let dest: PlainDovecotServer;
   let dir: string;
+  let setup: BudgetBatch | undefined;
 
   before(async () => {
-    [source, dest] = await Promise.all([startDovecot({ tls: false }), startDovecot({ tls: false })]);
-    dir = await mkdtemp(path.join(os.tmpdir(), 'mm-budget-'));
-    for (const u of USERS) {
-      await source.addUser(u, `pw-${u}`);
-      await dest.addUser(u, `pw-${u}`);
-      await seedMailbox(source, u, `pw-${u}`, mailbox(u));
-    }
-    await writeFile(
-      path.join(dir, 'servers.yaml'),
-      [
-        'source:',
-        `  url: imap://127.0.0.1:${source.port}`,
-        '  master: { user: admin, password: env:MM_MASTER }',
-        '  maxMessagesPerDay: 3',
-        'destination:',
-        `  url: imap://127.0.0.1:${dest.port}`,
-        '  master: { user: admin, password: env:MM_MASTER }',
-        '  maxBytesPerDay: 1M',
-        'defaults: { connections: 1, retries: 2, retryDelaySeconds: 0.02, budgetWindow: 2m }',
-        '',
-      ].join('\n'),
-    );
-    await writeFile(path.join(dir, 'users.csv'), ['source_user,destination_user', ...USERS.map((u) => `${u},${u}`)].join('\n') + '\n');
+    setup = await startBudgetBatch({
+      prefix: 'mm-budget-',
+      users: USERS,
+      mailbox,
+      sourceLines: ['maxMessagesPerDay: 3'],
+      destinationLines: ['maxBytesPerDay: 1M'],
+      defaults: '{ connections: 1, retries: 2, retryDelaySeconds: 0.02, budgetWindow: 2m }',
+    });
+    ({ source, dest, dir } = setup);
   });
   after(async () => {
-    await Promise.all([source?.stop(), dest?.stop()]);
-    await rm(dir, { recursive: true, force: true });
+    await setup?.stop();
   });
 
   test('4 mailboxes park at least once, resume by themselves, and end complete and exact', { timeout: 240_000 }, async () => {
