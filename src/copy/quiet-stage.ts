@@ -8,7 +8,8 @@
  * - the same four at the destination: nothing was added, removed or re-flagged there;
  * and no message waits to be tried again, the folder's pass would find nothing to do: it is
  * reported as an incremental pass with nothing to copy, and never selected. Anything else (no
- * CONDSTORE, a number that moved, a filtered pass, a move) takes the ordinary path.
+ * CONDSTORE, a number that moved, a filtered pass, a move, --sync-deletions: the ledger may hold
+ * copies of messages an earlier pass saw deleted and left) takes the ordinary path.
  */
 import type { FolderStatus } from '../stores/mail-store.js';
 import type { FolderCopyContext } from './folder-run.js';
@@ -16,7 +17,8 @@ import type { FolderCopyContext } from './folder-run.js';
 /** True when the folder was found quiet and reported as such (see the module comment). */
 export async function quietFolder(ctx: FolderCopyContext): Promise<boolean> {
   const { entry, state, surveyed, report } = ctx;
-  if (!state || !surveyed?.source || !surveyed.dest || ctx.dryRun || ctx.deleteSource || ctx.messageFilter || entry.create) return false;
+  // --sync-deletions may have deletions to carry over that an earlier pass (without it) only saw.
+  if (!state || !surveyed?.source || !surveyed.dest || ctx.dryRun || ctx.deleteSource || ctx.syncDeletions || ctx.messageFilter || entry.create) return false;
   const marks = await state.trusted();
   if (!marks || marks.sourceModseq === undefined || marks.destModseq === undefined) return false;
   const same = (s: FolderStatus, validity: bigint, next: number, count: number, modseq: bigint) =>
