@@ -119,7 +119,8 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
         copiedBytes += r.body.length;
         if (o.labelled) report.labelled = (report.labelled ?? 0) + 1;
         if (o.fallback !== undefined) (report.labelFallbacks ??= []).push({ uid: r.meta.uid, code: ERROR_CODES.GMAIL_LABEL_REFUSED, reason: o.fallback });
-        run.sent.push({ meta: r.meta, sha256: r.sha256, bytes: r.body.length, destUid: o.uid });
+        run.sent.push({ meta: r.meta, ...(r.sha256 !== undefined ? { sha256: r.sha256 } : {}), bytes: r.body.length, destUid: o.uid });
+        run.copiedOk(r.meta.uid);
         continue;
       }
       const f: Failure = { meta: r.meta, error: asItemError(o.error, ERROR_CODES.APPEND_FAILED), tries };

@@ -19,6 +19,7 @@
  * - An out-of-quota destination or an unavailable scanner ends the mailbox (thrown); so does a
  *   spent daily budget or a provider's own bandwidth limit, which park it (copy/daily-budget.ts).
  */
+import { collectYoung, freeBuffer } from '../core/release-memory.js';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { flagsToCopy, invalidFlags } from '../core/flags.js';
 import { sleep } from '../core/sleep.js';
@@ -214,6 +215,11 @@ async function runPass(run: FolderRun, metas: MessageMeta[]): Promise<Failure[]>
       } finally {
         ctx.budget.release(fetched.held);
       }
+      // Every message appended (the server's OK means it has read every byte sent): the bodies
+      // are dead, free them now. After a failure or an abort a write may still be queued on the
+      // socket, so those are left to the garbage collector.
+      if (result.failed.length === 0) for (const r of fetched.ready) if (r.fresh) freeBuffer(r.body);
+      collectYoung();
       failures.push(...fetched.failed, ...result.failed);
       report.copied += result.copied;
       report.copiedBytes += result.copiedBytes;

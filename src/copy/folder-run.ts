@@ -83,9 +83,11 @@ export interface FolderCopyContext {
 export interface Ready {
   meta: MessageMeta;
   body: Buffer;
-  /** SHA-256 of `body` (hex): what a move proves at the destination before it deletes. */
-  sha256: string;
+  /** SHA-256 of `body` (hex): what a move proves at the destination before it deletes (only with deleteSource). */
+  sha256?: string;
   screen?: ScreenResult;
+  /** The body's memory is the engine's alone (FetchOutcome `fresh`): freed once the batch is appended. */
+  fresh?: true;
 }
 
 /** An item that failed in a pass, with the error of its last try. */
@@ -98,7 +100,8 @@ export interface Failure {
 /** A message this run appended: what it was, its bytes' hash, and its destination UID when the server said. */
 export interface Sent {
   meta: MessageMeta;
-  sha256: string;
+  /** Only with deleteSource (see {@link Ready.sha256}). */
+  sha256?: string;
   /** Bytes sent (the listed size, unless the source's sizes are estimates). */
   bytes: number;
   destUid: number | undefined;
@@ -174,6 +177,11 @@ export class FolderRun {
 
   triesOf(uid: number): number {
     return this.tries.get(uid) ?? 0;
+  }
+
+  /** A message copied is never tried again: its count goes (a folder of 200,000 held as many). */
+  copiedOk(uid: number): void {
+    this.tries.delete(uid);
   }
 
   skipItem(meta: MessageMeta, code: ErrorCode, reason: string, tries?: number): SkippedItem {

@@ -49,6 +49,9 @@ export function matchMessages(source: readonly MessageMeta[], dest: readonly Mes
   let available = [...dest];
   const pairs: MessageMatch['pairs'] = [];
   for (const [pass, keyOf] of passes) {
+    // Nothing left to match against (a first copy): every remaining message is missing, and no
+    // key is built (200,000 of them were ~40 MB of garbage at the copy's peak).
+    if (available.length === 0) break;
     const byKey = new Map<string, MessageMeta[]>();
     for (const m of available) {
       const k = keyOf(m);

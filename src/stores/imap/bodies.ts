@@ -11,6 +11,7 @@ import { unparsedError, type ImapSession } from './session.js';
 import { packUids } from './uid-set.js';
 import { bodyLiteralCap, withLiteralCap } from './wire-limits.js';
 import { PieceBuffer } from './piece-buffer.js';
+import { collectYoung, freeBuffer } from '../../core/release-memory.js';
 
 /** A message listed at this size or more, fetched alone, is fetched in pieces of {@link PIECE} bytes (see piece-buffer.ts). */
 export const PIECED_FROM = 8 * 1024 * 1024;
@@ -38,7 +39,7 @@ export async function* fetchBodies(s: ImapSession, uids: readonly number[], sign
         // labels bodies with UIDs nobody asked for, or answers one UID twice, gets no say.
         if (!msg.uid || !msg.source || !asked.has(msg.uid) || !pending.has(msg.uid)) continue;
         pending.delete(msg.uid);
-        collected.push({ uid: msg.uid, body: msg.source });
+        collected.push({ uid: msg.uid, body: msg.source, fresh: true });
       }
     } catch (err) {
       failed = err;
@@ -91,7 +92,7 @@ async function fetchOne(s: ImapSession, uid: number, cap: number, maxBytes: numb
     if (raw.length > 0) return { uid, error: unparsedError(`Fetching UID ${uid} failed: the server's answer could not be parsed`, raw[0]!) };
     return { uid, missing: true };
   }
-  return { uid, body: msg.source };
+  return { uid, body: msg.source, fresh: true };
 }
 
 /**
@@ -126,10 +127,15 @@ async function fetchInPieces(s: ImapSession, uid: number, listed: number, signal
       return { uid, error: new MigrateError(ERROR_CODES.FETCH_FAILED, `Fetching UID ${uid} failed: the source stopped answering for it after ${start} bytes`, { scope: 'message' }) };
     }
     const piece = msg.source;
-    if (piece.length > PIECE || !body.push(piece)) {
+    const pieceLength = piece.length;
+    const taken = pieceLength <= PIECE && body.push(piece);
+    // imapflow made the piece for this answer; its bytes are in `body` now (or refused).
+    freeBuffer(piece);
+    collectYoung();
+    if (!taken) {
       return { uid, error: new MigrateError(ERROR_CODES.FETCH_FAILED, `Fetching UID ${uid} failed: the source sent more than ${cap} bytes for a message listed at ${listed} bytes`, { scope: 'message' }) };
     }
-    if (piece.length < PIECE) return { uid, body: body.result() };
+    if (pieceLength < PIECE) return { uid, body: body.result(), fresh: true };
   }
 }
 

@@ -7,6 +7,8 @@
  * one piece is ever held twice. The buffer is allocated once at the size the source listed; a
  * message larger than listed (a server whose sizes are estimates) grows it, never beyond `limit`.
  */
+import { freeBuffer } from '../../core/release-memory.js';
+
 export class PieceBuffer {
   private buf: Buffer;
   private used = 0;
@@ -30,6 +32,7 @@ export class PieceBuffer {
     if (need > this.buf.length) {
       const grown = Buffer.allocUnsafe(Math.min(this.limit, Math.max(need, this.buf.length * 2)));
       this.buf.copy(grown, 0, 0, this.used);
+      freeBuffer(this.buf);
       this.buf = grown;
     }
     this.buf.set(piece, this.used);

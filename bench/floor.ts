@@ -1,0 +1,147 @@
+/**
+ * The floor of an IMAP -> IMAP copy on this box (issue 16: "say what the limit on this box is,
+ * with a measured floor"). On one throwaway Dovecot (127.0.0.1, default mail_fsync, as
+ * bench/run.ts), with the bench corpus:
+ *   - read floor: every body FETCHed from the source and thrown away (2 connections, one folder
+ *     each at a time, like mailmover's default lanes): what reading costs the server and the wire;
+ *   - write floor: the corpus, generated into memory before the clock starts, MULTIAPPENDed into
+ *     an empty user in mailmover's batches (up to 100 messages or 4 MiB, LITERAL+, 2 connections):
+ *     what writing costs Dovecot (parse, save, index, fsync) with a client that costs almost
+ *     nothing;
+ *   - dsync (doveadm backup -R with imapc, bench/tools.ts) and mailmover (the built CLI) in the
+ *     same run, for comparison.
+ * No IMAP client can copy faster than the slower floor allows, and on 2 cores the two floors
+ * share the CPU with the client itself.
+ *
+ * Run: `npm run bench:floor` (options after `--`: --messages N, default 5000).
+ */
+import { randomBytes } from 'node:crypto';
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { buildMessage, buildSpec, imapClient, seedCorpus, type ImapTarget, type MessageSpec } from './corpus.js';
+import { runMeasured, type RunResult } from './proc.js';
+import { table } from './report.js';
+import { groupCpuSeconds } from './server-cpu.js';
+import { MAILMOVER_COMMAND, makeTool, type Ctx } from './tools.js';
+import { multiAppend } from '../src/stores/imap/multiappend.js';
+import { startDovecot } from '../test/helpers/dovecot.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const { values } = parseArgs({ options: { messages: { type: 'string', default: '5000' } }, strict: true });
+const MESSAGES = Number(values.messages);
+const log = (m: string) => process.stderr.write(m + '\n');
+
+/** Runs `lanes` workers over `folders` (each takes the next folder), like mailmover's lanes. */
+async function overFolders(folders: string[], lanes: number, work: (folder: string, lane: number) => Promise<void>): Promise<void> {
+  const queue = [...folders];
+  await Promise.all(Array.from({ length: lanes }, async (_, lane) => {
+    for (let f = queue.shift(); f !== undefined; f = queue.shift()) await work(f, lane);
+  }));
+}
+
+async function main(): Promise<void> {
+  const dovecot = await startDovecot({ tls: false, fsync: 'default' });
+  const pw = (u: string) => `${u}-${randomBytes(6).toString('hex')}`;
+  const passwords: Record<string, string> = Object.fromEntries(['src', 'wfloor', 'dsync1', 'mm1'].map((u) => [u, pw(u)]));
+  for (const [u, p] of Object.entries(passwords)) await dovecot.addUser(u, p);
+  const target = (user: string): ImapTarget => ({ host: dovecot.host, port: dovecot.port, user, pass: passwords[user]! });
+  const rows: string[][] = [['what', 'wall s', 'server CPU s', 'client CPU s', 'messages']];
+  try {
+    const spec = buildSpec('mailmover-bench-1', MESSAGES);
+    log(`bench:floor: seeding ${MESSAGES} messages...`);
+    await seedCorpus(target('src'), spec, 3);
+    const byFolder = new Map<string, MessageSpec[]>();
+    for (const m of spec.messages) byFolder.set(m.folder, [...(byFolder.get(m.folder) ?? []), m]);
+    const folders = [...byFolder.keys()].sort((a, b) => byFolder.get(b)!.length - byFolder.get(a)!.length);
+    const measure = async (what: string, count: number, fn: () => Promise<void>) => {
+      const cpu0 = process.cpuUsage();
+      const s0 = await groupCpuSeconds(dovecot.pid);
+      const t0 = performance.now();
+      await fn();
+      const wall = (performance.now() - t0) / 1000;
+      const s1 = await groupCpuSeconds(dovecot.pid);
+      const c = process.cpuUsage(cpu0);
+      rows.push([what, wall.toFixed(2), s0 === null || s1 === null ? '-' : (s1 - s0).toFixed(2), ((c.user + c.system) / 1e6).toFixed(2), String(count)]);
+      log(`  ${what}: ${wall.toFixed(2)} s`);
+      return wall;
+    };
+
+    // Read floor: FETCH BODY.PEEK[] of everything, bodies dropped.
+    let fetched = 0;
+    const clients = [imapClient(target('src')), imapClient(target('src'))];
+    for (const c of clients) await c.connect();
+    await measure('read floor: FETCH every body (2 connections)', MESSAGES, () =>
+      overFolders(folders, 2, async (folder, lane) => {
+        const c = clients[lane]!;
+        const lock = await c.getMailboxLock(folder, { readOnly: true });
+        try {
+          for await (const m of c.fetch('1:*', { uid: true, source: true })) if (m.source) fetched++;
+        } finally {
+          lock.release();
+        }
+      }),
+    );
+    for (const c of clients) await c.logout();
+    if (fetched !== MESSAGES) throw new Error(`read floor: ${fetched} bodies, expected ${MESSAGES}`);
+
+    // Write floor: the corpus in memory first, then MULTIAPPEND in mailmover's batches.
+    log('bench:floor: generating the corpus in memory...');
+    const bodies = new Map(spec.messages.map((m) => [m.index, buildMessage(spec.seed, m)]));
+    const writers = [imapClient(target('wfloor')), imapClient(target('wfloor'))];
+    for (const c of writers) await c.connect();
+    for (const f of spec.folders) if (f !== 'INBOX') await writers[0]!.mailboxCreate(f.split('/'));
+    await measure('write floor: MULTIAPPEND the corpus from memory (2 connections)', MESSAGES, () =>
+      overFolders(folders, 2, async (folder, lane) => {
+        const msgs = byFolder.get(folder)!;
+        for (let i = 0; i < msgs.length; ) {
+          const batch = [];
+          let bytes = 0;
+          while (i < msgs.length && batch.length < 100 && (batch.length === 0 || bytes + bodies.get(msgs[i]!.index)!.length <= 4 * 1024 * 1024)) {
+            const m = msgs[i++]!;
+            bytes += bodies.get(m.index)!.length;
+            batch.push({ body: bodies.get(m.index)!, flags: m.flags, internalDate: m.internalDate });
+          }
+          await multiAppend(writers[lane]!, folder, batch, { nonSync: true });
+        }
+      }),
+    );
+    const st = await writers[0]!.status('INBOX', { messages: true });
+    for (const c of writers) await c.logout();
+    bodies.clear();
+    log(`  write floor: INBOX holds ${st ? st.messages : '?'} messages`);
+
+    // The tools, in the same run.
+    const ctx = { root: ROOT, work: dovecot.dir, dovecot, passwords } as Ctx;
+    const runTool = async (what: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string) => {
+      const s0 = await groupCpuSeconds(dovecot.pid);
+      const r: RunResult = await runMeasured(cmd, args, { cwd, env, timeoutMs: 1_800_000, stdoutFile: join(dovecot.dir, `${what}.out`), stderrFile: join(dovecot.dir, `${what}.err`), timeFile: join(dovecot.dir, `${what}.time`) });
+      const s1 = await groupCpuSeconds(dovecot.pid);
+      if (r.exitCode !== 0) throw new Error(`${what} exited ${r.exitCode}`);
+      rows.push([what, r.wallSeconds.toFixed(2), s0 === null || s1 === null ? '-' : (s1 - s0).toFixed(2), r.cpuSeconds?.toFixed(2) ?? '-', String(MESSAGES)]);
+      log(`  ${what}: ${r.wallSeconds.toFixed(2)} s`);
+      return r.wallSeconds;
+    };
+    const dsync = await makeTool(ctx, 'dsync').prepare('dsync1');
+    const dsyncWall = await runTool('dsync (imapc), doveadm writes the destination itself', dsync.cmd, dsync.args, dsync.env, dsync.cwd);
+    const fill = (a: string) => a.replace('{src}', 'src').replace('{dst}', 'mm1').replace('{host}', dovecot.host).replace('{port}', String(dovecot.port)).replace('{work}', dovecot.dir);
+    const [cmd, ...args] = MAILMOVER_COMMAND.map(fill);
+    const mmWall = await runTool('mailmover (defaults)', join(ROOT, cmd!), args, { ...process.env, MAILMOVER_FROM_PASSWORD: passwords.src, MAILMOVER_TO_PASSWORD: passwords.mm1 }, ROOT);
+
+    console.log(`\nThe floor of an IMAP -> IMAP copy of ${MESSAGES} messages on this box (Dovecot 2.3 on 127.0.0.1, default mail_fsync, 2 CPUs; server CPU = every process of the bench Dovecot)`);
+    console.log(table(rows));
+    const w = Number(rows[2]![1]);
+    console.log(`\nWriting through APPEND alone takes ${w.toFixed(2)} s = ${(w / dsyncWall).toFixed(2)}x dsync's whole copy (${dsyncWall.toFixed(2)} s): ` +
+      `an IMAP -> IMAP copy cannot reach 0.75x dsync (${(0.75 * dsyncWall).toFixed(2)} s) on this box unless the write floor is below that. mailmover: ${mmWall.toFixed(2)} s = ${(mmWall / w).toFixed(2)}x the write floor.`);
+  } finally {
+    await dovecot.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(`bench:floor: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    process.exit(1);
+  },
+);
