@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { collectYoung, freeBuffer } from '../../src/core/release-memory.js';
+import { freeBuffer } from '../../src/core/release-memory.js';
 import { PieceBuffer } from '../../src/stores/imap/piece-buffer.js';
 
 test('freeBuffer: a Buffer that owns its memory is emptied at once', () => {
