@@ -139,7 +139,10 @@ async function main(): Promise<number> {
   const doveadm = findExecutable('doveadm', ['/usr/bin/doveadm']);
   if (!doveadm) throw new Error('doveadm not found (apt-get install -y dovecot-imapd)');
   if (!findExecutable('main.js', [CLI])) throw new Error('mailmover is not built (npm run build)');
-  const dovecot: PlainDovecotServer = await startDovecot({ tls: false, fsync: 'default' });
+  // Dovecot's imap processes are limited to 256 MB by default; SELECT of a Maildir folder of a
+  // million messages needs more (measured: the process died "Out of memory" refreshing its uidlist,
+  // and mailmover reported MM-CONNECTION-LOST for the folder). A server for such folders raises it.
+  const dovecot: PlainDovecotServer = await startDovecot({ tls: false, fsync: 'default', extraConfig: 'default_vsz_limit = 2G\n' });
   const work = dovecot.dir;
   const conf = join(work, 'dovecot.conf');
   const owner = spawnSync('stat', ['-c', '%u:%g', join(work, 'mail')], { encoding: 'utf8' }).stdout.trim();

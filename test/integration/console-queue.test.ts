@@ -81,8 +81,10 @@ describe('the console steering a queued batch (PostgreSQL, two workers, real Dov
     }
     const server = (port: number, extra: string[] = []) => [`  url: imap://127.0.0.1:${port}`, '  master: { user: admin, password: env:MASTER }', ...extra];
     const config = (extra: string[]) => ['source:', ...server(source.port, extra), 'destination:', ...server(dest.port), 'defaults: { connections: 1, retries: 1, retryDelaySeconds: 0.02 }', ''].join('\n');
-    // Throttled at the source (across both workers) so that the page sees the batch move.
-    await writeFile(path.join(dir, 'servers.yaml'), config(['  maxMessagesPerSecond: 25']));
+    // Throttled at the source (across both workers) so that the page sees the batch move, and so
+    // that its ~93 messages take ~9 s: the throughput chart's buckets are 5 s wide, and at 25 a
+    // second a quicker copy engine put the whole batch into one bucket.
+    await writeFile(path.join(dir, 'servers.yaml'), config(['  maxMessagesPerSecond: 10']));
     await writeFile(path.join(dir, 'slow.yaml'), config(['  maxMessagesPerSecond: 2']));
     // The bad rows log in as themselves, with a password from a file each worker reads: wrong for now.
     for (const u of BAD) await writeFile(path.join(dir, `${u}.pw`), 'wrong-password\n');
