@@ -168,7 +168,7 @@ async function main(): Promise<number> {
     const row = [label, String(count), String(r.exitCode ?? r.signal), r.wallSeconds.toFixed(2), mib(r).toFixed(0), r.cpuSeconds?.toFixed(2) ?? '-', server, target ?? '', ''];
     rows.push(row);
     log(`  ${label}: exit ${r.exitCode}, ${r.wallSeconds.toFixed(2)} s, peak RSS ${mib(r).toFixed(0)} MiB`);
-    return { r, row };
+    return { r, row, out: join(work, `${name}.out`) };
   };
   const url = (u: string) => `imap://${u}@127.0.0.1:${dovecot.port}`;
   try {
@@ -188,7 +188,7 @@ async function main(): Promise<number> {
       const from = n === MESSAGES ? 'src' : `src${n}`;
       const p = await run(`plan (list + plan, --no-state)`, ['plan', '--from', url(from), '--to', url(`plan${n}`), '--no-state', '--json'], from, `plan${n}`, n);
       // The plan's report counts the source's messages: the listing was whole.
-      const counted = await planCount(join(work, 'plan-list-plan-no-state-.out'));
+      const counted = await planCount(p.out);
       p.row[8] = counted === n ? `listed ${n}` : `listed ${counted ?? '?'} of ${n}`;
       if (counted !== n) failed = true;
     }

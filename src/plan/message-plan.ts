@@ -102,9 +102,9 @@ export interface BatchLimits {
  * Splits messages into batches bounded by bytes and count, in order. Bounds memory: at most a
  * couple of batches of bodies are held at once, whatever the size of the folder.
  */
-export function batchMessages(messages: readonly MessageMeta[], limits: BatchLimits): MessageMeta[][] {
-  const batches: MessageMeta[][] = [];
-  let current: MessageMeta[] = [];
+export function batchMessages<T extends { size: number }>(messages: readonly T[], limits: BatchLimits): T[][] {
+  const batches: T[][] = [];
+  let current: T[] = [];
   let bytes = 0;
   for (const m of messages) {
     if (current.length > 0 && (bytes + m.size > limits.maxBytes || current.length >= limits.maxMessages)) {
