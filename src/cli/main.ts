@@ -1,4 +1,4 @@
-#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2 --expose-gc
+#!/usr/bin/env -S MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 node --max-semi-space-size=2 --heap-growing-percent=50 --expose-gc
 /**
  * The mailmover command line. Exit codes by class (README "Exit codes", src/cli/exit-codes.ts):
  * 0 all there, 1 failed, 2 usage, 3 some items skipped, 4 auth, 5 connection/TLS, 6 quota,

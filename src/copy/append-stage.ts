@@ -12,6 +12,7 @@ import { flagsToCopy } from '../core/flags.js';
 import { sleep } from '../core/sleep.js';
 import { planMessages } from '../plan/message-plan.js';
 import type { ScanVerdictRecord, SkippedItem } from '../job/report.js';
+import { dateOf } from '../core/internal-date.js';
 import type { AppendItem, AppendOutcome } from '../stores/mail-store.js';
 import { MAX_LOSSES_IN_A_ROW, asItemError, isLoss, retryDelay, retryable, validityChanged, type Failure, type FolderRun, type Ready } from './folder-run.js';
 
@@ -28,7 +29,7 @@ async function arrived(run: FolderRun, inflight: readonly Ready[]): Promise<Set<
       retry: 'now',
     });
   }
-  const missing = new Set(planMessages([...run.sent.map((s) => s.meta), ...inflight.map((r) => r.meta)], listing.messages).toCopy);
+  const missing = new Set(planMessages([...run.sent, ...inflight.map((r) => r.meta)], listing.messages).toCopy);
   return new Set(inflight.filter((r) => !missing.has(r.meta)));
 }
 
@@ -119,7 +120,7 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
         copiedBytes += r.body.length;
         if (o.labelled) report.labelled = (report.labelled ?? 0) + 1;
         if (o.fallback !== undefined) (report.labelFallbacks ??= []).push({ uid: r.meta.uid, code: ERROR_CODES.GMAIL_LABEL_REFUSED, reason: o.fallback });
-        run.sent.push({ meta: r.meta, ...(r.sha256 !== undefined ? { sha256: r.sha256 } : {}), bytes: r.body.length, destUid: o.uid });
+        run.recordSent({ meta: r.meta, ...(r.sha256 !== undefined ? { sha256: r.sha256 } : {}), bytes: r.body.length, destUid: o.uid });
         run.copiedOk(r.meta.uid);
         continue;
       }
@@ -136,5 +137,5 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
 }
 
 function toAppendItem(r: Ready): AppendItem {
-  return { body: r.body, flags: flagsToCopy(r.meta.flags), internalDate: r.meta.internalDate, identity: { key: r.meta.key, size: r.meta.size } };
+  return { body: r.body, flags: flagsToCopy(r.meta.flags), internalDate: dateOf(r.meta.internalDate), identity: { key: r.meta.key, size: r.meta.size } };
 }

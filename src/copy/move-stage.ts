@@ -49,7 +49,7 @@ export async function removeProven(run: FolderRun, sourceMetas: readonly Message
     }
     // Candidates: the same identity and the same size.
     const pairs = matchMessages([...sourceMetas], there.messages).pairs.filter((p) => p.source.size === p.dest.size);
-    const sent = new Map(run.sent.map((s) => [s.meta.uid, s]));
+    const sent = run.sentByUid;
     proven = [];
     const needDest: typeof pairs = [];
     for (const p of pairs) {

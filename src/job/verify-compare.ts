@@ -11,6 +11,7 @@ import { applyFilter, type MessageFilter } from '../plan/message-filter.js';
 import type { FolderPlanEntry } from '../plan/folder-plan.js';
 import { batchMessages, matchMessages } from '../plan/message-plan.js';
 import type { MailStore, MessageMeta } from '../stores/mail-store.js';
+import { dateOf } from '../core/internal-date.js';
 
 /**
  * What verify holds the destination to:
@@ -137,11 +138,11 @@ export async function compareFolder(source: MailStore, dest: MailStore, entry: F
         out.flagsDiffer++;
         note({ kind: 'flags', ...ids, detail: `source (${sf}), destination (${df})` });
       }
-      const sd = p.source.internalDate ? Math.floor(p.source.internalDate.getTime() / 1000) : undefined;
-      const dd = p.dest.internalDate ? Math.floor(p.dest.internalDate.getTime() / 1000) : undefined;
+      const sd = p.source.internalDate !== undefined ? Math.floor(p.source.internalDate / 1000) : undefined;
+      const dd = p.dest.internalDate !== undefined ? Math.floor(p.dest.internalDate / 1000) : undefined;
       if (sd !== dd) {
         out.datesDiffer++;
-        note({ kind: 'date', ...ids, detail: `source ${p.source.internalDate?.toISOString()}, destination ${p.dest.internalDate?.toISOString()}` });
+        note({ kind: 'date', ...ids, detail: `source ${dateOf(p.source.internalDate)?.toISOString()}, destination ${dateOf(p.dest.internalDate)?.toISOString()}` });
       }
     }
     if (o.deep && m.pairs.length > 0) {

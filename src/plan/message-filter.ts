@@ -57,17 +57,17 @@ export function messageFilter(flags: FilterFlags, now = new Date()): MessageFilt
  * be shown to be inside it; with search keys, a message is in only when `searched` (the UIDs the
  * search answered) holds its UID.
  */
-export function matches(filter: MessageFilter, m: { uid?: number; size: number; internalDate: Date | undefined }, searched?: ReadonlySet<number>): boolean {
+export function matches(filter: MessageFilter, m: { uid?: number; size: number; internalDate: number | undefined }, searched?: ReadonlySet<number>): boolean {
   if (filter.none) return false;
   if (filter.search !== undefined && !(searched && m.uid !== undefined && searched.has(m.uid))) return false;
   if (filter.minSize !== undefined && m.size < filter.minSize) return false;
-  if (filter.since && !(m.internalDate && m.internalDate >= filter.since)) return false;
-  if (filter.before && !(m.internalDate && m.internalDate < filter.before)) return false;
+  if (filter.since && !(m.internalDate !== undefined && m.internalDate >= filter.since.getTime())) return false;
+  if (filter.before && !(m.internalDate !== undefined && m.internalDate < filter.before.getTime())) return false;
   return true;
 }
 
 /** A listing cut down to the messages the filter lets in (all of them without a filter); `searched` as for {@link matches}. */
-export function applyFilter<T extends { uid?: number; size: number; internalDate: Date | undefined }>(filter: MessageFilter | undefined, messages: T[], searched?: ReadonlySet<number>): T[] {
+export function applyFilter<T extends { uid?: number; size: number; internalDate: number | undefined }>(filter: MessageFilter | undefined, messages: T[], searched?: ReadonlySet<number>): T[] {
   return filter ? messages.filter((m) => matches(filter, m, searched)) : messages;
 }
 

@@ -86,7 +86,7 @@ export function planMessages(source: readonly MessageMeta[], dest: readonly Mess
 
 /** Content identity plus size, flags and INTERNALDATE (to the second, IMAP's precision). */
 function exactKey(m: MessageMeta): string {
-  const date = m.internalDate ? Math.floor(m.internalDate.getTime() / 1000) : '';
+  const date = m.internalDate !== undefined ? Math.floor(m.internalDate / 1000) : '';
   return `${m.key}|${m.size}|${date}|${flagsToCopy(m.flags).join(' ')}`;
 }
 

@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { ERROR_CODES, MigrateError, isMigrateError } from '../core/errors.js';
 import { flagsToCopy } from '../core/flags.js';
+import { dateOf } from '../core/internal-date.js';
 import type { MailStore, MessageMeta } from '../stores/mail-store.js';
 
 /** Losses in a row after which quarantining gives up (and the mailbox stops: nothing flagged is delivered). */
@@ -53,7 +54,7 @@ export class QuarantineFolder {
           this.claimed.set(id, claimed + 1);
           return false;
         }
-        const [outcome] = await lane.dest.appendBatch(this.path, [{ body, flags: flagsToCopy(meta.flags), internalDate: meta.internalDate }], signal);
+        const [outcome] = await lane.dest.appendBatch(this.path, [{ body, flags: flagsToCopy(meta.flags), internalDate: dateOf(meta.internalDate) }], signal);
         if (!outcome!.ok) throw outcome!.error;
         this.known!.set(id, (this.known!.get(id) ?? 0) + 1);
         this.claimed.set(id, claimed + 1);

@@ -53,7 +53,12 @@ export interface MessageMeta {
   uid: number;
   size: number;
   flags: string[];
-  internalDate: Date | undefined;
+  /**
+   * INTERNALDATE in milliseconds since the epoch. A number, not a Date: a listing is held for the
+   * whole copy of its folder, and a Date costs 112 bytes of heap where a number field costs 16
+   * (20 MB of a 200,000-message folder's listing).
+   */
+  internalDate: number | undefined;
   /** Content identity from the identity headers (see core/message-key.ts); the planner adds the size. */
   key: string;
   messageId: string | undefined;

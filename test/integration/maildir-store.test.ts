@@ -40,7 +40,7 @@ async function readWithStore(store: MaildirStore): Promise<{ folders: ReadBackFo
         .map((m) => {
           const body = bodies.get(m.uid)!;
           assert.equal(body.length, m.size, `listed size of ${f.name} uid ${m.uid}`);
-          return { sha256: createHash('sha256').update(body).digest('hex'), size: body.length, flags: [...new Set(m.flags)].sort(), internalDate: m.internalDate!.getTime() };
+          return { sha256: createHash('sha256').update(body).digest('hex'), size: body.length, flags: [...new Set(m.flags)].sort(), internalDate: m.internalDate! };
         })
         .sort((a, b) => (a.sha256 !== b.sha256 ? (a.sha256 < b.sha256 ? -1 : 1) : a.internalDate - b.internalDate || (a.flags.join(' ') < b.flags.join(' ') ? -1 : 1)));
     }

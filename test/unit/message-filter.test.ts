@@ -5,7 +5,7 @@ import { formatBytes, plural } from '../../src/cli/output.js';
 import { EXIT, exitForError } from '../../src/cli/exit-codes.js';
 
 const now = new Date('2025-01-31T00:00:00Z');
-const m = (date: string | undefined, size = 100) => ({ size, internalDate: date ? new Date(date) : undefined });
+const m = (date: string | undefined, size = 100) => ({ size, internalDate: date ? Date.parse(date) : undefined });
 
 test('no flags: no filter (everything is copied)', () => {
   assert.equal(messageFilter({}, now), undefined);

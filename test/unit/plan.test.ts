@@ -50,7 +50,7 @@ test('batches are bounded by bytes and count; a big message travels alone', () =
 });
 
 test('message plan: identical content with different flags or dates keeps each copy its own', () => {
-  const at = (uid: number, flags: string[], day: number): MessageMeta => ({ ...meta(uid, 'same'), flags, internalDate: new Date(Date.UTC(2024, 0, day)) });
+  const at = (uid: number, flags: string[], day: number): MessageMeta => ({ ...meta(uid, 'same'), flags, internalDate: Date.UTC(2024, 0, day) });
   const src = [at(1, ['\\Seen'], 1), at(2, [], 2), at(3, ['\\Flagged'], 3)];
   // The destination has copies 1 and 3 (and a \Recent that does not count).
   const dst = [at(20, ['\\Flagged', '\\Recent'], 3), at(21, ['\\Seen'], 1)];

@@ -18,6 +18,7 @@ import type { AppendItem, AppendOutcome, FetchOutcome, FolderInfo, FolderListing
 import { indexEmlFolder, isRealDir, MANIFEST, newManifest, readManifest, writeManifest, type EmlIndex, type Manifest } from './manifest.js';
 import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js';
 import { type ListingRequest, listingWanted } from '../local/listing-filter.js';
+import { timeOf } from '../../core/internal-date.js';
 
 const SUBSCRIPTIONS = '.mailmover-subscriptions.json';
 const MAX_DEPTH = 64;
@@ -149,7 +150,7 @@ export class EmlStore implements MailStore {
           uid: m.uid,
           size: servedSize(await readFile(file)),
           flags: m.flags,
-          internalDate: m.internalDate && !Number.isNaN(m.internalDate.getTime()) ? m.internalDate : new Date(Math.floor(st.mtimeMs / 1000) * 1000),
+          internalDate: timeOf(m.internalDate) ?? Math.floor(st.mtimeMs / 1000) * 1000,
           key: messageKey(headers),
           messageId: extractMessageId(headers),
         });

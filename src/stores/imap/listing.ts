@@ -5,6 +5,7 @@
  * the server will not describe costs that message only and is reported.
  */
 import { ERROR_CODES, MigrateError } from '../../core/errors.js';
+import { timeOf } from '../../core/internal-date.js';
 import { extractMessageId, messageKey } from '../../core/message-key.js';
 import type { MessageListing } from '../mail-store.js';
 import { commandError } from './imap-errors.js';
@@ -151,7 +152,7 @@ async function listRange(s: ImapSession, range: string, byUid: boolean, out: Mes
       uid: msg.uid,
       size: msg.size,
       flags: shared(msg.flags),
-      internalDate: toDate(msg.internalDate),
+      internalDate: timeOf(msg.internalDate),
       key: messageKey(msg.headers),
       messageId: extractMessageId(msg.headers),
     });
@@ -163,13 +164,4 @@ function sameUids(messages: readonly { uid: number }[], chunk: readonly number[]
   if (messages.length !== chunk.length) return false;
   const seen = new Set(messages.map((m) => m.uid));
   return seen.size === chunk.length && chunk.every((u) => seen.has(u));
-}
-
-function toDate(value: unknown): Date | undefined {
-  if (value instanceof Date && !Number.isNaN(value.getTime())) return value;
-  if (typeof value === 'string') {
-    const d = new Date(value);
-    return Number.isNaN(d.getTime()) ? undefined : d;
-  }
-  return undefined;
 }

@@ -161,7 +161,7 @@ export class MaildirStore implements MailStore {
           uid: m.uid,
           size,
           flags: flagsOf(m.letters, open.keywords),
-          internalDate: new Date(st.mtimeMs),
+          internalDate: st.mtimeMs,
           key: messageKey(headers),
           messageId: extractMessageId(headers),
         };

@@ -26,6 +26,7 @@ import { headerEnd } from './messages.js';
 import { applyLabels, ARCHIVE, SPECIAL_LABELS, splitLabels, type LabelMode, type Labelled } from './takeout.js';
 import { localFolderStatuses, pollForChange } from '../local/folder-statuses.js';
 import { type ListingRequest, listingWanted } from '../local/listing-filter.js';
+import { timeOf } from '../../core/internal-date.js';
 
 export interface MboxStoreOptions {
   root: string;
@@ -180,7 +181,7 @@ export class MboxStore implements MailStore {
         const headers = body.subarray(0, headerEnd(body));
         const key = messageKey(headers);
         cur.keys.set(m.uid, key);
-        listing.messages.push({ uid: m.uid, size: body.length, flags: cur.flags.get(m.uid)!, internalDate: m.internalDate, key, messageId: extractMessageId(headers) });
+        listing.messages.push({ uid: m.uid, size: body.length, flags: cur.flags.get(m.uid)!, internalDate: timeOf(m.internalDate), key, messageId: extractMessageId(headers) });
       } catch (err) {
         listing.failures.push({ uid: m.uid, error: this.messageError(cur.file, m, `could not be read: ${(err as Error).message}`, err) });
       }

@@ -20,6 +20,7 @@ import { indexFolder, type PstFolderIndex } from './folder-index.js';
 import { itemDate, itemFlags } from './item-meta.js';
 import type { PstArchive, PstFolderNode } from './pst-file.js';
 import { acquireArchive, releaseArchive, type SharedArchive } from './shared-archive.js';
+import { timeOf } from '../../core/internal-date.js';
 
 export interface PstStoreOptions {
   file: string;
@@ -116,7 +117,7 @@ export class PstStore implements MailStore {
       const { body, flags, internalDate } = read;
       const end = body.indexOf('\r\n\r\n');
       const headers = body.subarray(0, end < 0 ? body.length : end + 4);
-      listing.messages.push({ uid, size: body.length, flags, internalDate, key: messageKey(headers), messageId: extractMessageId(headers) });
+      listing.messages.push({ uid, size: body.length, flags, internalDate: timeOf(internalDate), key: messageKey(headers), messageId: extractMessageId(headers) });
     }
     return listing;
   }
