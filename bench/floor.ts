@@ -13,6 +13,11 @@
  * No IMAP client can copy faster than the slower floor allows, and on 2 cores the two floors
  * share the CPU with the client itself.
  *
+ * Then the floor of a rerun with nothing to copy (each timed RERUNS times, median): Node's bare
+ * start (`node -e 0`); bench/quiet-client.mjs, a Node process that only logs in to both sides
+ * with imapflow, asks each one LIST-STATUS and logs out; mailmover's rerun of its copy above (with
+ * its ledger); mbsync's rerun of a copy of its own.
+ *
  * Run: `npm run bench:floor` (options after `--`: --messages N, default 5000).
  */
 import { randomBytes } from 'node:crypto';
@@ -31,6 +36,7 @@ import { startDovecot } from '../test/helpers/dovecot.js';
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({ options: { messages: { type: 'string', default: '5000' } }, strict: true });
 const MESSAGES = Number(values.messages);
+const RERUNS = 7;
 const log = (m: string) => process.stderr.write(m + '\n');
 
 /** Runs `lanes` workers over `folders` (each takes the next folder), like mailmover's lanes. */
@@ -44,7 +50,7 @@ async function overFolders(folders: string[], lanes: number, work: (folder: stri
 async function main(): Promise<void> {
   const dovecot = await startDovecot({ tls: false, fsync: 'default' });
   const pw = (u: string) => `${u}-${randomBytes(6).toString('hex')}`;
-  const passwords: Record<string, string> = Object.fromEntries(['src', 'wfloor', 'dsync1', 'mm1'].map((u) => [u, pw(u)]));
+  const passwords: Record<string, string> = Object.fromEntries(['src', 'wfloor', 'dsync1', 'mm1', 'mb1'].map((u) => [u, pw(u)]));
   for (const [u, p] of Object.entries(passwords)) await dovecot.addUser(u, p);
   const target = (user: string): ImapTarget => ({ host: dovecot.host, port: dovecot.port, user, pass: passwords[user]! });
   const rows: string[][] = [['what', 'wall s', 'server CPU s', 'client CPU s', 'messages']];
@@ -124,11 +130,46 @@ async function main(): Promise<void> {
     const mm = await makeTool(ctx, 'mailmover').prepare('mm1');
     const mmWall = await runTool('mailmover (defaults)', mm.cmd, mm.args, mm.env, mm.cwd);
 
+    // The floor of a rerun: each command RERUNS times, the median.
+    const quiet: string[][] = [['rerun with nothing to copy', 'median wall s', 'min s', 'max s', 'runs']];
+    const timeRuns = async (what: string, cmd: string, args: string[], env: NodeJS.ProcessEnv, cwd: string) => {
+      const walls: number[] = [];
+      for (let i = 0; i < RERUNS; i++) {
+        const r = await runMeasured(cmd, args, { cwd, env, timeoutMs: 120_000, stdoutFile: join(dovecot.dir, `quiet.out`), stderrFile: join(dovecot.dir, `quiet.err`), timeFile: join(dovecot.dir, `quiet.time`) });
+        if (r.exitCode !== 0) throw new Error(`${what} exited ${r.exitCode}`);
+        walls.push(r.wallSeconds);
+      }
+      walls.sort((a, b) => a - b);
+      const median = walls[Math.floor(walls.length / 2)]!;
+      quiet.push([what, median.toFixed(3), walls[0]!.toFixed(3), walls[walls.length - 1]!.toFixed(3), String(RERUNS)]);
+      log(`  ${what}: ${median.toFixed(3)} s`);
+      return median;
+    };
+    log('bench:floor: the floor of a rerun...');
+    const nodeStart = await timeRuns('Node starts and exits (node -e 0)', process.execPath, ['-e', '0'], process.env, ROOT);
+    const quietEnv = { ...process.env, QUIET_HOST: dovecot.host, QUIET_PORT: String(dovecot.port), QUIET_USERS: `src:${passwords.src},mm1:${passwords.mm1}` };
+    const bare = await timeRuns('bare Node + imapflow client: log in to both, LIST-STATUS each, log out', process.execPath, [join(ROOT, 'bench', 'quiet-client.mjs')], quietEnv, ROOT);
+    const mmRerun = await timeRuns('mailmover rerun (its ledger)', mm.cmd, mm.args, mm.env, mm.cwd);
+    let mbRerun: number | undefined;
+    const mbTool = makeTool(ctx, 'mbsync');
+    if (!mbTool.unavailable) {
+      const mb = await mbTool.prepare('mb1');
+      await runTool('mbsync (its copy, before its reruns)', mb.cmd, mb.args, mb.env, mb.cwd);
+      mbRerun = await timeRuns('mbsync rerun (its state)', mb.cmd, mb.args, mb.env, mb.cwd);
+    }
+
     console.log(`\nThe floor of an IMAP -> IMAP copy of ${MESSAGES} messages on this box (Dovecot 2.3 on 127.0.0.1, default mail_fsync, 2 CPUs; server CPU = every process of the bench Dovecot)`);
     console.log(table(rows));
     const w = writeWall;
     console.log(`\nWriting through APPEND alone takes ${w.toFixed(2)} s = ${(w / dsyncWall).toFixed(2)}x dsync's whole copy (${dsyncWall.toFixed(2)} s): ` +
       `an IMAP -> IMAP copy cannot reach 0.75x dsync (${(0.75 * dsyncWall).toFixed(2)} s) on this box unless the write floor is below that. mailmover: ${mmWall.toFixed(2)} s = ${(mmWall / w).toFixed(2)}x the write floor.`);
+    console.log(`\nThe floor of a rerun with nothing to copy (${RERUNS} runs each, wall from spawn to exit):`);
+    console.log(table(quiet));
+    console.log(
+      `\nNode's own start is ${nodeStart.toFixed(3)} s; a Node process that does nothing but log in to both servers with imapflow and list their folders with status takes ${bare.toFixed(3)} s; ` +
+        `mailmover's whole rerun ${mmRerun.toFixed(3)} s (${(mmRerun / bare).toFixed(2)}x that).` +
+        (mbRerun !== undefined ? ` mbsync's rerun: ${mbRerun.toFixed(3)} s; 2x mbsync = ${(2 * mbRerun).toFixed(3)} s, ${2 * mbRerun < bare ? 'below' : 'above'} the bare Node + imapflow client.` : ' (mbsync not installed: no rerun to compare with)'),
+    );
   } finally {
     await dovecot.stop();
   }

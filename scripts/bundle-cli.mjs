@@ -12,7 +12,7 @@
  * folder) resolve the same.
  */
 import { build } from 'esbuild';
-import { chmod, rm } from 'node:fs/promises';
+import { chmod, readFile, rm } from 'node:fs/promises';
 import process from 'node:process';
 import { URL } from 'node:url';
 
@@ -34,6 +34,9 @@ const LAZY = {
   socks: ['SocksClient'],
   pino: ['pino'],
 };
+
+/** Packages of LAZY with a hand-written stand-in (a file under scripts/stand-ins/) instead of the generic one. */
+const STAND_INS = { 'iconv-lite': './stand-ins/iconv-lite.mjs' };
 
 /** The stand-in: a Proxy (callable and constructible, for pino() and classes) over the export. */
 function lazyModule(name, names) {
@@ -63,7 +66,12 @@ const lazyPackages = {
       if (args.namespace === 'lazy' || args.kind === 'require-call') return { path: args.path, external: true };
       return { path: args.path, namespace: 'lazy' };
     });
-    b.onLoad({ filter: /.*/, namespace: 'lazy' }, (args) => ({ contents: lazyModule(args.path, LAZY[args.path]), loader: 'js', resolveDir: process.cwd() }));
+    b.onLoad({ filter: /.*/, namespace: 'lazy' }, async (args) => {
+      // iconv-lite has a stand-in of its own: modified UTF-7 without loading every charset table.
+      const own = STAND_INS[args.path];
+      const contents = own ? await readFile(new URL(own, import.meta.url), 'utf8') : lazyModule(args.path, LAZY[args.path]);
+      return { contents, loader: 'js', resolveDir: process.cwd() };
+    });
   },
 };
 
