@@ -120,7 +120,7 @@ export async function appendStage(run: FolderRun, ready: readonly Ready[]): Prom
         copiedBytes += r.body.length;
         if (o.labelled) report.labelled = (report.labelled ?? 0) + 1;
         if (o.fallback !== undefined) (report.labelFallbacks ??= []).push({ uid: r.meta.uid, code: ERROR_CODES.GMAIL_LABEL_REFUSED, reason: o.fallback });
-        run.recordSent({ meta: r.meta, ...(r.sha256 !== undefined ? { sha256: r.sha256 } : {}), bytes: r.body.length, destUid: o.uid });
+        run.recordSent(r.meta, r.body.length, o.uid, r.sha256);
         run.copiedOk(r.meta.uid);
         continue;
       }

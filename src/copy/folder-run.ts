@@ -147,10 +147,10 @@ export class FolderRun {
     this.sizes = ctx.sizes ?? new SizeTrust(false);
   }
 
-  /** Records a message this attempt appended. */
-  recordSent(s: Sent): void {
-    this.sentMetas.push(s.meta);
-    if (this.ctx.deleteSource) this.sentProof.set(s.meta.uid, s);
+  /** Records a message this attempt appended: `bytes` sent, its hash (a move's), the UID the destination gave it. */
+  recordSent(meta: MessageMeta, bytes: number, destUid: number | undefined, sha256: string | undefined): void {
+    this.sentMetas.push(meta);
+    if (this.ctx.deleteSource) this.sentProof.set(meta.uid, { meta, bytes, destUid, ...(sha256 !== undefined ? { sha256 } : {}) });
   }
 
   /** What this attempt appended (see {@link recordSent}). */

@@ -121,7 +121,7 @@ export type AppendOutcome = { ok: true; uid: number | undefined; labelled?: true
  * may have been expunged, or the server left it out); the engine asks again, then asks whether it
  * still exists, before it calls it vanished. `fresh`: the body's memory was made for this answer
  * and nothing else refers to it, so the engine may free it as soon as the message is copied (see
- * core/free-buffer.ts); a store that hands out buffers it keeps (a cache, a test's fixture) leaves
+ * core/release-memory.ts); a store that hands out buffers it keeps (a cache, a test's fixture) leaves
  * it unset.
  */
 export type FetchOutcome = { uid: number; body: Buffer; fresh?: true } | { uid: number; error: Error } | { uid: number; missing: true };
